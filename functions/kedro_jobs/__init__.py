@@ -1,0 +1,1 @@
+"""kedro-jobs: a serverless job service for Kedro pipelines on AWS."""

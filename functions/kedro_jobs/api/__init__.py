@@ -1,0 +1,1 @@
+"""The API function: the REST contract (FastAPI behind Mangum). It never imports Kedro."""

@@ -1,0 +1,37 @@
+"""The FastAPI app: the same one runs behind Mangum on Lambda and under uvicorn locally."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import RedirectResponse
+
+from kedro_jobs.api import errors
+from kedro_jobs.api.limits import BodySizeLimit
+from kedro_jobs.api.routes import health, jobs, pipelines
+from kedro_jobs.api.services import Services
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(services: Services | None = None) -> FastAPI:
+    app = FastAPI(
+        title="kedro-jobs",
+        version="1",
+        description="Run Kedro pipelines as tracked jobs on AWS Lambda.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.services = services or Services()
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(jobs.router)
+    api.include_router(pipelines.router)
+    api.include_router(health.router)
+    app.include_router(api)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

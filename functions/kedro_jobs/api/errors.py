@@ -1,0 +1,34 @@
+"""Domain errors to HTTP, in one place. Every error body is JSON with a `detail`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from kedro_jobs.core.errors import (
+    DependencyUnavailable,
+    InvalidCursor,
+    InvalidTransition,
+    JobAlreadyExists,
+    JobNotFound,
+    JobsError,
+    UnknownPipeline,
+)
+
+_STATUS: dict[type[JobsError], int] = {
+    JobNotFound: 404,
+    InvalidTransition: 409,
+    JobAlreadyExists: 409,
+    InvalidCursor: 422,
+    UnknownPipeline: 422,
+    DependencyUnavailable: 503,
+}
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(JobsError, _domain_error)

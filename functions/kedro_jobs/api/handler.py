@@ -1,0 +1,27 @@
+"""The Lambda entry point: Mangum once at module scope, under Powertools' Logger, Tracer
+and Metrics. Nothing here creates an AWS client: that happens on the first request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from mangum import Mangum
+
+from kedro_jobs.api.app import create_app
+
+logger = Logger(service="kedro-jobs-api")
+tracer = Tracer(service="kedro-jobs-api")
+metrics = Metrics(namespace="KedroJobs", service="kedro-jobs-api")
+
+app = create_app()
+asgi = Mangum(app, lifespan="off")
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response: dict[str, Any] = asgi(event, context)
+    return response

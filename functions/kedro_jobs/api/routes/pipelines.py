@@ -1,0 +1,43 @@
+"""`/api/v1/pipelines`: the Kedro project's pipelines, from the manifest the consumer publishes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel
+
+from kedro_jobs.api.services import Services, get_services
+from kedro_jobs.core.manifest import PipelineInfo
+
+router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+Deps = Annotated[Services, Depends(get_services)]
+
+
+class PipelineList(BaseModel):
+    pipelines: list[PipelineInfo]
+    project: str | None = None
+    kedro_version: str | None = None
+    generated_at: str | None = None
+
+
+@router.get("", response_model=PipelineList, summary="List the project's pipelines")
+def list_pipelines(services: Deps) -> PipelineList:
+    manifest = services.manifest.get()
+    if manifest is None:
+        return PipelineList(pipelines=[])
+    return PipelineList(
+        pipelines=[manifest.pipelines[name] for name in sorted(manifest.pipelines)],
+        project=manifest.project,
+        kedro_version=manifest.kedro_version,
+        generated_at=manifest.generated_at,
+    )
+
+
+@router.get("/{name}", response_model=PipelineInfo, summary="One pipeline's nodes and datasets")
+def get_pipeline(name: str, services: Deps) -> PipelineInfo:
+    manifest = services.manifest.get()
+    if manifest is None or name not in manifest.pipelines:
+        known = ", ".join(sorted(manifest.pipelines)) if manifest else "(no manifest published)"
+        raise HTTPException(404, f"Unknown pipeline {name!r}. Known pipelines: {known}")
+    return manifest.pipelines[name]

@@ -1,0 +1,50 @@
+"""What the routes need, built once per container on first use (never at import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from fastapi import Request
+
+from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.aws import client
+from kedro_jobs.core.manifest import ManifestReader
+from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.settings import Settings, get_settings
+from kedro_jobs.core.store import JobStore
+
+
+@dataclass
+class Services:
+    settings: Settings = field(default_factory=get_settings)
+
+    @cached_property
+    def store(self) -> JobStore:
+        return JobStore(self.settings.jobs_table_name, ttl_days=self.settings.job_ttl_days)
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        return JobQueue(self.settings.jobs_queue_url)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.settings.artifacts_bucket)
+
+    @cached_property
+    def manifest(self) -> ManifestReader:
+        return ManifestReader(self.artifacts)
+
+    @cached_property
+    def idempotency_store(self) -> Any:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(
+            table_name=self.settings.idempotency_table_name, boto3_client=client("dynamodb")
+        )
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

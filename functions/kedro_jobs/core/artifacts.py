@@ -1,0 +1,67 @@
+"""The S3 artifact store: run logs, results too large for the job item, the pipeline manifest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kedro_jobs.core.aws import aws_errors, client, error_code
+
+MANIFEST_KEY = "manifest/pipelines.json"
+_DEPENDENCY = "S3"
+
+
+def log_key(job_id: str) -> str:
+    return f"logs/{job_id}.log"
+
+
+def results_key(job_id: str) -> str:
+    return f"results/{job_id}.json"
+
+
+class ArtifactStore:
+    def __init__(self, bucket: str, *, s3: Any = None) -> None:
+        self.bucket = bucket
+        self._client = s3
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client("s3")
+        return self._client
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put_text(self, key: str, text: str, *, content_type: str = "text/plain") -> str:
+        with aws_errors(_DEPENDENCY):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=text.encode(),
+                ContentType=f"{content_type}; charset=utf-8",
+            )
+        return self.uri(key)
+
+    def get_text(self, key: str) -> str | None:
+        """The object's text, or None if there is no such object."""
+        with aws_errors(_DEPENDENCY):
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                    return None
+                raise
+            body: bytes = resp["Body"].read()
+        return body.decode("utf-8", errors="replace")
+
+    def put_json(self, key: str, value: Any) -> str:
+        return self.put_text(key, json.dumps(value), content_type="application/json")
+
+    def get_json(self, key: str) -> Any:
+        text = self.get_text(key)
+        return None if text is None else json.loads(text)
+
+    def ping(self) -> None:
+        with aws_errors(_DEPENDENCY):
+            self.client.head_bucket(Bucket=self.bucket)

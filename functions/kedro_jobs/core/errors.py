@@ -1,0 +1,51 @@
+"""Domain errors. The API maps them to HTTP in one place (api/errors.py)."""
+
+from __future__ import annotations
+
+
+class JobsError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class JobNotFound(JobsError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class JobAlreadyExists(JobsError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job {job_id!r} already exists")
+        self.job_id = job_id
+
+
+class InvalidTransition(JobsError):
+    """The job is not in a state that allows the requested change."""
+
+    def __init__(self, job_id: str, status: str, action: str) -> None:
+        super().__init__(f"Job {job_id!r} is {status}; it cannot be {action}")
+        self.job_id = job_id
+        self.status = status
+
+
+class InvalidCursor(JobsError):
+    def __init__(self) -> None:
+        super().__init__("cursor is not valid for this listing; pass next_cursor unchanged")
+
+
+class UnknownPipeline(JobsError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"Unknown pipeline {name!r}. Known pipelines: {', '.join(sorted(known)) or '(none)'}"
+        )
+        self.name = name
+        self.known = known
+
+
+class DependencyUnavailable(JobsError):
+    """DynamoDB, SQS or S3 failed or throttled: retryable by the caller."""
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency} unavailable: {reason}")
+        self.dependency = dependency
+        self.reason = reason

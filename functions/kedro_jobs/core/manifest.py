@@ -1,0 +1,65 @@
+"""The Kedro project's pipeline manifest, published to S3 by the consumer, read by the API
+(which must not import Kedro to know which pipelines exist)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from kedro_jobs.core.artifacts import MANIFEST_KEY, ArtifactStore
+
+
+class NodeInfo(BaseModel):
+    name: str
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    namespace: str | None = None
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    nodes: list[NodeInfo] = Field(default_factory=list)
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    parameters: list[str] = Field(default_factory=list)
+
+
+class Manifest(BaseModel):
+    project: str | None = None
+    kedro_version: str | None = None
+    generated_at: str | None = None
+    pipelines: dict[str, PipelineInfo] = Field(default_factory=dict)
+
+    @classmethod
+    def from_runner(cls, data: dict[str, Any]) -> Manifest:
+        pipelines = {
+            name: PipelineInfo.model_validate({**info, "name": name})
+            for name, info in data.get("pipelines", {}).items()
+        }
+        return cls.model_validate({**data, "pipelines": pipelines})
+
+
+class ManifestReader:
+    """Reads the manifest from S3, keeping it for ``ttl`` seconds per container so a new
+    deployment's manifest is picked up without a cold start."""
+
+    def __init__(self, artifacts: ArtifactStore, *, ttl: float = 30.0) -> None:
+        self.artifacts = artifacts
+        self.ttl = ttl
+        self._cached: Manifest | None = None
+        self._read_at = float("-inf")
+
+    def get(self) -> Manifest | None:
+        now = time.monotonic()
+        if now - self._read_at >= self.ttl:
+            data = self.artifacts.get_json(MANIFEST_KEY)
+            self._cached = Manifest.model_validate(data) if data is not None else None
+            self._read_at = now
+        return self._cached
+
+    def publish(self, manifest: Manifest) -> str:
+        self._cached, self._read_at = manifest, time.monotonic()
+        return self.artifacts.put_json(MANIFEST_KEY, manifest.model_dump(mode="json"))

@@ -1,0 +1,211 @@
+"""Pydantic models of the contracts: submit request, run options, queue message, job record."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from kedro_jobs.core.states import JobStatus
+
+PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+MAX_PARAMETERS_BYTES = 65_536
+MAX_OPTION_ITEMS = 1_000
+
+PipelineName = Annotated[StrictStr, StringConstraints(pattern=PIPELINE_NAME_PATTERN)]
+ShortStr = Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
+NameList = Annotated[list[ShortStr], Field(max_length=MAX_OPTION_ITEMS)]
+
+# Job ids derived from a foreign message live in their own UUID namespace, so they are stable
+# across redeliveries and never collide with the API's random ids.
+JOB_ID_NAMESPACE = uuid.UUID("5b0e4c1e-8a7a-4d3e-9a57-6b1f0d7c2e11")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime) -> str:
+    """Fixed-width ISO-8601 UTC, so stored timestamps sort as strings."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _check_parameters(value: dict[str, Any]) -> dict[str, Any]:
+    size = json_size(value)
+    if size > MAX_PARAMETERS_BYTES:
+        raise ValueError(
+            f"parameters is {size} bytes serialised; the limit is {MAX_PARAMETERS_BYTES}"
+        )
+    return value
+
+
+class RunOptions(BaseModel):
+    """Optional run options, mirroring `kedro run`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tags: NameList | None = None
+    node_names: NameList | None = None
+    from_nodes: NameList | None = None
+    to_nodes: NameList | None = None
+    from_inputs: NameList | None = None
+    to_outputs: NameList | None = None
+    namespaces: NameList | None = None
+    load_versions: dict[ShortStr, ShortStr] | None = Field(None, max_length=MAX_OPTION_ITEMS)
+    env: Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+
+    def given(self) -> dict[str, Any]:
+        """Only the options the caller set."""
+        return self.model_dump(exclude_none=True)
+
+
+RUN_OPTION_NAMES = frozenset(RunOptions.model_fields)
+
+
+class JobRequest(BaseModel):
+    """Body of ``POST /api/v1/jobs``: run options may sit at the top level (like `kedro run`
+    flags) or under ``options`` (the shape of the job record), not both for one option."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline_name: PipelineName
+    parameters: dict[StrictStr, Any] = Field(default_factory=dict)
+    options: RunOptions = Field(default_factory=RunOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_top_level_options(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        top = {k: data[k] for k in RUN_OPTION_NAMES if k in data}
+        if not top:
+            return data
+        nested = data.get("options") or {}
+        if not isinstance(nested, dict):
+            return data  # let field validation report the bad `options`
+        both = sorted(set(top) & set(nested))
+        if both:
+            raise ValueError(f"run option(s) given twice, at the top level and in options: {both}")
+        rest = {k: v for k, v in data.items() if k not in RUN_OPTION_NAMES}
+        return {**rest, "options": {**nested, **top}}
+
+    _params = field_validator("parameters")(_check_parameters)
+
+
+class JobMessage(BaseModel):
+    """The queue message, version 1. The API always sets ``job_id``; other systems may not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    job_id: Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    pipeline_name: PipelineName
+    parameters: dict[StrictStr, Any] = Field(default_factory=dict)
+    options: RunOptions = Field(default_factory=RunOptions)
+    user_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None = None
+    idempotency_key: (
+        Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None
+    ) = None
+
+    _params = field_validator("parameters")(_check_parameters)
+
+    def derived_job_id(self, message_id: str) -> str:
+        """A stable id for a message with no ``job_id``: redelivery never makes a second job."""
+        if self.job_id:
+            return self.job_id
+        seed = (
+            f"key:{self.user_id or ''}:{self.idempotency_key}"
+            if self.idempotency_key
+            else (f"msg:{message_id}")
+        )
+        return str(uuid.uuid5(JOB_ID_NAMESPACE, seed))
+
+
+class Progress(BaseModel):
+    total_nodes: int = 0
+    completed_nodes: int = 0
+    current_node: str | None = None
+
+
+class Job(BaseModel):
+    """The job record. The first eleven fields keep the old service's names and spelling."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    id: str
+    pipeline_name: str
+    user_id: str = "anonymous"
+    status: JobStatus = JobStatus.PENDING
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    results: dict[str, Any] | None = None
+    error_message: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    execution_time: float | None = None
+    # Additions (never renames).
+    options: dict[str, Any] = Field(default_factory=dict)
+    progress: Progress | None = None
+    retry_of: str | None = None
+    attempts: int = 0
+    source: Literal["api", "sqs"] = "api"
+    cancel_requested: bool = False
+    results_location: str | None = None
+    log_location: str | None = None
+    updated_at: datetime | None = None
+    lease_expires_at: float | None = None  # epoch seconds; a running job's claim ends then
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        pipeline_name: str,
+        parameters: dict[str, Any],
+        options: dict[str, Any],
+        user_id: str,
+        source: Literal["api", "sqs"] = "api",
+        job_id: str | None = None,
+        retry_of: str | None = None,
+    ) -> Job:
+        now = utcnow()
+        return cls(
+            id=job_id or str(uuid.uuid4()),
+            pipeline_name=pipeline_name,
+            user_id=user_id,
+            parameters=parameters,
+            options=options,
+            created_at=now,
+            updated_at=now,
+            source=source,
+            retry_of=retry_of,
+        )
+
+    def to_message(self) -> JobMessage:
+        return JobMessage(
+            version=1,
+            job_id=self.id,
+            pipeline_name=self.pipeline_name,
+            parameters=self.parameters,
+            options=RunOptions(**self.options),
+            user_id=self.user_id,
+        )
+
+
+class JobPage(BaseModel):
+    jobs: list[Job]
+    next_cursor: str | None = None

@@ -1,0 +1,37 @@
+"""Settings from environment variables, in one typed model validated at cold start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the functions read. Names are the environment variables, case-insensitive."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    jobs_table_name: str = "kedro-jobs-jobs"
+    idempotency_table_name: str = "kedro-jobs-idempotency"
+    jobs_queue_url: str = ""
+    artifacts_bucket: str = "kedro-jobs-artifacts"
+
+    max_attempts: int = Field(3, ge=1, le=20)
+    # A lease is how long a claim stays live; the consumer sets it from the Lambda's own
+    # remaining time, this is the fallback when that is unknown (local pollers).
+    lease_seconds: int = Field(900, ge=5)
+    # Stop a job this long before the Lambda's deadline so the failure can still be written.
+    timeout_margin_seconds: float = Field(10.0, ge=0.5)
+    results_inline_max_bytes: int = Field(32_768, ge=1024, le=300_000)
+    max_parameters_bytes: int = Field(65_536, ge=1024)
+    idempotency_ttl_seconds: int = Field(86_400, ge=60)
+    job_ttl_days: int = Field(90, ge=0)  # 0 keeps jobs forever
+    isolation: str = Field("fork", pattern="^(fork|inline)$", validation_alias="RUN_ISOLATION")
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

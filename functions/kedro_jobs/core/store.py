@@ -1,0 +1,465 @@
+"""The DynamoDB job store: every transition is a conditional write on the expected state.
+
+Reads are GetItem by id; listings are Queries on a GSI (never a Scan), so their cost does not
+grow with the table. Free-form values (parameters, results, options, progress) are stored as
+JSON strings: exact round-trips (floats stay floats) and no Decimal conversions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from kedro_jobs.core.aws import aws_errors, client, error_code
+from kedro_jobs.core.errors import InvalidCursor, InvalidTransition, JobAlreadyExists, JobNotFound
+from kedro_jobs.core.models import Job, JobPage, Progress, iso, utcnow
+from kedro_jobs.core.states import TERMINAL, JobStatus
+
+_JSON_FIELDS = ("parameters", "results", "options", "progress")
+_TIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at")
+_INDEX_BY_USER = "by_user"
+_INDEX_BY_STATUS = "by_user_status"
+_INDEX_BY_PIPELINE = "by_user_pipeline"
+_INDEX_HASH = {
+    _INDEX_BY_USER: "user_id",
+    _INDEX_BY_STATUS: "user_status",
+    _INDEX_BY_PIPELINE: "user_pipeline",
+}
+# A filtered listing (status and pipeline together) reads at most this many index pages per
+# request, then hands back a cursor: the request's cost stays bounded.
+_MAX_PAGES_PER_LISTING = 5
+_DEPENDENCY = "DynamoDB"
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # this caller owns the run now
+    BUSY = "busy"  # running under a live lease elsewhere
+    FINISHED = "finished"  # already terminal (or cancelled)
+    EXHAUSTED = "exhausted"  # lease expired too often: failed now
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    job: Job | None
+
+
+def _av(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(float(value)) if isinstance(value, float) else str(value)}
+    return {"S": str(value)}
+
+
+def _key(job_id: str) -> dict[str, Any]:
+    return {"id": {"S": job_id}}
+
+
+def _status_key(user_id: str, status: JobStatus | str) -> str:
+    return f"{user_id}#{status}"
+
+
+def to_item(job: Job, *, ttl_days: int = 0) -> dict[str, Any]:
+    data = job.model_dump(mode="python")
+    item: dict[str, Any] = {}
+    for name, value in data.items():
+        if value is None:
+            continue
+        if name in _JSON_FIELDS:
+            item[name] = {"S": json.dumps(value, separators=(",", ":"))}
+        elif name in _TIME_FIELDS:
+            item[name] = {"S": iso(value)}
+        elif name == "status":
+            item[name] = {"S": str(value)}
+        else:
+            item[name] = _av(value)
+    item["user_status"] = {"S": _status_key(job.user_id, job.status)}
+    item["user_pipeline"] = {"S": f"{job.user_id}#{job.pipeline_name}"}
+    if ttl_days:
+        expires = job.created_at + timedelta(days=ttl_days)
+        item["expires_at"] = {"N": str(int(expires.timestamp()))}
+    return item
+
+
+def from_item(item: dict[str, Any]) -> Job:
+    data: dict[str, Any] = {}
+    for name in Job.model_fields:
+        attr = item.get(name)
+        if attr is None:
+            continue
+        if "NULL" in attr:
+            continue
+        if "BOOL" in attr:
+            data[name] = attr["BOOL"]
+        elif "N" in attr:
+            number = attr["N"]
+            data[name] = int(number) if name == "attempts" else float(number)
+        elif name in _JSON_FIELDS:
+            data[name] = json.loads(attr["S"])
+        else:
+            data[name] = attr["S"]
+    return Job.model_validate(data)
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    plain = {name: attr["S"] for name, attr in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, hash_attr: str, hash_value: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        plain = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor from exc
+    expected = {"id", "created_at", hash_attr}
+    if (
+        not isinstance(plain, dict)
+        or set(plain) != expected
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in plain.values())
+        or plain[hash_attr] != hash_value
+    ):
+        raise InvalidCursor
+    return {name: {"S": value} for name, value in plain.items()}
+
+
+class JobStore:
+    """Jobs in one DynamoDB table. The client is injected, or created on first use."""
+
+    def __init__(self, table_name: str, *, dynamodb: Any = None, ttl_days: int = 0) -> None:
+        self.table_name = table_name
+        self._client = dynamodb
+        self.ttl_days = ttl_days
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client("dynamodb")
+        return self._client
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        with aws_errors(_DEPENDENCY):
+            resp = self.client.get_item(
+                TableName=self.table_name, Key=_key(job_id), ConsistentRead=True
+            )
+        item = resp.get("Item")
+        return from_item(item) if item else None
+
+    def get_for_user(self, job_id: str, user_id: str) -> Job:
+        """The job if it exists and belongs to ``user_id``; someone else's job is not found."""
+        job = self.get(job_id)
+        if job is None or job.user_id != user_id:
+            raise JobNotFound(job_id)
+        return job
+
+    def list_jobs(
+        self,
+        user_id: str,
+        *,
+        status: JobStatus | None = None,
+        pipeline_name: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Newest first, one user's jobs, optionally by status and/or pipeline."""
+        filter_status = None
+        if pipeline_name is not None:
+            index, hash_value = _INDEX_BY_PIPELINE, f"{user_id}#{pipeline_name}"
+            filter_status = status
+        elif status is not None:
+            index, hash_value = _INDEX_BY_STATUS, _status_key(user_id, status)
+        else:
+            index, hash_value = _INDEX_BY_USER, user_id
+        hash_attr = _INDEX_HASH[index]
+        start = (
+            decode_cursor(cursor, hash_attr=hash_attr, hash_value=hash_value) if cursor else None
+        )
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#h = :h",
+            "ExpressionAttributeNames": {"#h": hash_attr},
+            "ExpressionAttributeValues": {":h": {"S": hash_value}},
+            "ScanIndexForward": False,
+            # One extra item tells whether another page exists without an empty last page.
+            "Limit": limit + 1,
+        }
+        if filter_status is not None:
+            query["FilterExpression"] = "#s = :s"
+            query["ExpressionAttributeNames"]["#s"] = "status"
+            query["ExpressionAttributeValues"][":s"] = {"S": str(filter_status)}
+
+        collected: list[dict[str, Any]] = []
+        for _ in range(_MAX_PAGES_PER_LISTING):
+            if start:
+                query["ExclusiveStartKey"] = start
+            with aws_errors(_DEPENDENCY):
+                resp = self.client.query(**query)
+            collected.extend(resp.get("Items", []))
+            if len(collected) > limit:
+                last = collected[limit - 1]
+                key = {a: last[a] for a in ("id", "created_at", hash_attr)}
+                return JobPage(
+                    jobs=[from_item(i) for i in collected[:limit]], next_cursor=encode_cursor(key)
+                )
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                return JobPage(jobs=[from_item(i) for i in collected], next_cursor=None)
+        # Page budget spent: hand back where the scan of the index stopped.
+        return JobPage(
+            jobs=[from_item(i) for i in collected], next_cursor=encode_cursor(start or {})
+        )
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def create(self, job: Job) -> Job:
+        with aws_errors(_DEPENDENCY):
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=to_item(job, ttl_days=self.ttl_days),
+                    ConditionExpression="attribute_not_exists(id)",
+                )
+            except Exception as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    raise JobAlreadyExists(job.id) from exc
+                raise
+        return job
+
+    def _update(
+        self,
+        job_id: str,
+        *,
+        set_values: dict[str, Any],
+        remove: tuple[str, ...] = (),
+        condition: str,
+        condition_values: dict[str, Any],
+        return_values: str = "ALL_NEW",
+    ) -> dict[str, Any] | None:
+        """One conditional UpdateItem. Returns the new attributes, or None if the condition
+        failed (the job is not in the expected state)."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = dict(condition_values)
+        parts = []
+        for i, (attr, value) in enumerate(set_values.items()):
+            names[f"#a{i}"] = attr
+            values[f":v{i}"] = value
+            parts.append(f"#a{i} = :v{i}")
+        expression = "SET " + ", ".join(parts)
+        if remove:
+            expression += " REMOVE " + ", ".join(remove)
+        try:
+            with aws_errors(_DEPENDENCY):
+                try:
+                    resp = self.client.update_item(
+                        TableName=self.table_name,
+                        Key=_key(job_id),
+                        UpdateExpression=expression,
+                        ConditionExpression=f"attribute_exists(id) AND ({condition})",
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues=values,
+                        ReturnValues=return_values,
+                    )
+                except Exception as exc:
+                    if error_code(exc) == "ConditionalCheckFailedException":
+                        raise _ConditionFailed from exc
+                    raise
+        except _ConditionFailed:
+            return None
+        attributes: dict[str, Any] = resp.get("Attributes", {})
+        return attributes
+
+    def _status_values(self, job: Job, status: JobStatus) -> dict[str, Any]:
+        now = iso(utcnow())
+        return {
+            "status": {"S": str(status)},
+            "user_status": {"S": _status_key(job.user_id, status)},
+            "updated_at": {"S": now},
+        }
+
+    def claim(self, job_id: str, *, lease_seconds: float, max_attempts: int) -> Claim:
+        """pending -> running, or re-claim a running job whose lease expired (its consumer
+        died). The attempt number it sets is the fencing token for this run's later writes."""
+        for _ in range(3):
+            job = self.get(job_id)
+            if job is None:
+                return Claim(ClaimOutcome.NOT_FOUND, None)
+            if job.status in TERMINAL:
+                return Claim(ClaimOutcome.FINISHED, job)
+            now = time.time()
+            if job.status is JobStatus.RUNNING:
+                if (job.lease_expires_at or 0.0) > now:
+                    return Claim(ClaimOutcome.BUSY, job)
+                if job.attempts >= max_attempts:
+                    failed = self._fail_exhausted(job, max_attempts)
+                    if failed is not None:
+                        return Claim(ClaimOutcome.EXHAUSTED, failed)
+                    continue
+            values = self._status_values(job, JobStatus.RUNNING)
+            values.update(
+                {
+                    "started_at": {"S": iso(utcnow())},
+                    "attempts": {"N": str(job.attempts + 1)},
+                    "lease_expires_at": {"N": repr(now + lease_seconds)},
+                    "cancel_requested": {"BOOL": False},
+                }
+            )
+            attrs = self._update(
+                job_id,
+                set_values=values,
+                remove=("error_message",),
+                # The attempt count we read is part of the condition: of two consumers that
+                # race for one job, exactly one write succeeds.
+                condition="#s = :expected AND attempts = :n",
+                condition_values={
+                    ":expected": {"S": str(job.status)},
+                    ":n": {"N": str(job.attempts)},
+                },
+            )
+            if attrs is not None:
+                return Claim(ClaimOutcome.CLAIMED, from_item(attrs))
+        job = self.get(job_id)
+        return Claim(ClaimOutcome.BUSY if job else ClaimOutcome.NOT_FOUND, job)
+
+    def _fail_exhausted(self, job: Job, max_attempts: int) -> Job | None:
+        message = (
+            f"Job gave up after {job.attempts} attempt(s): its worker stopped without finishing "
+            f"(crashed or was killed) each time, and the maximum is {max_attempts}"
+        )
+        values = self._status_values(job, JobStatus.FAILED)
+        values.update(
+            {"error_message": {"S": message}, "completed_at": {"S": values["updated_at"]["S"]}}
+        )
+        attrs = self._update(
+            job.id,
+            set_values=values,
+            condition="#s = :running AND attempts = :n",
+            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
+        )
+        return from_item(attrs) if attrs else None
+
+    def report_progress(self, job: Job, progress: Progress) -> bool | None:
+        """Record progress: one write per node. Returns whether a cancel was requested, or
+        None if this run no longer owns the job (its lease was taken over)."""
+        attrs = self._update(
+            job.id,
+            set_values={
+                "progress": {"S": progress.model_dump_json()},
+                "updated_at": {"S": iso(utcnow())},
+            },
+            condition="#s = :running AND attempts = :n",
+            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
+            return_values="ALL_NEW",
+        )
+        if attrs is None:
+            return None
+        return bool(attrs.get("cancel_requested", {}).get("BOOL", False))
+
+    def finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        *,
+        results: dict[str, Any] | None = None,
+        results_location: str | None = None,
+        error_message: str | None = None,
+        execution_time: float | None = None,
+        progress: Progress | None = None,
+        log_location: str | None = None,
+    ) -> Job | None:
+        """running -> completed | failed | cancelled, by the run that owns the job."""
+        assert status in TERMINAL
+        values = self._status_values(job, status)
+        values["completed_at"] = values["updated_at"]
+        optional = {
+            "results": {"S": json.dumps(results, separators=(",", ":"))} if results else None,
+            "results_location": _av(results_location) if results_location else None,
+            "error_message": _av(error_message) if error_message else None,
+            "execution_time": _av(float(execution_time)) if execution_time is not None else None,
+            "progress": {"S": progress.model_dump_json()} if progress else None,
+            "log_location": _av(log_location) if log_location else None,
+        }
+        values.update({k: v for k, v in optional.items() if v is not None})
+        attrs = self._update(
+            job.id,
+            set_values=values,
+            condition="#s = :running AND attempts = :n",
+            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
+        )
+        return from_item(attrs) if attrs else None
+
+    def fail(
+        self, job_id: str, error_message: str, *, only_if_lease_expired: bool = False
+    ) -> Job | None:
+        """pending | running -> failed, by someone who does not own the run (the API when
+        the send failed, the consumer for an unparseable message, the DLQ handler).
+        Returns None when the job was already terminal."""
+        job = self.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status in TERMINAL:
+            return None
+        values = self._status_values(job, JobStatus.FAILED)
+        values.update({"error_message": {"S": error_message}, "completed_at": values["updated_at"]})
+        condition = "#s = :pending OR (#s = :running AND attempts = :n"
+        condition += " AND lease_expires_at < :now)" if only_if_lease_expired else ")"
+        condition_values = {
+            ":pending": {"S": "pending"},
+            ":running": {"S": "running"},
+            ":n": {"N": str(job.attempts)},
+        }
+        if only_if_lease_expired:
+            condition_values[":now"] = {"N": repr(time.time())}
+        attrs = self._update(
+            job_id, set_values=values, condition=condition, condition_values=condition_values
+        )
+        return from_item(attrs) if attrs else None
+
+    def request_cancel(self, job_id: str, user_id: str) -> Job:
+        """pending -> cancelled at once; running -> cancel_requested (the consumer stops at
+        the next node boundary); terminal -> InvalidTransition."""
+        for _ in range(5):
+            job = self.get_for_user(job_id, user_id)
+            if job.status in TERMINAL:
+                raise InvalidTransition(job_id, job.status, "cancelled")
+            if job.status is JobStatus.PENDING:
+                values = self._status_values(job, JobStatus.CANCELLED)
+                values["completed_at"] = values["updated_at"]
+                values["error_message"] = {"S": "Cancelled by the user before it started"}
+                attrs = self._update(
+                    job_id,
+                    set_values=values,
+                    condition="#s = :pending",
+                    condition_values={":pending": {"S": "pending"}},
+                )
+            else:
+                attrs = self._update(
+                    job_id,
+                    set_values={
+                        "cancel_requested": {"BOOL": True},
+                        "updated_at": {"S": iso(utcnow())},
+                    },
+                    condition="#s = :running",
+                    condition_values={":running": {"S": "running"}},
+                )
+            if attrs is not None:
+                return from_item(attrs)
+        raise InvalidTransition(job_id, "changing", "cancelled")  # pragma: no cover
+
+    def ping(self) -> None:
+        with aws_errors(_DEPENDENCY):
+            self.client.describe_table(TableName=self.table_name)
+
+
+class _ConditionFailed(Exception):
+    pass
