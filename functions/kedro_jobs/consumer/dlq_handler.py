@@ -1,0 +1,74 @@
+"""The dead-letter consumer: a job whose message was dead-lettered is failed with the
+reason, so no job waits forever for a message that is gone."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from kedro_jobs.consumer.messages import BadMessage, parse_body
+from kedro_jobs.core.errors import JobNotFound
+from kedro_jobs.core.settings import get_settings
+from kedro_jobs.core.store import JobStore
+
+logger = Logger(service="kedro-jobs-dlq")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class JobStillRunning(Exception):
+    """The job runs under a live lease: look again when the record comes back."""
+
+
+@cache
+def store() -> JobStore:
+    settings = get_settings()
+    return JobStore(settings.jobs_table_name, ttl_days=settings.job_ttl_days)
+
+
+def dead_letter(record: SQSRecord, jobs: JobStore) -> None:
+    parsed = parse_body(record.body)
+    receives = record.attributes.approximate_receive_count
+    if isinstance(parsed, BadMessage):
+        job_id, why = parsed.job_id, parsed.reason
+    else:
+        job_id, why = parsed.derived_job_id(record.message_id), "it was not processed"
+    if job_id is None:
+        logger.error("dead-lettered message names no job", extra={"reason": why})
+        return
+    message = (
+        f"Job failed: its queue message was dead-lettered after {receives} receive(s) "
+        f"({why}). Check the consumer's logs, then retry the job."
+    )
+    try:
+        job = jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status.terminal:
+            return
+        if jobs.fail(job_id, message, only_if_lease_expired=True) is None:
+            fresh = jobs.get(job_id)
+            if fresh is not None and not fresh.status.terminal:
+                raise JobStillRunning(job_id)
+    except JobNotFound:
+        logger.error("dead-lettered message for an unknown job", extra={"job_id": job_id})
+        return
+    logger.warning("job failed from the dead-letter queue", extra={"job_id": job_id})
+
+
+def record_handler(record: SQSRecord) -> None:
+    dead_letter(record, store())
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

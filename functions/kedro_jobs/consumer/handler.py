@@ -1,0 +1,67 @@
+"""The consumer Lambda entry point: Powertools' BatchProcessor with partial batch responses.
+
+Only the Powertools objects are made at import; the Kedro project is bootstrapped and the
+AWS clients are created on the first invocation, once per container.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from kedro_jobs.consumer.processing import Consumer
+from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.settings import get_settings
+from kedro_jobs.core.store import JobStore
+
+logger = Logger(service="kedro-jobs-consumer")
+tracer = Tracer(service="kedro-jobs-consumer")
+metrics = Metrics(namespace="KedroJobs", service="kedro-jobs-consumer")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _make_runner() -> Any:
+    from kedro_jobs.consumer.runner import KedroRunner, project_path_from_env
+
+    return KedroRunner(project_path_from_env(), isolation=get_settings().isolation)  # type: ignore[arg-type]
+
+
+@cache
+def consumer() -> Consumer:
+    settings = get_settings()
+    built = Consumer(
+        settings,
+        store=JobStore(settings.jobs_table_name, ttl_days=settings.job_ttl_days),
+        artifacts=ArtifactStore(settings.artifacts_bucket),
+        runner_factory=_make_runner,
+        metrics=metrics,
+    )
+    try:
+        location = built.publish_manifest()
+        logger.info("pipeline manifest published", extra={"location": location})
+    except DependencyUnavailable as exc:
+        # The jobs can still run; the API keeps the last manifest it had.
+        logger.warning("pipeline manifest not published", extra={"reason": exc.reason})
+    return built
+
+
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    consumer().process(record.body, record.message_id, lambda_context)
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

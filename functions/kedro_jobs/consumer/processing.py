@@ -1,0 +1,227 @@
+"""One SQS record to one job run: parse, claim, run, record. The handler is a thin shell
+around :class:`Consumer`.
+
+Exactly once: a job runs only after a conditional pending->running claim; a duplicate
+delivery finds it running under a live lease (or finished) and does nothing. Errors in the
+user's pipeline fail the job and are not retried; infrastructure errors propagate, so the
+batch processor reports the record and SQS delivers it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from kedro_jobs.consumer.context import remaining_seconds
+from kedro_jobs.consumer.messages import BadMessage, parse_body
+from kedro_jobs.consumer.runner import ProgressSink, RunOutcome, RunRequest
+from kedro_jobs.core.artifacts import ArtifactStore, log_key, results_key
+from kedro_jobs.core.errors import DependencyUnavailable, JobAlreadyExists
+from kedro_jobs.core.manifest import Manifest, ManifestReader
+from kedro_jobs.core.models import Job, JobMessage, Progress, json_size
+from kedro_jobs.core.settings import Settings
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import Claim, ClaimOutcome, JobStore
+
+logger = Logger(service="kedro-jobs-consumer", child=True)
+
+
+class Runner(Protocol):
+    def run(
+        self, request: RunRequest, progress: ProgressSink, *, deadline: float
+    ) -> RunOutcome: ...
+
+    def manifest(self) -> dict[str, Any]: ...
+
+
+class PoisonMessage(Exception):
+    """A record that names no job and cannot be read: reported failed, so it reaches the DLQ."""
+
+
+class OutOfTime(Exception):
+    """Too little of the invocation is left to start this record: SQS delivers it again."""
+
+
+@dataclass
+class _Ownership:
+    """What the run's progress sink learnt: whether this run still owns the job."""
+
+    lost: bool = False
+    last: Progress = field(default_factory=Progress)
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: JobStore,
+        artifacts: ArtifactStore,
+        runner_factory: Callable[[], Runner],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.artifacts = artifacts
+        self._runner_factory = runner_factory
+        self._runner: Runner | None = None
+        self.metrics = metrics
+
+    @property
+    def runner(self) -> Runner:
+        """The Kedro project is bootstrapped once per container, on the first job."""
+        if self._runner is None:
+            self._runner = self._runner_factory()
+        return self._runner
+
+    def publish_manifest(self) -> str:
+        manifest = Manifest.from_runner(self.runner.manifest())
+        return ManifestReader(self.artifacts).publish(manifest)
+
+    # -- one record -------------------------------------------------------------------------
+
+    def process(self, body: str, message_id: str, context: Any = None) -> None:
+        budget = remaining_seconds(context, float(self.settings.lease_seconds))
+        if budget <= self.settings.timeout_margin_seconds:
+            raise OutOfTime(f"{budget:.1f}s left in this invocation; not starting a job")
+        parsed = parse_body(body)
+        if isinstance(parsed, BadMessage):
+            self._reject(parsed, message_id)
+            return
+        job_id = parsed.derived_job_id(message_id)
+        logger.append_keys(job_id=job_id)
+        try:
+            claim = self._claim(job_id, parsed, budget)
+            if claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None:
+                self._run(claim.job, budget)
+            else:
+                logger.info("job not run by this delivery", extra={"claim": claim.outcome.value})
+        finally:
+            logger.remove_keys(["job_id"])
+
+    def _reject(self, bad: BadMessage, message_id: str) -> None:
+        if bad.job_id is None:
+            logger.error(
+                "unreadable message", extra={"reason": bad.reason, "message_id": message_id}
+            )
+            raise PoisonMessage(bad.reason)
+        failed = self.store.fail(bad.job_id, f"Job message could not be read: {bad.reason}")
+        logger.error(
+            "unreadable message for job", extra={"job_id": bad.job_id, "reason": bad.reason}
+        )
+        if failed is None:
+            logger.info("job already finished; message dropped", extra={"job_id": bad.job_id})
+
+    def _claim(self, job_id: str, message: JobMessage, budget: float) -> Claim:
+        # The lease ends when this invocation must have ended: after that, a redelivery
+        # may take the job over from a consumer that died.
+        claim = self.store.claim(
+            job_id, lease_seconds=budget, max_attempts=self.settings.max_attempts
+        )
+        if claim.outcome is ClaimOutcome.NOT_FOUND:
+            # A message from another system: the job item is made here, once, whatever the
+            # number of deliveries (its id is derived from the message).
+            job = Job.new(
+                job_id=job_id,
+                pipeline_name=message.pipeline_name,
+                parameters=message.parameters,
+                options=message.options.given(),
+                user_id=message.user_id or "anonymous",
+                source="sqs",
+            )
+            with contextlib.suppress(JobAlreadyExists):
+                self.store.create(job)
+            claim = self.store.claim(
+                job_id, lease_seconds=budget, max_attempts=self.settings.max_attempts
+            )
+        if claim.outcome is ClaimOutcome.EXHAUSTED:
+            self._count("JobsFailed")
+        return claim
+
+    def _run(self, job: Job, budget: float) -> None:
+        started = time.monotonic()
+        deadline = started + budget - self.settings.timeout_margin_seconds
+        ownership = _Ownership()
+
+        def on_progress(completed: int, total: int, current: str | None) -> bool:
+            ownership.last = Progress(
+                total_nodes=total, completed_nodes=completed, current_node=current
+            )
+            try:
+                cancel = self.store.report_progress(job, ownership.last)
+            except DependencyUnavailable as exc:
+                # Progress is best effort; the run goes on, and the final write retries.
+                logger.warning("progress not recorded", extra={"reason": exc.reason})
+                return False
+            if cancel is None:
+                ownership.lost = True
+                return True
+            return cancel
+
+        logger.info("job started", extra={"pipeline": job.pipeline_name, "attempt": job.attempts})
+        outcome = self.runner.run(
+            RunRequest(
+                job_id=job.id,
+                pipeline_name=job.pipeline_name,
+                parameters=job.parameters,
+                options=job.options,
+            ),
+            on_progress,
+            deadline=deadline,
+        )
+        if ownership.lost:
+            logger.warning("job was taken over by another delivery; its outcome is not recorded")
+            return
+        self._record(job, outcome, ownership.last)
+
+    def _record(self, job: Job, outcome: RunOutcome, progress: Progress) -> None:
+        log_location = self.artifacts.put_text(log_key(job.id), outcome.log or "(empty log)\n")
+        results, results_location = outcome.results, None
+        if results is not None and json_size(results) > self.settings.results_inline_max_bytes:
+            results_location = self.artifacts.put_json(results_key(job.id), results)
+            results = None
+        status, error = {
+            "completed": (JobStatus.COMPLETED, None),
+            "failed": (JobStatus.FAILED, outcome.error_message),
+            "timed_out": (JobStatus.FAILED, outcome.error_message),
+            "cancelled": (
+                JobStatus.CANCELLED,
+                outcome.error_message or "Cancelled by the user while running",
+            ),
+        }[outcome.status]
+        if status is JobStatus.COMPLETED:
+            progress = Progress(
+                total_nodes=progress.total_nodes,
+                completed_nodes=progress.total_nodes,
+                current_node=None,
+            )
+        finished = self.store.finish(
+            job,
+            status,
+            results=results,
+            results_location=results_location,
+            error_message=error,
+            execution_time=round(outcome.duration, 6),
+            progress=progress,
+            log_location=log_location,
+        )
+        if finished is None:
+            logger.warning("job changed hands before its outcome was written; outcome dropped")
+            return
+        logger.info(
+            "job finished",
+            extra={"status": status.value, "execution_time": outcome.duration, "error": error},
+        )
+        self._count("JobsCompleted" if status is JobStatus.COMPLETED else f"Jobs{status.title()}")
+        if self.metrics is not None:
+            self.metrics.add_metric("JobDuration", MetricUnit.Seconds, outcome.duration)
+
+    def _count(self, name: str) -> None:
+        if self.metrics is not None:
+            self.metrics.add_metric(name, MetricUnit.Count, 1)

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real moto server on a random loopback port, with the table, queues and
+bucket created from template.yaml (never retyped here)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Before anything imports boto3: fake credentials, a region, no Kedro telemetry, no X-Ray.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "KedroJobsTests",
+        "POWERTOOLS_DEV": "false",
+    }
+)
+for _var in [v for v in os.environ if v.startswith("AWS_ENDPOINT_URL")]:
+    del os.environ[_var]
+
+from kedro_jobs_local.moto_server import MotoServer  # noqa: E402
+from kedro_jobs_local.resources import LocalResources, create_resources, reset_resources  # noqa: E402
+
+# Short enough that a redelivery test waits seconds, not the template's minutes.
+TEST_PARAMETERS = {"ConsumerTimeout": "30"}
+
+
+def _clear_caches() -> None:
+    from kedro_jobs.core.aws import client
+    from kedro_jobs.core.settings import get_settings
+
+    client.cache_clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(moto_server: MotoServer) -> Iterator[LocalResources]:
+    """The template's resources on the moto server, and the function's environment pointing
+    the code at them (as Lambda would see it)."""
+    resources = create_resources(
+        endpoint_url=moto_server.endpoint_url, parameter_overrides=TEST_PARAMETERS
+    )
+    saved = dict(os.environ)
+    os.environ["AWS_ENDPOINT_URL"] = moto_server.endpoint_url
+    os.environ.update(resources.function_env("ConsumerFunction"))
+    os.environ.update(resources.function_env("ApiFunction"))
+    _clear_caches()
+    yield resources
+    os.environ.clear()
+    os.environ.update(saved)
+    _clear_caches()
+
+
+@pytest.fixture
+def clean_stack(stack: LocalResources, moto_server: MotoServer) -> LocalResources:
+    """Empty table, queues and bucket for one test."""
+    reset_resources(stack, endpoint_url=moto_server.endpoint_url)
+    _clear_caches()
+    return stack

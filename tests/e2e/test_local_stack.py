@@ -1,0 +1,130 @@
+"""A user's view of `make dev`: the old service's curl workflow, the SQS producer path,
+failures, listing, cancel and logs, all over HTTP against the running local stack."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import httpx
+
+from .conftest import LocalStack
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def wait_for(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        record: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+        if record["status"] in TERMINAL or time.monotonic() > deadline:
+            return record
+        time.sleep(0.1)
+
+
+def test_the_old_services_workflow(local_stack: LocalStack) -> None:
+    with local_stack.client() as client:
+        response = client.post(
+            "/api/v1/jobs",
+            headers={"Content-Type": "application/json"},
+            content=json.dumps({"pipeline_name": "data_loading", "parameters": {}}),
+        )
+        assert response.status_code == 202
+        job_id = response.json()["id"]
+        assert response.headers["location"] == f"/api/v1/jobs/{job_id}"
+        record = wait_for(client, job_id)
+        assert record["status"] == "completed", record
+        assert record["results"], record
+        assert record["execution_time"] > 0
+        assert record["completed_at"] >= record["started_at"] >= record["created_at"]
+        logs = client.get(f"/api/v1/jobs/{job_id}/logs")
+        assert logs.status_code == 200 and "data_loading" in logs.text
+
+
+def test_parameters_change_the_result(local_stack: LocalStack) -> None:
+    with local_stack.client() as client:
+        pipelines = client.get("/api/v1/pipelines").json()["pipelines"]
+        assert {"data_loading"} <= {p["name"] for p in pipelines}
+        small = client.post(
+            "/api/v1/jobs",
+            json={"pipeline_name": "data_loading", "parameters": {"data_loading": {"n_rows": 10}}},
+        ).json()
+        large = client.post(
+            "/api/v1/jobs",
+            json={"pipeline_name": "data_loading", "parameters": {"data_loading": {"n_rows": 50}}},
+        ).json()
+        small_done, large_done = wait_for(client, small["id"]), wait_for(client, large["id"])
+        assert small_done["status"] == large_done["status"] == "completed"
+        assert small_done["results"] != large_done["results"]
+
+
+def test_a_failing_pipeline_ends_failed_with_its_error(local_stack: LocalStack) -> None:
+    with local_stack.client() as client:
+        job = client.post(
+            "/api/v1/jobs",
+            json={"pipeline_name": "data_loading", "parameters": {"data_loading": {"n_rows": -1}}},
+        ).json()
+        record = wait_for(client, job["id"])
+        assert record["status"] == "failed"
+        assert "Error" in record["error_message"] and "node:" in record["error_message"]
+
+
+def test_a_message_from_another_system_becomes_a_listed_completed_job(
+    local_stack: LocalStack,
+) -> None:
+    sqs = boto3.client("sqs", endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    queue_url = sqs.get_queue_url(QueueName="kedro-jobs-queue")["QueueUrl"]
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps(
+            {"version": 1, "pipeline_name": "data_loading", "idempotency_key": "nightly-2026-11-24"}
+        ),
+    )
+    with local_stack.client() as client:
+        deadline = time.monotonic() + 60
+        found: list[dict[str, Any]] = []
+        while not found and time.monotonic() < deadline:
+            jobs = client.get("/api/v1/jobs", params={"limit": 100}).json()["jobs"]
+            found = [j for j in jobs if j["source"] == "sqs"]
+            time.sleep(0.2)
+        assert found, "the foreign message never became a job"
+        assert wait_for(client, found[0]["id"])["status"] == "completed"
+
+
+def test_list_and_paginate_past_one_page(local_stack: LocalStack) -> None:
+    with local_stack.client() as client:
+        ids = [
+            client.post("/api/v1/jobs", json={"pipeline_name": "data_loading"}).json()["id"]
+            for _ in range(5)
+        ]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 2, "pipeline_name": "data_loading"}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/api/v1/jobs", params=params).json()
+            seen.extend(j["id"] for j in page["jobs"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert seen[:5] == ids[::-1]
+        assert len(seen) == len(set(seen))
+
+
+def test_cancel_a_job(local_stack: LocalStack) -> None:
+    with local_stack.client() as client:
+        jobs = [
+            client.post("/api/v1/jobs", json={"pipeline_name": "data_loading"}).json()
+            for _ in range(4)
+        ]
+        last = jobs[-1]["id"]
+        response = client.post(f"/api/v1/jobs/{last}/cancel")
+        if response.status_code == 409:  # it already finished: nothing to cancel
+            assert wait_for(client, last)["status"] == "completed"
+        else:
+            assert response.status_code == 200
+            assert response.json()["status"] in {"cancelled", "running"}
+            assert wait_for(client, last)["status"] in {"cancelled", "completed"}

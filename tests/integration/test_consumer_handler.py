@@ -1,0 +1,265 @@
+"""The consumer Lambda handler with real SQS event payloads against a real moto server, running
+a real Kedro project whose nodes count their own executions."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.events import sqs_event
+from tests.support.kedro_project import executions, use_record, write_project
+
+from kedro_jobs.consumer import handler as consumer_handler
+from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs.consumer.processing import Consumer
+from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.settings import get_settings
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import ClaimOutcome, JobStore
+
+from .conftest import Aws
+
+
+@pytest.fixture(scope="session")
+def kedro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> Path:
+    path = tmp_path / "executions.txt"
+    use_record(path)
+    return path
+
+
+Invoke = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def invoke(
+    aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Invoke]:
+    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
+    get_settings.cache_clear()
+    consumer_handler.consumer.cache_clear()
+
+    def run(
+        *bodies: str, timeout: float = 30.0, message_ids: list[str] | None = None
+    ) -> dict[str, Any]:
+        event = sqs_event(*bodies, message_ids=message_ids)
+        result: dict[str, Any] = consumer_handler.handler(event, LocalContext(timeout))
+        return result
+
+    yield run
+    consumer_handler.consumer.cache_clear()
+
+
+@pytest.fixture
+def store(aws: Aws) -> JobStore:
+    return JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
+
+
+def submitted(store: JobStore, pipeline: str, **params: Any) -> tuple[Job, str]:
+    job = store.create(Job.new(pipeline_name=pipeline, parameters=params, options={}, user_id="u"))
+    return job, job.to_message().model_dump_json(exclude_none=True)
+
+
+def test_completed_run_records_results_progress_and_log(
+    invoke: Invoke, store: JobStore, aws: Aws, record: Path
+) -> None:
+    job, body = submitted(store, "two_nodes", x=21)
+    assert invoke(body) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED, done
+    assert done.results == {"doubled": 42}
+    assert done.progress is not None and done.progress.completed_nodes == 2
+    assert done.progress.total_nodes == 2
+    assert done.execution_time is not None and done.execution_time > 0
+    assert done.started_at and done.completed_at and done.attempts == 1
+    assert executions(record) == {"start": 1, "double": 1}
+    log = ArtifactStore(aws.resources.bucket, s3=aws.s3).get_text(f"logs/{job.id}.log")
+    assert log and "double" in log
+    assert done.log_location == f"s3://{aws.resources.bucket}/logs/{job.id}.log"
+    # The manifest was published on the container's first invocation.
+    manifest = ArtifactStore(aws.resources.bucket, s3=aws.s3).get_json("manifest/pipelines.json")
+    assert {"two_nodes", "failing", "slow"} <= set(manifest["pipelines"])
+
+
+def test_pipeline_error_fails_the_job_and_is_not_retried(
+    invoke: Invoke, store: JobStore, record: Path
+) -> None:
+    job, body = submitted(store, "failing")
+    assert invoke(body) == {"batchItemFailures": []}
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert failed.error_message is not None
+    assert failed.error_message.startswith("ValueError: boom at 3")
+    assert "boom" in failed.error_message.split("(node:")[1]
+    assert executions(record) == {"start": 1, "boom": 1}
+
+
+def test_duplicate_deliveries_run_the_nodes_once(
+    invoke: Invoke, store: JobStore, record: Path
+) -> None:
+    job, body = submitted(store, "two_nodes")
+    assert invoke(body, body) == {"batchItemFailures": []}  # twice in one batch
+    assert invoke(body) == {"batchItemFailures": []}  # and once more later
+    assert executions(record) == {"start": 1, "double": 1}
+    assert store.get(job.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+
+
+def test_two_consumers_handling_one_message_at_once_run_it_once(
+    aws: Aws, store: JobStore, kedro_project: Path, record: Path
+) -> None:
+    from kedro_jobs.consumer.runner import KedroRunner
+
+    job, body = submitted(store, "slow", seconds=0.5)
+    settings = get_settings()
+    consumers = [
+        Consumer(
+            settings,
+            store=JobStore(aws.resources.table_name),
+            artifacts=ArtifactStore(aws.resources.bucket),
+            runner_factory=lambda: KedroRunner(kedro_project),
+        )
+        for _ in range(2)
+    ]
+    for c in consumers:
+        c.runner  # noqa: B018 - bootstrap before the race
+    barrier = threading.Barrier(2)
+
+    def consume(c: Consumer) -> None:
+        barrier.wait()
+        c.process(body, "same-message", LocalContext(30))
+
+    threads = [threading.Thread(target=consume, args=(c,)) for c in consumers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert executions(record) == {"start": 1, "nap": 1, "finish": 1}
+    assert store.get(job.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+
+
+def test_expired_lease_is_claimed_again(invoke: Invoke, store: JobStore, record: Path) -> None:
+    job, body = submitted(store, "two_nodes")
+    # A consumer claimed it and died: its lease runs out.
+    assert store.claim(job.id, lease_seconds=0.2, max_attempts=3).outcome is ClaimOutcome.CLAIMED
+    time.sleep(0.3)
+    assert invoke(body) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED and done.attempts == 2
+    assert executions(record) == {"start": 1, "double": 1}
+
+
+def test_max_attempts_then_failed_with_a_message(
+    invoke: Invoke, store: JobStore, record: Path
+) -> None:
+    job, body = submitted(store, "two_nodes")
+    for _ in range(get_settings().max_attempts):
+        assert store.claim(job.id, lease_seconds=0.1, max_attempts=3).outcome is (
+            ClaimOutcome.CLAIMED
+        )
+        time.sleep(0.15)
+    assert invoke(body) == {"batchItemFailures": []}
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert "gave up after 3 attempt(s)" in (failed.error_message or "")
+    assert executions(record) == {}
+
+
+def test_a_malformed_record_does_not_affect_the_others(
+    invoke: Invoke, store: JobStore, record: Path
+) -> None:
+    good, good_body = submitted(store, "two_nodes")
+    named, _ = submitted(store, "two_nodes")
+    bad_named = json.dumps({"version": 1, "job_id": named.id, "pipeline_name": 7})
+    result = invoke(
+        "not json at all", good_body, bad_named, message_ids=["poison", "good", "named"]
+    )
+    assert result == {"batchItemFailures": [{"itemIdentifier": "poison"}]}
+    assert store.get(good.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+    failed = store.get(named.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert "could not be read" in (failed.error_message or "")
+    assert "pipeline_name" in (failed.error_message or "")
+
+
+def test_a_foreign_message_delivered_twice_makes_one_job(
+    invoke: Invoke, store: JobStore, record: Path
+) -> None:
+    body = json.dumps({"version": 1, "pipeline_name": "two_nodes", "parameters": {"x": 5}})
+    assert invoke(body, message_ids=["foreign-1"]) == {"batchItemFailures": []}
+    assert invoke(body, message_ids=["foreign-1"]) == {"batchItemFailures": []}
+    [job] = store.list_jobs("anonymous").jobs
+    assert job.source == "sqs" and job.status is JobStatus.COMPLETED
+    assert job.results == {"doubled": 10}
+    assert executions(record) == {"start": 1, "double": 1}
+
+
+def test_cancel_between_nodes(invoke: Invoke, store: JobStore, record: Path) -> None:
+    job, body = submitted(store, "slow", seconds=1.5)
+
+    def cancel_when_running() -> None:
+        for _ in range(100):
+            current = store.get(job.id)
+            if current is not None and current.status is JobStatus.RUNNING:
+                store.request_cancel(job.id, "u")
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_when_running)
+    canceller.start()
+    assert invoke(body) == {"batchItemFailures": []}
+    canceller.join()
+    cancelled = store.get(job.id)
+    assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
+    assert executions(record)["finish"] == 0
+
+
+def test_a_job_over_its_time_budget_is_stopped(
+    invoke: Invoke, store: JobStore, record: Path
+) -> None:
+    job, body = submitted(store, "slow", seconds=30)
+    margin = get_settings().timeout_margin_seconds
+    started = time.monotonic()
+    assert invoke(body, timeout=margin + 2) == {"batchItemFailures": []}
+    assert time.monotonic() - started < 10
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert "time" in (failed.error_message or "").lower()
+    time.sleep(0.2)
+    assert executions(record)["finish"] == 0
+
+
+def test_results_too_large_for_the_item_go_to_s3(invoke: Invoke, store: JobStore, aws: Aws) -> None:
+    job, body = submitted(store, "big")
+    assert invoke(body) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+    assert done.results is None
+    assert done.results_location == f"s3://{aws.resources.bucket}/results/{job.id}.json"
+    stored = ArtifactStore(aws.resources.bucket, s3=aws.s3).get_json(f"results/{job.id}.json")
+    assert len(stored["numbers"]) == 20_000
+
+
+def test_a_worker_that_dies_fails_the_job_clearly(invoke: Invoke, store: JobStore) -> None:
+    job, body = submitted(store, "crash")
+    assert invoke(body) == {"batchItemFailures": []}
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert "died" in (failed.error_message or "") or "exit" in (failed.error_message or "")
+
+
+def test_infrastructure_errors_are_retried(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBS_TABLE_NAME", "table-that-is-gone")
+    get_settings.cache_clear()
+    consumer_handler.consumer.cache_clear()
+    body = json.dumps({"version": 1, "pipeline_name": "two_nodes"})
+    assert invoke(body, message_ids=["m-1"]) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}

@@ -1,0 +1,171 @@
+"""The DynamoDB job store on a real moto server: conditional transitions, leases, listing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from kedro_jobs.core.errors import InvalidCursor, InvalidTransition, JobNotFound
+from kedro_jobs.core.models import Job, Progress
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import ClaimOutcome, JobStore
+
+from .conftest import Aws
+
+
+def _job(store: JobStore, user: str = "alice", pipeline: str = "p", **params: Any) -> Job:
+    return store.create(
+        Job.new(pipeline_name=pipeline, parameters=params, options={}, user_id=user)
+    )
+
+
+def test_two_consumers_racing_for_one_job_claim_it_once(store: JobStore) -> None:
+    job = _job(store)
+    barrier = threading.Barrier(4)
+    outcomes: list[ClaimOutcome] = []
+
+    def claim() -> None:
+        barrier.wait()
+        outcomes.append(store.claim(job.id, lease_seconds=60, max_attempts=3).outcome)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count(ClaimOutcome.CLAIMED) == 1
+    assert outcomes.count(ClaimOutcome.BUSY) == 3
+
+
+def test_a_live_lease_blocks_and_an_expired_one_is_taken_over(store: JobStore) -> None:
+    job = _job(store)
+    first = store.claim(job.id, lease_seconds=0.5, max_attempts=3)
+    assert first.outcome is ClaimOutcome.CLAIMED
+    assert first.job is not None and first.job.attempts == 1
+    assert first.job.started_at is not None
+    assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.BUSY
+    time.sleep(0.6)
+    second = store.claim(job.id, lease_seconds=60, max_attempts=3)
+    assert second.outcome is ClaimOutcome.CLAIMED
+    assert second.job is not None and second.job.attempts == 2
+    # The first run lost its fencing token: nothing it writes lands.
+    assert store.finish(first.job, JobStatus.COMPLETED, results={"x": 1}) is None
+    assert store.report_progress(first.job, Progress(total_nodes=2)) is None
+    assert store.finish(second.job, JobStatus.COMPLETED, results={"x": 2}) is not None
+    done = store.get(job.id)
+    assert done is not None and done.results == {"x": 2}
+
+
+def test_max_attempts_fails_the_job_with_a_message(store: JobStore) -> None:
+    job = _job(store)
+    for _ in range(2):
+        assert store.claim(job.id, lease_seconds=0.05, max_attempts=2).outcome is (
+            ClaimOutcome.CLAIMED
+        )
+        time.sleep(0.1)
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=2)
+    assert claim.outcome is ClaimOutcome.EXHAUSTED
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert "after 2 attempt(s)" in (failed.error_message or "")
+    assert store.claim(job.id, lease_seconds=60, max_attempts=2).outcome is ClaimOutcome.FINISHED
+
+
+def test_finished_jobs_are_not_claimed_again(store: JobStore) -> None:
+    job = _job(store)
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3)
+    assert claim.job is not None
+    finished = store.finish(claim.job, JobStatus.COMPLETED, results={"n": 1}, execution_time=0.5)
+    assert finished is not None
+    assert finished.completed_at is not None and finished.execution_time == 0.5
+    assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.FINISHED
+
+
+def test_cancel_pending_running_and_finished(store: JobStore) -> None:
+    pending = _job(store)
+    assert store.request_cancel(pending.id, "alice").status is JobStatus.CANCELLED
+    with pytest.raises(InvalidTransition):
+        store.request_cancel(pending.id, "alice")
+    # A cancelled job is never started by a late message.
+    assert store.claim(pending.id, lease_seconds=60, max_attempts=3).outcome is (
+        ClaimOutcome.FINISHED
+    )
+
+    running = _job(store)
+    claim = store.claim(running.id, lease_seconds=60, max_attempts=3)
+    assert claim.job is not None
+    assert store.report_progress(claim.job, Progress(total_nodes=3, completed_nodes=1)) is False
+    marked = store.request_cancel(running.id, "alice")
+    assert marked.status is JobStatus.RUNNING and marked.cancel_requested
+    assert store.report_progress(claim.job, Progress(total_nodes=3, completed_nodes=2)) is True
+
+    with pytest.raises(JobNotFound):
+        store.request_cancel(running.id, "mallory")
+
+
+def test_fail_pending_and_leave_finished_alone(store: JobStore) -> None:
+    job = _job(store)
+    failed = store.fail(job.id, "could not be queued")
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert store.fail(job.id, "again") is None
+
+
+class _CountingClient:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self.inner, name)
+
+
+def test_listing_pages_newest_first_with_queries_only(aws: Aws) -> None:
+    spy = _CountingClient(aws.dynamodb)
+    store = JobStore(aws.resources.table_name, dynamodb=spy)
+    mine = [_job(store, pipeline="a" if i % 2 else "b", i=i).id for i in range(25)]
+    _job(store, user="bob")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = store.list_jobs("alice", limit=10, cursor=cursor)
+        seen.extend(j.id for j in page.jobs)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(mine))
+    assert "scan" not in spy.calls
+
+    only_a = store.list_jobs("alice", pipeline_name="a", limit=100)
+    assert len(only_a.jobs) == 12 and {j.pipeline_name for j in only_a.jobs} == {"a"}
+    claim = store.claim(mine[0], lease_seconds=60, max_attempts=3)
+    assert claim.job is not None
+    running = store.list_jobs("alice", status=JobStatus.RUNNING)
+    assert [j.id for j in running.jobs] == [mine[0]]
+    pending_b = store.list_jobs("alice", status=JobStatus.PENDING, pipeline_name="b", limit=5)
+    assert len(pending_b.jobs) == 5 and pending_b.next_cursor is not None
+    assert all(j.pipeline_name == "b" and j.status is JobStatus.PENDING for j in pending_b.jobs)
+    rest = store.list_jobs(
+        "alice",
+        status=JobStatus.PENDING,
+        pipeline_name="b",
+        limit=100,
+        cursor=pending_b.next_cursor,
+    )
+    assert len(rest.jobs) == 12 - 5  # mine[0] is pipeline b and running
+    assert store.list_jobs("bob").jobs[0].user_id == "bob"
+    with pytest.raises(InvalidCursor):
+        store.list_jobs("bob", cursor=page.next_cursor or pending_b.next_cursor)
+
+
+def test_items_stay_far_below_the_dynamodb_limit(aws: Aws, store: JobStore) -> None:
+    job = _job(store, blob="x" * 65_000)
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3)
+    assert claim.job is not None
+    store.finish(claim.job, JobStatus.COMPLETED, results={"r": "y" * 32_000})
+    item = aws.dynamodb.get_item(TableName=aws.resources.table_name, Key={"id": {"S": job.id}})
+    size = sum(len(k) + len(str(v)) for k, v in item["Item"].items())
+    assert size < 150_000

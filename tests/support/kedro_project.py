@@ -1,0 +1,126 @@
+"""A small real Kedro project written into a directory, like Kedro's own tests do. Its nodes
+append their names to the file named by $KEDRO_JOBS_TEST_RECORD, so "ran exactly once" is
+counted, not assumed."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+RECORD_VAR = "KEDRO_JOBS_TEST_RECORD"
+
+_NODES = """
+import os
+import time
+
+
+def _record(name):
+    path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(f"{os.environ.get('KEDRO_JOBS_TEST_TAG', '')}{name}\\n")
+
+
+def start(x):
+    _record("start")
+    return x
+
+
+def double(value):
+    _record("double")
+    return value * 2
+
+
+def boom(value):
+    _record("boom")
+    raise ValueError(f"boom at {value}")
+
+
+def nap(value, seconds):
+    _record("nap")
+    time.sleep(seconds)
+    return value
+
+
+def finish(value):
+    _record("finish")
+    return {"value": value}
+
+
+def big(value):
+    _record("big")
+    return list(range(20_000))
+
+
+def die(value):
+    _record("die")
+    os._exit(3)
+"""
+
+_REGISTRY = """
+from kedro.pipeline import Pipeline, node, pipeline
+
+from {package}.nodes import big, boom, die, double, finish, nap, start
+
+
+def register_pipelines():
+    two = pipeline([
+        node(start, "params:x", "started", name="start"),
+        node(double, "started", "doubled", name="double"),
+    ])
+    failing = pipeline([
+        node(start, "params:x", "started", name="start"),
+        node(boom, "started", "never", name="boom"),
+    ])
+    slow = pipeline([
+        node(start, "params:x", "started", name="start"),
+        node(nap, ["started", "params:seconds"], "napped", name="nap"),
+        node(finish, "napped", "finished", name="finish"),
+    ])
+    return {{
+        "__default__": two,
+        "two_nodes": two,
+        "failing": failing,
+        "slow": slow,
+        "big": pipeline([node(big, "params:x", "numbers", name="big")]),
+        "crash": pipeline([node(die, "params:x", "never", name="die")]),
+    }}
+"""
+
+
+def write_project(root: Path, package: str = "counting_project") -> Path:
+    """Write the project under ``root`` and return its path."""
+    src = root / "src" / package
+    src.mkdir(parents=True)
+    (root / "conf" / "base").mkdir(parents=True)
+    (root / "conf" / "local").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [tool.kedro]
+            package_name = "{package}"
+            project_name = "{package}"
+            kedro_init_version = "1.7.0"
+            source_dir = "src"
+            """
+        )
+    )
+    (root / "conf" / "base" / "catalog.yml").write_text("{}\n")
+    (root / "conf" / "base" / "parameters.yml").write_text("x: 3\nseconds: 0.01\n")
+    (src / "__init__.py").write_text("")
+    (src / "settings.py").write_text("")
+    (src / "nodes.py").write_text(_NODES)
+    (src / "pipeline_registry.py").write_text(_REGISTRY.format(package=package))
+    return root
+
+
+def executions(record: Path) -> Counter[str]:
+    if not record.exists():
+        return Counter()
+    return Counter(line for line in record.read_text().splitlines() if line)
+
+
+def use_record(path: Path) -> None:
+    os.environ[RECORD_VAR] = str(path)
