@@ -29,8 +29,8 @@ for _var in [v for v in os.environ if v.startswith("AWS_ENDPOINT_URL")]:
 from kedro_jobs_local.moto_server import MotoServer  # noqa: E402
 from kedro_jobs_local.resources import LocalResources, create_resources, reset_resources  # noqa: E402
 
-# Short enough that a redelivery test waits seconds, not the template's minutes.
-TEST_PARAMETERS = {"ConsumerTimeout": "30"}
+# The shortest timeout the template allows.
+TEST_PARAMETERS = {"ConsumerTimeout": "60"}
 
 
 def _clear_caches() -> None:

@@ -1,15 +1,24 @@
-"""The embedded AWS emulator: a real moto server in its own process on a loopback port."""
+"""The embedded AWS emulator: a real moto server in its own process on a loopback port.
+
+moto checks a DynamoDB condition and then writes, without a lock, while its server answers
+requests on many threads: two conditional writes racing for one item could both succeed,
+which real DynamoDB never allows. The server here serialises DynamoDB requests (SQS long
+polls still run concurrently), so the emulator keeps DynamoDB's atomicity.
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -33,7 +42,15 @@ class MotoServer:
         if not self.port:
             self.port = free_port(self.host)
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "kedro_jobs_local.moto_server",
+                "-H",
+                self.host,
+                "-p",
+                str(self.port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -67,3 +84,35 @@ def running_moto(host: str = "127.0.0.1", port: int = 0) -> Iterator[MotoServer]
         yield server
     finally:
         server.stop()
+
+
+class AtomicDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time (each is atomic on AWS)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            with self.lock:
+                return list(self.app(environ, start_response))
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description="moto server with atomic DynamoDB writes")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

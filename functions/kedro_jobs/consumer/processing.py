@@ -81,7 +81,7 @@ class Consumer:
         return self._runner
 
     def publish_manifest(self) -> str:
-        manifest = Manifest.from_runner(self.runner.manifest())
+        manifest = Manifest.model_validate(self.runner.manifest())
         return ManifestReader(self.artifacts).publish(manifest)
 
     # -- one record -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from kedro_jobs.consumer.runner import KedroRunner, project_path_from_env
 
     project = Path(args.project) if args.project else project_path_from_env()
-    manifest = Manifest.from_runner(KedroRunner(project, isolation="inline").manifest())
+    manifest = Manifest.model_validate(KedroRunner(project, isolation="inline").manifest())
     if args.print:
         sys.stdout.write(manifest.model_dump_json(indent=2) + "\n")
         return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from kedro_jobs.core.artifacts import MANIFEST_KEY, ArtifactStore
 
@@ -33,13 +33,17 @@ class Manifest(BaseModel):
     generated_at: str | None = None
     pipelines: dict[str, PipelineInfo] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
     @classmethod
-    def from_runner(cls, data: dict[str, Any]) -> Manifest:
-        pipelines = {
-            name: PipelineInfo.model_validate({**info, "name": name})
-            for name, info in data.get("pipelines", {}).items()
-        }
-        return cls.model_validate({**data, "pipelines": pipelines})
+    def _name_pipelines(cls, data: Any) -> Any:
+        """Each pipeline's name is its key (the runner's form leaves it out)."""
+        if isinstance(data, dict) and isinstance(data.get("pipelines"), dict):
+            pipelines = {
+                name: {**info, "name": name} if isinstance(info, dict) else info
+                for name, info in data["pipelines"].items()
+            }
+            return {**data, "pipelines": pipelines}
+        return data
 
 
 class ManifestReader:

@@ -46,6 +46,10 @@ def json_size(value: Any) -> int:
 
 
 def _check_parameters(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("parameters must be plain JSON: NaN and Infinity are not allowed") from exc
     size = json_size(value)
     if size > MAX_PARAMETERS_BYTES:
         raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -9,13 +10,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from fastapi.responses import PlainTextResponse
 
 from kedro_jobs.api.identity import current_user
 from kedro_jobs.api.services import Services, get_services
 from kedro_jobs.core.artifacts import log_key
-from kedro_jobs.core.errors import InvalidTransition
+from kedro_jobs.core.errors import InvalidTransition, JobNotFound
 from kedro_jobs.core.models import Job, JobPage, JobRequest, PipelineName
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.submission import check_pipeline, submit
@@ -24,8 +25,17 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 User = Annotated[str, Depends(current_user)]
 Deps = Annotated[Services, Depends(get_services)]
-# Unknown-format ids cannot exist: answer 404 without asking DynamoDB.
-JobId = Annotated[str, Path(max_length=64)]
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _job_id(job_id: str) -> str:
+    """An id of a shape no job has cannot exist: 404 without asking DynamoDB."""
+    if not _JOB_ID.match(job_id):
+        raise JobNotFound(job_id[:64])
+    return job_id
+
+
+JobId = Annotated[str, Depends(_job_id)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

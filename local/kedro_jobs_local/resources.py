@@ -1,0 +1,383 @@
+"""Create template.yaml's tables, queues and bucket on any endpoint (moto, LocalStack).
+
+One source of truth: tests, `make dev` and the LocalStack init script all create their
+resources here, from the template, so they cannot drift from what `sam deploy` creates.
+Runs standalone with only boto3 and PyYAML (LocalStack's own Python has both):
+
+    python local/kedro_jobs_local/resources.py --endpoint-url http://127.0.0.1:4566
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+DEFAULT_STACK = "kedro-jobs"
+DEFAULT_ACCOUNT = "123456789012"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+# -- the template ---------------------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """PyYAML loader that reads CloudFormation's short tags (!Ref, !Sub, ...) as the long
+    form ({"Ref": ...}, {"Fn::Sub": ...})."""
+
+
+def _tag(name: str) -> Any:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if name == "Fn::GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {name: value}
+
+    return construct
+
+
+for _short in ("Ref", "Condition"):
+    _CfnLoader.add_constructor(f"!{_short}", _tag(_short))
+for _short in (
+    "Sub", "GetAtt", "Join", "If", "Equals", "Not", "And", "Or", "Select", "Split",
+    "FindInMap", "ImportValue", "Base64", "GetAZs", "Cidr",
+):  # fmt: skip
+    _CfnLoader.add_constructor(f"!{_short}", _tag(f"Fn::{_short}"))
+
+
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    with (path or TEMPLATE).open() as handle:
+        data: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - safe subclass
+    return data
+
+
+class _Resolver:
+    """Just enough of CloudFormation's intrinsic functions for the template's resources."""
+
+    def __init__(
+        self, template: dict[str, Any], stack: str, region: str, overrides: dict[str, str]
+    ) -> None:
+        self.template = template
+        self.refs: dict[str, Any] = {
+            "AWS::StackName": stack,
+            "AWS::Region": region,
+            "AWS::AccountId": DEFAULT_ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }
+        for name, spec in template.get("Parameters", {}).items():
+            value = str(overrides.get(name, spec.get("Default", "")))
+            allowed = [str(v) for v in spec.get("AllowedValues", [])]
+            if allowed and value not in allowed:
+                raise ValueError(f"parameter {name}={value} is not one of {allowed}")
+            self.refs[name] = value
+        unknown = set(overrides) - set(template.get("Parameters", {}))
+        if unknown:
+            raise ValueError(f"unknown template parameters: {sorted(unknown)}")
+        self.attrs: dict[tuple[str, str], Any] = {}
+
+    def condition(self, name: str) -> bool:
+        return bool(self(self.template.get("Conditions", {})[name]))
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: self(v) for k, v in value.items()}
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return self.refs[arg]
+        if key == "Fn::GetAtt":
+            logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+            return self.attrs[(logical, attr)]
+        if key == "Fn::Sub":
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
+            return _substitute(text, lambda name: extra[name] if name in extra else self._sub(name))
+        if key == "Fn::Join":
+            return str(arg[0]).join(str(self(v)) for v in self(arg[1]))
+        if key == "Fn::Split":
+            return str(self(arg[1])).split(arg[0])
+        if key == "Fn::Select":
+            return self(arg[1])[int(self(arg[0]))]
+        if key == "Fn::If":
+            return self(arg[1] if self.condition(arg[0]) else arg[2])
+        if key == "Fn::Equals":
+            return str(self(arg[0])) == str(self(arg[1]))
+        if key == "Fn::Not":
+            return not self(arg[0])
+        if key == "Fn::FindInMap":
+            mapping, top, second = (self(a) for a in arg)
+            return self.template["Mappings"][mapping][str(top)][second]
+        if key == "Condition":
+            return self.condition(arg)
+        return {key: self(arg)}
+
+    def _sub(self, name: str) -> Any:
+        if "." in name:
+            logical, attr = name.split(".", 1)
+            return self.attrs[(logical, attr)]
+        return self.refs[name]
+
+
+def _substitute(text: str, lookup: Any) -> str:
+    out, i = [], 0
+    while i < len(text):
+        start = text.find("${", i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        end = text.index("}", start)
+        out.append(text[i:start])
+        out.append(str(lookup(text[start + 2 : end])))
+        i = end + 1
+    return "".join(out)
+
+
+# -- the resources --------------------------------------------------------------------------
+
+
+@dataclass
+class LocalResources:
+    table_name: str
+    idempotency_table_name: str
+    queue_url: str
+    dlq_url: str
+    bucket: str
+    template: dict[str, Any] = field(repr=False, default_factory=dict)
+    resolver: Any = field(repr=False, default=None)
+
+    def function_env(self, logical_id: str = "ConsumerFunction") -> dict[str, str]:
+        """The environment the template gives a function, resolved to these resources."""
+        functions = {
+            name
+            for name, spec in self.template["Resources"].items()
+            if spec["Type"] == "AWS::Serverless::Function"
+        }
+        if logical_id not in functions:
+            raise KeyError(f"{logical_id} is not a function of the template: {sorted(functions)}")
+        variables = dict(
+            self.template.get("Globals", {})
+            .get("Function", {})
+            .get("Environment", {})
+            .get("Variables", {})
+        )
+        spec = self.template["Resources"][logical_id]["Properties"]
+        variables.update(spec.get("Environment", {}).get("Variables", {}))
+        return {name: str(self.resolver(value)) for name, value in variables.items()}
+
+
+def _client(service: str, session: boto3.Session | None, endpoint_url: str | None) -> Any:
+    return (session or boto3.Session()).client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+
+def _create_table(ddb: Any, props: dict[str, Any]) -> str:
+    name = props["TableName"]
+    args: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    try:
+        ddb.create_table(**args)
+        ddb.get_waiter("table_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+    except ddb.exceptions.ResourceInUseException:
+        pass  # already there: creating is idempotent
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        with contextlib.suppress(Exception):  # some emulators lack TTL; it only expires items
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+    return str(name)
+
+
+_QUEUE_ATTRIBUTES = {
+    "VisibilityTimeout": "VisibilityTimeout",
+    "MessageRetentionPeriod": "MessageRetentionPeriod",
+    "DelaySeconds": "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "MaximumMessageSize": "MaximumMessageSize",
+}
+
+
+def _create_queue(sqs: Any, props: dict[str, Any]) -> tuple[str, str]:
+    attributes = {attr: str(props[key]) for key, attr in _QUEUE_ATTRIBUTES.items() if key in props}
+    if "RedrivePolicy" in props:
+        policy = props["RedrivePolicy"]
+        attributes["RedrivePolicy"] = json.dumps(
+            {
+                "deadLetterTargetArn": policy["deadLetterTargetArn"],
+                "maxReceiveCount": str(policy["maxReceiveCount"]),
+            }
+        )
+    url = sqs.create_queue(QueueName=props["QueueName"])["QueueUrl"]
+    if attributes:  # also on an existing queue: the template may have changed
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return str(url), str(arn)
+
+
+def _create_bucket(s3: Any, props: dict[str, Any], region: str) -> str:
+    name = props["BucketName"]
+    args: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    with contextlib.suppress(
+        s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists
+    ):
+        s3.create_bucket(**args)
+    if "LifecycleConfiguration" in props:
+        rules = [
+            {
+                "ID": rule["Id"],
+                "Status": rule["Status"],
+                "Filter": {"Prefix": rule.get("Prefix", "")},
+                "Expiration": {"Days": int(rule["ExpirationInDays"])},
+            }
+            for rule in props["LifecycleConfiguration"]["Rules"]
+        ]
+        with contextlib.suppress(Exception):  # not every emulator keeps lifecycle rules
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": rules}
+            )
+    return str(name)
+
+
+def _create_queues(sqs: Any, resources: dict[str, Any], resolve: _Resolver) -> None:
+    # Queues without a redrive policy first: the others point at their ARNs.
+    queues = sorted(
+        (name for name, spec in resources.items() if spec["Type"] == "AWS::SQS::Queue"),
+        key=lambda n: "RedrivePolicy" in resources[n]["Properties"],
+    )
+    for name in queues:
+        url, arn = _create_queue(sqs, resolve(resources[name]["Properties"]))
+        resolve.refs[name] = url
+        resolve.attrs[(name, "Arn")] = arn
+        resolve.attrs[(name, "QueueName")] = arn.rsplit(":", 1)[-1]
+        resolve.attrs[(name, "QueueUrl")] = url
+
+
+def create_resources(
+    *,
+    session: boto3.Session | None = None,
+    endpoint_url: str | None = None,
+    stack_name: str = DEFAULT_STACK,
+    parameter_overrides: dict[str, str] | None = None,
+    template: dict[str, Any] | None = None,
+) -> LocalResources:
+    """Create (or reuse) every table, queue and bucket of the template; idempotent."""
+    template = template or load_template()
+    ddb = _client("dynamodb", session, endpoint_url)
+    sqs = _client("sqs", session, endpoint_url)
+    s3 = _client("s3", session, endpoint_url)
+    region = str(ddb.meta.region_name)
+    resolve = _Resolver(template, stack_name, region, dict(parameter_overrides or {}))
+    resources = template["Resources"]
+
+    def of_type(kind: str) -> list[str]:
+        return [name for name, spec in resources.items() if spec["Type"] == kind]
+
+    _create_queues(sqs, resources, resolve)
+    for name in of_type("AWS::DynamoDB::Table"):
+        table = _create_table(ddb, resolve(resources[name]["Properties"]))
+        resolve.refs[name] = table
+        resolve.attrs[(name, "Arn")] = f"arn:aws:dynamodb:{region}:{DEFAULT_ACCOUNT}:table/{table}"
+    for name in of_type("AWS::S3::Bucket"):
+        bucket = _create_bucket(s3, resolve(resources[name]["Properties"]), region)
+        resolve.refs[name] = bucket
+        resolve.attrs[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+
+    return LocalResources(
+        table_name=resolve.refs["JobsTable"],
+        idempotency_table_name=resolve.refs["IdempotencyTable"],
+        queue_url=resolve.refs["JobsQueue"],
+        dlq_url=resolve.refs["JobsDeadLetterQueue"],
+        bucket=resolve.refs["ArtifactsBucket"],
+        template=template,
+        resolver=resolve,
+    )
+
+
+def reset_resources(
+    res: LocalResources, *, session: boto3.Session | None = None, endpoint_url: str | None = None
+) -> None:
+    """Empty the table, queues and bucket (between tests), keeping the resources."""
+    ddb = _client("dynamodb", session, endpoint_url)
+    sqs = _client("sqs", session, endpoint_url)
+    s3 = _client("s3", session, endpoint_url)
+    for table in (res.table_name, res.idempotency_table_name):
+        for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="id"):
+            for item in page["Items"]:
+                ddb.delete_item(TableName=table, Key={"id": item["id"]})
+    # Delete and re-create rather than purge: purges are rate-limited and miss nothing
+    # in flight this way.
+    for url in (res.queue_url, res.dlq_url):
+        sqs.delete_queue(QueueUrl=url)
+    _create_queues(sqs, res.template["Resources"], res.resolver)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=res.bucket):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=res.bucket, Delete={"Objects": keys})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--endpoint-url", help="moto / LocalStack endpoint (default: boto3's)")
+    parser.add_argument("--stack-name", default=DEFAULT_STACK)
+    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument(
+        "--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+        help="template parameters, as for sam deploy",
+    )  # fmt: skip
+    parser.add_argument(
+        "--print-env", metavar="FUNCTION", nargs="?", const="ConsumerFunction",
+        help="print `export VAR=value` lines of that function's environment",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.parameter_overrides)
+    res = create_resources(
+        endpoint_url=args.endpoint_url,
+        stack_name=args.stack_name,
+        parameter_overrides=overrides,
+        template=load_template(args.template),
+    )
+    if args.print_env:
+        for key, value in sorted(res.function_env(args.print_env).items()):
+            sys.stdout.write(f"export {key}={value}\n")
+    else:
+        created = {
+            "table": res.table_name,
+            "idempotency_table": res.idempotency_table_name,
+            "queue_url": res.queue_url,
+            "dlq_url": res.dlq_url,
+            "bucket": res.bucket,
+        }
+        sys.stdout.write(json.dumps(created, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
