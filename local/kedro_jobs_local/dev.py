@@ -117,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         for function in ("ApiFunction", "ConsumerFunction"):
             os.environ.update(res.function_env(function))
 
-        from kedro_jobs.consumer.runner import project_path_from_env
-
         from kedro_jobs.consumer.publish_manifest import main as publish
+        from kedro_jobs.consumer.runner import project_path_from_env
 
         project = project_path_from_env()
         publish([])

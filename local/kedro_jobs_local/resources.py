@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -182,7 +183,15 @@ class LocalResources:
 
 
 def _client(service: str, session: boto3.Session | None, endpoint_url: str | None) -> Any:
-    return (session or boto3.Session()).client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+    if session is None:
+        return _default_client(service, endpoint_url)
+    return session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+
+@functools.cache
+def _default_client(service: str, endpoint_url: str | None) -> Any:
+    # Making a client costs ~0.1 s; tests reset the resources before every test.
+    return boto3.Session().client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
 
 def _create_table(ddb: Any, props: dict[str, Any]) -> str:

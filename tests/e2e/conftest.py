@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from kedro_jobs_local.moto_server import free_port
 
 

@@ -4,10 +4,10 @@ from typing import Any
 
 import boto3
 import pytest
-from kedro_jobs_local.moto_server import MotoServer
-from kedro_jobs_local.resources import LocalResources
 
 from kedro_jobs.core.store import JobStore
+from kedro_jobs_local.moto_server import MotoServer
+from kedro_jobs_local.resources import LocalResources
 
 
 class Aws:
@@ -36,9 +36,14 @@ class Aws:
         return messages
 
 
+@pytest.fixture(scope="session")
+def _aws(stack: LocalResources, moto_server: MotoServer) -> Aws:
+    return Aws(moto_server.endpoint_url, stack)
+
+
 @pytest.fixture
-def aws(clean_stack: LocalResources, moto_server: MotoServer) -> Aws:
-    return Aws(moto_server.endpoint_url, clean_stack)
+def aws(clean_stack: LocalResources, _aws: Aws) -> Aws:
+    return _aws
 
 
 @pytest.fixture

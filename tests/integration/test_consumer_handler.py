@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.events import sqs_event
-from tests.support.kedro_project import executions, use_record, write_project
 
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer.context import LocalContext
@@ -22,6 +20,8 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import ClaimOutcome, JobStore
+from tests.support.events import sqs_event
+from tests.support.kedro_project import executions, use_record, write_project
 
 from .conftest import Aws
 
