@@ -20,7 +20,8 @@ from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 
 logger = Logger(service="kedro-jobs-dlq")
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record, even when all failed, rather than fail the invocation.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class JobStillRunning(Exception):
@@ -69,6 +70,8 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     )

@@ -26,7 +26,8 @@ from kedro_jobs.core.store import JobStore
 logger = Logger(service="kedro-jobs-consumer")
 tracer = Tracer(service="kedro-jobs-consumer")
 metrics = Metrics(namespace="KedroJobs", service="kedro-jobs-consumer")
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record, even when all failed, rather than fail the invocation.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _make_runner() -> Any:
@@ -62,6 +63,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     )

@@ -1,0 +1,1 @@
+"""One module per pipeline; the shared order nodes live in orders.py."""

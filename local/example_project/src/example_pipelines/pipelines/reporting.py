@@ -1,0 +1,46 @@
+"""reporting: rank regions and write a short markdown report."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+from kedro.pipeline import Pipeline, node, pipeline
+
+from example_pipelines.pipelines.orders import clean_orders, generate_orders
+
+
+def rank_regions(clean: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
+    totals = clean.groupby("region")["revenue"].sum().sort_values(ascending=False)
+    return [
+        {"region": str(region), "revenue": round(float(revenue), 2)}
+        for region, revenue in totals.head(params["top_n"]).items()
+    ]
+
+
+def write_report(ranking: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    # A deliberately slow step, when asked for: something to cancel or to time out.
+    time.sleep(float(params.get("delay_seconds", 0)))
+    lines = ["# Top regions", ""] + [
+        f"{i}. {row['region']}: {row['revenue']:.2f}" for i, row in enumerate(ranking, 1)
+    ]
+    return "\n".join(lines)
+
+
+def create_pipeline() -> Pipeline:
+    return pipeline(
+        [
+            node(
+                generate_orders, "params:data_loading", "rp_raw_orders",
+                name="rp_generate_orders",
+            ),
+            node(clean_orders, "rp_raw_orders", "rp_clean_orders", name="rp_clean_orders"),
+            node(
+                rank_regions, ["rp_clean_orders", "params:reporting"], "top_regions",
+                name="rank_regions",
+            ),
+            node(write_report, ["top_regions", "params:reporting"], "report", name="write_report"),
+        ],
+        tags=["reporting"],
+    )  # fmt: skip

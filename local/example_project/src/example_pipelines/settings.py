@@ -1,0 +1,1 @@
+"""Project settings: Kedro's defaults (no hooks, in-memory session store)."""
