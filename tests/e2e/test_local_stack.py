@@ -114,17 +114,28 @@ def test_list_and_paginate_past_one_page(local_stack: LocalStack) -> None:
         assert len(seen) == len(set(seen))
 
 
-def test_cancel_a_job(local_stack: LocalStack) -> None:
+def test_cancel_a_pending_and_a_running_job(local_stack: LocalStack) -> None:
+    slow = {"pipeline_name": "reporting", "parameters": {"reporting": {"delay_seconds": 4}}}
     with local_stack.client() as client:
-        jobs = [
-            client.post("/api/v1/jobs", json={"pipeline_name": "data_loading"}).json()
-            for _ in range(4)
-        ]
-        last = jobs[-1]["id"]
-        response = client.post(f"/api/v1/jobs/{last}/cancel")
-        if response.status_code == 409:  # it already finished: nothing to cancel
-            assert wait_for(client, last)["status"] == "completed"
-        else:
-            assert response.status_code == 200
-            assert response.json()["status"] in {"cancelled", "running"}
-            assert wait_for(client, last)["status"] in {"cancelled", "completed"}
+        # Two slow jobs keep both consumers busy, so the third stays pending.
+        busy = [client.post("/api/v1/jobs", json=slow).json()["id"] for _ in range(2)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [client.get(f"/api/v1/jobs/{j}").json()["status"] for j in busy]
+            if states == ["running", "running"]:
+                break
+            time.sleep(0.1)
+        waiting = client.post("/api/v1/jobs", json={"pipeline_name": "hello"}).json()["id"]
+        response = client.post(f"/api/v1/jobs/{waiting}/cancel")
+        assert response.status_code == 200 and response.json()["status"] == "cancelled"
+
+        running = client.post(f"/api/v1/jobs/{busy[0]}/cancel")
+        assert running.status_code == 200 and running.json()["cancel_requested"] is True
+        stopped = wait_for(client, busy[0])
+        assert stopped["status"] == "cancelled"
+        assert stopped["progress"]["completed_nodes"] < stopped["progress"]["total_nodes"]
+        assert wait_for(client, busy[1])["status"] == "completed"
+        # The cancelled pending job never ran, even once a consumer was free.
+        time.sleep(1)
+        never = client.get(f"/api/v1/jobs/{waiting}").json()
+        assert never["status"] == "cancelled" and never["started_at"] is None

@@ -244,7 +244,10 @@ class KedroRunner:
         failed_node: list[str] = []
 
         def check(completed: int, total: int, current: str | None) -> None:
-            if progress(completed, total, current):
+            stop = progress(completed, total, current)
+            if completed >= total:  # finished: a late cancel or deadline changes nothing
+                return
+            if stop:
                 raise _Stop("cancelled", "Cancelled by the user while running")
             if time.monotonic() > deadline:
                 raise _Stop("timed_out", _timeout_message(started, deadline))
@@ -364,7 +367,8 @@ class _Child:
 
     def ask(self, completed: int, total: int, current: str | None) -> None:
         self.send(t="progress", completed=completed, total=total, current=current)
-        if self.replies.readline().strip() != "go":
+        # A cancel that arrives after the last node is too late: the job has finished.
+        if self.replies.readline().strip() != "go" and completed < total:
             raise _Stop("cancelled", "Cancelled by the user while running")
 
     def on_node(self, name: str, completed: int, total: int, current: str | None) -> None:

@@ -12,6 +12,8 @@ from example_pipelines.pipelines.orders import clean_orders, generate_orders
 
 
 def rank_regions(clean: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
+    # A deliberately slow step, when asked for: something to cancel or to time out.
+    time.sleep(float(params.get("delay_seconds", 0)))
     totals = clean.groupby("region")["revenue"].sum().sort_values(ascending=False)
     return [
         {"region": str(region), "revenue": round(float(revenue), 2)}
@@ -20,8 +22,6 @@ def rank_regions(clean: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
 
 
 def write_report(ranking: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    # A deliberately slow step, when asked for: something to cancel or to time out.
-    time.sleep(float(params.get("delay_seconds", 0)))
     lines = ["# Top regions", ""] + [
         f"{i}. {row['region']}: {row['revenue']:.2f}" for i, row in enumerate(ranking, 1)
     ]
