@@ -179,7 +179,8 @@ class LocalResources:
         )
         spec = self.template["Resources"][logical_id]["Properties"]
         variables.update(spec.get("Environment", {}).get("Variables", {}))
-        return {name: str(self.resolver(value)) for name, value in variables.items()}
+        resolved = {name: self.resolver(value) for name, value in variables.items()}
+        return {name: str(value) for name, value in resolved.items() if value is not None}
 
 
 def _client(service: str, session: boto3.Session | None, endpoint_url: str | None) -> Any:

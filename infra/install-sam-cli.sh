@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install the AWS SAM CLI into its own virtualenv (.tools/sam): it pins its own boto3 and
+# other libraries, which must not fight the project's. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.tools/sam
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/sam" ]; then
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -qq --upgrade pip
+  "$VENV/bin/python" -m pip install -qq "aws-sam-cli>=1.120"
+fi
+SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" --version

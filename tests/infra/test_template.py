@@ -1,0 +1,165 @@
+"""template.yaml: what samtranslator makes of it, and the rules it must keep."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT, transformed
+
+
+def _of_type(cfn: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in cfn["Resources"].items() if v["Type"] == kind}
+
+
+def _statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = cfn["Resources"][f"{function}Role"]["Properties"]
+    out: list[dict[str, Any]] = []
+    for policy in role.get("Policies", []):
+        out.extend(policy["PolicyDocument"]["Statement"])
+    return out
+
+
+def _actions(cfn: dict[str, Any], function: str) -> set[str]:
+    actions: set[str] = set()
+    for statement in _statements(cfn, function):
+        value = statement["Action"]
+        actions.update([value] if isinstance(value, str) else value)
+    return actions
+
+
+def test_cfn_lint_passes() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_consumer_event_source_mapping(cfn: dict[str, Any]) -> None:
+    [(_, mapping)] = [
+        (k, v)
+        for k, v in _of_type(cfn, "AWS::Lambda::EventSourceMapping").items()
+        if v["Properties"]["FunctionName"] == {"Ref": "ConsumerFunction"}
+    ]
+    props = mapping["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == {"Ref": "BatchSize"}
+    assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaxConcurrency"}}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+
+
+def test_dead_letter_consumer_reads_the_dlq(cfn: dict[str, Any]) -> None:
+    mappings = _of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    dlq = [m for m in mappings if m["Properties"]["FunctionName"] == {"Ref": "DeadLetterFunction"}]
+    assert dlq[0]["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
+    assert dlq[0]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_redrive_policy_points_at_the_dlq(cfn: dict[str, Any]) -> None:
+    policy = cfn["Resources"]["JobsQueue"]["Properties"]["RedrivePolicy"]
+    assert policy["deadLetterTargetArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
+    assert policy["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+
+
+def test_visibility_timeout_is_six_times_the_consumer_timeout(template: dict[str, Any]) -> None:
+    allowed = template["Parameters"]["ConsumerTimeout"]["AllowedValues"]
+    mapping = template["Mappings"]["VisibilityTimeout"]
+    assert template["Resources"]["JobsQueue"]["Properties"]["VisibilityTimeout"] == {
+        "Fn::FindInMap": ["VisibilityTimeout", {"Ref": "ConsumerTimeout"}, "Seconds"]
+    }
+    for timeout in allowed:
+        assert mapping[str(timeout)]["Seconds"] >= 6 * int(timeout)
+    consumer = template["Resources"]["ConsumerFunction"]["Properties"]
+    assert consumer["Timeout"] == {"Ref": "ConsumerTimeout"}
+
+
+def test_api_routes_go_to_the_api_function(cfn: dict[str, Any]) -> None:
+    [api] = _of_type(cfn, "AWS::ApiGatewayV2::Api").values()
+    paths = api["Properties"]["Body"]["paths"]
+    route = paths["/api/v1/{proxy+}"]["x-amazon-apigateway-any-method"]
+    integration = route["x-amazon-apigateway-integration"]
+    assert "ApiFunction.Arn" in integration["uri"]["Fn::Sub"]
+    assert integration["payloadFormatVersion"] == "2.0"
+
+
+def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
+    api = _actions(cfn, "ApiFunction")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage"} <= api
+    assert "s3:GetObject" in api
+    assert not {"dynamodb:Scan", "dynamodb:DeleteTable", "s3:PutObject", "s3:DeleteBucket"} & api
+    consumer = _actions(cfn, "ConsumerFunction")
+    assert {"dynamodb:UpdateItem", "dynamodb:PutItem", "s3:PutObject"} <= consumer
+    assert not {"dynamodb:Scan", "dynamodb:Query", "sqs:SendMessage", "s3:DeleteObject"} & consumer
+    dead_letters = _actions(cfn, "DeadLetterFunction")
+    assert dead_letters == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    for function in ("ApiFunction", "ConsumerFunction", "DeadLetterFunction"):
+        for statement in _statements(cfn, function):
+            resources = statement["Resource"]
+            assert resources != "*" and "*" not in (
+                resources if isinstance(resources, list) else []
+            )
+
+
+def test_table_indexes_ttl_and_recovery(template: dict[str, Any]) -> None:
+    table = template["Resources"]["JobsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {
+        "by_user",
+        "by_user_status",
+        "by_user_pipeline",
+    }
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_bucket_is_private_encrypted_and_expires_logs(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["ArtifactsBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    rules = {r["Prefix"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["logs/"]["ExpirationInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_outputs(cfn: dict[str, Any]) -> None:
+    assert {
+        "ApiUrl",
+        "JobsQueueUrl",
+        "JobsDeadLetterQueueUrl",
+        "JobsTableName",
+        "ArtifactsBucketName",
+    } <= set(cfn["Outputs"])
+
+
+@pytest.mark.parametrize("timeout", ["60", "300", "900"])
+def test_every_allowed_timeout_transforms(template: dict[str, Any], timeout: str) -> None:
+    assert transformed(template, {"ConsumerTimeout": timeout})["Resources"]["JobsQueue"]
+
+
+def test_zip_requirements_match_the_package_dependencies() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = (ROOT / "functions" / "requirements.txt").read_text().splitlines()
+    listed = [line for line in lines if line and not line.startswith("#")]
+    assert listed == declared
+
+
+def test_handlers_named_in_the_template_exist(template: dict[str, Any]) -> None:
+    import importlib
+
+    handlers = [
+        spec["Properties"]["Handler"]
+        for spec in template["Resources"].values()
+        if spec["Type"] == "AWS::Serverless::Function" and "Handler" in spec["Properties"]
+    ]
+    dockerfile = (ROOT / "functions" / "consumer.Dockerfile").read_text()
+    handlers.append(dockerfile.split('CMD ["')[1].split('"')[0])
+    for handler in handlers:
+        module, _, attr = handler.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attr)), handler
