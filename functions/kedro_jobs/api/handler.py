@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from mangum import Mangum
 
 from kedro_jobs.api.app import create_app
-
-logger = Logger(service="kedro-jobs-api")
-tracer = Tracer(service="kedro-jobs-api")
-metrics = Metrics(namespace="KedroJobs", service="kedro-jobs-api")
+from kedro_jobs.api.telemetry import logger, metrics, tracer
 
 app = create_app()
 asgi = Mangum(app, lifespan="off")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from kedro_jobs.api.identity import current_user
 from kedro_jobs.api.services import Services, get_services
+from kedro_jobs.api.telemetry import metrics
 from kedro_jobs.core.artifacts import log_key
 from kedro_jobs.core.errors import InvalidTransition, JobNotFound
 from kedro_jobs.core.models import Job, JobPage, JobRequest, PipelineName
@@ -60,10 +62,14 @@ def _new_job(services: Services, user: str, request: JobRequest, retry_of: str |
         user_id=user,
         retry_of=retry_of,
     )
-    return submit(services.store, services.queue, job)
+    submitted = submit(services.store, services.queue, job)
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    return submitted
 
 
-def _submit_once(services: Services, user: str, request: JobRequest, key: str) -> Job:
+def _submit_once(
+    services: Services, user: str, request: JobRequest, key: str, lambda_context: Any
+) -> Job:
     """Powertools' idempotency: the key is the caller's header (per user); the body is the
     payload it validates, so the same key with another body is rejected."""
     config = IdempotencyConfig(
@@ -72,6 +78,8 @@ def _submit_once(services: Services, user: str, request: JobRequest, key: str) -
         expires_after_seconds=services.settings.idempotency_ttl_seconds,
         raise_on_no_idempotency_key=True,
     )
+    if lambda_context is not None:  # lets an in-progress record expire with the invocation
+        config.register_lambda_context(lambda_context)
 
     @idempotent_function(  # type: ignore[untyped-decorator]
         data_keyword_argument="data",
@@ -98,6 +106,7 @@ def _submit_once(services: Services, user: str, request: JobRequest, key: str) -
 @router.post("", status_code=202, response_model=Job, summary="Submit a pipeline run")
 def submit_job(
     request: JobRequest,
+    http: Request,
     response: Response,
     services: Deps,
     user: User,
@@ -106,7 +115,7 @@ def submit_job(
     if idempotency_key is None:
         job = _new_job(services, user, request, None)
     else:
-        job = _submit_once(services, user, request, idempotency_key)
+        job = _submit_once(services, user, request, idempotency_key, http.scope.get("aws.context"))
     _location(response, job)
     return job
 
