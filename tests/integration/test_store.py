@@ -22,14 +22,19 @@ def _job(store: JobStore, user: str = "alice", pipeline: str = "p", **params: An
     )
 
 
-def test_two_consumers_racing_for_one_job_claim_it_once(store: JobStore) -> None:
+@pytest.mark.parametrize("known_user", [None, "alice"], ids=["read-first", "one-write"])
+def test_two_consumers_racing_for_one_job_claim_it_once(
+    store: JobStore, known_user: str | None
+) -> None:
     job = _job(store)
     barrier = threading.Barrier(4)
     outcomes: list[ClaimOutcome] = []
 
     def claim() -> None:
         barrier.wait()
-        outcomes.append(store.claim(job.id, lease_seconds=60, max_attempts=3).outcome)
+        outcomes.append(
+            store.claim(job.id, lease_seconds=60, max_attempts=3, user_id=known_user).outcome
+        )
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for t in threads:
@@ -38,6 +43,18 @@ def test_two_consumers_racing_for_one_job_claim_it_once(store: JobStore) -> None
         t.join()
     assert outcomes.count(ClaimOutcome.CLAIMED) == 1
     assert outcomes.count(ClaimOutcome.BUSY) == 3
+    claimed = store.get(job.id)
+    assert claimed is not None and claimed.attempts == 1 and claimed.status is JobStatus.RUNNING
+
+
+def test_a_claim_naming_another_user_does_not_take_the_job(store: JobStore) -> None:
+    job = _job(store, user="alice")
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="mallory")
+    # The one-write path does not match; the read path claims it for its real owner.
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    assert claim.job is not None and claim.job.user_id == "alice"
+    running = store.list_jobs("alice", status=JobStatus.RUNNING).jobs
+    assert [j.id for j in running] == [job.id]
 
 
 def test_a_live_lease_blocks_and_an_expired_one_is_taken_over(store: JobStore) -> None:

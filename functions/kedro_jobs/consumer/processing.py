@@ -121,28 +121,38 @@ class Consumer:
     def _claim(self, job_id: str, message: JobMessage, budget: float) -> Claim:
         # The lease ends when this invocation must have ended: after that, a redelivery
         # may take the job over from a consumer that died.
-        claim = self.store.claim(
-            job_id, lease_seconds=budget, max_attempts=self.settings.max_attempts
-        )
-        if claim.outcome is ClaimOutcome.NOT_FOUND:
+        user_id = message.user_id or "anonymous"
+        if message.job_id is None:
             # A message from another system: the job item is made here, once, whatever the
             # number of deliveries (its id is derived from the message).
-            job = Job.new(
-                job_id=job_id,
-                pipeline_name=message.pipeline_name,
-                parameters=message.parameters,
-                options=message.options.given(),
-                user_id=message.user_id or "anonymous",
-                source="sqs",
-            )
-            with contextlib.suppress(JobAlreadyExists):
-                self.store.create(job)
+            self._create_foreign(job_id, message, user_id)
+        claim = self.store.claim(
+            job_id,
+            lease_seconds=budget,
+            max_attempts=self.settings.max_attempts,
+            user_id=user_id,
+        )
+        if claim.outcome is ClaimOutcome.NOT_FOUND:
+            # Another system chose the job id itself: the same, with its id.
+            self._create_foreign(job_id, message, user_id)
             claim = self.store.claim(
                 job_id, lease_seconds=budget, max_attempts=self.settings.max_attempts
             )
         if claim.outcome is ClaimOutcome.EXHAUSTED:
             self._count("JobsFailed")
         return claim
+
+    def _create_foreign(self, job_id: str, message: JobMessage, user_id: str) -> None:
+        job = Job.new(
+            job_id=job_id,
+            pipeline_name=message.pipeline_name,
+            parameters=message.parameters,
+            options=message.options.given(),
+            user_id=user_id,
+            source="sqs",
+        )
+        with contextlib.suppress(JobAlreadyExists):
+            self.store.create(job)
 
     def _run(self, job: Job, budget: float) -> None:
         started = time.monotonic()
@@ -153,6 +163,8 @@ class Consumer:
             ownership.last = Progress(
                 total_nodes=total, completed_nodes=completed, current_node=current
             )
+            if total and completed >= total:
+                return False  # the final write records it; nothing is left to cancel
             try:
                 cancel = self.store.report_progress(job, ownership.last)
             except DependencyUnavailable as exc:

@@ -287,9 +287,23 @@ class JobStore:
             "updated_at": {"S": now},
         }
 
-    def claim(self, job_id: str, *, lease_seconds: float, max_attempts: int) -> Claim:
+    def claim(
+        self,
+        job_id: str,
+        *,
+        lease_seconds: float,
+        max_attempts: int,
+        user_id: str | None = None,
+    ) -> Claim:
         """pending -> running, or re-claim a running job whose lease expired (its consumer
-        died). The attempt number it sets is the fencing token for this run's later writes."""
+        died). The attempt number it sets is the fencing token for this run's later writes.
+
+        With the job's ``user_id`` known (the message carries it), the usual case, a first
+        claim of a pending job, is one conditional write with no read."""
+        if user_id is not None:
+            claimed = self._claim_pending(job_id, user_id, lease_seconds)
+            if claimed is not None:
+                return Claim(ClaimOutcome.CLAIMED, claimed)
         for _ in range(3):
             job = self.get(job_id)
             if job is None:
@@ -330,6 +344,28 @@ class JobStore:
                 return Claim(ClaimOutcome.CLAIMED, from_item(attrs))
         job = self.get(job_id)
         return Claim(ClaimOutcome.BUSY if job else ClaimOutcome.NOT_FOUND, job)
+
+    def _claim_pending(self, job_id: str, user_id: str, lease_seconds: float) -> Job | None:
+        now = iso(utcnow())
+        attrs = self._update(
+            job_id,
+            set_values={
+                "status": {"S": str(JobStatus.RUNNING)},
+                "user_status": {"S": _status_key(user_id, JobStatus.RUNNING)},
+                "updated_at": {"S": now},
+                "started_at": {"S": now},
+                "attempts": {"N": "1"},
+                "lease_expires_at": {"N": repr(time.time() + lease_seconds)},
+                "cancel_requested": {"BOOL": False},
+            },
+            condition="#s = :pending AND user_id = :user AND attempts = :zero",
+            condition_values={
+                ":pending": {"S": "pending"},
+                ":user": {"S": user_id},
+                ":zero": {"N": "0"},
+            },
+        )
+        return from_item(attrs) if attrs else None
 
     def _fail_exhausted(self, job: Job, max_attempts: int) -> Job | None:
         message = (

@@ -1,0 +1,98 @@
+"""Consumer overhead per job (the headline): the consumer handler processing a one-record SQS
+event for the two-node `hello` pipeline, against (a) the old design's `kedro run --pipeline`
+in a subprocess and (b) the floor, the same pipeline run by Kedro's Python API in this
+process with no job service around it. Interleaved rounds; medians; ratios."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = ROOT / "local" / "example_project"
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(rounds: int = 15, subprocess_every: int = 3) -> dict[str, Any]:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from kedro.runner import SequentialRunner
+
+    from kedro_jobs.consumer import handler as consumer_handler
+    from kedro_jobs.consumer.context import LocalContext
+    from tests.support.events import sqs_event
+
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+    kedro_cli = str(Path(sys.executable).with_name("kedro"))
+
+    def old_design() -> None:
+        subprocess.run(
+            [kedro_cli, "run", "--pipeline", "hello"],
+            cwd=PROJECT, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+
+    def floor() -> None:
+        with KedroSession.create(project_path=PROJECT) as session:
+            session.run(pipeline_names=["hello"], runner=SequentialRunner())
+
+    counter = iter(range(10**9))
+
+    def service(isolation: str) -> Callable[[], None]:
+        def run() -> None:
+            os.environ["RUN_ISOLATION"] = isolation
+            body = json.dumps(
+                {"version": 1, "pipeline_name": "hello", "idempotency_key": f"b{next(counter)}"}
+            )
+            result = consumer_handler.handler(sqs_event(body), LocalContext(60))
+            assert result == {"batchItemFailures": []}, result
+
+        return run
+
+    # Warm everything once: bootstrap, first session, clients.
+    bootstrap_project(PROJECT)
+    floor()
+    service("fork")()
+    samples: dict[str, list[float]] = {"floor": [], "handler_fork": [], "kedro_run_subprocess": []}
+    runner = consumer_handler.consumer().runner
+    for i in range(rounds):
+        samples["floor"].append(_timed(floor))
+        runner.isolation = "fork"  # type: ignore[attr-defined]
+        samples["handler_fork"].append(_timed(service("fork")))
+        if i % subprocess_every == 0:
+            samples["kedro_run_subprocess"].append(_timed(old_design))
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "rounds": rounds,
+        "median_seconds": medians,
+        "speedup_vs_kedro_run": medians["kedro_run_subprocess"] / medians["handler_fork"],
+        "ratio_to_floor": medians["handler_fork"] / medians["floor"],
+    }
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    from kedro_jobs_local.moto_server import running_moto
+    from kedro_jobs_local.resources import create_resources
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+    os.environ["KEDRO_PROJECT_PATH"] = str(PROJECT)
+    with running_moto() as moto:
+        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
+        res = create_resources(endpoint_url=moto.endpoint_url)
+        os.environ.update(res.function_env("ConsumerFunction"))
+        print(json.dumps(measure(), indent=2))
