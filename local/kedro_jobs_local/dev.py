@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.project:
         os.environ["KEDRO_PROJECT_PATH"] = str(Path(args.project).resolve())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
 
     template = load_template()
     overrides = {"ConsumerTimeout": args.consumer_timeout} if args.consumer_timeout else {}
@@ -137,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             spawn.Process(
                 target=run_poller,
                 args=(
-                    PollerConfig(res.queue_url, arn[res.queue_url], batch_size, timeout),
+                    PollerConfig(
+                        res.queue_url, arn[res.queue_url], batch_size, timeout, warm_up="consumer"
+                    ),
                     "kedro_jobs.consumer.handler:handler",
                 ),
                 name=f"consumer-{i}",

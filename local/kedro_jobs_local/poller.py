@@ -31,6 +31,8 @@ class PollerConfig:
     function_timeout: float = 900.0
     wait_seconds: int = 1
     function_name: str = "ConsumerFunction"
+    # Called once before polling, like Lambda's init phase (bootstrap Kedro, publish manifest).
+    warm_up: str | None = None
 
 
 def to_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -113,6 +115,8 @@ def run_poller(config: PollerConfig, handler_path: str, endpoint_url: str | None
     module_name, _, attr = handler_path.partition(":")
     module = __import__(module_name, fromlist=[attr])
     handler: Handler = getattr(module, attr)
+    if config.warm_up:
+        getattr(module, config.warm_up)()
     sqs = boto3.client("sqs", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
     while not stopping:
         try:

@@ -6,6 +6,7 @@ AWS clients are created on the first invocation, once per container.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
@@ -24,6 +25,9 @@ from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 
 logger = Logger(service="kedro-jobs-consumer")
+# Kedro's logging config gives the root logger a console handler: without this, every record
+# would be written twice (once as JSON, once as plain text), and billed twice in CloudWatch.
+logging.getLogger(logger.name).propagate = False
 tracer = Tracer(service="kedro-jobs-consumer")
 metrics = Metrics(namespace="KedroJobs", service="kedro-jobs-consumer")
 # Report every failed record, even when all failed, rather than fail the invocation.

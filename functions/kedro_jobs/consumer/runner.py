@@ -21,6 +21,7 @@ import select
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("kedro_logging.yml")))
 
 logger = logging.getLogger(__name__)
+# Kedro's own use of OmegaConf warns on every session; it says nothing about the user's job.
+warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
 
 Status = Literal["completed", "failed", "cancelled", "timed_out"]
 ProgressSink = Callable[[int, int, str | None], bool]
