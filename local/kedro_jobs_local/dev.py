@@ -152,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             spawn.Process(
                 target=run_poller,
                 args=(
-                    PollerConfig(res.dlq_url, arn[res.dlq_url], 10, 60, "DeadLetterFunction"),
+                    PollerConfig(
+                        res.dlq_url,
+                        arn[res.dlq_url],
+                        batch_size=10,
+                        function_timeout=60,
+                        function_name="DeadLetterFunction",
+                    ),
                     "kedro_jobs.consumer.dlq_handler:handler",
                 ),
                 name="dead-letters",

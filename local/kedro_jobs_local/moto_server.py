@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -101,6 +102,13 @@ class AtomicDynamoDB:
         return result
 
 
+def _exit_with_parent(parent: int) -> None:
+    # A server nobody can stop is a leak: go when the process that started it has gone.
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -109,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="moto server with atomic DynamoDB writes")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--parent", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
+    if args.parent:
+        threading.Thread(target=_exit_with_parent, args=(args.parent,), daemon=True).start()
     app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 

@@ -118,7 +118,9 @@ def run_poller(config: PollerConfig, handler_path: str, endpoint_url: str | None
     if config.warm_up:
         getattr(module, config.warm_up)()
     sqs = boto3.client("sqs", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
-    while not stopping:
+    parent = os.getppid()
+    # Stop with the process that started us, however it ended (even SIGKILL).
+    while not stopping and os.getppid() == parent:
         try:
             poll_once(sqs, config, handler)
         except Exception:  # the queue may be briefly unreachable; keep polling
