@@ -139,3 +139,28 @@ def test_cancel_a_pending_and_a_running_job(local_stack: LocalStack) -> None:
         time.sleep(1)
         never = client.get(f"/api/v1/jobs/{waiting}").json()
         assert never["status"] == "cancelled" and never["started_at"] is None
+
+
+def test_a_dead_lettered_message_fails_its_job(local_stack: LocalStack) -> None:
+    sqs = boto3.client("sqs", endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    ddb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    dlq_url = sqs.get_queue_url(QueueName="kedro-jobs-dlq")["QueueUrl"]
+    # A pending job whose message never got through: as if SQS had dead-lettered it.
+    job_id = "dlq-e2e-1"
+    ddb.put_item(
+        TableName="kedro-jobs-jobs",
+        Item={
+            "id": {"S": job_id}, "pipeline_name": {"S": "hello"}, "user_id": {"S": "anonymous"},
+            "status": {"S": "pending"}, "created_at": {"S": "2026-01-01T00:00:00.000000Z"},
+            "user_status": {"S": "anonymous#pending"}, "user_pipeline": {"S": "anonymous#hello"},
+            "parameters": {"S": "{}"}, "options": {"S": "{}"}, "attempts": {"N": "0"},
+        },
+    )  # fmt: skip
+    sqs.send_message(
+        QueueUrl=dlq_url,
+        MessageBody=json.dumps({"version": 1, "job_id": job_id, "pipeline_name": "hello"}),
+    )
+    with local_stack.client() as client:
+        record = wait_for(client, job_id, timeout=30)
+    assert record["status"] == "failed"
+    assert "dead-lettered" in record["error_message"]
