@@ -52,6 +52,10 @@ test-e2e: install
 test-infra: install tools
 	$(BIN)/pytest tests/infra
 
+bench: install
+	$(BIN)/python -m pip install -qq -e ".[bench]"
+	$(BIN)/python bench/run.py
+
 dev: install
 	$(BIN)/python -m kedro_jobs_local.dev $(ARGS)
 

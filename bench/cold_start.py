@@ -74,7 +74,9 @@ if __name__ == "__main__":
         "POWERTOOLS_TRACE_DISABLED": "true",
         "KEDRO_DISABLE_TELEMETRY": "1",
     }
-    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
+    os.environ.update(
+        {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    )
     with running_moto() as moto:
         res = create_resources(endpoint_url=moto.endpoint_url)
         env.update(res.function_env("ConsumerFunction"), AWS_ENDPOINT_URL=moto.endpoint_url)

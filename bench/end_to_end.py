@@ -1,0 +1,91 @@
+"""End-to-end: trivial jobs through `make dev` (the local stack over HTTP), with 1 and then
+2 consumers: jobs per second, and p50/p95 from submit to completed (server timestamps)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from kedro_jobs_local.moto_server import free_port
+
+
+def _seconds(record: dict[str, Any], start: str, end: str) -> float:
+    parse = datetime.fromisoformat
+    return (parse(record[end]) - parse(record[start])).total_seconds()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_once(workers: int, jobs: int) -> dict[str, Any]:
+    port, moto_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))}
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "kedro_jobs_local.dev", "--port", str(port),
+         "--moto-port", str(moto_port), "--workers", str(workers), "--consumer-timeout", "60"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        with httpx.Client(base_url=api, timeout=30) as client:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("make dev did not start")
+                time.sleep(0.2)
+            # One job first, so every consumer has finished its warm-up.
+            warm = client.post("/jobs", json={"pipeline_name": "hello"}).json()["id"]
+            while client.get(f"/jobs/{warm}").json()["status"] != "completed":
+                time.sleep(0.1)
+            time.sleep(3)
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                ids = list(
+                    pool.map(
+                        lambda _: client.post("/jobs", json={"pipeline_name": "hello"}).json()[
+                            "id"
+                        ],
+                        range(jobs),
+                    )
+                )
+            records: dict[str, dict[str, Any]] = {}
+            while len(records) < jobs and time.monotonic() - started < 600:
+                for job_id in ids:
+                    if job_id not in records:
+                        record = client.get(f"/jobs/{job_id}").json()
+                        if record["status"] in {"completed", "failed", "cancelled"}:
+                            records[job_id] = record
+                time.sleep(0.2)
+        latencies = [_seconds(r, "created_at", "completed_at") for r in records.values()]
+        first = min(r["created_at"] for r in records.values())
+        last = max(r["completed_at"] for r in records.values())
+        span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+        return {
+            "consumers": workers,
+            "jobs": jobs,
+            "completed": sum(r["status"] == "completed" for r in records.values()),
+            "jobs_per_second": jobs / span,
+            "p50_submit_to_completed_s": _percentile(latencies, 0.5),
+            "p95_submit_to_completed_s": _percentile(latencies, 0.95),
+        }
+    finally:
+        dev.terminate()
+        dev.wait(timeout=30)
+
+
+def measure(jobs: int = 200) -> list[dict[str, Any]]:
+    return [run_once(workers, jobs) for workers in (1, 2)]
