@@ -63,12 +63,20 @@ def write_report(results: dict[str, Any], docs: Path) -> None:
         "| what | median per job |",
         "|---|---|",
         f"| floor: Kedro's Python API in-process, no job service | {_ms(m['floor'])} |",
-        f"| kedro-jobs consumer handler, one-record SQS event (fork per job) | {_ms(m['handler_fork'])} |",
+        f"| kedro-jobs consumer handler, one-record SQS event (fork per job, the default) | {_ms(m['handler_fork'])} |",
+        f"| the same with `RUN_ISOLATION=inline` (no child process) | {_ms(m['handler_inline'])} |",
+        f"| of which waiting on DynamoDB + S3 (5 writes + 1 put on moto) | {_ms(m['aws_wait_per_job'])} |",
         f"| old design: `kedro run --pipeline hello` in a subprocess | {_ms(m['kedro_run_subprocess'])} |",
         "",
-        f"- speed-up over the old design: **{c['speedup_vs_kedro_run']:.1f}x** (target: 20x)",
-        f"- ratio to the floor: **{c['ratio_to_floor']:.2f}x** (target: 1.5x plus the "
-        "DynamoDB writes a job needs: claim, progress, final state, and the S3 log)",
+        f"- speed-up over the old design: **{c['speedup_vs_kedro_run']:.1f}x** with fork isolation, "
+        f"**{c['speedup_vs_kedro_run_inline']:.1f}x** inline (target: 20x)",
+        f"- against the target of 1.5x the floor plus the AWS writes a job needs "
+        f"({_ms(c['target_floor_x1_5_plus_aws_seconds'])}): "
+        f"**{c['ratio_to_target_floor_plus_aws']:.2f}x** of it",
+        "- What stands in the way: each moto write takes ~10 ms (a DynamoDB write in the same "
+        "region takes a few ms), and the forked child runs the session ~30 ms slower than the "
+        "warm parent (copy-on-write page faults): the price of a hard stop at the timeout and "
+        "of isolation between jobs. `RUN_ISOLATION=inline` trades those for speed.",
         "",
         "## 2. Cold start (fresh interpreter, median)",
         "",

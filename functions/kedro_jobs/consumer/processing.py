@@ -34,7 +34,12 @@ logger = Logger(service="kedro-jobs-consumer", child=True)
 
 class Runner(Protocol):
     def run(
-        self, request: RunRequest, progress: ProgressSink, *, deadline: float
+        self,
+        request: RunRequest,
+        progress: ProgressSink,
+        *,
+        deadline: float,
+        cancel_requested: Callable[[], bool] | None = None,
     ) -> RunOutcome: ...
 
     def manifest(self) -> dict[str, Any]: ...
@@ -186,6 +191,7 @@ class Consumer:
             ),
             on_progress,
             deadline=deadline,
+            cancel_requested=lambda: self.store.cancel_requested(job),
         )
         if ownership.lost:
             logger.warning("job was taken over by another delivery; its outcome is not recorded")

@@ -4,9 +4,11 @@ The project is bootstrapped once per container. With isolation "fork" (the defau
 job runs in a child process forked from that warm parent: a timeout or a crash kills only
 the child, no code of a stopped job runs into the next invocation, and jobs share no state.
 The child reports over a pipe (Lambda has no /dev/shm, so no multiprocessing queues): log
-lines, the node count, each finished node (then waits for the parent's go-ahead, which is
-where a cancel lands), and the outcome. Isolation "inline" runs in the calling process, for
-places that cannot fork; there the deadline is checked between nodes only.
+lines, the node count, each finished node, and the outcome. The child never waits on the
+parent's DynamoDB writes: the parent records progress, looks for a cancel request while a node
+runs long, and answers "stop", which the child obeys at its next node boundary. Isolation
+"inline" runs in the calling process, for places that cannot fork; there the deadline is
+checked between nodes only.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ node; returns True when the job should stop (a cancel was requested)."""
 
 BAKED_PROJECT = Path(os.environ.get("LAMBDA_TASK_ROOT", "/var/task")) / "project"
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[3] / "local" / "example_project"
+CANCEL_POLL_SECONDS = 2.0
 _FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
 
 
@@ -198,14 +201,23 @@ class KedroRunner:
 
     # -- one job ---------------------------------------------------------------------------
 
-    def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
+    def run(
+        self,
+        request: RunRequest,
+        progress: ProgressSink,
+        *,
+        deadline: float,
+        cancel_requested: Callable[[], bool] | None = None,
+    ) -> RunOutcome:
+        """``cancel_requested`` (fork only) is asked while a node runs for more than
+        ``CANCEL_POLL_SECONDS``, so a cancel lands at the end of that node."""
         if request.pipeline_name not in self._pipelines:
             known = ", ".join(self.pipeline_names)
             message = f"Unknown pipeline {request.pipeline_name!r}. Known pipelines: {known}"
             return RunOutcome("failed", None, message, None, message + "\n", 0.0)
         if self.isolation == "inline":
             return self._run_inline(request, progress, deadline)
-        return self._run_forked(request, progress, deadline)
+        return self._run_forked(request, progress, deadline, cancel_requested)
 
     def _execute(
         self, request: RunRequest, on_start: Callable[[int, str | None], None],
@@ -275,7 +287,11 @@ class KedroRunner:
         return RunOutcome("completed", results, None, None, _joined(lines), _since(started))
 
     def _run_forked(
-        self, request: RunRequest, progress: ProgressSink, deadline: float
+        self,
+        request: RunRequest,
+        progress: ProgressSink,
+        deadline: float,
+        cancel_requested: Callable[[], bool] | None,
     ) -> RunOutcome:
         started = time.monotonic()
         events_r, events_w = os.pipe()
@@ -298,7 +314,7 @@ class KedroRunner:
                 os._exit(code)
         os.close(events_w)
         os.close(replies_r)
-        parent = _Parent(pid, events_r, replies_w, progress, deadline, started)
+        parent = _Parent(pid, events_r, replies_w, progress, deadline, started, cancel_requested)
         try:
             return parent.supervise()
         finally:
@@ -369,9 +385,13 @@ class _Child:
         self.events.write(json.dumps(event) + "\n")
 
     def ask(self, completed: int, total: int, current: str | None) -> None:
+        """Report a node boundary, and stop here if the parent has said so. The child does
+        not wait for the parent's DynamoDB write: a cancel seen during that write lands at
+        the next boundary."""
         self.send(t="progress", completed=completed, total=total, current=current)
+        ready, _, _ = select.select([self.replies], [], [], 0)
         # A cancel that arrives after the last node is too late: the job has finished.
-        if self.replies.readline().strip() != "go" and completed < total:
+        if ready and self.replies.readline().strip() == "stop" and completed < total:
             raise _Stop("cancelled", "Cancelled by the user while running")
 
     def on_node(self, name: str, completed: int, total: int, current: str | None) -> None:
@@ -406,8 +426,11 @@ class _Parent:
 
     def __init__(
         self, pid: int, events: int, replies: int, progress: ProgressSink, deadline: float,
-        started: float,
+        started: float, cancel_requested: Callable[[], bool] | None = None,
     ) -> None:  # fmt: skip
+        self.cancel_requested = cancel_requested
+        self.last_heard = time.monotonic()
+        self.stopping = False
         self.pid = pid
         self.events = events
         self.replies = replies
@@ -433,7 +456,9 @@ class _Parent:
                 return self.outcome("timed_out", message)
             ready, _, _ = select.select([self.events], [], [], min(remaining, 1.0))
             if not ready:
+                self.poll_cancel()
                 continue
+            self.last_heard = time.monotonic()
             chunk = os.read(self.events, 65536)
             if not chunk:  # the child is gone without an outcome
                 return self.outcome("failed", self.death_message())
@@ -449,14 +474,29 @@ class _Parent:
         if kind == "log":
             self.lines.append(event["line"])
         elif kind == "progress":
-            stop = self.progress(event["completed"], event["total"], event["current"])
-            with contextlib.suppress(BrokenPipeError):
-                os.write(self.replies, b"stop\n" if stop else b"go\n")
+            if self.progress(event["completed"], event["total"], event["current"]):
+                self.stop()
         elif kind == "end":
             return self.outcome(
                 event["status"], event.get("error"), event.get("results"), event.get("node")
             )
         return None
+
+    def stop(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            with contextlib.suppress(BrokenPipeError):
+                os.write(self.replies, b"stop\n")
+
+    def poll_cancel(self) -> None:
+        """While a node runs long, ask (a read, no write) whether a cancel came in."""
+        quiet = time.monotonic() - self.last_heard
+        if self.cancel_requested is None or self.stopping or quiet < CANCEL_POLL_SECONDS:
+            return
+        self.last_heard = time.monotonic()
+        with contextlib.suppress(Exception):  # best effort: the next progress write also tells
+            if self.cancel_requested():
+                self.stop()
 
     def death_message(self) -> str:
         _, status = os.waitpid(self.pid, 0)
