@@ -13,6 +13,8 @@ import argparse
 import contextlib
 import functools
 import json
+import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,19 +81,27 @@ class _Resolver:
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
         }
-        for name, spec in template.get("Parameters", {}).items():
-            value = str(overrides.get(name, spec.get("Default", "")))
-            allowed = [str(v) for v in spec.get("AllowedValues", [])]
-            if allowed and value not in allowed:
-                raise ValueError(f"parameter {name}={value} is not one of {allowed}")
-            self.refs[name] = value
         unknown = set(overrides) - set(template.get("Parameters", {}))
         if unknown:
             raise ValueError(f"unknown template parameters: {sorted(unknown)}")
+        for name, spec in template.get("Parameters", {}).items():
+            value = str(overrides.get(name, spec.get("Default", "")))
+            _check_parameter(name, value, spec)
+            self.refs[name] = value
         self.attrs: dict[tuple[str, str], Any] = {}
 
     def condition(self, name: str) -> bool:
         return bool(self(self.template.get("Conditions", {})[name]))
+
+    def check_rules(self) -> None:
+        """The template's Rules, as CloudFormation checks them before it creates anything."""
+        for name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self(assertion["Assert"]):
+                    reason = assertion.get("AssertDescription", "")
+                    raise ValueError(f"template rule {name} fails: {reason}")
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -117,6 +127,10 @@ class _Resolver:
             return self(arg[1])[int(self(arg[0]))]
         if key == "Fn::If":
             return self(arg[1] if self.condition(arg[0]) else arg[2])
+        if key == "Fn::And":
+            return all(self(v) for v in arg)
+        if key == "Fn::Or":
+            return any(self(v) for v in arg)
         if key == "Fn::Equals":
             return str(self(arg[0])) == str(self(arg[1]))
         if key == "Fn::Not":
@@ -133,6 +147,22 @@ class _Resolver:
             logical, attr = name.split(".", 1)
             return self.attrs[(logical, attr)]
         return self.refs[name]
+
+
+def _check_parameter(name: str, value: str, spec: dict[str, Any]) -> None:
+    """What CloudFormation checks of a parameter value, so a bad override fails here too."""
+    allowed = [str(v) for v in spec.get("AllowedValues", [])]
+    if allowed and value not in allowed:
+        raise ValueError(f"parameter {name}={value} is not one of {allowed}")
+    if spec.get("Type") == "Number":
+        number = float(value)
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise ValueError(f"parameter {name}={value} is below {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise ValueError(f"parameter {name}={value} is above {spec['MaxValue']}")
+    pattern = spec.get("AllowedPattern")
+    if pattern and not re.fullmatch(pattern, value):
+        raise ValueError(f"parameter {name}={value} does not match {pattern}")
 
 
 def _substitute(text: str, lookup: Any) -> str:
@@ -205,6 +235,9 @@ def _create_table(ddb: Any, props: dict[str, Any]) -> str:
     }
     if props.get("GlobalSecondaryIndexes"):
         args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    sse = props.get("SSESpecification", {})
+    if sse.get("SSEEnabled"):
+        args["SSESpecification"] = {"Enabled": True}
     try:
         ddb.create_table(**args)
         ddb.get_waiter("table_exists").wait(
@@ -219,6 +252,13 @@ def _create_table(ddb: Any, props: dict[str, Any]) -> str:
                 TableName=name,
                 TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
             )
+    pitr = props.get("PointInTimeRecoverySpecification", {})
+    if pitr.get("PointInTimeRecoveryEnabled"):
+        with contextlib.suppress(Exception):  # backups mean nothing on an emulator
+            ddb.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
     return str(name)
 
 
@@ -228,11 +268,16 @@ _QUEUE_ATTRIBUTES = {
     "DelaySeconds": "DelaySeconds",
     "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
     "MaximumMessageSize": "MaximumMessageSize",
+    "SqsManagedSseEnabled": "SqsManagedSseEnabled",
 }
 
 
 def _create_queue(sqs: Any, props: dict[str, Any]) -> tuple[str, str]:
-    attributes = {attr: str(props[key]) for key, attr in _QUEUE_ATTRIBUTES.items() if key in props}
+    attributes = {
+        attr: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+        for key, attr in _QUEUE_ATTRIBUTES.items()
+        if key in props
+    }
     if "RedrivePolicy" in props:
         policy = props["RedrivePolicy"]
         attributes["RedrivePolicy"] = json.dumps(
@@ -305,6 +350,7 @@ def create_resources(
     s3 = _client("s3", session, endpoint_url)
     region = str(ddb.meta.region_name)
     resolve = _Resolver(template, stack_name, region, dict(parameter_overrides or {}))
+    resolve.check_rules()
     resources = template["Resources"]
 
     def of_type(kind: str) -> list[str]:
@@ -376,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.print_env:
         for key, value in sorted(res.function_env(args.print_env).items()):
-            sys.stdout.write(f"export {key}={value}\n")
+            sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
     else:
         created = {
             "table": res.table_name,
