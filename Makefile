@@ -35,6 +35,7 @@ lint: install
 	$(BIN)/ruff check functions local tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/bandit -q -r functions -ll
 
 format: install
 	$(BIN)/ruff format functions local tests bench

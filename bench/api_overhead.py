@@ -20,6 +20,7 @@ def measure(table: str, queue_url: str, requests: int = 500) -> dict[str, Any]:
 
     from kedro_jobs.api import handler as api
     from kedro_jobs.api.services import Services
+    from kedro_jobs.consumer.context import LocalContext
     from kedro_jobs.core.settings import get_settings
     from tests.support.events import http_api_event
 
@@ -28,15 +29,8 @@ def measure(table: str, queue_url: str, requests: int = 500) -> dict[str, Any]:
     ddb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
     event = http_api_event("POST", "/api/v1/jobs", body={"pipeline_name": "hello"})
 
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "ApiFunction", 512, "bench"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 29_000
-
     def through_api() -> None:
-        assert api.handler(event, Context())["statusCode"] == 202
+        assert api.handler(event, LocalContext(29, "ApiFunction"))["statusCode"] == 202
 
     def raw() -> None:
         job_id = str(uuid.uuid4())

@@ -84,6 +84,7 @@ def measure(
 
     from kedro_jobs.api import handler as api
     from kedro_jobs.api.services import Services
+    from kedro_jobs.consumer.context import LocalContext
     from kedro_jobs.core.settings import get_settings
     from tests.support.events import http_api_event, response_json
 
@@ -94,15 +95,8 @@ def measure(
         "GET", "/api/v1/jobs", query={"limit": "20"}, claims={"sub": "bench-user"}
     )
 
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "ApiFunction", 512, "bench"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 29_000
-
     def listing() -> None:
-        response = api.handler(event, Context())
+        response = api.handler(event, LocalContext(29, "ApiFunction"))
         assert response["statusCode"] == 200 and len(response_json(response)["jobs"]) == 20
 
     meter = _DynamoDBMeter(api.app.state.services.store.client)

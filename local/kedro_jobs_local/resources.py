@@ -22,10 +22,12 @@ from typing import Any
 
 import boto3
 import yaml
+from botocore.exceptions import ClientError
 
 DEFAULT_STACK = "kedro-jobs"
 DEFAULT_ACCOUNT = "123456789012"
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+NO_VALUE: Any = object()  # what AWS::NoValue resolves to: the caller drops the key
 
 
 # -- the template ---------------------------------------------------------------------------
@@ -79,7 +81,7 @@ class _Resolver:
             "AWS::AccountId": DEFAULT_ACCOUNT,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": None,
+            "AWS::NoValue": NO_VALUE,
         }
         unknown = set(overrides) - set(template.get("Parameters", {}))
         if unknown:
@@ -104,13 +106,15 @@ class _Resolver:
                     raise ValueError(f"template rule {name} fails: {reason}")
 
     def __call__(self, value: Any) -> Any:
+        # AWS::NoValue removes the key or list item it is the value of, as in CloudFormation.
         if isinstance(value, list):
-            return [self(v) for v in value]
+            return [r for r in map(self, value) if r is not NO_VALUE]
         if not isinstance(value, dict):
             return value
-        if len(value) != 1:
-            return {k: self(v) for k, v in value.items()}
-        ((key, arg),) = value.items()
+        key = next(iter(value), "")
+        if len(value) != 1 or not (key in ("Ref", "Condition") or key.startswith("Fn::")):
+            return {k: r for k, v in value.items() if (r := self(v)) is not NO_VALUE}
+        arg = value[key]
         if key == "Ref":
             return self.refs[arg]
         if key == "Fn::GetAtt":
@@ -140,13 +144,29 @@ class _Resolver:
             return self.template["Mappings"][mapping][str(top)][second]
         if key == "Condition":
             return self.condition(arg)
-        return {key: self(arg)}
+        return {key: self(arg)}  # not one of these: left as it is
 
     def _sub(self, name: str) -> Any:
         if "." in name:
             logical, attr = name.split(".", 1)
             return self.attrs[(logical, attr)]
         return self.refs[name]
+
+
+def resolve_value(
+    value: Any,
+    *,
+    template: dict[str, Any] | None = None,
+    parameter_overrides: dict[str, str] | None = None,
+    stack_name: str = DEFAULT_STACK,
+    region: str = "us-east-1",
+) -> Any:
+    """A template value as CloudFormation would deploy it with these parameters (tests use it
+    to check conditional parts). Resource references are not known here: KeyError."""
+    template = template if template is not None else load_template()
+    resolver = _Resolver(template, stack_name, region, dict(parameter_overrides or {}))
+    resolver.check_rules()
+    return resolver(value)
 
 
 def _check_parameter(name: str, value: str, spec: dict[str, Any]) -> None:
@@ -210,7 +230,7 @@ class LocalResources:
         spec = self.template["Resources"][logical_id]["Properties"]
         variables.update(spec.get("Environment", {}).get("Variables", {}))
         resolved = {name: self.resolver(value) for name, value in variables.items()}
-        return {name: str(value) for name, value in resolved.items() if value is not None}
+        return {name: str(value) for name, value in resolved.items() if value is not NO_VALUE}
 
 
 def _client(service: str, session: boto3.Session | None, endpoint_url: str | None) -> Any:
@@ -247,14 +267,14 @@ def _create_table(ddb: Any, props: dict[str, Any]) -> str:
         pass  # already there: creating is idempotent
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
-        with contextlib.suppress(Exception):  # some emulators lack TTL; it only expires items
+        with contextlib.suppress(ClientError):  # some emulators lack TTL; it only expires items
             ddb.update_time_to_live(
                 TableName=name,
                 TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
             )
     pitr = props.get("PointInTimeRecoverySpecification", {})
     if pitr.get("PointInTimeRecoveryEnabled"):
-        with contextlib.suppress(Exception):  # backups mean nothing on an emulator
+        with contextlib.suppress(ClientError):  # backups mean nothing on an emulator
             ddb.update_continuous_backups(
                 TableName=name,
                 PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
@@ -295,8 +315,24 @@ def _create_queue(sqs: Any, props: dict[str, Any]) -> tuple[str, str]:
     return str(url), str(arn)
 
 
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+    return out
+
+
 def _create_bucket(s3: Any, props: dict[str, Any], region: str) -> str:
-    name = props["BucketName"]
+    """The bucket with its encryption, public access block, versioning and lifecycle. Not its
+    TLS-only bucket policy (a separate resource): emulators listen on plain HTTP."""
+    name = str(props["BucketName"])
     args: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":
         args["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -304,21 +340,35 @@ def _create_bucket(s3: Any, props: dict[str, Any], region: str) -> str:
         s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists
     ):
         s3.create_bucket(**args)
-    if "LifecycleConfiguration" in props:
+    settings: list[tuple[str, dict[str, Any]]] = []
+    if "BucketEncryption" in props:
+        # CloudFormation's ServerSideEncryptionByDefault is the API's Apply... (same fields).
         rules = [
-            {
-                "ID": rule["Id"],
-                "Status": rule["Status"],
-                "Filter": {"Prefix": rule.get("Prefix", "")},
-                "Expiration": {"Days": int(rule["ExpirationInDays"])},
-            }
-            for rule in props["LifecycleConfiguration"]["Rules"]
+            {("Apply" + k if k == "ServerSideEncryptionByDefault" else k): v for k, v in r.items()}
+            for r in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         ]
-        with contextlib.suppress(Exception):  # not every emulator keeps lifecycle rules
-            s3.put_bucket_lifecycle_configuration(
-                Bucket=name, LifecycleConfiguration={"Rules": rules}
-            )
-    return str(name)
+        settings.append(
+            ("put_bucket_encryption", {"ServerSideEncryptionConfiguration": {"Rules": rules}})
+        )
+    if "PublicAccessBlockConfiguration" in props:
+        block = props["PublicAccessBlockConfiguration"]
+        settings.append(("put_public_access_block", {"PublicAccessBlockConfiguration": block}))
+    if "OwnershipControls" in props:
+        controls = props["OwnershipControls"]
+        settings.append(("put_bucket_ownership_controls", {"OwnershipControls": controls}))
+    if "VersioningConfiguration" in props:
+        status = props["VersioningConfiguration"]["Status"]
+        settings.append(("put_bucket_versioning", {"VersioningConfiguration": {"Status": status}}))
+    if "LifecycleConfiguration" in props:
+        rules = [_lifecycle_rule(r) for r in props["LifecycleConfiguration"]["Rules"]]
+        settings.append(
+            ("put_bucket_lifecycle_configuration", {"LifecycleConfiguration": {"Rules": rules}})
+        )
+    for method, kwargs in settings:
+        # An emulator without one of these still serves objects; the code never relies on them.
+        with contextlib.suppress(ClientError):
+            getattr(s3, method)(Bucket=name, **kwargs)
+    return name
 
 
 def _create_queues(sqs: Any, resources: dict[str, Any], resolve: _Resolver) -> None:
@@ -393,10 +443,14 @@ def reset_resources(
     for url in (res.queue_url, res.dlq_url):
         sqs.delete_queue(QueueUrl=url)
     _create_queues(sqs, res.template["Resources"], res.resolver)
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=res.bucket):
-        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+    # Every version and delete marker: the template's bucket is versioned.
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=res.bucket):
+        keys = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         if keys:
-            s3.delete_objects(Bucket=res.bucket, Delete={"Objects": keys})
+            s3.delete_objects(Bucket=res.bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from typing import Any
 
 import boto3
 import pytest
 
 from kedro_jobs_local.moto_server import MotoServer
-from kedro_jobs_local.resources import create_resources, load_template
+from kedro_jobs_local.resources import create_resources, load_template, reset_resources
 
 from .conftest import ROOT
 
@@ -40,7 +41,47 @@ def test_resources_match_the_template(moto_server: MotoServer) -> None:
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == dlq_arn and int(redrive["maxReceiveCount"]) == 5
     assert attrs["VisibilityTimeout"] == "5400"  # 6 x the default ConsumerTimeout of 900
-    boto3.client("s3", endpoint_url=url).head_bucket(Bucket=res.bucket)
+    assert attrs["MessageRetentionPeriod"] == "345600" and attrs["SqsManagedSseEnabled"] == "true"
+    dlq = sqs.get_queue_attributes(QueueUrl=res.dlq_url, AttributeNames=["All"])["Attributes"]
+    assert dlq["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    backups = ddb.describe_continuous_backups(TableName=res.table_name)
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+    idem_ttl = ddb.describe_time_to_live(TableName=res.idempotency_table_name)
+    assert idem_ttl["TimeToLiveDescription"]["AttributeName"] == "expiration"
+
+    s3 = boto3.client("s3", endpoint_url=url)
+    s3.head_bucket(Bucket=res.bucket)
+    [rule] = s3.get_bucket_encryption(Bucket=res.bucket)["ServerSideEncryptionConfiguration"][
+        "Rules"
+    ]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3.get_public_access_block(Bucket=res.bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    assert s3.get_bucket_versioning(Bucket=res.bucket)["Status"] == "Enabled"
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=res.bucket)["Rules"]}
+    assert rules["expire-logs"]["Filter"] == {"Prefix": "logs/"}
+    assert rules["expire-logs"]["Expiration"] == {"Days": 30}  # LogRetentionDays' default
+
+
+def test_reset_empties_everything_including_old_versions(moto_server: MotoServer) -> None:
+    url = moto_server.endpoint_url
+    res = create_resources(endpoint_url=url, stack_name="infra-reset")
+    s3 = boto3.client("s3", endpoint_url=url)
+    for body in (b"1", b"2"):
+        s3.put_object(Bucket=res.bucket, Key="logs/job.log", Body=body)
+    boto3.client("sqs", endpoint_url=url).send_message(QueueUrl=res.queue_url, MessageBody="{}")
+    ddb = boto3.client("dynamodb", endpoint_url=url)
+    ddb.put_item(TableName=res.table_name, Item={"id": {"S": "j1"}})
+    reset_resources(res, endpoint_url=url)
+    assert "Versions" not in s3.list_object_versions(Bucket=res.bucket)
+    assert ddb.scan(TableName=res.table_name)["Count"] == 0
+    attrs = boto3.client("sqs", endpoint_url=url).get_queue_attributes(
+        QueueUrl=res.queue_url, AttributeNames=["ApproximateNumberOfMessages", "RedrivePolicy"]
+    )["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0" and "RedrivePolicy" in attrs
 
 
 def test_parameter_overrides_are_checked(moto_server: MotoServer) -> None:
@@ -55,6 +96,25 @@ def test_parameter_overrides_are_checked(moto_server: MotoServer) -> None:
         create_resources(endpoint_url=url, parameter_overrides={"ConsumerTimeout": "7"})
     with pytest.raises(ValueError, match="unknown template parameters"):
         create_resources(endpoint_url=url, parameter_overrides={"Nope": "1"})
+    with pytest.raises(ValueError, match="below 2"):  # MinValue, as CloudFormation checks
+        create_resources(endpoint_url=url, parameter_overrides={"MaxConcurrency": "1"})
+    with pytest.raises(ValueError, match="JwtNeedsAudience"):  # the template's Rules
+        create_resources(endpoint_url=url, parameter_overrides={"JwtIssuer": "https://x"})
+
+
+def test_cli_prints_shell_exports(moto_server: MotoServer) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "local/kedro_jobs_local/resources.py"),
+         "--endpoint-url", moto_server.endpoint_url, "--stack-name", "infra-cli",
+         "--parameter-overrides", "ConsumerTimeout=60", "--print-env", "ApiFunction"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines()
+    )
+    assert exports["JOBS_TABLE_NAME"] == "infra-cli-jobs"
+    assert exports["POWERTOOLS_SERVICE_NAME"] == "kedro-jobs-api"
+    assert exports["JOBS_QUEUE_URL"].endswith("/infra-cli-queue")
 
 
 def test_function_env_resolves_every_template_variable(moto_server: MotoServer) -> None:
@@ -89,7 +149,7 @@ def test_localstack_init_script_creates_the_resources(moto_server: MotoServer) -
     env = {
         **os.environ,
         "KEDRO_JOBS_ROOT": str(ROOT),
-        "KEDRO_JOBS_PYTHON": os.sys.executable,
+        "KEDRO_JOBS_PYTHON": sys.executable,
         "KEDRO_JOBS_ENDPOINT": moto_server.endpoint_url,
         "KEDRO_JOBS_STACK": "initscript",
     }

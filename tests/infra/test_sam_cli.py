@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from .conftest import ROOT, SAM
 
@@ -19,6 +22,50 @@ def test_sam_validate_lint() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout
+
+
+def test_sam_reads_the_config_file_under_infra() -> None:
+    # `sam deploy --config-file infra/samconfig.toml` (README): SAM resolves a relative
+    # config file from the template's directory. validate reads the same file (lint = true).
+    result = subprocess.run(
+        [str(SAM), "validate", "-t", "template.yaml", "--config-file", "infra/samconfig.toml",
+         "--region", "us-east-1", "--debug"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert f"config file at '{ROOT / 'infra' / 'samconfig.toml'}'" in output
+    assert "'lint': True" in output
+
+
+_ROUTES = """
+import json, sys
+from samcli.lib.providers.api_provider import ApiProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+overrides = dict(arg.split("=", 1) for arg in sys.argv[2:])
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1], parameter_overrides=overrides)
+routes = ApiProvider(stacks).api.routes
+print(json.dumps(sorted([r.path, r.function_name, r.payload_format_version] for r in routes)))
+"""
+
+
+@pytest.mark.parametrize("jwt", [[], ["JwtIssuer=https://issuer.example", "JwtAudience=a"]])
+def test_sam_local_start_api_serves_the_routes(jwt: list[str]) -> None:
+    # What `sam local start-api` would mount (it needs Docker only to invoke): with or
+    # without the JWT authorizer, the routes reach the API function.
+    python = SAM.with_name("python")
+    result = subprocess.run(
+        [str(python), "-c", _ROUTES, str(ROOT / "template.yaml"), *jwt],
+        env=ENV, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    routes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert routes == [
+        ["/api/v1", "ApiFunction", "2.0"],
+        ["/api/v1/{proxy+}", "ApiFunction", "2.0"],
+        ["/docs", "ApiFunction", "2.0"],
+        ["/openapi.json", "ApiFunction", "2.0"],
+    ]
 
 
 def test_sam_build_api_function_without_docker(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import tomllib
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kedro_jobs_local.resources import resolve_value
 
 from .conftest import ROOT, transformed
 
@@ -84,10 +87,66 @@ def test_visibility_timeout_is_six_times_the_consumer_timeout(template: dict[str
 def test_api_routes_go_to_the_api_function(cfn: dict[str, Any]) -> None:
     [api] = _of_type(cfn, "AWS::ApiGatewayV2::Api").values()
     paths = api["Properties"]["Body"]["paths"]
-    route = paths["/api/v1/{proxy+}"]["x-amazon-apigateway-any-method"]
-    integration = route["x-amazon-apigateway-integration"]
-    assert "ApiFunction.Arn" in integration["uri"]["Fn::Sub"]
-    assert integration["payloadFormatVersion"] == "2.0"
+    for path in ("/api/v1", "/api/v1/{proxy+}"):
+        integration = paths[path]["x-amazon-apigateway-any-method"][
+            "x-amazon-apigateway-integration"
+        ]
+        assert "${ApiFunction.Arn}" in integration["uri"]["Fn::Sub"]
+        assert integration["payloadFormatVersion"] == "2.0"
+        assert integration["type"] == "aws_proxy"
+    # The routes are OpenAPI, not function events: the invoke permission is the template's.
+    [permission] = _of_type(cfn, "AWS::Lambda::Permission").values()
+    props = permission["Properties"]
+    assert props["FunctionName"] == {"Ref": "ApiFunction"}
+    assert props["Principal"] == "apigateway.amazonaws.com"
+    assert "${HttpApi}/*" in props["SourceArn"]["Fn::Sub"]
+
+
+def _deployed_api(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    """The API's OpenAPI body as CloudFormation resolves it (integration URIs left out)."""
+    body = copy.deepcopy(template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"])
+    for item in body["paths"].values():
+        for operation in item.values():
+            operation.pop("x-amazon-apigateway-integration")
+    resolved: dict[str, Any] = resolve_value(
+        body, template=template, parameter_overrides=parameters
+    )
+    return resolved
+
+
+def test_no_jwt_issuer_means_no_authorizer(template: dict[str, Any]) -> None:
+    body = _deployed_api(template)
+    assert body["components"]["securitySchemes"] == {}
+    for path in ("/api/v1", "/api/v1/{proxy+}"):
+        assert body["paths"][path]["x-amazon-apigateway-any-method"]["security"] == []
+
+
+def test_jwt_issuer_puts_every_api_route_behind_the_authorizer(template: dict[str, Any]) -> None:
+    issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool"
+    body = _deployed_api(template, JwtIssuer=issuer, JwtAudience="client-a,client-b")
+    scheme = body["components"]["securitySchemes"]["JwtAuthorizer"]
+    authorizer = scheme["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "jwt"
+    assert authorizer["identitySource"] == "$request.header.Authorization"
+    assert authorizer["jwtConfiguration"] == {
+        "issuer": issuer,
+        "audience": ["client-a", "client-b"],
+    }
+    for path in ("/api/v1", "/api/v1/{proxy+}"):
+        operation = body["paths"][path]["x-amazon-apigateway-any-method"]
+        assert operation["security"] == [{"JwtAuthorizer": []}]
+    # The docs show the schema only, and stay public.
+    assert "security" not in body["paths"]["/docs"]["get"]
+
+
+def test_jwt_issuer_without_audience_is_refused(template: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="JwtNeedsAudience"):
+        _deployed_api(template, JwtIssuer="https://issuer.example")
+
+
+def test_jwt_parameters_transform(template: dict[str, Any]) -> None:
+    parameters = {"JwtIssuer": "https://issuer.example", "JwtAudience": "a"}
+    assert transformed(template, parameters)["Resources"]["HttpApi"]
 
 
 def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
@@ -138,9 +197,27 @@ def test_outputs(cfn: dict[str, Any]) -> None:
     } <= set(cfn["Outputs"])
 
 
-@pytest.mark.parametrize("timeout", ["60", "300", "900"])
-def test_every_allowed_timeout_transforms(template: dict[str, Any], timeout: str) -> None:
-    assert transformed(template, {"ConsumerTimeout": timeout})["Resources"]["JobsQueue"]
+def test_every_allowed_timeout_transforms_and_keeps_the_rule(template: dict[str, Any]) -> None:
+    queue = template["Resources"]["JobsQueue"]["Properties"]
+    for timeout in template["Parameters"]["ConsumerTimeout"]["AllowedValues"]:
+        parameters = {"ConsumerTimeout": str(timeout)}
+        assert transformed(template, parameters)["Resources"]["JobsQueue"]
+        visibility = resolve_value(
+            queue["VisibilityTimeout"], template=template, parameter_overrides=parameters
+        )
+        assert int(visibility) >= 6 * int(timeout)
+        assert int(visibility) <= 43_200  # SQS's maximum visibility timeout
+
+
+def test_stage_tags_the_functions_and_the_api(cfn: dict[str, Any]) -> None:
+    for function in _of_type(cfn, "AWS::Lambda::Function").values():
+        tags = {t["Key"]: t["Value"] for t in function["Properties"]["Tags"]}
+        assert tags["kedro-jobs:stage"] == {"Ref": "Stage"}
+    [api] = _of_type(cfn, "AWS::ApiGatewayV2::Api").values()
+    tags = {
+        t["name"]: t["x-amazon-apigateway-tag-value"] for t in api["Properties"]["Body"]["tags"]
+    }
+    assert tags["kedro-jobs:stage"] == {"Ref": "Stage"}
 
 
 def test_zip_requirements_match_the_package_dependencies() -> None:

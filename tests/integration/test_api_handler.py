@@ -11,6 +11,7 @@ import pytest
 
 from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
+from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.artifacts import MANIFEST_KEY, log_key
 from kedro_jobs.core.settings import get_settings
 from tests.support.events import http_api_event, response_json, rest_api_event
@@ -18,16 +19,6 @@ from tests.support.events import http_api_event, response_json, rest_api_event
 from .conftest import Aws
 
 Call = Callable[..., tuple[int, Any, dict[str, str]]]
-
-
-class _Context:
-    function_name = "ApiFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 @pytest.fixture
@@ -42,7 +33,7 @@ def call(aws: Aws) -> Call:
             event = rest_api_event(method, path, principal=user, **kw)
         else:
             event = http_api_event(method, path, claims={"sub": user} if user else None, **kw)
-        response = api.handler(event, _Context())
+        response = api.handler(event, LocalContext(29, "ApiFunction"))
         headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         content_type = headers.get("content-type", "")
         body = response_json(response) if "json" in content_type else response.get("body")
@@ -250,3 +241,19 @@ def test_health_names_the_failing_dependency(call: Call, aws: Aws) -> None:
     status, body, _ = call("GET", "/api/v1/health")
     assert status == 503 and body["checks"]["bucket"].startswith("error")
     assert "bucket" in body["detail"] and body["checks"]["table"] == "ok"
+
+
+def test_logs_never_carry_tokens_or_the_raw_event(
+    call: Call, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2VuLWZvci10ZXN0cw.sig"
+    caplog.set_level("DEBUG")
+    for path, body in (("/api/v1/jobs", {"pipeline_name": "p"}), ("/api/v1/jobs", b"{bad")):
+        call("POST", path, body=body, headers={"Authorization": f"Bearer {secret}"})
+    call("GET", "/api/v1/jobs/nope", headers={"Authorization": f"Bearer {secret}"})
+    captured = capsys.readouterr()
+    logged = captured.out + captured.err + caplog.text
+    assert logged.strip(), "the handler logged nothing at all: the check would be empty"
+    assert secret not in logged
+    assert "Authorization" not in logged and "authorization" not in logged
+    assert "requestContext" not in logged  # no whole raw event either

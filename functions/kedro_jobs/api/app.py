@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 
 from kedro_jobs.api import errors
+from kedro_jobs.api.app_models import COMMON_RESPONSES
 from kedro_jobs.api.limits import BodySizeLimit
 from kedro_jobs.api.routes import health, jobs, pipelines
 from kedro_jobs.api.services import Services
@@ -22,7 +23,8 @@ def create_app(services: Services | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.services = services or Services()
-    api = APIRouter(prefix=API_PREFIX)
+    # Documented for every route: schema-conformance fuzzing checks these exist.
+    api = APIRouter(prefix=API_PREFIX, responses=COMMON_RESPONSES)
     api.include_router(jobs.router)
     api.include_router(pipelines.router)
     api.include_router(health.router)

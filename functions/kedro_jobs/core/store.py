@@ -244,7 +244,6 @@ class JobStore:
         remove: tuple[str, ...] = (),
         condition: str,
         condition_values: dict[str, Any],
-        return_values: str = "ALL_NEW",
     ) -> dict[str, Any] | None:
         """One conditional UpdateItem. Returns the new attributes, or None if the condition
         failed (the job is not in the expected state)."""
@@ -268,7 +267,7 @@ class JobStore:
                         ConditionExpression=f"attribute_exists(id) AND ({condition})",
                         ExpressionAttributeNames=names,
                         ExpressionAttributeValues=values,
-                        ReturnValues=return_values,
+                        ReturnValues="ALL_NEW",
                     )
                 except Exception as exc:
                     if error_code(exc) == "ConditionalCheckFailedException":
@@ -278,6 +277,16 @@ class JobStore:
             return None
         attributes: dict[str, Any] = resp.get("Attributes", {})
         return attributes
+
+    def _update_owned(self, job: Job, values: dict[str, Any]) -> dict[str, Any] | None:
+        """A write by the run that claimed ``job``: its attempt number is the fencing token,
+        so a run whose lease was taken over writes nothing."""
+        return self._update(
+            job.id,
+            set_values=values,
+            condition="#s = :running AND attempts = :n",
+            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
+        )
 
     def _status_values(self, job: Job, status: JobStatus) -> dict[str, Any]:
         now = iso(utcnow())
@@ -376,26 +385,15 @@ class JobStore:
         values.update(
             {"error_message": {"S": message}, "completed_at": {"S": values["updated_at"]["S"]}}
         )
-        attrs = self._update(
-            job.id,
-            set_values=values,
-            condition="#s = :running AND attempts = :n",
-            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
-        )
+        attrs = self._update_owned(job, values)
         return from_item(attrs) if attrs else None
 
     def report_progress(self, job: Job, progress: Progress) -> bool | None:
         """Record progress: one write per node. Returns whether a cancel was requested, or
         None if this run no longer owns the job (its lease was taken over)."""
-        attrs = self._update(
-            job.id,
-            set_values={
-                "progress": {"S": progress.model_dump_json()},
-                "updated_at": {"S": iso(utcnow())},
-            },
-            condition="#s = :running AND attempts = :n",
-            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
-            return_values="ALL_NEW",
+        attrs = self._update_owned(
+            job,
+            {"progress": {"S": progress.model_dump_json()}, "updated_at": {"S": iso(utcnow())}},
         )
         if attrs is None:
             return None
@@ -436,12 +434,7 @@ class JobStore:
             "log_location": _av(log_location) if log_location else None,
         }
         values.update({k: v for k, v in optional.items() if v is not None})
-        attrs = self._update(
-            job.id,
-            set_values=values,
-            condition="#s = :running AND attempts = :n",
-            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
-        )
+        attrs = self._update_owned(job, values)
         return from_item(attrs) if attrs else None
 
     def fail(

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from kedro_jobs.api.app_models import ErrorBody
 from kedro_jobs.api.identity import current_user
 from kedro_jobs.api.services import Services, get_services
 from kedro_jobs.api.telemetry import metrics
@@ -24,6 +25,14 @@ from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.submission import check_pipeline, submit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+_ERROR = {"model": ErrorBody}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {**_ERROR, "description": "No such job, or not yours"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {**_ERROR, "description": "Not allowed in the job's current state"}
+}
 
 User = Annotated[str, Depends(current_user)]
 Deps = Annotated[Services, Depends(get_services)]
@@ -103,7 +112,13 @@ def _submit_once(
     return Job.model_validate(record)
 
 
-@router.post("", status_code=202, response_model=Job, summary="Submit a pipeline run")
+@router.post(
+    "",
+    status_code=202,
+    response_model=Job,
+    summary="Submit a pipeline run",
+    responses={409: {**_ERROR, "description": "Same Idempotency-Key still in progress"}},
+)
 def submit_job(
     request: JobRequest,
     http: Request,
@@ -134,17 +149,28 @@ def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=Job, summary="Get a job")
+@router.get("/{job_id}", response_model=Job, summary="Get a job", responses=NOT_FOUND)
 def get_job(job_id: JobId, services: Deps, user: User) -> Job:
     return services.store.get_for_user(job_id, user)
 
 
-@router.post("/{job_id}/cancel", response_model=Job, summary="Cancel a job")
+@router.post(
+    "/{job_id}/cancel",
+    response_model=Job,
+    summary="Cancel a job",
+    responses={**NOT_FOUND, **CONFLICT},
+)
 def cancel_job(job_id: JobId, services: Deps, user: User) -> Job:
     return services.store.request_cancel(job_id, user)
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=Job, summary="Run a job again")
+@router.post(
+    "/{job_id}/retry",
+    status_code=202,
+    response_model=Job,
+    summary="Run a job again",
+    responses={**NOT_FOUND, **CONFLICT},
+)
 def retry_job(job_id: JobId, response: Response, services: Deps, user: User) -> Job:
     original = services.store.get_for_user(job_id, user)
     if not original.status.terminal:
@@ -161,9 +187,16 @@ def retry_job(job_id: JobId, response: Response, services: Deps, user: User) -> 
 
 @router.get(
     "/{job_id}/logs",
-    response_class=PlainTextResponse,
     summary="The run's log",
-    responses={404: {"description": "Unknown job, or no log yet"}},
+    response_class=Response,  # text/plain on success; errors stay JSON like every route's
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        404: {
+            **_ERROR,
+            "content": {"application/json": {}},
+            "description": "Unknown job, or no log yet",
+        },
+    },
 )
 def job_logs(job_id: JobId, services: Deps, user: User) -> PlainTextResponse:
     job = services.store.get_for_user(job_id, user)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
+from kedro_jobs.api.app_models import ErrorBody
 from kedro_jobs.api.services import Services, get_services
 from kedro_jobs.core.manifest import PipelineInfo
 
@@ -34,7 +35,12 @@ def list_pipelines(services: Deps) -> PipelineList:
     )
 
 
-@router.get("/{name}", response_model=PipelineInfo, summary="One pipeline's nodes and datasets")
+@router.get(
+    "/{name}",
+    response_model=PipelineInfo,
+    summary="One pipeline's nodes and datasets",
+    responses={404: {"model": ErrorBody, "description": "No such pipeline"}},
+)
 def get_pipeline(name: str, services: Deps) -> PipelineInfo:
     manifest = services.manifest.get()
     if manifest is None or name not in manifest.pipelines:

@@ -4,7 +4,10 @@
 # the same script run anywhere, e.g. against a moto server in the tests.
 set -euo pipefail
 ROOT=${KEDRO_JOBS_ROOT:-/opt/kedro-jobs}
-PYTHON=${KEDRO_JOBS_PYTHON:-python3}
+# LocalStack's own interpreter (it has boto3 and PyYAML), else whatever python3 is on PATH.
+DEFAULT_PYTHON=/opt/code/localstack/.venv/bin/python
+[ -x "$DEFAULT_PYTHON" ] || DEFAULT_PYTHON=python3
+PYTHON=${KEDRO_JOBS_PYTHON:-$DEFAULT_PYTHON}
 ENDPOINT=${KEDRO_JOBS_ENDPOINT:-http://localhost:4566}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}

@@ -1,0 +1,1 @@
+"""The local stack: `make dev`, the moto server, the pollers, and the template's resources."""

@@ -1,0 +1,109 @@
+"""Poison messages mixed into batches with good ones: every good job completes; every bad
+one ends with a clear reason, in a failed job (when it names one) or reported failed so SQS
+moves it to the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kedro_jobs.consumer import handler as consumer_handler
+from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.settings import get_settings
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import JobStore
+from tests.support.events import sqs_event
+
+from .conftest import Aws
+from .test_consumer_handler import kedro_project, record  # noqa: F401 - fixtures
+
+GOOD = {"version": 1, "pipeline_name": "two_nodes"}
+
+# Bodies that name no job: they can only be reported, so they reach the DLQ.
+ORPHANS: list[str] = [
+    "",
+    "not json",
+    "{",
+    "[]",
+    "42",
+    "null",
+    '"a string"',
+    "{}",
+    json.dumps({"version": 2, "pipeline_name": "two_nodes"}),
+    json.dumps({"version": "1", "pipeline_name": "two_nodes"}),
+    json.dumps({"pipeline_name": "two_nodes"}),
+    json.dumps({"version": 1}),
+    json.dumps({"version": 1, "pipeline_name": "a b c"}),
+    json.dumps({"version": 1, "pipeline_name": "x" * 10_000}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "parameters": "x"}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "parameters": {"p": "x" * 70_000}}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "surprise": 1}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "options": {"tagz": []}}),
+    json.dumps({"version": 1, "pipeline_name": "\u202etwo_nodes\u0000"}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "job_id": "../../etc/passwd"}),
+    json.dumps({"Type": "Notification", "Message": "not json either"}),
+    "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+]
+
+
+def _named(job_id: str, **fields: Any) -> str:
+    return json.dumps({"version": 1, "job_id": job_id, **fields})
+
+
+@pytest.fixture
+def invoke(aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811
+    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
+    get_settings.cache_clear()
+    consumer_handler.consumer.cache_clear()
+    yield lambda bodies, ids: consumer_handler.handler(
+        sqs_event(*bodies, message_ids=ids), LocalContext(60)
+    )
+    consumer_handler.consumer.cache_clear()
+
+
+def test_poison_messages_never_stop_the_good_ones(invoke: Any, aws: Aws) -> None:
+    store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
+    # Jobs the API made whose messages arrive mangled: those jobs fail with the reason.
+    mangled = {
+        "wrong-type": {"pipeline_name": 5},
+        "bad-params": {"pipeline_name": "two_nodes", "parameters": [1]},
+        "bad-version": {"pipeline_name": "two_nodes", "version": 7},
+        "unknown-pipeline": {"pipeline_name": "no_such_pipeline"},
+    }
+    for job_id in mangled:
+        store.create(
+            Job.new(
+                job_id=job_id, pipeline_name="two_nodes", parameters={}, options={}, user_id="u"
+            )
+        )
+    named = [_named(job_id, **fields) for job_id, fields in mangled.items()]
+    goods = [json.dumps({**GOOD, "idempotency_key": f"good-{i}"}) for i in range(6)]
+    bad = ORPHANS + named
+    assert len(bad) >= 20
+    # Batches of 10 (the SQS maximum), good and bad interleaved.
+    bodies = [b for pair in zip(bad, goods * 5, strict=False) for b in pair] + bad[len(goods) * 5 :]
+    reported: set[str] = set()
+    for start in range(0, len(bodies), 10):
+        batch = bodies[start : start + 10]
+        ids = [f"m{start + i}" for i in range(len(batch))]
+        result = invoke(batch, ids)
+        reported |= {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    by_id = {f"m{i}": body for i, body in enumerate(bodies)}
+    # Every orphan, and only orphans, is reported for the DLQ.
+    assert sorted(by_id[i] for i in reported) == sorted(b for b in bodies if b in ORPHANS)
+    # Every good job completed, once each.
+    jobs = store.list_jobs("anonymous", limit=100).jobs
+    assert len(jobs) == len(goods) and all(j.status is JobStatus.COMPLETED for j in jobs)
+    # Every named job failed, saying why.
+    for job_id in mangled:
+        failed = store.get(job_id)
+        assert failed is not None and failed.status is JobStatus.FAILED, job_id
+        assert failed.error_message
+    assert "Unknown pipeline 'no_such_pipeline'" in (
+        store.get("unknown-pipeline").error_message or ""
+    )  # type: ignore[union-attr]
+    assert "could not be read" in (store.get("wrong-type").error_message or "")  # type: ignore[union-attr]
