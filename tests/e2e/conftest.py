@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,29 +34,23 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+@contextmanager
+def running_local_stack(
+    log: Path, *, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[LocalStack]:
+    """`make dev` on random free ports, until the block ends."""
     port, moto_port = free_port(), free_port()
-    log = tmp_path_factory.mktemp("dev") / "dev.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "kedro_jobs_local.dev",
-                "--port",
-                str(port),
-                "--moto-port",
-                str(moto_port),
-                "--workers",
-                "2",
-                "--consumer-timeout",
-                "60",
+                sys.executable, "-m", "kedro_jobs_local.dev",
+                "--port", str(port), "--moto-port", str(moto_port),
+                "--workers", str(workers), "--consumer-timeout", "60",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_clean_env(),
-        )
+            env={**_clean_env(), **(env or {})},
+        )  # fmt: skip
     stack = LocalStack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", log)
     try:
         deadline = time.monotonic() + 90
@@ -78,3 +73,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with running_local_stack(tmp_path_factory.mktemp("dev") / "dev.log") as stack:
+        yield stack

@@ -16,20 +16,22 @@ import os
 import time
 
 
-def _record(name):
+def _record(name, value=None):
     path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
     if path:
+        if value is not None and os.environ.get("KEDRO_JOBS_TEST_RECORD_VALUES"):
+            name = f"{name} {value}"
         with open(path, "a") as handle:
-            handle.write(f"{os.environ.get('KEDRO_JOBS_TEST_TAG', '')}{name}\\n")
+            handle.write(f"{name}\\n")
 
 
 def start(x):
-    _record("start")
+    _record("start", x)
     return x
 
 
 def double(value):
-    _record("double")
+    _record("double", value)
     return value * 2
 
 
