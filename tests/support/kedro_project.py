@@ -59,12 +59,20 @@ def big(value):
 def die(value):
     _record("die")
     os._exit(3)
+
+
+def kill_consumer(value):
+    # The job's code takes its consumer down with it (as an out-of-memory kill would).
+    _record("kill_consumer")
+    import signal
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(30)
 """
 
 _REGISTRY = """
 from kedro.pipeline import Pipeline, node, pipeline
 
-from {package}.nodes import big, boom, die, double, finish, nap, start
+from {package}.nodes import big, boom, die, double, finish, kill_consumer, nap, start
 
 
 def register_pipelines():
@@ -88,6 +96,10 @@ def register_pipelines():
         "slow": slow,
         "big": pipeline([node(big, "params:x", "numbers", name="big")]),
         "crash": pipeline([node(die, "params:x", "never", name="die")]),
+        "kills_consumer": pipeline([
+            node(start, "params:x", "started", name="start"),
+            node(kill_consumer, "started", "never", name="kill_consumer"),
+        ]),
     }}
 """
 

@@ -303,6 +303,7 @@ class KedroRunner:
         gc.freeze()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
+            _die_with_parent()
             os.close(events_r)
             os.close(replies_w)
             code = 0
@@ -319,6 +320,18 @@ class KedroRunner:
             return parent.supervise()
         finally:
             parent.close()
+
+
+def _die_with_parent() -> None:
+    """If the consumer dies (killed, out of memory), its job's code must not go on alone:
+    ask Linux to SIGKILL this child then (prctl PR_SET_PDEATHSIG)."""
+    parent = os.getppid()
+    with contextlib.suppress(Exception):  # not Linux: the parent's own kill still applies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _since(started: float) -> float:
