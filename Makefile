@@ -57,6 +57,9 @@ bench: install
 	$(BIN)/python -m pip install -qq -e ".[bench]"
 	$(BIN)/python bench/run.py
 
+load: install
+	$(BIN)/python bench/load.py
+
 dev: install
 	$(BIN)/python -m kedro_jobs_local.dev $(ARGS)
 
