@@ -23,19 +23,20 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-# The SAM CLI pins its own boto3, so it lives in its own environment.
+# The SAM CLI and checkov pin their own libraries, so each lives in its own environment.
 $(SAM_TOOLS): infra/install-sam-cli.sh
 	bash infra/install-sam-cli.sh
 	@touch $@
 
 tools: $(SAM_TOOLS)
 
-lint: install
+lint: install tools
 	$(BIN)/ruff format --check functions local tests bench
 	$(BIN)/ruff check functions local tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/bandit -q -r functions -ll
+	.tools/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 format: install
 	$(BIN)/ruff format functions local tests bench
