@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.conftest import running_local_stack  # noqa: E402
-from tests.support.kedro_project import RECORD_VAR, executions, write_project  # noqa: E402
+from tests.support.kedro_project import counting_stack_env, executions  # noqa: E402
 
 SUBMISSIONS = 1_000
 CLIENTS = 20
@@ -38,13 +38,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="kedro-jobs-load-"))
-    project = write_project(work / "project", package="load_project")
-    record = work / "executions.txt"
-    env = {
-        "KEDRO_PROJECT_PATH": str(project),
-        RECORD_VAR: str(record),
-        "KEDRO_JOBS_TEST_RECORD_VALUES": "1",
-    }
+    env, record = counting_stack_env(work, "load_project")
     with running_local_stack(work / "dev.log", workers=2, env=env) as stack:
         sqs = boto3.client(
             "sqs",

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.support.kedro_project import RECORD_VAR, executions, write_project
+from tests.support.kedro_project import counting_stack_env, executions
 
 from .conftest import LocalStack, running_local_stack
 
@@ -22,13 +22,10 @@ JOBS = 100
 @pytest.fixture(scope="module")
 def counting_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Path]]:
     root = tmp_path_factory.mktemp("faults")
-    project = write_project(root / "project", package="faults_project")
-    record = root / "executions.txt"
-    env = {
-        "KEDRO_PROJECT_PATH": str(project),
-        RECORD_VAR: str(record),
-        "KEDRO_JOBS_TEST_RECORD_VALUES": "1",
-    }
+    env, record = counting_stack_env(root, "faults_project")
+    # The consumers' invocations last 60 s (the template's shortest ConsumerTimeout); a 55 s
+    # safety margin leaves each job a 5 s budget, so a timeout shows within a test.
+    env["TIMEOUT_MARGIN_SECONDS"] = "55"
     with running_local_stack(root / "dev.log", workers=3, env=env) as stack:
         yield stack, record
 
@@ -100,3 +97,44 @@ def test_every_message_delivered_twice_runs_once(counting_stack: tuple[LocalStac
         ]["ApproximateNumberOfMessages"]
         == "0"
     )
+
+
+def test_timeout_and_cancel_under_load(counting_stack: tuple[LocalStack, Path]) -> None:
+    stack, record = counting_stack
+    with stack.client() as client:
+
+        def submit(pipeline: str, **params: object) -> str:
+            body = {"pipeline_name": pipeline, "parameters": params}
+            job_id: str = client.post("/api/v1/jobs", json=body).json()["id"]
+            return job_id
+
+        # x values far from the duplicate test's 0..99, to tell the runs apart.
+        too_slow = submit("slow", x=1001, seconds=30)
+        to_cancel = submit("slow", x=1002, seconds=3)
+        load = [submit("two_nodes", x=2000 + i) for i in range(40)]
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/jobs/{to_cancel}").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the job to cancel never started"
+            time.sleep(0.1)
+        cancelled = client.post(f"/api/v1/jobs/{to_cancel}/cancel").json()
+        assert cancelled["cancel_requested"] is True
+
+        def final(job_id: str) -> dict[str, object]:
+            end = time.monotonic() + 120
+            while True:
+                job: dict[str, object] = client.get(f"/api/v1/jobs/{job_id}").json()
+                if job["status"] in {"completed", "failed", "cancelled"} or time.monotonic() > end:
+                    return job
+                time.sleep(0.2)
+
+        timed_out = final(too_slow)
+        assert timed_out["status"] == "failed"
+        assert "time budget" in str(timed_out["error_message"])
+        assert final(to_cancel)["status"] == "cancelled"
+        assert all(final(j)["status"] == "completed" for j in load)
+    time.sleep(1)
+    ran = executions(record)
+    # Neither stopped job ran a node after it was stopped.
+    assert ran["finish 1001"] == 0 and ran["nap 1001"] == 1
+    assert ran["finish 1002"] == 0 and ran["nap 1002"] == 1
+    assert all(ran[f"double {2000 + i}"] == 1 for i in range(40))

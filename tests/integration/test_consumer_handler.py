@@ -263,3 +263,39 @@ def test_infrastructure_errors_are_retried(invoke: Invoke, monkeypatch: pytest.M
     consumer_handler.consumer.cache_clear()
     body = json.dumps({"version": 1, "pipeline_name": "two_nodes"})
     assert invoke(body, message_ids=["m-1"]) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+
+
+def test_table_throttled_at_the_end_of_a_run_is_retried_to_the_right_state(
+    invoke: Invoke, store: JobStore, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    job, body = submitted(store, "two_nodes", x=4)
+    monkeypatch.setenv("TIMEOUT_MARGIN_SECONDS", "0.5")  # a 3 s invocation may run a job
+    get_settings.cache_clear()
+    consumer_handler.consumer.cache_clear()
+    consumer = consumer_handler.consumer()
+    real_update = consumer.store.client.update_item
+    throttled = {"count": 0}
+
+    def update_item(**kwargs: Any) -> Any:
+        # Every write that would finish the job is throttled, for this delivery only.
+        if "completed_at" in json.dumps(kwargs) and throttled["count"] < 10:
+            throttled["count"] += 1
+            error = {
+                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+            }
+            raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(consumer.store.client, "update_item", update_item)
+    assert invoke(body, timeout=3, message_ids=["m-1"]) == {
+        "batchItemFailures": [{"itemIdentifier": "m-1"}]
+    }
+    assert store.get(job.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    monkeypatch.setattr(consumer.store.client, "update_item", real_update)
+    time.sleep(3.2)  # SQS brings the record back after the lease (the invocation) is over
+    assert invoke(body, message_ids=["m-1"]) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED and done.attempts == 2
+    assert done.results == {"doubled": 8}

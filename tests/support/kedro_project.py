@@ -41,13 +41,13 @@ def boom(value):
 
 
 def nap(value, seconds):
-    _record("nap")
+    _record("nap", value)
     time.sleep(seconds)
     return value
 
 
 def finish(value):
-    _record("finish")
+    _record("finish", value)
     return {"value": value}
 
 
@@ -138,3 +138,16 @@ def executions(record: Path) -> Counter[str]:
 
 def use_record(path: Path) -> None:
     os.environ[RECORD_VAR] = str(path)
+
+
+def counting_stack_env(root: Path, package: str) -> tuple[dict[str, str], Path]:
+    """A counting project under ``root`` and the environment that makes `make dev` run it,
+    recording every node run with its value; returns (env, record file)."""
+    project = write_project(root / "project", package=package)
+    record = root / "executions.txt"
+    env = {
+        "KEDRO_PROJECT_PATH": str(project),
+        RECORD_VAR: str(record),
+        "KEDRO_JOBS_TEST_RECORD_VALUES": "1",
+    }
+    return env, record
