@@ -34,12 +34,7 @@ logger = Logger(service="kedro-jobs-consumer", child=True)
 
 class Runner(Protocol):
     def run(
-        self,
-        request: RunRequest,
-        progress: ProgressSink,
-        *,
-        deadline: float,
-        cancel_requested: Callable[[], bool] | None = None,
+        self, request: RunRequest, progress: ProgressSink, *, deadline: float
     ) -> RunOutcome: ...
 
     def manifest(self) -> dict[str, Any]: ...
@@ -191,7 +186,6 @@ class Consumer:
             ),
             on_progress,
             deadline=deadline,
-            cancel_requested=lambda: self.store.cancel_requested(job),
         )
         if ownership.lost:
             logger.warning("job was taken over by another delivery; its outcome is not recorded")

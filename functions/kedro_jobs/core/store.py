@@ -399,16 +399,6 @@ class JobStore:
             return None
         return bool(attrs.get("cancel_requested", {}).get("BOOL", False))
 
-    def cancel_requested(self, job: Job) -> bool:
-        """A read of the cancel flag alone, for a run whose current node takes long."""
-        with aws_errors(_DEPENDENCY):
-            resp = self.client.get_item(
-                TableName=self.table_name,
-                Key=_key(job.id),
-                ProjectionExpression="cancel_requested",
-            )
-        return bool(resp.get("Item", {}).get("cancel_requested", {}).get("BOOL", False))
-
     def finish(
         self,
         job: Job,

@@ -1,0 +1,311 @@
+"""One job in a child process forked from the warm consumer.
+
+Why a fork: a timeout or a crash kills only the child, no code of a stopped job runs into
+the next invocation, and jobs share no state; the child starts with Kedro imported and the
+project loaded. Lambda has no /dev/shm, so no multiprocessing: the child writes JSON lines
+to a pipe (log lines, progress, the outcome) and reads the parent's replies ("go"/"stop")
+from another. The child talks to nothing else (AWS clients are not fork-safe).
+
+Handshake: after each node but the last, the child waits for the parent's reply, so a
+cancel seen by that progress call stops the job before the next node. The reply to the
+start event is not waited for (that progress write overlaps the first node); it is read
+before the second node. The parent enforces the deadline with SIGKILL to the child's
+process group (its subprocesses too) and reaps the child whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kedro_jobs.consumer.run_log import collect_logs, joined, log_line
+from kedro_jobs.consumer.run_types import (
+    CANCELLED_MESSAGE,
+    ProgressSink,
+    RunOutcome,
+    Status,
+    StopRun,
+    error_message,
+    timeout_message,
+)
+
+if TYPE_CHECKING:
+    from kedro_jobs.consumer.progress_hook import RunEvents
+
+logger = logging.getLogger(__name__)
+
+Execute = Callable[["RunEvents"], dict[str, Any]]
+"""Runs the pipeline with a hook reporting to the given events; returns the JSON-safe
+results, or raises the pipeline's error or StopRun."""
+
+CANCEL_POLL_SECONDS = 2.0
+EXIT_GRACE_SECONDS = 2.0
+_CHILD_CRASH_CODE = 70
+
+
+def run_forked(
+    execute: Execute,
+    progress: ProgressSink,
+    deadline: float,
+    cancel_requested: Callable[[], bool] | None = None,
+) -> RunOutcome:
+    started = time.monotonic()
+    events_r, events_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would write the parent's buffered output again
+    # The warm heap goes to the collector's permanent generation: the child's GC then does
+    # not touch (and copy) the parent's pages.
+    gc.freeze()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
+        code = _CHILD_CRASH_CODE
+        try:
+            os.close(events_r)
+            os.close(replies_w)
+            _Child(events_w, replies_r).main(execute)
+            code = 0
+        finally:
+            os._exit(code)
+    with contextlib.suppress(OSError):  # the child does the same; whichever runs first
+        os.setpgid(pid, pid)
+    os.close(events_w)
+    os.close(replies_r)
+    parent = _Parent(pid, events_r, replies_w, progress, deadline, started, cancel_requested)
+    try:
+        return parent.supervise()
+    finally:
+        parent.close()
+
+
+# -- the child ---------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """If the consumer dies (killed, out of memory), its job's code must not go on alone:
+    ask Linux to SIGKILL this child then (prctl PR_SET_PDEATHSIG)."""
+    parent = os.getppid()
+    with contextlib.suppress(Exception):  # not Linux: the parent's own kill still applies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+class _Child:
+    def __init__(self, events: int, replies: int) -> None:
+        self.events = os.fdopen(events, "w", buffering=1)
+        self.replies = replies
+        self.reply_buffer = b""
+        self.owed = 0  # replies the parent still owes (one per progress event but the last)
+        self.must_wait = False  # a node has finished: wait for every owed reply
+        self.stop: StopRun | None = None
+        self.failed_node: str | None = None
+
+    def main(self, execute: Execute) -> None:
+        _die_with_parent()
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)  # its own group, so a kill reaches the job's subprocesses too
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        outcome: dict[str, Any]
+        try:
+            with collect_logs(lambda line: self.send(t="log", line=line)):
+                outcome = {"status": "completed", "results": execute(self)}
+        except StopRun as stop:
+            outcome = {"status": stop.status, "error": str(stop)}
+        except Exception as error:  # the pipeline's own error: it fails the job
+            self.send(t="log", line=log_line("ERROR", "kedro_jobs", traceback.format_exc()))
+            message = error_message(error, self.failed_node)
+            outcome = {"status": "failed", "error": message, "node": self.failed_node}
+        self.send(t="end", **outcome)
+        self.events.flush()
+
+    def send(self, **event: Any) -> None:
+        self.events.write(json.dumps(event) + "\n")
+
+    # RunEvents
+    def started(self, total: int, first: str | None) -> None:
+        self._progress(0, total, first)
+
+    def node_finished(self, completed: int, total: int, upcoming: str | None) -> None:
+        self._progress(completed, total, upcoming)
+        self.must_wait = True
+
+    def node_failed(self, node: str) -> None:
+        self.failed_node = node
+
+    def stop_reason(self) -> StopRun | None:
+        while self.owed and self.stop is None:
+            if not self.must_wait and not select.select([self.replies], [], [], 0)[0]:
+                break
+            self._read_reply()
+        self.must_wait = False
+        return self.stop
+
+    def _progress(self, completed: int, total: int, current: str | None) -> None:
+        self.send(t="progress", completed=completed, total=total, current=current)
+        if completed < total:  # the parent answers every event that has a node after it
+            self.owed += 1
+
+    def _read_reply(self) -> None:
+        while b"\n" not in self.reply_buffer:
+            chunk = os.read(self.replies, 64)
+            if not chunk:  # the parent is gone: nobody wants this job's result
+                self.stop = StopRun("cancelled", "The consumer stopped answering")
+                return
+            self.reply_buffer += chunk
+        reply, self.reply_buffer = self.reply_buffer.split(b"\n", 1)
+        self.owed -= 1
+        if reply == b"stop":
+            self.stop = StopRun("cancelled", CANCELLED_MESSAGE)
+
+
+# -- the parent --------------------------------------------------------------------------------
+
+
+class _Parent:
+    """Reads the child's events until it ends, dies, or runs out of time."""
+
+    def __init__(
+        self, pid: int, events: int, replies: int, progress: ProgressSink, deadline: float,
+        started: float, cancel_requested: Callable[[], bool] | None,
+    ) -> None:  # fmt: skip
+        self.pid = pid
+        self.events = events
+        self.replies = replies
+        self.progress = progress
+        self.deadline = deadline
+        self.started = started
+        self.cancel_requested = cancel_requested
+        self.cancel_seen = False
+        self.last_heard = started
+        self.lines: list[str] = []
+        self.buffer = b""
+        self.exit_status: int | None = None
+
+    def outcome(
+        self, status: Status, error: str | None, results: Any = None, node: str | None = None
+    ) -> RunOutcome:
+        duration = time.monotonic() - self.started
+        return RunOutcome(status, results, error, node, joined(self.lines), duration)
+
+    def supervise(self) -> RunOutcome:
+        while True:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                return self.timed_out()
+            ready, _, _ = select.select([self.events], [], [], min(remaining, 1.0))
+            if not ready:
+                self.poll_cancel()
+                continue
+            self.last_heard = time.monotonic()
+            chunk = os.read(self.events, 65536)
+            if not chunk:  # the child is gone without an outcome
+                return self.died()
+            self.buffer += chunk
+            while b"\n" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\n", 1)
+                done = self.handle(json.loads(raw))
+                if done is not None:
+                    return done
+
+    def handle(self, event: dict[str, Any]) -> RunOutcome | None:
+        kind = event["t"]
+        if kind == "log":
+            self.lines.append(event["line"])
+        elif kind == "progress":
+            completed, total = event["completed"], event["total"]
+            stop = self.progress(completed, total, event["current"]) or self.cancel_seen
+            if completed < total:
+                with contextlib.suppress(BrokenPipeError):
+                    os.write(self.replies, b"stop\n" if stop else b"go\n")
+        elif kind == "end":
+            return self.outcome(
+                event["status"], event.get("error"), event.get("results"), event.get("node")
+            )
+        return None
+
+    def timed_out(self) -> RunOutcome:
+        self.kill()
+        message = timeout_message(self.deadline - self.started)
+        logger.warning("job stopped: %s", message)
+        self.lines.append(log_line("ERROR", "kedro_jobs", message))
+        return self.outcome("timed_out", message)
+
+    def died(self) -> RunOutcome:
+        status = self.reap(EXIT_GRACE_SECONDS)
+        if os.WIFSIGNALED(status):
+            how = f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+        else:
+            how = f"exited with code {os.WEXITSTATUS(status)}"
+        message = f"The job's worker process died before the pipeline finished: it {how}"
+        logger.error("job failed: %s", message)
+        self.lines.append(log_line("ERROR", "kedro_jobs", message))
+        return self.outcome("failed", message)
+
+    def poll_cancel(self) -> None:
+        """While a node runs long, ask (a read, no write) whether a cancel came in, so the
+        reply after that node is "stop" even if its progress write fails."""
+        quiet = time.monotonic() - self.last_heard
+        if self.cancel_requested is None or self.cancel_seen or quiet < CANCEL_POLL_SECONDS:
+            return
+        self.last_heard = time.monotonic()
+        with contextlib.suppress(Exception):  # best effort: the progress call also tells
+            self.cancel_seen = self.cancel_requested()
+
+    def kill(self) -> None:
+        """SIGKILL the child and anything it started (its process group)."""
+        for send in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                send(self.pid, signal.SIGKILL)
+
+    def reap(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds for the child to exit, else kill it; reap it either
+        way, and kill whatever it left running. Returns its wait status."""
+        if self.exit_status is None:
+            status = _wait_exit(self.pid, grace)
+            if status is None:
+                self.kill()
+                status = os.waitpid(self.pid, 0)[1]
+            self.exit_status = status
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)  # subprocesses the job left behind
+        return self.exit_status
+
+    def close(self) -> None:
+        self.reap(EXIT_GRACE_SECONDS)
+        for fd in (self.events, self.replies):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _wait_exit(pid: int, timeout: float) -> int | None:
+    """Reap ``pid`` once it exits and return its wait status; None after ``timeout``."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.002)
+        return None
+    try:
+        if not select.select([fd], [], [], timeout)[0]:
+            return None
+    finally:
+        os.close(fd)
+    return os.waitpid(pid, 0)[1]

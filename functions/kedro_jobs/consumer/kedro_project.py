@@ -1,0 +1,106 @@
+"""Finding and bootstrapping the Kedro project, once per container."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+PROJECT_PATH_VAR = "KEDRO_PROJECT_PATH"
+PACKAGE_NAME_VAR = "KEDRO_PACKAGE_NAME"
+
+
+def _baked_project() -> Path:
+    return Path(os.environ.get("LAMBDA_TASK_ROOT", "/var/task")) / "project"
+
+
+def _bundled_example() -> Path:
+    """local/example_project of the repository this package was loaded from."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "local" / "example_project"
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd() / "local" / "example_project"  # absent; the runner then says so
+
+
+def project_path_from_env() -> Path:
+    """KEDRO_PROJECT_PATH, else the project baked into the image, else the bundled example."""
+    configured = os.environ.get(PROJECT_PATH_VAR)
+    if configured:
+        return Path(configured).resolve()
+    baked = _baked_project()
+    return baked if baked.is_dir() else _bundled_example()
+
+
+def _package_name_without_metadata(project_path: Path) -> str:
+    """An image may carry the project without pyproject.toml: KEDRO_PACKAGE_NAME names the
+    package, else the only package under src/ that has a pipeline registry."""
+    configured = os.environ.get(PACKAGE_NAME_VAR)
+    if configured:
+        return configured
+    found = sorted(p.parent.name for p in (project_path / "src").glob("*/pipeline_registry.py"))
+    if len(found) == 1:
+        return found[0]
+    raise ValueError(
+        f"{project_path} has no pyproject.toml and {PACKAGE_NAME_VAR} is not set; "
+        f"packages with a pipeline registry under src/: {found or 'none'}"
+    )
+
+
+def bootstrap(project_path: Path) -> str:
+    """Configure Kedro for the project; returns its package name."""
+    from kedro.framework.project import configure_project
+    from kedro.framework.startup import bootstrap_project
+
+    if not (project_path / "conf").is_dir():
+        raise FileNotFoundError(
+            f"No Kedro project at {project_path} (no conf/): set {PROJECT_PATH_VAR}"
+        )
+    if (project_path / "pyproject.toml").is_file():
+        return str(bootstrap_project(project_path).package_name)
+    package_name = _package_name_without_metadata(project_path)
+    src = project_path / "src"
+    if src.is_dir() and str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    configure_project(package_name)
+    return package_name
+
+
+def ensure_configured(package_name: str) -> None:
+    """Kedro's project settings are process-wide: if another project was configured since
+    (tests, tools), configure this one again (cheap; no re-import)."""
+    from kedro.framework import project
+
+    if package_name != project.PACKAGE_NAME:
+        project.configure_project(package_name)
+
+
+def skip_git_description() -> None:
+    """KedroSession.create runs `git rev-parse` and `git status` for its session store
+    (~5-10 ms a job here, and a process spawn from the forked child). The job service keeps
+    no session store, so skip it."""
+    from kedro.framework.session import session as session_module
+
+    if hasattr(session_module, "_describe_git"):
+        session_module._describe_git = _no_git
+
+
+def _no_git(project_path: Path) -> dict[str, Any]:
+    return {}
+
+
+def warm_up(project_path: Path) -> None:
+    """Build one session's context and catalog, unrun: the first one imports and sets up
+    ~0.5 s of Kedro machinery that every forked child would otherwise redo."""
+    from kedro.framework.session import KedroSession
+    from kedro.runner import SequentialRunner  # noqa: F401 - imported for the children
+
+    try:
+        with KedroSession.create(project_path=project_path) as session:
+            _ = session.load_context().catalog  # type: ignore[attr-defined]
+    except Exception:  # a project whose base config needs runtime params: warm less
+        logger.debug("warm-up session failed", exc_info=True)
