@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 _MAX_DEPTH = 20
 _HEAD_ROWS = 5
 _REPR_CHARS = 500
+_MISSING = frozenset({"NaTType", "NAType"})
 
 
 def _type_name(value: Any) -> str:
@@ -50,8 +51,12 @@ def to_json_safe(value: Any, depth: int = 0) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, Decimal):
         return to_json_safe(float(value))
+    if type(value).__name__ in _MISSING:  # pandas' NaT (a datetime) and NA: missing values
+        return None
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, timedelta):  # and pandas' Timedelta
+        return value.total_seconds()
     if isinstance(value, dict):
         return {str(k): to_json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

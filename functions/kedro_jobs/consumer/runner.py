@@ -6,11 +6,13 @@ hook that reports progress and stops the run at a node boundary. Isolation "fork
 default) runs each job in a child forked from this warm process (see fork_worker); "inline"
 runs it here, for places that cannot fork, and checks the deadline between nodes only.
 
-Measured on this machine, `hello` pipeline (2 nodes), warm, median of 30 jobs, progress
-sink a no-op (bench script in the consumer tests' notes; see the report):
-    inline: 20 ms a job     fork: 45 ms a job (the fork, the child's copy-on-write page
-    faults and its exit cost ~25 ms)     cold import + bootstrap + warm-up: 1.2 s
-Before skipping Kedro's per-session `git rev-parse`/`git status`: inline 30 ms, fork 55 ms.
+Measured here (2 shared cores, load ~2; `hello`, 2 nodes; warm; medians of 60 jobs with
+the two modes interleaved; no-op progress sink; 3 runs):
+    inline  18-29 ms a job     fork  36-59 ms a job: the fork adds ~20-25 ms (the fork
+    itself, the child's copy-on-write page faults while it builds the session, its exit)
+    cold start: import + bootstrap + warm-up session ~1.1-1.3 s (first job then as above)
+Without kedro_project.speed_up_sessions (Kedro's per-session git calls, entry-point scan,
+failed `import ibis`): inline ~30-42 ms, fork ~55-70 ms.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from kedro_jobs.consumer.kedro_project import (
     bootstrap,
     ensure_configured,
     project_path_from_env,
-    skip_git_description,
+    speed_up_sessions,
     warm_up,
 )
 from kedro_jobs.consumer.results import to_json_safe
@@ -77,7 +79,7 @@ class KedroRunner:
         self.isolation = isolation
         started = time.perf_counter()
         self.package_name = bootstrap(self.project_path)
-        skip_git_description()
+        speed_up_sessions()
         from kedro.framework.project import pipelines
 
         # Load the registry now, so every forked child starts with it in memory.

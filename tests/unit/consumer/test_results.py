@@ -50,3 +50,10 @@ def test_anything_else_is_named_not_lost() -> None:
     out = to_json_safe({"model": Model()})
     assert out["model"]["repr"] == "Model(fitted)"
     assert out["model"]["type"].endswith("Model")
+
+
+def test_pandas_missing_values_and_durations() -> None:
+    out = to_json_safe(
+        {"nat": pd.NaT, "na": pd.NA, "td": pd.Timedelta("1D"), "ts": pd.Timestamp("2026-01-01")}
+    )
+    assert out == {"nat": None, "na": None, "td": 86400.0, "ts": "2026-01-01T00:00:00"}

@@ -31,6 +31,16 @@ def feature_statistics(features: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def region_features(features: pd.DataFrame) -> pd.DataFrame:
+    """One row per region: a small table that is the pipeline's second result."""
+    table = features.groupby("region").agg(
+        orders=("order_id", "count"),
+        revenue=("revenue", "sum"),
+        high_value_share=("high_value", "mean"),
+    )
+    return table.round(3).reset_index().sort_values("revenue", ascending=False)
+
+
 def create_pipeline() -> Pipeline:
     return pipeline(
         [
@@ -44,6 +54,7 @@ def create_pipeline() -> Pipeline:
                 name="add_features",
             ),
             node(feature_statistics, "order_features", "feature_stats", name="feature_statistics"),
+            node(region_features, "order_features", "region_features", name="region_features"),
         ],
         tags=["features"],
     )  # fmt: skip

@@ -1,0 +1,139 @@
+"""A small real Kedro project in tmp_path for the runner tests: the shared counting project
+(every node appends its name to a record file, so "ran once" is counted) plus pipelines with
+DataFrame outputs, tags, and a node that leaves a subprocess behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kedro_jobs.consumer.run_types import RunOutcome, RunRequest
+from kedro_jobs.consumer.runner import KedroRunner
+from tests.support.kedro_project import RECORD_VAR, write_project
+
+_EXTRA_NODES = """
+import subprocess
+import time
+
+import pandas as pd
+
+from {package}.nodes import _record
+
+
+def make_table(x):
+    _record("make_table")
+    return pd.DataFrame({{"n": range(x), "square": [i * i for i in range(x)]}})
+
+
+def summarise(table):
+    _record("summarise")
+    return {{"rows": len(table), "mean_square": float(table["square"].mean()),
+             "undefined": float("nan")}}
+
+
+def top(table):
+    _record("top")
+    return table.sort_values("square", ascending=False).head(6)
+
+
+def spawn_and_sleep(x):
+    _record("spawn")
+    with open("{pid_file}", "w") as handle:
+        handle.write(str(subprocess.Popen(["sleep", "30"]).pid))
+    time.sleep(30)
+"""
+
+_REGISTRY = """
+from kedro.pipeline import node, pipeline
+
+from {package}.base_registry import register_pipelines as base_pipelines
+from {package}.extra_nodes import make_table, spawn_and_sleep, summarise, top
+from {package}.nodes import double, finish, start
+
+
+def register_pipelines():
+    pipelines = base_pipelines()
+    pipelines["frame"] = pipeline([
+        node(make_table, "params:x", "table", name="make_table"),
+        node(summarise, "table", "summary", name="summarise"),
+        node(top, "table", "top", name="top"),
+    ])
+    pipelines["tagged"] = pipeline([
+        node(start, "params:x", "started", name="start", tags=["prep"]),
+        node(double, "params:x", "doubled", name="double", tags=["core"]),
+        node(finish, "doubled", "finished", name="finish", tags=["report"]),
+    ])
+    pipelines["spawner"] = pipeline([node(spawn_and_sleep, "params:x", "never", name="spawn")])
+    return pipelines
+"""
+
+
+def write_runner_project(root: Path, package: str) -> Path:
+    project = write_project(root, package=package)
+    src = project / "src" / package
+    (src / "pipeline_registry.py").rename(src / "base_registry.py")
+    pid_file = root.parent / "spawned.pid"  # outside the project, which stays untouched
+    (src / "extra_nodes.py").write_text(_EXTRA_NODES.format(package=package, pid_file=pid_file))
+    (src / "pipeline_registry.py").write_text(_REGISTRY.format(package=package))
+    return project
+
+
+@pytest.fixture(scope="session")
+def runner_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_runner_project(tmp_path_factory.mktemp("runner") / "p", "runner_project")
+
+
+@pytest.fixture(scope="session")
+def runner(runner_project: Path) -> KedroRunner:
+    return KedroRunner(runner_project, isolation="inline")
+
+
+@pytest.fixture(params=["inline", "fork"])
+def isolated(request: pytest.FixtureRequest, runner: KedroRunner) -> Iterator[KedroRunner]:
+    """The shared runner, once in each isolation mode."""
+    runner.isolation = request.param
+    try:
+        yield runner
+    finally:
+        runner.isolation = "inline"
+
+
+@pytest.fixture
+def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file every node of the test project appends its name to (forked children
+    inherit the variable)."""
+    path = tmp_path / "executions.txt"
+    monkeypatch.setenv(RECORD_VAR, str(path))
+    return path
+
+
+def run(
+    runner: KedroRunner,
+    pipeline: str,
+    params: dict[str, Any] | None = None,
+    *,
+    progress: Any = None,
+    seconds: float = 30,
+    **options: Any,
+) -> RunOutcome:
+    return runner.run(
+        RunRequest("job-1", pipeline, params or {}, options),
+        progress or (lambda *_: False),
+        deadline=time.monotonic() + seconds,
+    )
+
+
+def zombie_children() -> list[int]:
+    """This process's children that have exited but were not reaped."""
+    zombies = []
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            stat = Path(f"/proc/{pid}/stat")
+            if stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                zombies.append(int(pid))
+    return zombies
