@@ -48,7 +48,6 @@ Execute = Callable[["RunEvents"], dict[str, Any]]
 """Runs the pipeline with a hook reporting to the given events; returns the JSON-safe
 results, or raises the pipeline's error or StopRun."""
 
-CANCEL_POLL_SECONDS = 2.0
 EXIT_GRACE_SECONDS = 2.0
 _CHILD_CRASH_CODE = 70
 
@@ -57,7 +56,6 @@ def run_forked(
     execute: Execute,
     progress: ProgressSink,
     deadline: float,
-    cancel_requested: Callable[[], bool] | None = None,
 ) -> RunOutcome:
     started = time.monotonic()
     events_r, events_w = os.pipe()
@@ -81,7 +79,7 @@ def run_forked(
         os.setpgid(pid, pid)
     os.close(events_w)
     os.close(replies_r)
-    parent = _Parent(pid, events_r, replies_w, progress, deadline, started, cancel_requested)
+    parent = _Parent(pid, events_r, replies_w, progress, deadline, started)
     try:
         return parent.supervise()
     finally:
@@ -180,7 +178,7 @@ class _Parent:
 
     def __init__(
         self, pid: int, events: int, replies: int, progress: ProgressSink, deadline: float,
-        started: float, cancel_requested: Callable[[], bool] | None,
+        started: float,
     ) -> None:  # fmt: skip
         self.pid = pid
         self.events = events
@@ -188,9 +186,6 @@ class _Parent:
         self.progress = progress
         self.deadline = deadline
         self.started = started
-        self.cancel_requested = cancel_requested
-        self.cancel_seen = False
-        self.last_heard = started
         self.lines: list[str] = []
         self.buffer = b""
         self.exit_status: int | None = None
@@ -208,9 +203,7 @@ class _Parent:
                 return self.timed_out()
             ready, _, _ = select.select([self.events], [], [], min(remaining, 1.0))
             if not ready:
-                self.poll_cancel()
                 continue
-            self.last_heard = time.monotonic()
             chunk = os.read(self.events, 65536)
             if not chunk:  # the child is gone without an outcome
                 return self.died()
@@ -227,7 +220,7 @@ class _Parent:
             self.lines.append(event["line"])
         elif kind == "progress":
             completed, total = event["completed"], event["total"]
-            stop = self.progress(completed, total, event["current"]) or self.cancel_seen
+            stop = self.progress(completed, total, event["current"])
             if completed < total:
                 with contextlib.suppress(BrokenPipeError):
                     os.write(self.replies, b"stop\n" if stop else b"go\n")
@@ -254,16 +247,6 @@ class _Parent:
         logger.error("job failed: %s", message)
         self.lines.append(log_line("ERROR", "kedro_jobs", message))
         return self.outcome("failed", message)
-
-    def poll_cancel(self) -> None:
-        """While a node runs long, ask (a read, no write) whether a cancel came in, so the
-        reply after that node is "stop" even if its progress write fails."""
-        quiet = time.monotonic() - self.last_heard
-        if self.cancel_requested is None or self.cancel_seen or quiet < CANCEL_POLL_SECONDS:
-            return
-        self.last_heard = time.monotonic()
-        with contextlib.suppress(Exception):  # best effort: the progress call also tells
-            self.cancel_seen = self.cancel_requested()
 
     def kill(self) -> None:
         """SIGKILL the child and anything it started (its process group)."""

@@ -22,7 +22,6 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -107,10 +106,8 @@ class KedroRunner:
         progress: ProgressSink,
         *,
         deadline: float,
-        cancel_requested: Callable[[], bool] | None = None,
     ) -> RunOutcome:
-        """Run one job. ``deadline`` is a time.monotonic() value. ``cancel_requested``
-        (fork only, optional) is asked while a node runs for more than a few seconds."""
+        """Run one job; past ``deadline`` (a time.monotonic() value) it is stopped."""
         if request.pipeline_name not in self._pipelines:
             known = ", ".join(self.pipeline_names)
             message = f"Unknown pipeline {request.pipeline_name!r}. Known pipelines: {known}"
@@ -121,9 +118,7 @@ class KedroRunner:
             return self._run_inline(request, progress, deadline)
         from kedro_jobs.consumer.fork_worker import run_forked
 
-        return run_forked(
-            lambda events: self._execute(request, events), progress, deadline, cancel_requested
-        )
+        return run_forked(lambda events: self._execute(request, events), progress, deadline)
 
     def _execute(self, request: RunRequest, events: RunEvents) -> dict[str, Any]:
         """Run the pipeline in this process; returns the JSON-safe free outputs. Raises the

@@ -119,10 +119,11 @@ def run(
     *,
     progress: Any = None,
     seconds: float = 30,
-    **options: Any,
+    options: dict[str, Any] | None = None,
+    **more_options: Any,
 ) -> RunOutcome:
     return runner.run(
-        RunRequest("job-1", pipeline, params or {}, options),
+        RunRequest("job-1", pipeline, params or {}, {**(options or {}), **more_options}),
         progress or (lambda *_: False),
         deadline=time.monotonic() + seconds,
     )

@@ -59,7 +59,7 @@ def test_run_options_filter_the_nodes(
     ran: dict[str, int],
     results: dict[str, object],
 ) -> None:
-    outcome = run(isolated, "tagged", **options)
+    outcome = run(isolated, "tagged", options=options)
     assert outcome.status == "completed", outcome.error_message
     assert executions(record) == ran
     assert outcome.results == results
