@@ -47,6 +47,30 @@ def test_two_consumers_racing_for_one_job_claim_it_once(
     assert claimed is not None and claimed.attempts == 1 and claimed.status is JobStatus.RUNNING
 
 
+def test_a_job_first_seen_by_the_consumer_is_made_claimed_once(store: JobStore) -> None:
+    job = Job.new(pipeline_name="p", parameters={}, options={}, user_id="bob", source="sqs")
+    barrier = threading.Barrier(3)
+    made: list[Job | None] = []
+
+    def create() -> None:
+        barrier.wait()
+        made.append(store.create_claimed(job, lease_seconds=60))
+
+    threads = [threading.Thread(target=create) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    [winner] = [m for m in made if m is not None]
+    stored = store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.RUNNING and stored.attempts == 1
+    assert stored.lease_expires_at == winner.lease_expires_at and stored.started_at is not None
+    assert [j.id for j in store.list_jobs("bob", status=JobStatus.RUNNING).jobs] == [job.id]
+    # A redelivery finds it running under a live lease.
+    redelivered = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="bob")
+    assert redelivered.outcome is ClaimOutcome.BUSY
+
+
 def test_a_claim_naming_another_user_does_not_take_the_job(store: JobStore) -> None:
     job = _job(store, user="alice")
     claim = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="mallory")

@@ -89,8 +89,13 @@ def register_pipelines():
         node(nap, ["started", "params:seconds"], "napped", name="nap"),
         node(finish, "napped", "finished", name="finish"),
     ])
+    slow_start = pipeline([
+        node(nap, ["params:x", "params:seconds"], "napped", name="nap"),
+        node(finish, "napped", "finished", name="finish"),
+    ])
     return {{
         "__default__": two,
+        "slow_start": slow_start,
         "two_nodes": two,
         "failing": failing,
         "slow": slow,

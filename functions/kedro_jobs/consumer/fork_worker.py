@@ -7,10 +7,11 @@ to a pipe (log lines, progress, the outcome) and reads the parent's replies ("go
 from another. The child talks to nothing else (AWS clients are not fork-safe).
 
 Handshake: after each node but the last, the child waits for the parent's reply, so a
-cancel seen by that progress call stops the job before the next node. The reply to the
-start event is not waited for (that progress write overlaps the first node); it is read
-before the second node. The parent enforces the deadline with SIGKILL to the child's
-process group (its subprocesses too) and reaps the child whatever happened.
+cancel seen by that progress call stops the job before the next node. The start event is
+not waited for: the claim has just found no cancel, so the start is reported only if the
+first node is still running START_REPORT_DELAY_SECONDS later; a quicker first node's own
+report supersedes it (one write less a job). The parent enforces the deadline with SIGKILL
+to the child's process group (its subprocesses too) and reaps the child whatever happened.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ Execute = Callable[["RunEvents"], dict[str, Any]]
 results, or raises the pipeline's error or StopRun."""
 
 EXIT_GRACE_SECONDS = 2.0
+START_REPORT_DELAY_SECONDS = 0.25
 _CHILD_CRASH_CODE = 70
 
 
@@ -189,6 +191,9 @@ class _Parent:
         self.lines: list[str] = []
         self.buffer = b""
         self.exit_status: int | None = None
+        # The start event, held back until START_REPORT_DELAY_SECONDS have passed.
+        self.start_event: dict[str, Any] | None = None
+        self.start_due = 0.0
 
     def outcome(
         self, status: Status, error: str | None, results: Any = None, node: str | None = None
@@ -198,10 +203,18 @@ class _Parent:
 
     def supervise(self) -> RunOutcome:
         while True:
-            remaining = self.deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = self.deadline - now
             if remaining <= 0:
                 return self.timed_out()
-            ready, _, _ = select.select([self.events], [], [], min(remaining, 1.0))
+            wait = min(remaining, 1.0)
+            if self.start_event is not None:
+                if now >= self.start_due:
+                    self.report(self.start_event)
+                    self.start_event = None
+                    continue
+                wait = min(wait, self.start_due - now)
+            ready, _, _ = select.select([self.events], [], [], wait)
             if not ready:
                 continue
             chunk = os.read(self.events, 65536)
@@ -219,16 +232,29 @@ class _Parent:
         if kind == "log":
             self.lines.append(event["line"])
         elif kind == "progress":
-            completed, total = event["completed"], event["total"]
-            stop = self.progress(completed, total, event["current"])
-            if completed < total:
-                with contextlib.suppress(BrokenPipeError):
-                    os.write(self.replies, b"stop\n" if stop else b"go\n")
+            if event["completed"] == 0 and event["total"] > 0:
+                self.start_event = event
+                self.start_due = time.monotonic() + START_REPORT_DELAY_SECONDS
+                return None
+            if self.start_event is not None:  # superseded by this report; answer it
+                self.start_event = None
+                self.reply(stop=False)
+            self.report(event)
         elif kind == "end":
             return self.outcome(
                 event["status"], event.get("error"), event.get("results"), event.get("node")
             )
         return None
+
+    def report(self, event: dict[str, Any]) -> None:
+        completed, total = event["completed"], event["total"]
+        stop = self.progress(completed, total, event["current"])
+        if completed < total:
+            self.reply(stop=stop)
+
+    def reply(self, *, stop: bool) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            os.write(self.replies, b"stop\n" if stop else b"go\n")
 
     def timed_out(self) -> RunOutcome:
         self.kill()

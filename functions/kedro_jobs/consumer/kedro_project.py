@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -79,6 +80,7 @@ def ensure_configured(package_name: str) -> None:
 
     if package_name != project.PACKAGE_NAME:
         project.configure_project(package_name)
+        project.pipelines.keys()  # all of them: later runs' requests are subsets (see below)
 
 
 def speed_up_sessions() -> None:
@@ -100,10 +102,32 @@ def speed_up_sessions() -> None:
     # ImportError) when it is not installed.
     if "ibis" not in sys.modules and importlib.util.find_spec("ibis") is None:
         sys.modules["ibis"] = None  # type: ignore[assignment]
+    # session.run asks for just the pipelines it runs (`set_requested`), and a change of
+    # request empties the registry, so the next access calls the project's
+    # register_pipelines again: in every forked child (its state dies with it), ~5 ms here
+    # and far more for a big project. Once every pipeline is loaded, a narrower request is
+    # a subset of what is there: keep it.
+    from kedro.framework.project import _ProjectPipelines
+
+    set_requested = getattr(_ProjectPipelines, "set_requested", None)
+    if set_requested is not None and not hasattr(set_requested, "__wrapped__"):
+        _ProjectPipelines.set_requested = _keep_loaded_registry(set_requested)  # type: ignore[method-assign,assignment]
 
 
 def _no_git(project_path: Path) -> dict[str, Any]:
     return {}
+
+
+def _keep_loaded_registry(set_requested: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    @functools.wraps(set_requested)
+    def keep(registry: Any, pipeline_names: Any) -> None:
+        everything = getattr(registry, "_is_data_loaded", False) and (
+            getattr(registry, "_requested_pipelines", ()) is None
+        )
+        if not everything:
+            set_requested(registry, pipeline_names)
+
+    return keep
 
 
 class _EntryPointHooks:
@@ -135,8 +159,13 @@ def warm_up(project_path: Path) -> None:
     from kedro.framework.session import KedroSession
     from kedro.runner import SequentialRunner  # noqa: F401 - imported for the children
 
+    import kedro_jobs.consumer.progress_hook  # noqa: F401 - every run registers it
+
     try:
         with KedroSession.create(project_path=project_path) as session:
-            _ = session.load_context().catalog  # type: ignore[attr-defined]
+            catalog = session.load_context().catalog  # type: ignore[attr-defined]
+            # A run makes each unnamed dataset from the catalog's default pattern; the
+            # first time imports the dataset class (and tries kedro_datasets): do it here.
+            catalog.get("__kedro_jobs_warm_up__", fallback_to_runtime_pattern=True)
     except Exception:  # a project whose base config needs runtime params: warm less
         logger.debug("warm-up session failed", exc_info=True)

@@ -9,7 +9,6 @@ batch processor reports the record and SQS delivers it again.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from kedro_jobs.consumer.context import remaining_seconds
 from kedro_jobs.consumer.messages import BadMessage, parse_body
 from kedro_jobs.consumer.runner import ProgressSink, RunOutcome, RunRequest
 from kedro_jobs.core.artifacts import ArtifactStore, log_key, results_key
-from kedro_jobs.core.errors import DependencyUnavailable, JobAlreadyExists
+from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.models import Job, JobMessage, Progress, json_size
 from kedro_jobs.core.settings import Settings
@@ -123,9 +122,14 @@ class Consumer:
         # may take the job over from a consumer that died.
         user_id = message.user_id or "anonymous"
         if message.job_id is None:
-            # A message from another system: the job item is made here, once, whatever the
-            # number of deliveries (its id is derived from the message).
-            self._create_foreign(job_id, message, user_id)
+            # A message from another system: its job id is derived from the message, so the
+            # first delivery makes the job, already claimed, in one write; a redelivery
+            # finds it and claims as usual.
+            created = self.store.create_claimed(
+                self._foreign_job(job_id, message, user_id), lease_seconds=budget
+            )
+            if created is not None:
+                return Claim(ClaimOutcome.CLAIMED, created)
         claim = self.store.claim(
             job_id,
             lease_seconds=budget,
@@ -134,7 +138,11 @@ class Consumer:
         )
         if claim.outcome is ClaimOutcome.NOT_FOUND:
             # Another system chose the job id itself: the same, with its id.
-            self._create_foreign(job_id, message, user_id)
+            created = self.store.create_claimed(
+                self._foreign_job(job_id, message, user_id), lease_seconds=budget
+            )
+            if created is not None:
+                return Claim(ClaimOutcome.CLAIMED, created)
             claim = self.store.claim(
                 job_id, lease_seconds=budget, max_attempts=self.settings.max_attempts
             )
@@ -142,8 +150,9 @@ class Consumer:
             self._count("JobsFailed")
         return claim
 
-    def _create_foreign(self, job_id: str, message: JobMessage, user_id: str) -> None:
-        job = Job.new(
+    @staticmethod
+    def _foreign_job(job_id: str, message: JobMessage, user_id: str) -> Job:
+        return Job.new(
             job_id=job_id,
             pipeline_name=message.pipeline_name,
             parameters=message.parameters,
@@ -151,8 +160,6 @@ class Consumer:
             user_id=user_id,
             source="sqs",
         )
-        with contextlib.suppress(JobAlreadyExists):
-            self.store.create(job)
 
     def _run(self, job: Job, budget: float) -> None:
         started = time.monotonic()

@@ -236,6 +236,26 @@ class JobStore:
                 raise
         return job
 
+    def create_claimed(self, job: Job, *, lease_seconds: float) -> Job | None:
+        """A job first seen by the consumer (a message from another system): written already
+        claimed by this run, attempt 1, in one conditional put. None if the job exists (a
+        redelivery, or the API made it): then claim it as usual."""
+        now = utcnow()
+        running = job.model_copy(
+            update={
+                "status": JobStatus.RUNNING,
+                "started_at": now,
+                "updated_at": now,
+                "attempts": 1,
+                "lease_expires_at": time.time() + lease_seconds,
+                "cancel_requested": False,
+            }
+        )
+        try:
+            return self.create(running)
+        except JobAlreadyExists:
+            return None
+
     def _update(
         self,
         job_id: str,

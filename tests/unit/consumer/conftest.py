@@ -49,6 +49,8 @@ def spawn_and_sleep(x):
 """
 
 _REGISTRY = """
+import os
+
 from kedro.pipeline import node, pipeline
 
 from {package}.base_registry import register_pipelines as base_pipelines
@@ -57,6 +59,10 @@ from {package}.nodes import double, finish, start
 
 
 def register_pipelines():
+    calls = os.environ.get("KEDRO_JOBS_TEST_REGISTRY_CALLS")
+    if calls:
+        with open(calls, "a") as handle:
+            handle.write("register_pipelines\\n")
     pipelines = base_pipelines()
     pipelines["frame"] = pipeline([
         node(make_table, "params:x", "table", name="make_table"),

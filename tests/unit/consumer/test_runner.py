@@ -7,9 +7,11 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kedro_jobs.consumer import fork_worker
 from kedro_jobs.consumer.runner import KedroRunner
 from tests.support.kedro_project import executions
 
@@ -65,17 +67,50 @@ def test_run_options_filter_the_nodes(
     assert outcome.results == results
 
 
-def test_progress_is_reported_at_the_start_and_after_each_node(isolated: KedroRunner) -> None:
+def _recording() -> tuple[list[tuple[int, int, str | None]], Any]:
     calls: list[tuple[int, int, str | None]] = []
 
     def progress(completed: int, total: int, current: str | None) -> bool:
         calls.append((completed, total, current))
         return False
 
-    assert run(isolated, "tagged", progress=progress, tags=["prep", "core"]).status == "completed"
-    assert [(done, total) for done, total, _ in calls] == [(0, 2), (1, 2), (2, 2)]
+    return calls, progress
+
+
+def test_progress_is_reported_at_the_start_and_after_each_node(
+    isolated: KedroRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fork_worker, "START_REPORT_DELAY_SECONDS", 0.05)
+    calls, progress = _recording()
+    outcome = run(isolated, "slow_start", {"seconds": 0.5}, progress=progress)
+    assert outcome.status == "completed", outcome.error_message
     # Each call names the node about to run (Kedro's order), the last none.
-    assert {calls[0][2], calls[1][2]} == {"start", "double"} and calls[2][2] is None
+    assert calls == [(0, 2, "nap"), (1, 2, "finish"), (2, 2, None)]
+
+
+def test_a_quick_first_nodes_report_stands_for_the_start_in_a_fork(
+    runner: KedroRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The forked run's start is reported only once its first node has run a while: a
+    # quicker first node's own report says more, and saves the job a write.
+    monkeypatch.setattr(fork_worker, "START_REPORT_DELAY_SECONDS", 5.0)
+    monkeypatch.setattr(runner, "isolation", "fork")
+    calls, progress = _recording()
+    assert run(runner, "tagged", progress=progress, tags=["prep", "core"]).status == "completed"
+    assert [(done, total) for done, total, _ in calls] == [(1, 2), (2, 2)]
+    assert calls[1][2] is None
+
+
+def test_the_projects_pipeline_registry_is_read_once_not_per_job(
+    isolated: KedroRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(isolated, "two_nodes")  # (re)loads it if another project was configured meanwhile
+    calls = tmp_path / "registry_calls.txt"
+    monkeypatch.setenv("KEDRO_JOBS_TEST_REGISTRY_CALLS", str(calls))
+    for pipeline in ("two_nodes", "frame", "two_nodes", "tagged"):
+        assert run(isolated, pipeline).status == "completed"
+    # register_pipelines is the user's code: in a big project it takes seconds.
+    assert not calls.exists()
 
 
 def test_a_pipeline_error_fails_the_job_naming_the_node(
@@ -108,7 +143,7 @@ def test_a_cancel_stops_the_run_before_the_next_node(isolated: KedroRunner, reco
     assert outcome.status == "cancelled"
     assert outcome.results is None
     assert executions(record) == {"start": 1}
-    assert calls == [0, 1]
+    assert calls[-1] == 1  # (a fork reports the start only for a slow first node)
 
 
 def test_a_cancel_after_the_last_node_changes_nothing(isolated: KedroRunner) -> None:
