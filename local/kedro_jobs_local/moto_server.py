@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import socket
 import subprocess
@@ -122,6 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.parent:
         threading.Thread(target=_exit_with_parent, args=(args.parent,), daemon=True).start()
     app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+    # moto's imports (every service model) live as long as the server: out of the
+    # collector's sight, its full collections walk only the emulated data (they paused
+    # requests for tens of ms).
+    gc.collect()
+    gc.freeze()
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -122,6 +122,7 @@ def test_finished_jobs_are_not_claimed_again(store: JobStore) -> None:
     finished = store.finish(claim.job, JobStatus.COMPLETED, results={"n": 1}, execution_time=0.5)
     assert finished is not None
     assert finished.completed_at is not None and finished.execution_time == 0.5
+    assert store.get(job.id) == finished  # what finish returns is what is stored
     assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.FINISHED
 
 

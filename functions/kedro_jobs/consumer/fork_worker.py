@@ -24,6 +24,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -82,10 +83,18 @@ def run_forked(
     os.close(events_w)
     os.close(replies_r)
     parent = _Parent(pid, events_r, replies_w, progress, deadline, started)
+    ended = False
     try:
-        return parent.supervise()
+        outcome = parent.supervise()
+        ended = parent.ended
+        return outcome
     finally:
-        parent.close()
+        if ended:
+            # The child sent its outcome and is exiting; tearing down its copy of the heap
+            # takes ~10 ms: reap it (and kill what it left running) off the job's path.
+            threading.Thread(target=parent.close, name=f"reap-{pid}", daemon=True).start()
+        else:
+            parent.close()
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -191,6 +200,7 @@ class _Parent:
         self.lines: list[str] = []
         self.buffer = b""
         self.exit_status: int | None = None
+        self.ended = False  # the child reported its outcome
         # The start event, held back until START_REPORT_DELAY_SECONDS have passed.
         self.start_event: dict[str, Any] | None = None
         self.start_due = 0.0
@@ -241,6 +251,7 @@ class _Parent:
                 self.reply(stop=False)
             self.report(event)
         elif kind == "end":
+            self.ended = True
             return self.outcome(
                 event["status"], event.get("error"), event.get("results"), event.get("node")
             )

@@ -17,6 +17,7 @@ failed `import ibis`): inline ~30-42 ms, fork ~55-70 ms.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -84,6 +85,11 @@ class KedroRunner:
         # Load the registry now, so every forked child starts with it in memory.
         self._pipelines: dict[str, Any] = dict(pipelines.items())
         warm_up(self.project_path)
+        # Everything loaded so far lives as long as the container: out of the collector's
+        # sight (gc.freeze), a full collection walks only what jobs allocate since. Without
+        # it one takes ~150 ms here, every few inline jobs.
+        gc.collect()
+        gc.freeze()
         logger.info(
             "Kedro project %s bootstrapped in %.0f ms: pipelines %s",
             self.package_name,

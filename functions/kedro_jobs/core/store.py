@@ -267,6 +267,30 @@ class JobStore:
     ) -> dict[str, Any] | None:
         """One conditional UpdateItem. Returns the new attributes, or None if the condition
         failed (the job is not in the expected state)."""
+        try:
+            return self._write(
+                job_id,
+                set_values=set_values,
+                remove=remove,
+                condition=condition,
+                condition_values=condition_values,
+                returns="ALL_NEW",
+            )
+        except _ConditionFailed:
+            return None
+
+    def _write(
+        self,
+        job_id: str,
+        *,
+        set_values: dict[str, Any],
+        remove: tuple[str, ...] = (),
+        condition: str,
+        condition_values: dict[str, Any],
+        returns: str,
+    ) -> dict[str, Any]:
+        """One conditional UpdateItem returning ``returns`` ("ALL_NEW" or "NONE"). A failed
+        condition raises _ConditionFailed with the item as it was."""
         names = {"#s": "status"}
         values: dict[str, Any] = dict(condition_values)
         parts = []
@@ -277,36 +301,37 @@ class JobStore:
         expression = "SET " + ", ".join(parts)
         if remove:
             expression += " REMOVE " + ", ".join(remove)
-        try:
-            with aws_errors(_DEPENDENCY):
-                try:
-                    resp = self.client.update_item(
-                        TableName=self.table_name,
-                        Key=_key(job_id),
-                        UpdateExpression=expression,
-                        ConditionExpression=f"attribute_exists(id) AND ({condition})",
-                        ExpressionAttributeNames=names,
-                        ExpressionAttributeValues=values,
-                        ReturnValues="ALL_NEW",
-                    )
-                except Exception as exc:
-                    if error_code(exc) == "ConditionalCheckFailedException":
-                        raise _ConditionFailed from exc
-                    raise
-        except _ConditionFailed:
-            return None
+        with aws_errors(_DEPENDENCY):
+            try:
+                resp = self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_key(job_id),
+                    UpdateExpression=expression,
+                    ConditionExpression=f"attribute_exists(id) AND ({condition})",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues=returns,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except Exception as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    old = getattr(exc, "response", {}).get("Item") or {}
+                    raise _ConditionFailed(old) from exc
+                raise
         attributes: dict[str, Any] = resp.get("Attributes", {})
         return attributes
 
+    @staticmethod
+    def _owned(job: Job) -> dict[str, Any]:
+        """The condition of a write by the run that claimed ``job``: its attempt number is the
+        fencing token, so a run whose lease was taken over writes nothing."""
+        return {
+            "condition": "#s = :running AND attempts = :n",
+            "condition_values": {":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
+        }
+
     def _update_owned(self, job: Job, values: dict[str, Any]) -> dict[str, Any] | None:
-        """A write by the run that claimed ``job``: its attempt number is the fencing token,
-        so a run whose lease was taken over writes nothing."""
-        return self._update(
-            job.id,
-            set_values=values,
-            condition="#s = :running AND attempts = :n",
-            condition_values={":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
-        )
+        return self._update(job.id, set_values=values, **self._owned(job))
 
     def _status_values(self, job: Job, status: JobStatus) -> dict[str, Any]:
         now = iso(utcnow())
@@ -410,14 +435,30 @@ class JobStore:
 
     def report_progress(self, job: Job, progress: Progress) -> bool | None:
         """Record progress: one write per node. Returns whether a cancel was requested, or
-        None if this run no longer owns the job (its lease was taken over)."""
-        attrs = self._update_owned(
-            job,
-            {"progress": {"S": progress.model_dump_json()}, "updated_at": {"S": iso(utcnow())}},
-        )
-        if attrs is None:
-            return None
-        return bool(attrs.get("cancel_requested", {}).get("BOOL", False))
+        None if this run no longer owns the job (its lease was taken over). Nothing comes
+        back from a write that succeeds; a requested cancel fails it and the item says why."""
+        try:
+            self._write(
+                job.id,
+                set_values={
+                    "progress": {"S": progress.model_dump_json()},
+                    "updated_at": {"S": iso(utcnow())},
+                },
+                condition="#s = :running AND attempts = :n AND cancel_requested = :no",
+                condition_values={
+                    ":running": {"S": "running"},
+                    ":n": {"N": str(job.attempts)},
+                    ":no": {"BOOL": False},
+                },
+                returns="NONE",
+            )
+        except _ConditionFailed as failed:
+            old = failed.item
+            owned = old.get("status") == {"S": "running"} and old.get("attempts") == {
+                "N": str(job.attempts)
+            }
+            return True if owned else None
+        return False
 
     def finish(
         self,
@@ -444,8 +485,12 @@ class JobStore:
             "log_location": _av(log_location) if log_location else None,
         }
         values.update({k: v for k, v in optional.items() if v is not None})
-        attrs = self._update_owned(job, values)
-        return from_item(attrs) if attrs else None
+        try:
+            # Nothing comes back (the results can be 32 KB): the record is what was written.
+            self._write(job.id, set_values=values, returns="NONE", **self._owned(job))
+        except _ConditionFailed:
+            return None
+        return from_item({**to_item(job), **values})
 
     def fail(
         self, job_id: str, error_message: str, *, only_if_lease_expired: bool = False
@@ -511,4 +556,6 @@ class JobStore:
 
 
 class _ConditionFailed(Exception):
-    pass
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item  # the item as it was ({} if it does not exist)

@@ -144,3 +144,14 @@ def zombie_children() -> list[int]:
             if stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 zombies.append(int(pid))
     return zombies
+
+
+def no_zombies_soon(seconds: float = 5.0) -> bool:
+    """Every forked child is reaped: at once after a stop, a moment later after an outcome
+    (a background thread reaps it while the outcome is recorded)."""
+    deadline = time.monotonic() + seconds
+    while zombie_children():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -15,7 +15,7 @@ from kedro_jobs.consumer import fork_worker
 from kedro_jobs.consumer.runner import KedroRunner
 from tests.support.kedro_project import executions
 
-from .conftest import run, zombie_children
+from .conftest import no_zombies_soon, run
 
 
 def test_a_completed_run_returns_json_safe_free_outputs(
@@ -173,7 +173,7 @@ def test_fork_deadline_kills_the_child_and_reaps_it(runner: KedroRunner, record:
     assert outcome.error_message in outcome.log
     time.sleep(0.3)  # the killed child would have finished its nap by now... it must not
     assert executions(record)["finish"] == 0
-    assert zombie_children() == []
+    assert no_zombies_soon()
 
 
 def test_fork_deadline_also_kills_what_the_job_started(
@@ -213,7 +213,7 @@ def test_a_worker_that_dies_fails_the_job_with_a_clear_message(
         "The job's worker process died before the pipeline finished: it exited with code 3"
     )
     assert after.results == {"doubled": 2}  # the consumer is unharmed
-    assert zombie_children() == []
+    assert no_zombies_soon()
 
 
 def test_a_forked_run_leaves_the_parent_untouched(runner: KedroRunner, record: Path) -> None:
@@ -224,7 +224,7 @@ def test_a_forked_run_leaves_the_parent_untouched(runner: KedroRunner, record: P
         runner.isolation = "inline"
     assert outcome.results == {"doubled": 16}
     assert executions(record) == {"start": 1, "double": 1}
-    assert zombie_children() == []
+    assert no_zombies_soon()
     assert os.environ.get("KEDRO_DISABLE_TELEMETRY") == "1"
 
 
