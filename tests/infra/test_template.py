@@ -240,3 +240,20 @@ def test_handlers_named_in_the_template_exist(template: dict[str, Any]) -> None:
     for handler in handlers:
         module, _, attr = handler.rpartition(".")
         assert callable(getattr(importlib.import_module(module), attr)), handler
+
+
+@pytest.mark.parametrize(("tracing", "disabled"), [("PassThrough", "true"), ("Active", "false")])
+def test_tracing_is_opt_in_and_tells_the_functions(
+    template: dict[str, Any], tracing: str, disabled: str
+) -> None:
+    assert template["Parameters"]["Tracing"]["Default"] == "PassThrough"
+    overrides = {} if tracing == "PassThrough" else {"Tracing": tracing}
+    globals_ = template["Globals"]["Function"]
+    assert resolve_value(globals_["Tracing"], template=template, parameter_overrides=overrides) == (
+        tracing
+    )
+    variables = globals_["Environment"]["Variables"]
+    resolved = resolve_value(
+        variables["POWERTOOLS_TRACE_DISABLED"], template=template, parameter_overrides=overrides
+    )
+    assert resolved == disabled

@@ -26,21 +26,16 @@ print(json.dumps({"modules": sorted(sys.modules), "clients": created}))
 """
 
 
-def _import_in_fresh_interpreter(*modules: str) -> dict[str, list[str]]:
+def _import_in_fresh_interpreter(*modules: str, **env: str) -> dict[str, list[str]]:
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, *modules],
         check=True,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", **env},
     )
     result: dict[str, list[str]] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
-
-
-def _ours(clients: list[str]) -> list[str]:
-    # Powertools' Tracer brings the X-Ray SDK, whose sampler makes its own xray client.
-    return [c for c in clients if c != "xray"]
 
 
 def _top_level(modules: list[str]) -> set[str]:
@@ -51,7 +46,7 @@ def test_api_handler_does_not_import_kedro_or_create_clients() -> None:
     result = _import_in_fresh_interpreter("kedro_jobs.api.handler")
     assert not {"kedro", "kedro_datasets", "pandas"} & _top_level(result["modules"])
     assert not any(m.startswith("kedro_jobs.consumer") for m in result["modules"])
-    assert _ours(result["clients"]) == []
+    assert result["clients"] == []
 
 
 @pytest.mark.parametrize(
@@ -69,11 +64,31 @@ def test_api_handler_does_not_import_kedro_or_create_clients() -> None:
 def test_core_imports_neither_fastapi_nor_kedro(module: str) -> None:
     result = _import_in_fresh_interpreter(module)
     assert not {"fastapi", "starlette", "mangum", "kedro"} & _top_level(result["modules"])
-    assert _ours(result["clients"]) == []
+    assert result["clients"] == []
 
 
 def test_consumer_handlers_create_no_client_at_import() -> None:
     result = _import_in_fresh_interpreter(
         "kedro_jobs.consumer.handler", "kedro_jobs.consumer.dlq_handler"
     )
-    assert _ours(result["clients"]) == []
+    assert result["clients"] == []
+
+
+@pytest.mark.parametrize("handler", ["kedro_jobs.api.handler", "kedro_jobs.consumer.handler"])
+@pytest.mark.parametrize(
+    ("env", "traced"),
+    [
+        ({}, False),  # not in Lambda: no X-Ray daemon to send to
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"}, False),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}, True),
+    ],
+    ids=["local", "lambda-tracing-off", "lambda-tracing-on"],
+)
+def test_the_xray_sdk_is_loaded_only_when_tracing_is_on(
+    handler: str, env: dict[str, str], traced: bool
+) -> None:
+    # The template's Tracing parameter sets POWERTOOLS_TRACE_DISABLED. Off, the SDK (~50 ms
+    # of a cold start in Lambda) is never imported.
+    result = _import_in_fresh_interpreter(handler, **env)
+    assert ("aws_xray_sdk" in _top_level(result["modules"])) is traced
+    assert [c for c in result["clients"] if c != "xray"] == []

@@ -71,6 +71,7 @@ class Consumer:
         self._runner_factory = runner_factory
         self._runner: Runner | None = None
         self.metrics = metrics
+        self.manifest_published = False
 
     @property
     def runner(self) -> Runner:

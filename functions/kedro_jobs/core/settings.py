@@ -30,6 +30,17 @@ class Settings(BaseSettings):
     job_ttl_days: int = Field(90, ge=0)  # 0 keeps jobs forever
     isolation: str = Field("fork", pattern="^(fork|inline)$", validation_alias="RUN_ISOLATION")
     log_level: str = "INFO"
+    # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
+    # `sam local` has no daemon. The template turns it on with its Tracing parameter.
+    powertools_trace_disabled: bool = False
+    lambda_task_root: str = ""
+    aws_sam_local: bool = False
+
+    @property
+    def tracing(self) -> bool:
+        return bool(self.lambda_task_root) and not (
+            self.aws_sam_local or self.powertools_trace_disabled
+        )
 
 
 @lru_cache(maxsize=1)
