@@ -91,6 +91,7 @@ def measure(rounds: int = 15, subprocess_every: int = 3) -> dict[str, Any]:
         if i % subprocess_every == 0:
             samples["kedro_run_subprocess"].append(_timed(old_design))
     runner.isolation = "fork"  # type: ignore[attr-defined]
+    samples.update(_profile(consumer, service("fork"), rounds))
     medians = {k: statistics.median(v) for k, v in samples.items()}
     floor_plus_writes = 1.5 * medians["floor"] + medians["aws_wait_per_job"]
     return {
@@ -102,6 +103,49 @@ def measure(rounds: int = 15, subprocess_every: int = 3) -> dict[str, Any]:
         "target_floor_x1_5_plus_aws_seconds": floor_plus_writes,
         "ratio_to_target_floor_plus_aws": medians["handler_fork"] / floor_plus_writes,
     }
+
+
+def _profile(consumer: Any, job: Callable[[], None], rounds: int) -> dict[str, list[float]]:
+    """Where a job's time goes: the runner alone (no AWS, no-op progress) inline and forked,
+    and the handler around a runner that does nothing (the service's own code and its AWS
+    requests), with its AWS wait."""
+    from kedro_jobs.consumer.run_types import RunOutcome, RunRequest
+
+    runner = consumer.runner
+    request = RunRequest("bench", "hello", {}, {})
+
+    def run_alone(isolation: str) -> Callable[[], None]:
+        def run() -> None:
+            runner.isolation = isolation
+            outcome = runner.run(request, lambda *_: False, deadline=time.monotonic() + 60)
+            assert outcome.status == "completed", outcome.error_message
+
+        return run
+
+    class _NoKedro:
+        def run(self, request: Any, progress: Any, *, deadline: float) -> RunOutcome:
+            progress(1, 2, "double")  # the one progress write a two-node job makes
+            return RunOutcome("completed", {"doubled": 2}, None, None, "a log line\n", 0.0)
+
+    samples: dict[str, list[float]] = {
+        "runner_inline_no_aws": [],
+        "runner_fork_no_aws": [],
+        "handler_without_kedro": [],
+        "aws_wait_without_kedro": [],
+    }
+    waited = _AwsWait(consumer.store.client, consumer.artifacts.client)
+    for _ in range(rounds):
+        samples["runner_inline_no_aws"].append(_timed(run_alone("inline")))
+        samples["runner_fork_no_aws"].append(_timed(run_alone("fork")))
+        consumer._runner = _NoKedro()
+        try:
+            waited.total = 0.0
+            samples["handler_without_kedro"].append(_timed(job))
+            samples["aws_wait_without_kedro"].append(waited.total)
+        finally:
+            consumer._runner = runner
+    runner.isolation = "fork"
+    return samples
 
 
 class _AwsWait:

@@ -57,6 +57,8 @@ def main() -> int:
         results["api_overhead"] = api_overhead.measure(res.table_name, res.queue_url)
         step("cold start", began)
         results["cold_start"] = cold_start.measure(dict(os.environ))
+        step("cold start before/after", began)
+        results["cold_start_before_after"] = cold_start.compare(dict(os.environ))
         step("listing at scale", began)
         results["listing"] = listing.measure(res.table_name)
     step("end to end", began)
