@@ -6,13 +6,14 @@ hook that reports progress and stops the run at a node boundary. Isolation "fork
 default) runs each job in a child forked from this warm process (see fork_worker); "inline"
 runs it here, for places that cannot fork, and checks the deadline between nodes only.
 
-Measured here (2 shared cores, load ~2; `hello`, 2 nodes; warm; medians of 60 jobs with
-the two modes interleaved; no-op progress sink; 3 runs):
-    inline  18-29 ms a job     fork  36-59 ms a job: the fork adds ~20-25 ms (the fork
-    itself, the child's copy-on-write page faults while it builds the session, its exit)
+Measured by `make bench` (2 shared cores; `hello`, 2 nodes; warm; no-op progress sink):
+    inline ~20-25 ms a job     fork ~36-42 ms a job: the fork adds ~17 ms (~6 ms the fork
+    itself, ~10 ms the child's copy-on-write page faults while it builds its session; its
+    exit is reaped off the job's path)
     cold start: import + bootstrap + warm-up session ~1.1-1.3 s (first job then as above)
 Without kedro_project.speed_up_sessions (Kedro's per-session git calls, entry-point scan,
-failed `import ibis`): inline ~30-42 ms, fork ~55-70 ms.
+failed `import ibis`, the pipeline registry re-read by every forked child) a job took
+~10-30 ms more.
 """
 
 from __future__ import annotations
