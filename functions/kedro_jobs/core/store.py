@@ -256,26 +256,11 @@ class JobStore:
         except JobAlreadyExists:
             return None
 
-    def _update(
-        self,
-        job_id: str,
-        *,
-        set_values: dict[str, Any],
-        remove: tuple[str, ...] = (),
-        condition: str,
-        condition_values: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """One conditional UpdateItem. Returns the new attributes, or None if the condition
-        failed (the job is not in the expected state)."""
+    def _update(self, job_id: str, **write: Any) -> dict[str, Any] | None:
+        """One conditional UpdateItem (``write``: see _write). Returns the new attributes, or
+        None if the condition failed (the job is not in the expected state)."""
         try:
-            return self._write(
-                job_id,
-                set_values=set_values,
-                remove=remove,
-                condition=condition,
-                condition_values=condition_values,
-                returns="ALL_NEW",
-            )
+            return self._write(job_id, returns="ALL_NEW", **write)
         except _ConditionFailed:
             return None
 
