@@ -126,11 +126,9 @@ class Consumer:
             # A message from another system: its job id is derived from the message, so the
             # first delivery makes the job, already claimed, in one write; a redelivery
             # finds it and claims as usual.
-            created = self.store.create_claimed(
-                self._foreign_job(job_id, message, user_id), lease_seconds=budget
-            )
+            created = self._create_claimed(job_id, message, user_id, budget)
             if created is not None:
-                return Claim(ClaimOutcome.CLAIMED, created)
+                return created
         claim = self.store.claim(
             job_id,
             lease_seconds=budget,
@@ -139,11 +137,9 @@ class Consumer:
         )
         if claim.outcome is ClaimOutcome.NOT_FOUND:
             # Another system chose the job id itself: the same, with its id.
-            created = self.store.create_claimed(
-                self._foreign_job(job_id, message, user_id), lease_seconds=budget
-            )
+            created = self._create_claimed(job_id, message, user_id, budget)
             if created is not None:
-                return Claim(ClaimOutcome.CLAIMED, created)
+                return created
             claim = self.store.claim(
                 job_id, lease_seconds=budget, max_attempts=self.settings.max_attempts
             )
@@ -151,9 +147,10 @@ class Consumer:
             self._count("JobsFailed")
         return claim
 
-    @staticmethod
-    def _foreign_job(job_id: str, message: JobMessage, user_id: str) -> Job:
-        return Job.new(
+    def _create_claimed(
+        self, job_id: str, message: JobMessage, user_id: str, budget: float
+    ) -> Claim | None:
+        job = Job.new(
             job_id=job_id,
             pipeline_name=message.pipeline_name,
             parameters=message.parameters,
@@ -161,6 +158,8 @@ class Consumer:
             user_id=user_id,
             source="sqs",
         )
+        created = self.store.create_claimed(job, lease_seconds=budget)
+        return None if created is None else Claim(ClaimOutcome.CLAIMED, created)
 
     def _run(self, job: Job, budget: float) -> None:
         started = time.monotonic()
