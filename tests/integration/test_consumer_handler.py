@@ -91,6 +91,34 @@ def test_completed_run_records_results_progress_and_log(
     assert {"two_nodes", "failing", "slow"} <= set(manifest["pipelines"])
 
 
+def test_a_running_jobs_progress_names_its_node_while_it_runs(
+    invoke: Invoke, store: JobStore
+) -> None:
+    # A slow first node: the start is reported while it runs (a quick one's own report
+    # would stand for it); then each node boundary.
+    job, body = submitted(store, "slow_start", seconds=2.0)
+    seen: list[tuple[int, int, str | None]] = []
+
+    def watch() -> None:
+        for _ in range(200):
+            current = store.get(job.id)
+            if current is not None and current.progress is not None:
+                p = current.progress
+                step = (p.completed_nodes, p.total_nodes, p.current_node)
+                if not seen or seen[-1] != step:
+                    seen.append(step)
+            if current is not None and current.status is JobStatus.COMPLETED:
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert invoke(body) == {"batchItemFailures": []}
+    watcher.join()
+    assert seen[0] == (0, 2, "nap")
+    assert seen[-1] == (2, 2, None)
+
+
 def test_pipeline_error_fails_the_job_and_is_not_retried(
     invoke: Invoke, store: JobStore, record: Path
 ) -> None:
