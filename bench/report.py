@@ -171,8 +171,9 @@ def write_report(results: dict[str, Any], docs: Path) -> None:
         ],
         "",
         f"Requests per trivial job, counted from the code: {cost['per_job_requests_trivial']}. "
-        "Each of the table's three indexes projects all attributes, so every write is also "
-        "written to each index (4 write units per write). X-Ray is off by default (the "
+        "The table's three indexes hold keys only (one the status too): a progress write "
+        "touches no index, and a job's results are stored once (with all attributes "
+        "projected, every write was written four times). X-Ray is off by default (the "
         "template's `Tracing` parameter); on, it adds about $5 per million traces.",
         "",
         f"The old design always on (2 worker VMs, an API VM, Redis): **${cost['celery_monthly_fixed']:.0f} "

@@ -115,5 +115,6 @@ def test_the_image_task_root_runs_a_job(
         ExpressionAttributeValues={":p": {"S": "anonymous#hello"}},
     )["Items"]
     assert [i["status"]["S"] for i in items] == ["completed"]
-    assert json.loads(items[0]["results"]["S"]) == {"doubled": 42}
+    job = ddb.get_item(TableName=stack.table_name, Key={"id": items[0]["id"]})["Item"]
+    assert json.loads(job["results"]["S"]) == {"doubled": 42}
     assert os.path.isdir(task_root / "project" / "conf")

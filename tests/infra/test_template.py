@@ -152,6 +152,7 @@ def test_jwt_parameters_transform(template: dict[str, Any]) -> None:
 def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
     api = _actions(cfn, "ApiFunction")
     assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage"} <= api
+    assert "dynamodb:BatchGetItem" in api  # a listing reads its page's jobs by key
     assert "s3:GetObject" in api
     assert not {"dynamodb:Scan", "dynamodb:DeleteTable", "s3:PutObject", "s3:DeleteBucket"} & api
     consumer = _actions(cfn, "ConsumerFunction")
@@ -174,6 +175,14 @@ def test_table_indexes_ttl_and_recovery(template: dict[str, Any]) -> None:
         "by_user",
         "by_user_status",
         "by_user_pipeline",
+    }
+    # Keys only (the status too where a listing filters on it): no write to a job's
+    # progress or results is written again to an index.
+    projections = {i["IndexName"]: i["Projection"] for i in table["GlobalSecondaryIndexes"]}
+    assert projections == {
+        "by_user": {"ProjectionType": "KEYS_ONLY"},
+        "by_user_status": {"ProjectionType": "KEYS_ONLY"},
+        "by_user_pipeline": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
     }
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

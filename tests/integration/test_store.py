@@ -211,3 +211,43 @@ def test_items_stay_far_below_the_dynamodb_limit(aws: Aws, store: JobStore) -> N
     item = aws.dynamodb.get_item(TableName=aws.resources.table_name, Key={"id": {"S": job.id}})
     size = sum(len(k) + len(str(v)) for k, v in item["Item"].items())
     assert size < 150_000
+
+
+def test_a_listing_shows_each_jobs_current_record(store: JobStore) -> None:
+    # The indexes hold keys only: a listing reads its page's jobs by key, so what it shows
+    # is the job as it is now, results and progress included.
+    job = _job(store, user="dana")
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3)
+    assert claim.job is not None
+    assert store.report_progress(claim.job, Progress(total_nodes=2, completed_nodes=1)) is False
+    [listed] = store.list_jobs("dana").jobs
+    assert listed.status is JobStatus.RUNNING and listed.progress is not None
+    assert listed.progress.completed_nodes == 1
+    store.finish(claim.job, JobStatus.COMPLETED, results={"n": 7})
+    [listed] = store.list_jobs("dana", status=JobStatus.COMPLETED).jobs
+    assert listed == store.get(job.id) and listed.results == {"n": 7}
+    [listed] = store.list_jobs("dana", pipeline_name="p", status=JobStatus.COMPLETED).jobs
+    assert listed.results == {"n": 7}
+
+
+def test_a_listing_reads_again_what_dynamodb_left_unread(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [_job(store, user="erin") for _ in range(3)]
+    real = store.client.batch_get_item
+    asked: list[int] = []
+
+    def throttled_once(**kwargs: Any) -> dict[str, Any]:
+        request = kwargs["RequestItems"][store.table_name]
+        asked.append(len(request["Keys"]))
+        if len(asked) > 1:
+            return dict(real(**kwargs))
+        # As DynamoDB does when throttled: part of the batch, the rest as UnprocessedKeys.
+        resp = dict(real(RequestItems={store.table_name: {**request, "Keys": request["Keys"][:1]}}))
+        resp["UnprocessedKeys"] = {store.table_name: {"Keys": request["Keys"][1:]}}
+        return resp
+
+    monkeypatch.setattr(store.client, "batch_get_item", throttled_once)
+    listed = store.list_jobs("erin").jobs
+    assert [j.id for j in listed] == [j.id for j in reversed(jobs)]  # newest first
+    assert asked == [3, 2]

@@ -17,7 +17,13 @@ from enum import StrEnum
 from typing import Any
 
 from kedro_jobs.core.aws import aws_errors, client, error_code
-from kedro_jobs.core.errors import InvalidCursor, InvalidTransition, JobAlreadyExists, JobNotFound
+from kedro_jobs.core.errors import (
+    DependencyUnavailable,
+    InvalidCursor,
+    InvalidTransition,
+    JobAlreadyExists,
+    JobNotFound,
+)
 from kedro_jobs.core.models import Job, JobPage, Progress, iso, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
 
@@ -34,6 +40,8 @@ _INDEX_HASH = {
 # A filtered listing (status and pipeline together) reads at most this many index pages per
 # request, then hands back a cursor: the request's cost stays bounded.
 _MAX_PAGES_PER_LISTING = 5
+_BATCH_GET_MAX = 100  # keys per BatchGetItem
+_BATCH_GET_RETRIES = 4
 _DEPENDENCY = "DynamoDB"
 
 
@@ -209,16 +217,37 @@ class JobStore:
             if len(collected) > limit:
                 last = collected[limit - 1]
                 key = {a: last[a] for a in ("id", "created_at", hash_attr)}
-                return JobPage(
-                    jobs=[from_item(i) for i in collected[:limit]], next_cursor=encode_cursor(key)
-                )
+                return JobPage(jobs=self._read(collected[:limit]), next_cursor=encode_cursor(key))
             start = resp.get("LastEvaluatedKey")
             if not start:
-                return JobPage(jobs=[from_item(i) for i in collected], next_cursor=None)
+                return JobPage(jobs=self._read(collected), next_cursor=None)
         # Page budget spent: hand back where the scan of the index stopped.
-        return JobPage(
-            jobs=[from_item(i) for i in collected], next_cursor=encode_cursor(start or {})
-        )
+        return JobPage(jobs=self._read(collected), next_cursor=encode_cursor(start or {}))
+
+    def _read(self, index_items: list[dict[str, Any]]) -> list[Job]:
+        """The jobs an index page names, read by key (the indexes hold keys only, so a
+        progress write touches no index), in the page's order. A job deleted meanwhile (its
+        TTL) is left out."""
+        ids = [item["id"]["S"] for item in index_items]
+        keys = [_key(job_id) for job_id in dict.fromkeys(ids)]
+        found: dict[str, dict[str, Any]] = {}
+        left_over = 0
+        while keys:
+            if left_over:  # DynamoDB left keys unread: it is throttling
+                if left_over > _BATCH_GET_RETRIES:
+                    raise DependencyUnavailable(_DEPENDENCY, "reads left unprocessed (throttled)")
+                time.sleep(0.05 * 2**left_over)
+            batch, keys = keys[:_BATCH_GET_MAX], keys[_BATCH_GET_MAX:]
+            with aws_errors(_DEPENDENCY):
+                resp = self.client.batch_get_item(
+                    RequestItems={self.table_name: {"Keys": batch, "ConsistentRead": True}}
+                )
+            for item in resp.get("Responses", {}).get(self.table_name, []):
+                found[item["id"]["S"]] = item
+            unread = resp.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            left_over = left_over + 1 if unread else 0
+            keys = unread + keys
+        return [from_item(found[job_id]) for job_id in ids if job_id in found]
 
     # -- writes -----------------------------------------------------------------------------
 
