@@ -42,22 +42,24 @@ def _fill(ddb: Any, table: str, count: int, start_index: int) -> None:
 
 
 class _DynamoDBMeter:
-    """Time spent waiting on DynamoDB, and the items its Queries examined (ScannedCount):
-    what AWS bills a listing for, independent of the emulator's own speed."""
+    """Time spent waiting on DynamoDB (the index Query and the read of the page's jobs by
+    key), and the items the Queries examined (ScannedCount): what AWS bills a listing for,
+    independent of the emulator's own speed."""
 
     def __init__(self, client: Any) -> None:
         self.wait = 0.0
         self.scanned = 0
         self._sent = 0.0
-        client.meta.events.register("before-send.dynamodb.Query", self._before)
-        client.meta.events.register("after-call.dynamodb.Query", self._after)
+        client.meta.events.register("before-send.dynamodb", self._before)
+        client.meta.events.register("after-call.dynamodb", self._after)
 
     def _before(self, **_: Any) -> None:
         self._sent = time.perf_counter()
 
-    def _after(self, parsed: dict[str, Any], **_: Any) -> None:
+    def _after(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
         self.wait += time.perf_counter() - self._sent
-        self.scanned += int(parsed.get("ScannedCount", 0))
+        if model.name == "Query":
+            self.scanned += int(parsed.get("ScannedCount", 0))
 
 
 def _time_listing(call: Any, meter: _DynamoDBMeter, rounds: int) -> dict[str, float]:

@@ -152,7 +152,8 @@ def write_report(results: dict[str, Any], docs: Path) -> None:
         "",
         f"- items examined, {large} vs {small}: **{lst['ratio_items_examined']:.2f}x**; our code's "
         f"time: **{lst['ratio_excluding_dynamodb']:.2f}x**. A listing is one Query on an index "
-        "reading `limit + 1` items: its DynamoDB cost does not grow with the table.",
+        "reading `limit + 1` keys, then one read of those jobs by key: its DynamoDB cost does "
+        "not grow with the table.",
         f"- wall time on moto grows {lst['ratio_wall_time_on_moto']:.1f}x: moto's emulated Query "
         "walks every item of the table in memory; DynamoDB reads only the index page.",
         "",
