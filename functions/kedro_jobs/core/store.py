@@ -1,8 +1,9 @@
 """The DynamoDB job store: every transition is a conditional write on the expected state.
 
 Reads are GetItem by id; listings are Queries on a keys-only GSI (never a Scan), then one
-BatchGetItem of the page's jobs, so their cost does not grow with the table. Free-form values (parameters, results, options, progress) are stored as
-JSON strings: exact round-trips (floats stay floats) and no Decimal conversions.
+BatchGetItem of the page's jobs, so their cost does not grow with the table. Free-form
+values (parameters, results, options, progress) are stored as JSON strings: exact
+round-trips (floats stay floats) and no Decimal conversions.
 """
 
 from __future__ import annotations
