@@ -1,7 +1,7 @@
 """X-Ray tracing around a Lambda handler, only when it is on.
 
 Tracing is opt-in (the template's ``Tracing`` parameter): X-Ray bills $5 per million traces,
-a fifth of a trivial job's whole cost, and importing its SDK adds ~50 ms to each cold start
+a quarter of a trivial job's whole cost, and importing its SDK adds ~50 ms to each cold start
 in Lambda (~0.2 s elsewhere, where its sampler builds an xray client). Off, the SDK is never
 imported; on, Powertools' Tracer wraps the handler as usual.
 """
