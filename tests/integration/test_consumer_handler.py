@@ -65,6 +65,16 @@ def store(aws: Aws) -> JobStore:
     return JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
 
 
+def invoke_while(invoke: Invoke, body: str, meanwhile: Callable[[], None]) -> dict[str, Any]:
+    """The handler's response to ``body``, with ``meanwhile`` running in a thread."""
+    thread = threading.Thread(target=meanwhile)
+    thread.start()
+    try:
+        return invoke(body)
+    finally:
+        thread.join()
+
+
 def submitted(store: JobStore, pipeline: str, **params: Any) -> tuple[Job, str]:
     job = store.create(Job.new(pipeline_name=pipeline, parameters=params, options={}, user_id="u"))
     return job, job.to_message().model_dump_json(exclude_none=True)
@@ -111,10 +121,7 @@ def test_a_running_jobs_progress_names_its_node_while_it_runs(
                 return
             time.sleep(0.05)
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    assert invoke(body) == {"batchItemFailures": []}
-    watcher.join()
+    assert invoke_while(invoke, body, watch) == {"batchItemFailures": []}
     assert seen[0] == (0, 2, "nap")
     assert seen[-1] == (2, 2, None)
 
@@ -242,10 +249,7 @@ def test_cancel_between_nodes(invoke: Invoke, store: JobStore, record: Path) -> 
                 return
             time.sleep(0.05)
 
-    canceller = threading.Thread(target=cancel_when_running)
-    canceller.start()
-    assert invoke(body) == {"batchItemFailures": []}
-    canceller.join()
+    assert invoke_while(invoke, body, cancel_when_running) == {"batchItemFailures": []}
     cancelled = store.get(job.id)
     assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
     assert executions(record)["finish"] == 0

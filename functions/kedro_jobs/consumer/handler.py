@@ -21,7 +21,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kedro_jobs.consumer.processing import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
-from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs.core.tracing import traced
@@ -44,28 +43,13 @@ def _make_runner() -> Any:
 @cache
 def consumer() -> Consumer:
     settings = get_settings()
-    built = Consumer(
+    return Consumer(
         settings,
         store=JobStore(settings.jobs_table_name, ttl_days=settings.job_ttl_days),
         artifacts=ArtifactStore(settings.artifacts_bucket),
         runner_factory=_make_runner,
         metrics=metrics,
     )
-    return built
-
-
-def publish_manifest_once(built: Consumer) -> None:
-    """The pipeline manifest (what the API lists), once per container: after its first
-    batch, so that the first job does not wait for it (~0.1 s of a cold start)."""
-    if built.manifest_published:
-        return
-    built.manifest_published = True
-    try:
-        location = built.publish_manifest()
-        logger.info("pipeline manifest published", extra={"location": location})
-    except DependencyUnavailable as exc:
-        # The jobs can still run; the API keeps the last manifest it had.
-        logger.warning("pipeline manifest not published", extra={"reason": exc.reason})
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
@@ -81,5 +65,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             event=event, record_handler=record_handler, processor=processor, context=context
         )
     )
-    publish_manifest_once(consumer())
+    consumer().publish_manifest_once()
     return response
