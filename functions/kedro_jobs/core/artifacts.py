@@ -19,6 +19,10 @@ def results_key(job_id: str) -> str:
     return f"results/{job_id}.json"
 
 
+def outputs_key(job_id: str) -> str:
+    return f"outputs/{job_id}.json"
+
+
 class ArtifactStore:
     def __init__(self, bucket: str, *, s3: Any = None) -> None:
         self.bucket = bucket

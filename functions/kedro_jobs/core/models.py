@@ -140,6 +140,16 @@ class JobMessage(BaseModel):
         return str(uuid.uuid5(JOB_ID_NAMESPACE, seed))
 
 
+class OutputInfo(BaseModel):
+    """A dataset the run saved and committed to the data root."""
+
+    name: str
+    type: str  # the dataset class, e.g. "kedro_datasets.pandas.ParquetDataset"
+    uri: str  # where it was committed: a local path or an s3:// URI
+    version: str | None = None  # the save version of a versioned dataset
+    size: int | None = None  # bytes, where known
+
+
 class Progress(BaseModel):
     total_nodes: int = 0
     completed_nodes: int = 0
@@ -170,6 +180,8 @@ class Job(BaseModel):
     source: Literal["api", "sqs"] = "api"
     cancel_requested: bool = False
     results_location: str | None = None
+    outputs: list[OutputInfo] | None = None  # what the run saved (committed on success)
+    outputs_location: str | None = None  # S3, when the list is too large for the record
     log_location: str | None = None
     updated_at: datetime | None = None
     lease_expires_at: float | None = None  # epoch seconds; a running job's claim ends then

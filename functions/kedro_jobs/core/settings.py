@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(86_400, ge=60)
     job_ttl_days: int = Field(90, ge=0)  # 0 keeps jobs forever
     isolation: str = Field("fork", pattern="^(fork|inline)$", validation_alias="RUN_ISOLATION")
+    # Where committed dataset files live: a local folder or s3://bucket/prefix, mirroring the
+    # project folder (empty: the project folder itself, as `kedro run` writes). A job writes
+    # to a private staging folder under staging_dir and commits on success.
+    jobs_data_root: str = ""
+    staging_dir: str = ""  # empty: the system's temporary folder (/tmp on Lambda)
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

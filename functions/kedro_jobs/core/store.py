@@ -28,7 +28,7 @@ from kedro_jobs.core.errors import (
 from kedro_jobs.core.models import Job, JobPage, Progress, iso, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
 
-_JSON_FIELDS = ("parameters", "results", "options", "progress")
+_JSON_FIELDS = ("parameters", "results", "options", "progress", "outputs")
 _TIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at")
 _INDEX_BY_USER = "by_user"
 _INDEX_BY_STATUS = "by_user_status"
@@ -482,6 +482,8 @@ class JobStore:
         *,
         results: dict[str, Any] | None = None,
         results_location: str | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+        outputs_location: str | None = None,
         error_message: str | None = None,
         execution_time: float | None = None,
         progress: Progress | None = None,
@@ -494,6 +496,8 @@ class JobStore:
         optional = {
             "results": {"S": json.dumps(results, separators=(",", ":"))} if results else None,
             "results_location": _av(results_location) if results_location else None,
+            "outputs": {"S": json.dumps(outputs, separators=(",", ":"))} if outputs else None,
+            "outputs_location": _av(outputs_location) if outputs_location else None,
             "error_message": _av(error_message) if error_message else None,
             "execution_time": _av(float(execution_time)) if execution_time is not None else None,
             "progress": {"S": progress.model_dump_json()} if progress else None,
