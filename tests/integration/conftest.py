@@ -5,9 +5,14 @@ from typing import Any
 import boto3
 import pytest
 
+from kedro_jobs.api import handler as api
+from kedro_jobs.api.services import Services
+from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.resources import LocalResources
+from tests.support.events import http_api_event, response_json, rest_api_event
 
 
 class Aws:
@@ -49,3 +54,48 @@ def aws(clean_stack: LocalResources, _aws: Aws) -> Aws:
 @pytest.fixture
 def store(aws: Aws) -> JobStore:
     return JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
+
+
+class ApiCall:
+    """Invoke the API's Lambda handler with a real API Gateway event: HTTP API v2, or REST
+    v1 with ``rest=True``. ``user`` is the JWT `sub` (v2) or the Lambda authorizer's principal
+    (v1); ``claims`` replace the JWT's claims; ``authorizer`` replaces the whole authorizer
+    context. Returns (status, JSON or text body, lower-cased headers)."""
+
+    def __init__(self) -> None:
+        self.configure()
+
+    def configure(self, **settings: Any) -> Services:
+        """Serve with these settings changed (e.g. ``auth_required=True``)."""
+        services = Services(get_settings().model_copy(update=settings))
+        api.app.state.services = services
+        return services
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        rest: bool = False,
+        user: str | None = None,
+        claims: dict[str, str] | None = None,
+        authorizer: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> tuple[int, Any, dict[str, str]]:
+        if rest:
+            event = rest_api_event(method, path, principal=user, **kw)
+        else:
+            if user is not None:
+                claims = {"sub": user}
+            event = http_api_event(method, path, claims=claims, **kw)
+        if authorizer is not None:
+            event["requestContext"]["authorizer"] = authorizer
+        response = api.handler(event, LocalContext(29, "ApiFunction"))
+        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        body = response_json(response) if "json" in headers.get("content-type", "") else None
+        return response["statusCode"], body if body is not None else response.get("body"), headers
+
+
+@pytest.fixture
+def api_call(aws: Aws) -> ApiCall:
+    return ApiCall()

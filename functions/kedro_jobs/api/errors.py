@@ -7,8 +7,8 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
 
+from kedro_jobs.api.methods import allowed_methods
 from kedro_jobs.core.errors import (
     DependencyUnavailable,
     InvalidCursor,
@@ -18,6 +18,8 @@ from kedro_jobs.core.errors import (
     JobsError,
     UnknownPipeline,
 )
+from kedro_jobs.core.queue import UnsendableMessage
+from kedro_jobs.core.submission import JobNotQueued
 
 _STATUS: dict[type[JobsError], int] = {
     JobNotFound: 404,
@@ -25,7 +27,9 @@ _STATUS: dict[type[JobsError], int] = {
     JobAlreadyExists: 409,
     InvalidCursor: 422,
     UnknownPipeline: 422,
+    UnsendableMessage: 422,  # checked before anything is written
     DependencyUnavailable: 503,
+    JobNotQueued: 503,  # written, then not sent: the detail names the job
 }
 
 
@@ -51,15 +55,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code != 405:
         return await http_exception_handler(request, exc)
-    allowed = sorted(
-        {
-            method
-            for route in request.app.routes
-            if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE
-            for method in route.methods or ()
-            if method != "HEAD"
-        }
-    )
+    allowed = allowed_methods(request.app, request.scope)
     return JSONResponse(
         {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)}
     )

@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from kedro_jobs.core.models import JobMessage
+from kedro_jobs.core.queue import MAX_MESSAGE_BYTES  # anything larger is not from SQS
 
-MAX_MESSAGE_BYTES = 262_144  # SQS's own limit; anything larger is not from SQS
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -30,7 +30,7 @@ def _unwrap_sns(data: Any) -> Any:
     ):
         try:
             return json.loads(data["Message"])
-        except ValueError:
+        except (ValueError, RecursionError):
             return data["Message"]
     return data
 
@@ -50,6 +50,8 @@ def parse_body(body: str) -> JobMessage | BadMessage:
         data = _unwrap_sns(json.loads(body))
     except ValueError as exc:
         return BadMessage(f"message body is not JSON ({exc})", None)
+    except RecursionError:  # `[[[[...`: deeper than the interpreter's stack
+        return BadMessage("message body nests too deeply to read", None)
     if not isinstance(data, dict):
         return BadMessage(f"message body is a JSON {type(data).__name__}, not an object", None)
     job_id = data.get("job_id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -11,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictStr,
     StringConstraints,
     field_validator,
@@ -22,6 +24,12 @@ from kedro_jobs.core.states import JobStatus
 PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 MAX_PARAMETERS_BYTES = 65_536
 MAX_OPTION_ITEMS = 1_000
+# Objects and arrays in `parameters` nest at most this deep (`parameters` itself is level 1).
+# Kedro merges runtime params recursively and pydantic serialises at most ~255 levels: a
+# deeper value would be accepted here and fail later, in the send or the run.
+MAX_NESTING = 32
+# A run option `env` names a folder of the project's conf/: no separators, no "." or "..".
+_ENV_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 PipelineName = Annotated[StrictStr, StringConstraints(pattern=PIPELINE_NAME_PATTERN)]
 ShortStr = Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
@@ -45,7 +53,33 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+def nesting_depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1). A loop, not
+    recursion: a value too deep for the interpreter's stack is measured like any other."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_nesting(name: str, value: Any) -> None:
+    """ValueError (saying how deep, and the limit) if ``value`` nests over MAX_NESTING."""
+    depth = nesting_depth(value)
+    if depth > MAX_NESTING:
+        raise ValueError(f"{name} nest {depth} levels deep; the limit is {MAX_NESTING}")
+
+
 def _check_parameters(value: dict[str, Any]) -> dict[str, Any]:
+    check_nesting("parameters", value)  # first: the checks below recurse
     try:
         json.dumps(value, allow_nan=False)
     except ValueError as exc:
@@ -71,7 +105,17 @@ class RunOptions(BaseModel):
     to_outputs: NameList | None = None
     namespaces: NameList | None = None
     load_versions: dict[ShortStr, ShortStr] | None = Field(None, max_length=MAX_OPTION_ITEMS)
-    env: Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    env: StrictStr | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _plain_env(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "env must name a folder of the project's conf/: letters, digits, '_', '-' and "
+                "'.', not starting with '.', at most 64 characters"
+            )
+        return value
 
     def given(self) -> dict[str, Any]:
         """Only the options the caller set."""
@@ -99,13 +143,13 @@ class JobRequest(BaseModel):
         top = {k: data[k] for k in RUN_OPTION_NAMES if k in data}
         if not top:
             return data
-        nested = data.get("options") or {}
+        rest = {k: v for k, v in data.items() if k not in RUN_OPTION_NAMES}
+        nested = data.get("options", {})
         if not isinstance(nested, dict):
-            return data  # let field validation report the bad `options`
+            return rest  # field validation reports the bad `options` (`[]`, null, ...) alone
         both = sorted(set(top) & set(nested))
         if both:
             raise ValueError(f"run option(s) given twice, at the top level and in options: {both}")
-        rest = {k: v for k, v in data.items() if k not in RUN_OPTION_NAMES}
         return {**rest, "options": {**nested, **top}}
 
     _params = field_validator("parameters")(_check_parameters)
@@ -129,14 +173,20 @@ class JobMessage(BaseModel):
     _params = field_validator("parameters")(_check_parameters)
 
     def derived_job_id(self, message_id: str) -> str:
-        """A stable id for a message with no ``job_id``: redelivery never makes a second job."""
+        """A stable id for a message with no ``job_id``: redelivery never makes a second job,
+        and two (user, idempotency key) pairs never share one."""
         if self.job_id:
             return self.job_id
-        seed = (
-            f"key:{self.user_id or ''}:{self.idempotency_key}"
-            if self.idempotency_key
-            else (f"msg:{message_id}")
-        )
+        if not self.idempotency_key:
+            return str(uuid.uuid5(JOB_ID_NAMESPACE, f"msg:{message_id}"))
+        user = self.user_id or ""
+        if ":" in user:
+            # "key:<user>:<key>" is ambiguous once the user holds a ':' ("team:a" + "K" and
+            # "team" + "a:K"); such a user gets a JSON pair, under a prefix no first-form seed
+            # has. A user without ':' keeps the first form, so ids already made stay the same.
+            seed = "key2:" + json.dumps([user, self.idempotency_key])
+        else:
+            seed = f"key:{user}:{self.idempotency_key}"
         return str(uuid.uuid5(JOB_ID_NAMESPACE, seed))
 
 
@@ -185,6 +235,13 @@ class Job(BaseModel):
     log_location: str | None = None
     updated_at: datetime | None = None
     lease_expires_at: float | None = None  # epoch seconds; a running job's claim ends then
+    # Fields of a damaged stored item left out when it was read for display (store.from_item).
+    _unreadable: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def unreadable(self) -> tuple[str, ...]:
+        """Fields the stored item had but that could not be read (shown without them)."""
+        return self._unreadable
 
     @classmethod
     def new(

@@ -4,10 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic_core import PydanticSerializationError
+
 from kedro_jobs.core.aws import aws_errors, client
+from kedro_jobs.core.errors import JobsError
 from kedro_jobs.core.models import JobMessage
 
 _DEPENDENCY = "SQS"
+# SQS's own limit on a message body (bytes, UTF-8).
+MAX_MESSAGE_BYTES = 262_144
+
+
+class UnsendableMessage(JobsError):
+    """The job's message cannot be put on the queue at all: the request is at fault."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The job's queue message cannot be sent: {reason}")
+        self.reason = reason
+
+
+def encode(message: JobMessage) -> str:
+    """The message body, checked to be sendable (serialisable, within SQS's size limit)
+    before anything is written."""
+    try:
+        body = message.model_dump_json(exclude_none=True)
+    except (PydanticSerializationError, ValueError, RecursionError) as exc:
+        raise UnsendableMessage(f"it is not serialisable ({type(exc).__name__})") from exc
+    size = len(body.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise UnsendableMessage(f"it would be {size} bytes; SQS takes at most {MAX_MESSAGE_BYTES}")
+    return body
 
 
 class JobQueue:
@@ -21,13 +47,11 @@ class JobQueue:
             self._client = client("sqs")
         return self._client
 
-    def send(self, message: JobMessage) -> str:
-        """Send one job message; returns the SQS message id."""
+    def send(self, message: JobMessage | str) -> str:
+        """Send one job message (or a body from ``encode``); returns the SQS message id."""
+        body = message if isinstance(message, str) else encode(message)
         with aws_errors(_DEPENDENCY):
-            resp = self.client.send_message(
-                QueueUrl=self.queue_url,
-                MessageBody=message.model_dump_json(exclude_none=True),
-            )
+            resp = self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
         return str(resp["MessageId"])
 
     def ping(self) -> None:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # to a private staging folder under staging_dir and commits on success.
     jobs_data_root: str = ""
     staging_dir: str = ""  # empty: the system's temporary folder (/tmp on Lambda)
+    # An authorizer stands in front of the API (the template sets it from JwtIssuer): a request
+    # it let through must then carry an identity; none is 401/403, never "anonymous".
+    auth_required: bool = False
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

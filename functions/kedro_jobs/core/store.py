@@ -17,6 +17,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from kedro_jobs.core.aws import aws_errors, client, error_code
 from kedro_jobs.core.errors import (
     DependencyUnavailable,
@@ -25,7 +27,7 @@ from kedro_jobs.core.errors import (
     JobAlreadyExists,
     JobNotFound,
 )
-from kedro_jobs.core.models import Job, JobPage, Progress, iso, utcnow
+from kedro_jobs.core.models import Job, JobPage, Progress, check_nesting, iso, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
 
 _JSON_FIELDS = ("parameters", "results", "options", "progress", "outputs")
@@ -98,24 +100,96 @@ def to_item(job: Job, *, ttl_days: int = 0) -> dict[str, Any]:
     return item
 
 
-def from_item(item: dict[str, Any]) -> Job:
+def from_item(item: dict[str, Any], *, lenient: bool = False) -> Job:
+    """The job an item holds. Strict (the default), a damaged item raises: what runs a job
+    must read it whole. Lenient (what users read), it never raises: a field that cannot be
+    read (not JSON, nested over MAX_NESTING, not of its type) is left out, the record's
+    ``error_message`` says which, and ``Job.unreadable`` names them (a retry refuses it)."""
+    if not lenient:
+        return Job.model_validate(_fields(item, None))
+    left_out: dict[str, str] = {}
+    data = _fields(item, left_out)
+    try:
+        job = Job.model_validate(data)
+    except ValidationError as exc:
+        job = _what_validates(item, data, exc, left_out)
+    if not left_out:
+        return job
+    note = "Part of this job's stored record could not be read and is not shown: " + "; ".join(
+        f"{name} ({why})" for name, why in sorted(left_out.items())
+    )
+    message = f"{job.error_message} ({note})" if job.error_message else note
+    job = job.model_copy(update={"error_message": message})
+    job._unreadable = tuple(sorted(left_out))
+    return job
+
+
+def _fields(item: dict[str, Any], left_out: dict[str, str] | None) -> dict[str, Any]:
+    """The item's attributes as the record's field values. Given ``left_out`` (lenient), an
+    attribute that cannot be decoded is noted there, with why, instead of raising."""
     data: dict[str, Any] = {}
     for name in Job.model_fields:
         attr = item.get(name)
-        if attr is None:
+        if attr is None or "NULL" in attr:
             continue
-        if "NULL" in attr:
+        if left_out is None:
+            data[name] = _field(name, attr)
             continue
-        if "BOOL" in attr:
-            data[name] = attr["BOOL"]
-        elif "N" in attr:
-            number = attr["N"]
-            data[name] = int(number) if name == "attempts" else float(number)
-        elif name in _JSON_FIELDS:
-            data[name] = json.loads(attr["S"])
-        else:
-            data[name] = attr["S"]
-    return Job.model_validate(data)
+        try:
+            data[name] = _field(name, attr)
+            if name in _JSON_FIELDS:
+                check_nesting(name, data[name])
+        except ValueError as exc:
+            data.pop(name, None)
+            left_out[name] = str(exc) if name in _JSON_FIELDS else "not a valid value"
+        except (KeyError, TypeError, AttributeError, RecursionError):
+            data.pop(name, None)
+            left_out[name] = "not a valid value"
+    return data
+
+
+def _field(name: str, attr: dict[str, Any]) -> Any:
+    if "BOOL" in attr:
+        return attr["BOOL"]
+    if "N" in attr:
+        number = attr["N"]
+        return int(number) if name == "attempts" else float(number)
+    if name in _JSON_FIELDS:
+        try:
+            return json.loads(attr["S"])
+        except RecursionError as exc:  # deeper than the interpreter's stack
+            raise ValueError(f"{name} is nested too deeply to read") from exc
+        except ValueError as exc:
+            raise ValueError(f"{name} is not JSON") from exc
+    return attr["S"]
+
+
+# A record needs these; a damaged item still shows its id, and placeholders for the rest.
+_PLACEHOLDERS: dict[str, Any] = {
+    "pipeline_name": "(unreadable)",
+    "created_at": "1970-01-01T00:00:00Z",
+}
+
+
+def _what_validates(
+    item: dict[str, Any], data: dict[str, Any], error: ValidationError, left_out: dict[str, str]
+) -> Job:
+    """The record without the fields that failed validation (lenient reads only)."""
+    for detail in error.errors(include_url=False, include_input=False):
+        name = str(detail["loc"][0]) if detail["loc"] else ""
+        if name in data:
+            del data[name]
+            left_out[name] = "not a valid value"
+    for name, placeholder in _PLACEHOLDERS.items():
+        if name not in data:
+            data[name] = placeholder
+            left_out.setdefault(name, "missing")
+    try:
+        return Job.model_validate(data)
+    except ValidationError:
+        job_id = str((item.get("id") or {}).get("S", "(unreadable)"))
+        left_out.setdefault("id", "not a valid value")
+        return Job.model_validate({"id": job_id, **_PLACEHOLDERS})
 
 
 def encode_cursor(key: dict[str, Any]) -> str:
@@ -127,7 +201,7 @@ def decode_cursor(cursor: str, *, hash_attr: str, hash_value: str) -> dict[str, 
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         plain = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:  # RecursionError: `[[[...`
         raise InvalidCursor from exc
     expected = {"id", "created_at", hash_attr}
     if (
@@ -156,17 +230,20 @@ class JobStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, *, lenient: bool = False) -> Job | None:
+        """The job, or None. ``lenient``: a damaged item is read as well as it can be (see
+        from_item) rather than raising."""
         with aws_errors(_DEPENDENCY):
             resp = self.client.get_item(
                 TableName=self.table_name, Key=_key(job_id), ConsistentRead=True
             )
         item = resp.get("Item")
-        return from_item(item) if item else None
+        return from_item(item, lenient=lenient) if item else None
 
     def get_for_user(self, job_id: str, user_id: str) -> Job:
-        """The job if it exists and belongs to ``user_id``; someone else's job is not found."""
-        job = self.get(job_id)
+        """The job if it exists and belongs to ``user_id``; someone else's job is not found.
+        What a user reads never fails on a damaged item (it is shown as well as it can be)."""
+        job = self.get(job_id, lenient=True)
         if job is None or job.user_id != user_id:
             raise JobNotFound(job_id)
         return job
@@ -248,7 +325,8 @@ class JobStore:
             unread = resp.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
             left_over = left_over + 1 if unread else 0
             keys = unread + keys
-        return [from_item(found[job_id]) for job_id in ids if job_id in found]
+        # Lenient: one damaged item never fails a listing; it shows what can be read.
+        return [from_item(found[job_id], lenient=True) for job_id in ids if job_id in found]
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -516,8 +594,8 @@ class JobStore:
     ) -> Job | None:
         """pending | running -> failed, by someone who does not own the run (the API when
         the send failed, the consumer for an unparseable message, the DLQ handler).
-        Returns None when the job was already terminal."""
-        job = self.get(job_id)
+        Returns None when the job was already terminal. A damaged item can be failed too."""
+        job = self.get(job_id, lenient=True)
         if job is None:
             raise JobNotFound(job_id)
         if job.status in TERMINAL:
@@ -536,7 +614,7 @@ class JobStore:
         attrs = self._update(
             job_id, set_values=values, condition=condition, condition_values=condition_values
         )
-        return from_item(attrs) if attrs else None
+        return from_item(attrs, lenient=True) if attrs else None
 
     def request_cancel(self, job_id: str, user_id: str) -> Job:
         """pending -> cancelled at once; running -> cancel_requested (the consumer stops at
@@ -566,7 +644,7 @@ class JobStore:
                     condition_values={":running": {"S": "running"}},
                 )
             if attrs is not None:
-                return from_item(attrs)
+                return from_item(attrs, lenient=True)
         raise InvalidTransition(job_id, "changing", "cancelled")  # pragma: no cover
 
     def ping(self) -> None:

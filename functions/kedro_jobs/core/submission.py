@@ -1,17 +1,31 @@
-"""Submitting a job: the item is written before the message is sent, and a failed send
-fails the job, so no `pending` item is left without a message."""
+"""Submitting a job: the message is checked sendable, then the item is written, then the
+message is sent; a failed send (of any kind) fails the job, so no `pending` item is left
+without a message."""
 
 from __future__ import annotations
 
 import logging
 
-from kedro_jobs.core.errors import DependencyUnavailable, UnknownPipeline
+from pydantic import ValidationError
+
+from kedro_jobs.core.errors import DependencyUnavailable, JobsError, UnknownPipeline
 from kedro_jobs.core.manifest import Manifest
 from kedro_jobs.core.models import Job
-from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
 from kedro_jobs.core.store import JobStore
 
 logger = logging.getLogger(__name__)
+
+
+class JobNotQueued(JobsError):
+    """The job was written but its message could not be sent: it will not run."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(
+            f"Job {job_id!r} could not be queued ({reason}); it will not run. Submit it again."
+        )
+        self.job_id = job_id
+        self.reason = reason
 
 
 def check_pipeline(manifest: Manifest | None, pipeline_name: str) -> None:
@@ -22,14 +36,23 @@ def check_pipeline(manifest: Manifest | None, pipeline_name: str) -> None:
 
 
 def submit(store: JobStore, queue: JobQueue, job: Job) -> Job:
+    try:
+        body = encode(job.to_message())  # before the write: a bad message writes nothing
+    except ValidationError as exc:
+        raise UnsendableMessage(f"it is not a valid job message: {exc.errors()[0]['msg']}") from exc
     store.create(job)
     try:
-        queue.send(job.to_message())
-    except DependencyUnavailable as exc:
-        message = f"Job could not be queued ({exc.reason}); nothing ran. Submit it again."
+        queue.send(body)
+    except Exception as exc:  # of any kind, botocore's or not: the item must not stay pending
+        if isinstance(exc, DependencyUnavailable):
+            reason = str(exc)
+        else:
+            reason = f"unexpected {type(exc).__name__}"
+            logger.exception("sending the message of job %s failed", job.id)
+        unqueued = JobNotQueued(job.id, reason)
         try:
-            store.fail(job.id, message)
-        except DependencyUnavailable:
+            store.fail(job.id, str(unqueued))
+        except Exception:
             logger.exception("could not mark unqueued job %s failed", job.id)
-        raise
+        raise unqueued from exc
     return job

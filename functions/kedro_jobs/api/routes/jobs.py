@@ -13,9 +13,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
 
 from kedro_jobs.api.app_models import ErrorBody
-from kedro_jobs.api.identity import current_user
+from kedro_jobs.api.identity import AUTH_RESPONSES, current_user
 from kedro_jobs.api.services import Services, get_services
 from kedro_jobs.api.telemetry import metrics
 from kedro_jobs.core.artifacts import log_key
@@ -24,7 +25,7 @@ from kedro_jobs.core.models import Job, JobPage, JobRequest, PipelineName
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.submission import check_pipeline, submit
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
 
 _ERROR = {"model": ErrorBody}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -175,11 +176,24 @@ def retry_job(job_id: JobId, response: Response, services: Deps, user: User) -> 
     original = services.store.get_for_user(job_id, user)
     if not original.status.terminal:
         raise InvalidTransition(job_id, original.status, "retried until it has finished")
-    request = JobRequest(
-        pipeline_name=original.pipeline_name,
-        parameters=original.parameters,
-        options=original.options,
-    )
+    if original.unreadable:
+        raise InvalidTransition(
+            job_id, original.status, "retried: its stored request could not be read in full"
+        )
+    try:
+        request = JobRequest(
+            pipeline_name=original.pipeline_name,
+            parameters=original.parameters,
+            options=original.options,
+        )
+    except ValidationError as exc:  # a job from before a limit was added, e.g. `env: ".."`
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidTransition(
+            job_id,
+            original.status,
+            f"retried: its request is no longer accepted ({where}: {first['msg']})",
+        ) from exc
     job = _new_job(services, user, request, original.id)
     _location(response, job)
     return job
