@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse
 from kedro_jobs.api import errors
 from kedro_jobs.api.app_models import COMMON_RESPONSES
 from kedro_jobs.api.limits import BodySizeLimit
+from kedro_jobs.api.methods import HeadAsGet
 from kedro_jobs.api.routes import health, jobs, pipelines
 from kedro_jobs.api.services import Services
 
@@ -31,6 +32,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(api)
     errors.install(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(HeadAsGet)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
