@@ -66,7 +66,9 @@ def test_a_list_counts_as_a_level() -> None:
 # -- env and options ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", [".", "..", ".hidden", "../conf", "a/b", "a\\b", "", "x" * 65])
+@pytest.mark.parametrize(
+    "env", [".", "..", ".hidden", "../conf", "a/b", "a\\b", "", "x" * 65, "base\n"]
+)
 def test_env_is_a_plain_config_name(env: str) -> None:
     for body in (
         {"pipeline_name": "p", "env": env},

@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     StrictStr,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -29,9 +31,26 @@ MAX_OPTION_ITEMS = 1_000
 # deeper value would be accepted here and fail later, in the send or the run.
 MAX_NESTING = 32
 # A run option `env` names a folder of the project's conf/: no separators, no "." or "..".
-_ENV_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+ENV_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
 
 PipelineName = Annotated[StrictStr, StringConstraints(pattern=PIPELINE_NAME_PATTERN)]
+
+
+def _check_env(value: str) -> str:
+    if not re.fullmatch(ENV_PATTERN, value):
+        raise ValueError(
+            "env must name a folder of the project's conf/: letters, digits, '_', '-' and '.', "
+            "not starting with '.', at most 64 characters"
+        )
+    return value
+
+
+# The pattern is checked by _check_env, for a message that says what a valid name is.
+EnvName = Annotated[
+    StrictStr,
+    AfterValidator(_check_env),
+    WithJsonSchema({"type": "string", "pattern": ENV_PATTERN}),
+]
 ShortStr = Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
 NameList = Annotated[list[ShortStr], Field(max_length=MAX_OPTION_ITEMS)]
 
@@ -105,17 +124,7 @@ class RunOptions(BaseModel):
     to_outputs: NameList | None = None
     namespaces: NameList | None = None
     load_versions: dict[ShortStr, ShortStr] | None = Field(None, max_length=MAX_OPTION_ITEMS)
-    env: StrictStr | None = None
-
-    @field_validator("env")
-    @classmethod
-    def _plain_env(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.fullmatch(value):
-            raise ValueError(
-                "env must name a folder of the project's conf/: letters, digits, '_', '-' and "
-                "'.', not starting with '.', at most 64 characters"
-            )
-        return value
+    env: EnvName | None = None
 
     def given(self) -> dict[str, Any]:
         """Only the options the caller set."""
