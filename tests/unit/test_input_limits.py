@@ -225,3 +225,12 @@ def test_a_whole_item_reads_the_same_either_way() -> None:
 def test_an_item_missing_its_required_fields_still_shows_its_id() -> None:
     job = from_item({"id": {"S": "j-9"}, "user_id": {"S": "alice"}}, lenient=True)
     assert job.id == "j-9" and set(job.unreadable) == {"created_at", "pipeline_name"}
+
+
+def test_an_unreadable_owner_is_no_one_not_anonymous() -> None:
+    for owner in ({"N": "7"}, None):
+        item = (
+            _item(user_id=owner) if owner else {k: v for k, v in _item().items() if k != "user_id"}
+        )
+        job = from_item(item, lenient=True)
+        assert job.user_id == "" and "user_id" in job.unreadable

@@ -109,6 +109,7 @@ def from_item(item: dict[str, Any], *, lenient: bool = False) -> Job:
         return Job.model_validate(_fields(item, None))
     left_out: dict[str, str] = {}
     data = _fields(item, left_out)
+    _fill_placeholders(data, left_out)
     try:
         job = Job.model_validate(data)
     except ValidationError as exc:
@@ -165,10 +166,19 @@ def _field(name: str, attr: dict[str, Any]) -> Any:
 
 
 # A record needs these; a damaged item still shows its id, and placeholders for the rest.
+# An owner that cannot be read is no one ("" is no caller's identity), never "anonymous".
 _PLACEHOLDERS: dict[str, Any] = {
     "pipeline_name": "(unreadable)",
     "created_at": "1970-01-01T00:00:00Z",
+    "user_id": "",
 }
+
+
+def _fill_placeholders(data: dict[str, Any], left_out: dict[str, str]) -> None:
+    for name, placeholder in _PLACEHOLDERS.items():
+        if name not in data:
+            data[name] = placeholder
+            left_out.setdefault(name, "missing")
 
 
 def _what_validates(
@@ -180,10 +190,7 @@ def _what_validates(
         if name in data:
             del data[name]
             left_out[name] = "not a valid value"
-    for name, placeholder in _PLACEHOLDERS.items():
-        if name not in data:
-            data[name] = placeholder
-            left_out.setdefault(name, "missing")
+    _fill_placeholders(data, left_out)
     try:
         return Job.model_validate(data)
     except ValidationError:
