@@ -1,0 +1,1 @@
+"""`kedro-jobs`: a command-line client of the REST API (HTTP only: no Kedro, no AWS SDK)."""
