@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse
 
 from kedro_jobs.api import errors
 from kedro_jobs.api.app_models import COMMON_RESPONSES
@@ -11,6 +10,7 @@ from kedro_jobs.api.limits import BodySizeLimit
 from kedro_jobs.api.methods import HeadAsGet
 from kedro_jobs.api.routes import health, jobs, pipelines
 from kedro_jobs.api.services import Services
+from kedro_jobs.api.web.router import router as web_router
 
 API_PREFIX = "/api/v1"
 
@@ -34,8 +34,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     app.add_middleware(HeadAsGet)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    # The web page at `/` (assets under `/ui/`), served by this same function.
+    app.include_router(web_router)
 
     return app
