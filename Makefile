@@ -64,5 +64,13 @@ load: install
 dev: install
 	$(BIN)/python -m kedro_jobs_local.dev $(ARGS)
 
+# Debian's Chromium and its chromedriver, for the web page's browser test
+# (tests/e2e/test_web_page.py); apt runs only when either is missing, and a failure stops make.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
 clean:
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache
