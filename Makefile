@@ -12,7 +12,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install tools lint format test test-unit test-integration test-e2e test-infra dev bench load clean
+.PHONY: install tools lint format test test-unit test-integration test-e2e test-infra test-localstack dev bench load clean
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -54,6 +54,24 @@ test-e2e: install
 test-infra: install tools
 	$(BIN)/pytest tests/infra
 
+# LocalStack without Docker: localstack-core 2026.3.0 (the last open release) needs Python
+# 3.13, found as PYTHON is above or in pyenv; it lives in its own environment like the SAM CLI.
+PYTHON313 ?= $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null); do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && echo $$p && break; done)
+LOCALSTACK_TOOLS := .tools/localstack/.installed
+
+$(LOCALSTACK_TOOLS):
+	@test -n "$(PYTHON313)" || { echo "make test-localstack needs Python 3.13 (python3.13, or pyenv install 3.13)"; exit 1; }
+	@test -x .tools/localstack/bin/python || $(PYTHON313) -m venv .tools/localstack
+	.tools/localstack/bin/python -m pip install -qq "localstack-core[runtime]==2026.3.0" "cbor2<6" "pyopenssl<26"
+	@touch $@
+
+# The e2e and fault suites with SQS and S3 on LocalStack (one per stack, on a random loopback
+# port, stopped after it) and DynamoDB on the embedded moto.
+test-localstack: install $(LOCALSTACK_TOOLS)
+	KEDRO_JOBS_E2E_LOCALSTACK=$(CURDIR)/.tools/localstack/bin/python \
+		$(BIN)/pytest tests/e2e/test_local_stack.py tests/e2e/test_faults.py
+
 bench: install
 	$(BIN)/python -m pip install -qq -e ".[bench]"
 	$(BIN)/python bench/run.py
@@ -62,7 +80,7 @@ load: install
 	$(BIN)/python bench/load.py
 
 dev: install
-	$(BIN)/python -m kedro_jobs_local.dev $(ARGS)
+	$(BIN)/python -m kedro_jobs_local.dev $(if $(FRESH),--fresh) $(ARGS)
 
 # Debian's Chromium and its chromedriver, for the web page's browser test
 # (tests/e2e/test_web_page.py); apt runs only when either is missing, and a failure stops make.

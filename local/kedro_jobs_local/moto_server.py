@@ -4,6 +4,9 @@ moto checks a DynamoDB condition and then writes, without a lock, while its serv
 requests on many threads: two conditional writes racing for one item could both succeed,
 which real DynamoDB never allows. The server here serialises DynamoDB requests (SQS long
 polls still run concurrently), so the emulator keeps DynamoDB's atomicity.
+
+With `--state-dir`, its DynamoDB, SQS and S3 state is kept in that folder (see state.py):
+restored at start, journaled as it changes, saved whole when it stops.
 """
 
 from __future__ import annotations
@@ -11,16 +14,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -35,6 +40,10 @@ class MotoServer:
     host: str = "127.0.0.1"
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    # Where its state is kept (none: in memory only, gone when it stops).
+    state_dir: Path | None = None
+    # Its output: discarded by default, inherited (None) under `make dev`.
+    output: int | None = subprocess.DEVNULL
 
     @property
     def endpoint_url(self) -> str:
@@ -43,19 +52,18 @@ class MotoServer:
     def start(self, timeout: float = 30.0) -> MotoServer:
         if not self.port:
             self.port = free_port(self.host)
+        state = ["--state-dir", str(self.state_dir)] if self.state_dir else []
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
             [
-                sys.executable,
-                "-m",
-                "kedro_jobs_local.moto_server",
-                "-H",
-                self.host,
-                "-p",
-                str(self.port),
+                sys.executable, "-m", "kedro_jobs_local.moto_server",
+                "-H", self.host, "-p", str(self.port), "--parent", str(os.getpid()), *state,
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+            stdout=self.output,
+            stderr=self.output,
+            # Its own process group: a Ctrl-C meant for `make dev` reaches the supervisor,
+            # which stops the emulator last, after the processes that write to it.
+            start_new_session=True,
+        )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -69,11 +77,12 @@ class MotoServer:
         self.stop()
         raise RuntimeError(f"moto server did not start on {self.endpoint_url}")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM (it saves its state, if kept), then SIGKILL if it has not gone by then."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout or (120 if self.state_dir else 10))
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -88,47 +97,60 @@ def running_moto(host: str = "127.0.0.1", port: int = 0) -> Iterator[MotoServer]
         server.stop()
 
 
-class AtomicDynamoDB:
-    """WSGI middleware: one DynamoDB request at a time (each is atomic on AWS)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
-            with self.lock:
-                return list(self.app(environ, start_response))
-        result: Iterable[bytes] = self.app(environ, start_response)
-        return result
-
-
-def _exit_with_parent(parent: int) -> None:
-    # A server nobody can stop is a leak: go when the process that started it has gone.
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(0)
-
-
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
+
+    from kedro_jobs_local.lifetime import exit_with_parent
+    from kedro_jobs_local.state import StateError, StateKeeper
 
     parser = argparse.ArgumentParser(description="moto server with atomic DynamoDB writes")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
-    parser.add_argument("--parent", type=int, help="exit when this process is gone")
+    parser.add_argument("--parent", type=int, help="stop when this process is gone")
+    parser.add_argument("--state-dir", type=Path, help="keep the state in this folder")
+    parser.add_argument("--snapshot-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log = logging.getLogger("kedro_jobs_local.moto")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request drowns the rest
     if args.parent:
-        threading.Thread(target=_exit_with_parent, args=(args.parent,), daemon=True).start()
-    app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
-    # moto's imports (every service model) live as long as the server: out of the
-    # collector's sight, its full collections walk only the emulated data (they paused
-    # requests for tens of ms).
+        # SIGTERM rather than SIGKILL: even when its parent is killed, it saves its state.
+        exit_with_parent(args.parent, signal.SIGTERM)
+    keeper = StateKeeper(
+        DomainDispatcherApplication(create_backend_app),
+        folder=args.state_dir,
+        snapshot_seconds=args.snapshot_seconds,
+    )
+    if args.state_dir:
+        try:
+            log.info("%s", keeper.restore())
+        except StateError as exc:
+            log.error("%s. Start afresh with `make dev ARGS=--fresh` (the old state is kept "
+                      "aside), or use the moto version that wrote it.", exc)  # fmt: skip
+            raise SystemExit(3) from exc
+    # moto's imports (every service model) and the restored state live as long as the
+    # server: out of the collector's sight, its full collections walk only new objects
+    # (they paused requests for tens of ms).
     gc.collect()
     gc.freeze()
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(
+        args.host, args.port, keeper, threaded=True, request_handler=MotoRequestHandler
+    )
+
+    def stop(*_: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    if args.state_dir:
+        keeper.start_snapshots()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        keeper.close()
 
 
 if __name__ == "__main__":

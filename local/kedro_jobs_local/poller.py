@@ -5,7 +5,9 @@ with `ReportBatchItemFailures` on AWS."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -17,8 +19,10 @@ from typing import Any
 import boto3
 
 from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs_local.lifetime import exit_with_parent
 
 logger = logging.getLogger("kedro_jobs_local.poller")
+_MAX_BACKOFF = 5.0
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -31,7 +35,8 @@ class PollerConfig:
     function_timeout: float = 900.0
     wait_seconds: int = 1
     function_name: str = "ConsumerFunction"
-    # Called once before polling, like Lambda's init phase (bootstrap Kedro, publish manifest).
+    # "module:function" called once before polling, like Lambda's init phase (for the
+    # consumer: warm_consumer below, which bootstraps the Kedro project).
     warm_up: str | None = None
 
 
@@ -70,7 +75,9 @@ def to_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> di
     }
 
 
-def poll_once(sqs: Any, config: PollerConfig, handler: Handler) -> int:
+def poll_once(
+    sqs: Any, config: PollerConfig, handler: Handler, status: Status | None = None
+) -> int:
     """Receive one batch, invoke the handler, delete what succeeded. Returns the batch size."""
     resp = sqs.receive_message(
         QueueUrl=config.queue_url,
@@ -80,8 +87,12 @@ def poll_once(sqs: Any, config: PollerConfig, handler: Handler) -> int:
         MessageAttributeNames=["All"],
     )
     messages = resp.get("Messages", [])
+    if status:
+        status.polled()
     if not messages:
         return 0
+    if status:
+        status.busy(config.function_timeout)
     region = sqs.meta.region_name
     event = {"Records": [to_lambda_record(m, config.queue_arn, region) for m in messages]}
     try:
@@ -102,27 +113,120 @@ def poll_once(sqs: Any, config: PollerConfig, handler: Handler) -> int:
     return len(messages)
 
 
-def run_poller(config: PollerConfig, handler_path: str, endpoint_url: str | None = None) -> None:
-    """A worker process's loop: until SIGTERM/SIGINT."""
+class Status:
+    """What this poller is doing, in a small file its supervisor reads to write the
+    consumer's heartbeat (so no job waits for a heartbeat write, and no thread runs beside
+    the consumer, which forks its jobs)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.state = "starting"
+        self.last_poll_at: float | None = None
+        self.busy_until: float | None = None
+        self.batches = 0
+        self._written = 0.0
+        self.write()
+
+    def polled(self) -> None:
+        self.last_poll_at = time.time()
+        if self.state != "idle" or self.last_poll_at - self._written >= 1.0:
+            self.state, self.busy_until = "idle", None
+            self.write()
+
+    def busy(self, seconds: float) -> None:
+        self.state, self.busy_until = "busy", time.time() + seconds
+        self.batches += 1
+        self.write()
+
+    def write(self) -> None:
+        if not self.path:
+            return
+        self._written = time.time()
+        data = {
+            "state": self.state,
+            "pid": os.getpid(),
+            "last_poll_at": self.last_poll_at,
+            "busy_until": self.busy_until,
+            "batches": self.batches,
+        }
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as out:
+            json.dump(data, out)
+        os.replace(tmp, self.path)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def run_poller(
+    config: PollerConfig,
+    handler_path: str,
+    endpoint_url: str | None = None,
+    *,
+    status_path: str | None = None,
+) -> None:
+    """A worker process's loop: until SIGTERM, SIGINT or SIGHUP, or its parent is gone."""
     stopping = False
+    parent = os.getppid()
 
     def stop(*_: object) -> None:
         nonlocal stopping
+        if os.getppid() != parent:
+            os._exit(1)  # the supervisor is gone: nobody waits for this batch's end
         stopping = True
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    status = Status(status_path)
     module_name, _, attr = handler_path.partition(":")
     module = __import__(module_name, fromlist=[attr])
     handler: Handler = getattr(module, attr)
     if config.warm_up:
-        getattr(module, config.warm_up)()
+        started = time.perf_counter()
+        warm_module, _, warm_attr = config.warm_up.partition(":")
+        getattr(__import__(warm_module, fromlist=[warm_attr]), warm_attr)()
+        logger.info("%s warmed up in %.1f s", config.function_name, time.perf_counter() - started)
     sqs = boto3.client("sqs", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
-    parent = os.getppid()
+    failures = 0
     # Stop with the process that started us, however it ended (even SIGKILL).
     while not stopping and os.getppid() == parent:
         try:
-            poll_once(sqs, config, handler)
-        except Exception:  # the queue may be briefly unreachable; keep polling
-            logger.exception("poll failed")
-            time.sleep(1)
+            poll_once(sqs, config, handler, status)
+            failures = 0
+        except Exception as exc:  # the queue may be unreachable for a while; keep polling
+            failures += 1
+            delay = min(_MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+            # One line per failure, and fewer and fewer of them: not a traceback a second.
+            logger.warning("%s: poll failed (%s); retrying in %.1f s",
+                           config.function_name, _reason(exc), delay)  # fmt: skip
+            deadline = time.monotonic() + delay
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
+def warm_consumer() -> None:
+    """Lambda's init phase, locally: bootstrap the Kedro project before the first poll, so
+    no job pays Kedro's start-up (2-7 s) and a broken project shows at start."""
+    from kedro_jobs.consumer.handler import consumer
+
+    _ = consumer().runner  # the property bootstraps the project, once per process
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A local stand-in for an SQS event source")
+    parser.add_argument("--config", required=True, help="PollerConfig as JSON")
+    parser.add_argument("--handler", required=True, help="module:function of the handler")
+    parser.add_argument("--status-file", help="where to say what this poller is doing")
+    parser.add_argument("--parent", type=int, help="stop when this process is gone")
+    args = parser.parse_args(argv)
+    if args.parent:
+        exit_with_parent(args.parent, signal.SIGTERM)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    run_poller(PollerConfig(**json.loads(args.config)), args.handler, status_path=args.status_file)
+
+
+if __name__ == "__main__":
+    main()

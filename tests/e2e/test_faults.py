@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.support.kedro_project import counting_stack_env, executions
@@ -32,7 +31,7 @@ def counting_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L
 
 def test_every_message_delivered_twice_runs_once(counting_stack: tuple[LocalStack, Path]) -> None:
     stack, record = counting_stack
-    sqs = boto3.client("sqs", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+    sqs = stack.aws("sqs")
     queue = sqs.get_queue_url(QueueName="kedro-jobs-queue")["QueueUrl"]
     bodies = [
         json.dumps(

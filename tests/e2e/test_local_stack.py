@@ -7,7 +7,6 @@ import json
 import time
 from typing import Any
 
-import boto3
 import httpx
 
 from .conftest import LocalStack
@@ -74,7 +73,7 @@ def test_a_failing_pipeline_ends_failed_with_its_error(local_stack: LocalStack) 
 def test_a_message_from_another_system_becomes_a_listed_completed_job(
     local_stack: LocalStack,
 ) -> None:
-    sqs = boto3.client("sqs", endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    sqs = local_stack.aws("sqs")
     queue_url = sqs.get_queue_url(QueueName="kedro-jobs-queue")["QueueUrl"]
     sqs.send_message(
         QueueUrl=queue_url,
@@ -142,8 +141,8 @@ def test_cancel_a_pending_and_a_running_job(local_stack: LocalStack) -> None:
 
 
 def test_a_dead_lettered_message_fails_its_job(local_stack: LocalStack) -> None:
-    sqs = boto3.client("sqs", endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
-    ddb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    sqs = local_stack.aws("sqs")
+    ddb = local_stack.aws("dynamodb")
     dlq_url = sqs.get_queue_url(QueueName="kedro-jobs-dlq")["QueueUrl"]
     # A pending job whose message never got through: as if SQS had dead-lettered it.
     job_id = "dlq-e2e-1"
