@@ -17,7 +17,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "local" / "example_project"
-CONSUMER_LOGGING = ROOT / "functions" / "kedro_jobs" / "consumer" / "kedro_logging.yml"
+CONSUMER_LOGGING = ROOT / "functions" / "kedro_jobs" / "runner" / "kedro_logging.yml"
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -109,7 +109,7 @@ def _profile(consumer: Any, job: Callable[[], None], rounds: int) -> dict[str, l
     """Where a job's time goes: the runner alone (no AWS, no-op progress) inline and forked,
     and the handler around a runner that does nothing (the service's own code and its AWS
     requests), with its AWS wait."""
-    from kedro_jobs.consumer.run_types import RunOutcome, RunRequest
+    from kedro_jobs.runner.types import RunOutcome, RunRequest
 
     runner = consumer.runner
     request = RunRequest("bench", "hello", {}, {})

@@ -347,7 +347,7 @@ def _run(
     Heartbeats(res.bucket).clear()
 
     from kedro_jobs.consumer.publish_manifest import main as publish
-    from kedro_jobs.consumer.runner import project_path_from_env
+    from kedro_jobs.runner.project import project_path_from_env
 
     project = project_path_from_env()
     with contextlib.redirect_stdout(sys.stderr):

@@ -152,7 +152,7 @@ def test_duplicate_deliveries_run_the_nodes_once(
 def test_two_consumers_handling_one_message_at_once_run_it_once(
     aws: Aws, store: JobStore, kedro_project: Path, record: Path
 ) -> None:
-    from kedro_jobs.consumer.runner import KedroRunner
+    from kedro_jobs.runner.runner import KedroRunner
 
     job, body = submitted(store, "slow", seconds=0.5)
     settings = get_settings()

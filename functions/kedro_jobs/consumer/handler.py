@@ -35,9 +35,16 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def _make_runner() -> Any:
-    from kedro_jobs.consumer.runner import KedroRunner, project_path_from_env
+    from kedro_jobs.runner.project import project_path_from_env
+    from kedro_jobs.runner.runner import KedroRunner
 
-    return KedroRunner(project_path_from_env(), isolation=get_settings().isolation)  # type: ignore[arg-type]
+    settings = get_settings()
+    return KedroRunner(
+        project_path_from_env(),
+        isolation=settings.isolation,  # type: ignore[arg-type]
+        data_root=settings.jobs_data_root,
+        staging_dir=settings.staging_dir,
+    )
 
 
 @cache

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,14 +19,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kedro_jobs.consumer.context import remaining_seconds
 from kedro_jobs.consumer.messages import BadMessage, parse_body
-from kedro_jobs.consumer.runner import ProgressSink, RunOutcome, RunRequest
-from kedro_jobs.core.artifacts import ArtifactStore, log_key, results_key
+from kedro_jobs.core.artifacts import ArtifactStore, log_key, outputs_key, results_key
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.models import Job, JobMessage, Progress, json_size
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import Claim, ClaimOutcome, JobStore
+from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunProgress, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -43,6 +43,14 @@ class PoisonMessage(Exception):
     """A record that names no job and cannot be read: reported failed, so it reaches the DLQ."""
 
 
+class ProjectLoadFailed(Exception):
+    """The Kedro project could not be loaded in this container: every job fails with why."""
+
+
+def project_load_message(exc: BaseException) -> str:
+    return f"The Kedro project could not be loaded: {type(exc).__name__}: {exc}"
+
+
 class OutOfTime(Exception):
     """Too little of the invocation is left to start this record: SQS delivers it again."""
 
@@ -52,7 +60,6 @@ class _Ownership:
     """What the run's progress sink learnt: whether this run still owns the job."""
 
     lost: bool = False
-    last: Progress = field(default_factory=Progress)
 
 
 class Consumer:
@@ -70,18 +77,31 @@ class Consumer:
         self.artifacts = artifacts
         self._runner_factory = runner_factory
         self._runner: Runner | None = None
+        self.load_error: str | None = None  # why the project could not be loaded, if it could not
         self.metrics = metrics
         self._manifest_published = False
 
     @property
     def runner(self) -> Runner:
-        """The Kedro project is bootstrapped once per container, on the first job."""
+        """The Kedro project is bootstrapped once per container, on the first job. A project
+        that cannot load (a missing package, a broken registry) raises ProjectLoadFailed
+        from then on: loading it again would fail the same way."""
         if self._runner is None:
-            self._runner = self._runner_factory()
+            if self.load_error is not None:
+                raise ProjectLoadFailed(self.load_error)
+            try:
+                self._runner = self._runner_factory()
+            except Exception as exc:
+                self.load_error = project_load_message(exc)
+                logger.exception("the Kedro project could not be loaded")
+                raise ProjectLoadFailed(self.load_error) from exc
         return self._runner
 
     def publish_manifest(self) -> str:
-        manifest = Manifest.model_validate(self.runner.manifest())
+        try:
+            manifest = Manifest.model_validate(self.runner.manifest())
+        except ProjectLoadFailed as failed:  # the API then says why no pipeline is listed
+            manifest = Manifest(load_error=str(failed))
         return ManifestReader(self.artifacts).publish(manifest)
 
     def publish_manifest_once(self) -> None:
@@ -181,13 +201,11 @@ class Consumer:
         ownership = _Ownership()
 
         def on_progress(completed: int, total: int, current: str | None) -> bool:
-            ownership.last = Progress(
-                total_nodes=total, completed_nodes=completed, current_node=current
-            )
             if total and completed >= total:
                 return False  # the final write records it; nothing is left to cancel
+            progress = Progress(total_nodes=total, completed_nodes=completed, current_node=current)
             try:
-                cancel = self.store.report_progress(job, ownership.last)
+                cancel = self.store.report_progress(job, progress)
             except DependencyUnavailable as exc:
                 # Progress is best effort; the run goes on, and the final write retries.
                 logger.warning("progress not recorded", extra={"reason": exc.reason})
@@ -198,7 +216,12 @@ class Consumer:
             return cancel
 
         logger.info("job started", extra={"pipeline": job.pipeline_name, "attempt": job.attempts})
-        outcome = self.runner.run(
+        try:
+            runner = self.runner
+        except ProjectLoadFailed as failed:
+            self._record(job, RunOutcome("failed", None, str(failed), "", 0.0))
+            return
+        outcome = runner.run(
             RunRequest(
                 job_id=job.id,
                 pipeline_name=job.pipeline_name,
@@ -211,14 +234,20 @@ class Consumer:
         if ownership.lost:
             logger.warning("job was taken over by another delivery; its outcome is not recorded")
             return
-        self._record(job, outcome, ownership.last)
+        self._record(job, outcome)
 
-    def _record(self, job: Job, outcome: RunOutcome, progress: Progress) -> None:
-        log_location = self.artifacts.put_text(log_key(job.id), outcome.log or "(empty log)\n")
+    def _record(self, job: Job, outcome: RunOutcome) -> None:
+        log = outcome.log or f"{outcome.error_message or '(empty log)'}\n"
+        log_location = self.artifacts.put_text(log_key(job.id), log)
+        inline_max = self.settings.results_inline_max_bytes
         results, results_location = outcome.results, None
-        if results is not None and json_size(results) > self.settings.results_inline_max_bytes:
+        if results is not None and json_size(results) > inline_max:
             results_location = self.artifacts.put_json(results_key(job.id), results)
             results = None
+        outputs, outputs_location = outcome.outputs or None, None
+        if outputs is not None and json_size(outputs) > inline_max:
+            outputs_location = self.artifacts.put_json(outputs_key(job.id), outputs)
+            outputs = None
         status, error = {
             "completed": (JobStatus.COMPLETED, None),
             "failed": (JobStatus.FAILED, outcome.error_message),
@@ -228,20 +257,16 @@ class Consumer:
                 outcome.error_message or "Cancelled by the user while running",
             ),
         }[outcome.status]
-        if status is JobStatus.COMPLETED:
-            progress = Progress(
-                total_nodes=progress.total_nodes,
-                completed_nodes=progress.total_nodes,
-                current_node=None,
-            )
         finished = self.store.finish(
             job,
             status,
             results=results,
             results_location=results_location,
+            outputs=outputs,
+            outputs_location=outputs_location,
             error_message=error,
             execution_time=round(outcome.duration, 6),
-            progress=progress,
+            progress=_progress(outcome.progress),
             log_location=log_location,
         )
         if finished is None:
@@ -258,3 +283,11 @@ class Consumer:
     def _count(self, name: str) -> None:
         if self.metrics is not None:
             self.metrics.add_metric(name, MetricUnit.Count, 1)
+
+
+def _progress(progress: RunProgress) -> Progress:
+    return Progress(
+        total_nodes=progress.total,
+        completed_nodes=progress.completed,
+        current_node=progress.current,
+    )

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from pathlib import Path
 
-    from kedro_jobs.consumer.runner import KedroRunner, project_path_from_env
+    from kedro_jobs.runner.project import project_path_from_env
+    from kedro_jobs.runner.runner import KedroRunner
 
     project = Path(args.project) if args.project else project_path_from_env()
     manifest = Manifest.model_validate(KedroRunner(project, isolation="inline").manifest())

@@ -32,6 +32,8 @@ class Manifest(BaseModel):
     kedro_version: str | None = None
     generated_at: str | None = None
     pipelines: dict[str, PipelineInfo] = Field(default_factory=dict)
+    # Set when the consumer could not load the project: why no pipeline is listed.
+    load_error: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -30,8 +30,11 @@ class JobNotQueued(JobsError):
 
 def check_pipeline(manifest: Manifest | None, pipeline_name: str) -> None:
     """With a manifest, an unknown name is rejected; without one, any name is accepted
-    (the consumer reports an unknown pipeline as the job's failure)."""
-    if manifest is not None and pipeline_name not in manifest.pipelines:
+    (the consumer reports an unknown pipeline as the job's failure), and so with one from a
+    project that failed to load (the job then fails at once saying why)."""
+    if manifest is None or manifest.load_error is not None:
+        return
+    if pipeline_name not in manifest.pipelines:
         raise UnknownPipeline(pipeline_name, list(manifest.pipelines))
 
 

@@ -26,41 +26,21 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kedro_jobs.consumer.run_log import collect_logs, joined, log_line
-from kedro_jobs.consumer.run_types import (
-    CANCELLED_MESSAGE,
-    ProgressSink,
-    RunOutcome,
-    Status,
-    StopRun,
-    error_message,
-    timeout_message,
-)
-
-if TYPE_CHECKING:
-    from kedro_jobs.consumer.progress_hook import RunEvents
+from kedro_jobs.runner.control import RunControl
+from kedro_jobs.runner.isolation import Ended, Work, attempt
+from kedro_jobs.runner.log import collect_logs, joined, log_line
+from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunProgress, StopRun
 
 logger = logging.getLogger(__name__)
-
-Execute = Callable[["RunEvents"], dict[str, Any]]
-"""Runs the pipeline with a hook reporting to the given events; returns the JSON-safe
-results, or raises the pipeline's error or StopRun."""
 
 EXIT_GRACE_SECONDS = 2.0
 START_REPORT_DELAY_SECONDS = 0.25
 _CHILD_CRASH_CODE = 70
 
 
-def run_forked(
-    execute: Execute,
-    progress: ProgressSink,
-    deadline: float,
-) -> RunOutcome:
-    started = time.monotonic()
+def run_forked(work: Work, control: RunControl) -> Ended:
     events_r, events_w = os.pipe()
     replies_r, replies_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):
@@ -74,7 +54,7 @@ def run_forked(
         try:
             os.close(events_r)
             os.close(replies_w)
-            _Child(events_w, replies_r).main(execute)
+            _Child(events_w, replies_r).main(work)
             code = 0
         finally:
             os._exit(code)
@@ -82,7 +62,7 @@ def run_forked(
         os.setpgid(pid, pid)
     os.close(events_w)
     os.close(replies_r)
-    parent = _Parent(pid, events_r, replies_w, progress, deadline, started)
+    parent = _Parent(pid, events_r, replies_w, control)
     ended = False
     try:
         outcome = parent.supervise()
@@ -120,25 +100,21 @@ class _Child:
         self.owed = 0  # replies the parent still owes (one per progress event but the last)
         self.must_wait = False  # a node has finished: wait for every owed reply
         self.stop: StopRun | None = None
-        self.failed_node: str | None = None
+        self.progress = RunProgress()
 
-    def main(self, execute: Execute) -> None:
+    def main(self, work: Work) -> None:
         _die_with_parent()
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)  # its own group, so a kill reaches the job's subprocesses too
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        outcome: dict[str, Any]
-        try:
-            with collect_logs(lambda line: self.send(t="log", line=line)):
-                outcome = {"status": "completed", "results": execute(self)}
-        except StopRun as stop:
-            outcome = {"status": stop.status, "error": str(stop)}
-        except Exception as error:  # the pipeline's own error: it fails the job
-            self.send(t="log", line=log_line("ERROR", "kedro_jobs", traceback.format_exc()))
-            message = error_message(error, self.failed_node)
-            outcome = {"status": "failed", "error": message, "node": self.failed_node}
-        self.send(t="end", **outcome)
+
+        def log(line: str) -> None:
+            self.send(t="log", line=line)
+
+        with collect_logs(log):
+            ended = attempt(work, self, lambda: self.progress, log)
+        self.send(t="end", **ended.to_event())
         self.events.flush()
 
     def send(self, **event: Any) -> None:
@@ -152,9 +128,6 @@ class _Child:
         self._progress(completed, total, upcoming)
         self.must_wait = True
 
-    def node_failed(self, node: str) -> None:
-        self.failed_node = node
-
     def stop_reason(self) -> StopRun | None:
         while self.owed and self.stop is None:
             if not self.must_wait and not select.select([self.replies], [], [], 0)[0]:
@@ -164,6 +137,7 @@ class _Child:
         return self.stop
 
     def _progress(self, completed: int, total: int, current: str | None) -> None:
+        self.progress = RunProgress(completed, total, current)
         self.send(t="progress", completed=completed, total=total, current=current)
         if completed < total:  # the parent answers every event that has a node after it
             self.owed += 1
@@ -187,16 +161,11 @@ class _Child:
 class _Parent:
     """Reads the child's events until it ends, dies, or runs out of time."""
 
-    def __init__(
-        self, pid: int, events: int, replies: int, progress: ProgressSink, deadline: float,
-        started: float,
-    ) -> None:  # fmt: skip
+    def __init__(self, pid: int, events: int, replies: int, control: RunControl) -> None:
         self.pid = pid
         self.events = events
         self.replies = replies
-        self.progress = progress
-        self.deadline = deadline
-        self.started = started
+        self.control = control
         self.lines: list[str] = []
         self.buffer = b""
         self.exit_status: int | None = None
@@ -205,16 +174,10 @@ class _Parent:
         self.start_event: dict[str, Any] | None = None
         self.start_due = 0.0
 
-    def outcome(
-        self, status: Status, error: str | None, results: Any = None, node: str | None = None
-    ) -> RunOutcome:
-        duration = time.monotonic() - self.started
-        return RunOutcome(status, results, error, node, joined(self.lines), duration)
-
-    def supervise(self) -> RunOutcome:
+    def supervise(self) -> Ended:
         while True:
             now = time.monotonic()
-            remaining = self.deadline - now
+            remaining = self.control.remaining()
             if remaining <= 0:
                 return self.timed_out()
             wait = min(remaining, 1.0)
@@ -237,11 +200,12 @@ class _Parent:
                 if done is not None:
                     return done
 
-    def handle(self, event: dict[str, Any]) -> RunOutcome | None:
+    def handle(self, event: dict[str, Any]) -> Ended | None:
         kind = event["t"]
         if kind == "log":
             self.lines.append(event["line"])
         elif kind == "progress":
+            self.control.note(event["completed"], event["total"], event["current"])
             if event["completed"] == 0 and event["total"] > 0:
                 self.start_event = event
                 self.start_due = time.monotonic() + START_REPORT_DELAY_SECONDS
@@ -252,14 +216,12 @@ class _Parent:
             self.report(event)
         elif kind == "end":
             self.ended = True
-            return self.outcome(
-                event["status"], event.get("error"), event.get("results"), event.get("node")
-            )
+            return Ended.from_event(event, joined(self.lines))
         return None
 
     def report(self, event: dict[str, Any]) -> None:
         completed, total = event["completed"], event["total"]
-        stop = self.progress(completed, total, event["current"])
+        stop = self.control.report(completed, total, event["current"])
         if completed < total:
             self.reply(stop=stop)
 
@@ -267,14 +229,14 @@ class _Parent:
         with contextlib.suppress(BrokenPipeError):
             os.write(self.replies, b"stop\n" if stop else b"go\n")
 
-    def timed_out(self) -> RunOutcome:
+    def timed_out(self) -> Ended:
         self.kill()
-        message = timeout_message(self.deadline - self.started)
+        message = str(self.control.timed_out())
         logger.warning("job stopped: %s", message)
         self.lines.append(log_line("ERROR", "kedro_jobs", message))
-        return self.outcome("timed_out", message)
+        return Ended("timed_out", message, log=joined(self.lines))
 
-    def died(self) -> RunOutcome:
+    def died(self) -> Ended:
         status = self.reap(EXIT_GRACE_SECONDS)
         if os.WIFSIGNALED(status):
             how = f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
@@ -283,7 +245,7 @@ class _Parent:
         message = f"The job's worker process died before the pipeline finished: it {how}"
         logger.error("job failed: %s", message)
         self.lines.append(log_line("ERROR", "kedro_jobs", message))
-        return self.outcome("failed", message)
+        return Ended("failed", message, log=joined(self.lines))
 
     def kill(self) -> None:
         """SIGKILL the child and anything it started (its process group)."""

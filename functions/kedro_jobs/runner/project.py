@@ -159,7 +159,7 @@ def warm_up(project_path: Path) -> None:
     from kedro.framework.session import KedroSession
     from kedro.runner import SequentialRunner  # noqa: F401 - imported for the children
 
-    import kedro_jobs.consumer.progress_hook  # noqa: F401 - every run registers it
+    import kedro_jobs.runner.session  # noqa: F401 - every job imports it (and its hooks)
 
     try:
         with KedroSession.create(project_path=project_path) as session:

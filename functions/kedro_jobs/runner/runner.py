@@ -1,19 +1,20 @@
 """Run a Kedro pipeline in-process with Kedro's Python API (no `kedro run` subprocess).
 
 The project is bootstrapped once per container (settings, pipeline registry, one unrun
-session to import the rest of Kedro). Each job gets a fresh KedroSession (~20 ms) with a
-hook that reports progress and stops the run at a node boundary. Isolation "fork" (the
-default) runs each job in a child forked from this warm process (see fork_worker); "inline"
-runs it here, for places that cannot fork, and checks the deadline between nodes only.
+session to import the rest of Kedro). Each job gets a fresh KedroSession (~20 ms) with hooks
+that report progress, stop the run at a node boundary, and point its file datasets at the
+job's own data (data.py). Isolation "fork" (the default) runs each job in a child forked from
+this warm process (forked.py); "inline" runs it here (isolation.py), for places that cannot
+fork, and checks the deadline between nodes only. Either way the outcome is made here, in one
+place: outputs committed on success, staging discarded always.
 
 Measured by `make bench` (2 shared cores; `hello`, 2 nodes; warm; no-op progress sink):
     inline ~20-25 ms a job     fork ~36-42 ms a job: the fork adds ~17 ms (~6 ms the fork
     itself, ~10 ms the child's copy-on-write page faults while it builds its session; its
     exit is reaped off the job's path)
     cold start: import + bootstrap + warm-up session ~1.1-1.3 s (first job then as above)
-Without kedro_project.speed_up_sessions (Kedro's per-session git calls, entry-point scan,
-failed `import ibis`, the pipeline registry re-read by every forked child) a job took
-~10-30 ms more.
+Without project.speed_up_sessions (Kedro's per-session git calls, entry-point scan, failed
+`import ibis`, the pipeline registry re-read by every forked child) a job took ~10-30 ms more.
 """
 
 from __future__ import annotations
@@ -21,34 +22,19 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import tempfile
 import time
-import traceback
 import warnings
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from kedro_jobs.consumer.kedro_project import (
-    bootstrap,
-    ensure_configured,
-    project_path_from_env,
-    speed_up_sessions,
-    warm_up,
-)
-from kedro_jobs.consumer.results import to_json_safe
-from kedro_jobs.consumer.run_log import collect_logs, joined, log_line
-from kedro_jobs.consumer.run_types import (
-    CANCELLED_MESSAGE,
-    ProgressSink,
-    RunOutcome,
-    RunRequest,
-    Status,
-    StopRun,
-    error_message,
-    timeout_message,
-)
-
-if TYPE_CHECKING:
-    from kedro_jobs.consumer.progress_hook import RunEvents
+from kedro_jobs.runner.control import RunControl
+from kedro_jobs.runner.data import DataPlan
+from kedro_jobs.runner.isolation import Ended, run_inline
+from kedro_jobs.runner.log import log_line
+from kedro_jobs.runner.project import bootstrap, ensure_configured, speed_up_sessions, warm_up
+from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
 
 # Kedro is imported only below this module (lazily). Before it is: no telemetry (it calls the
 # network), console-only logging (Lambda's disk is read-only but /tmp).
@@ -56,28 +42,33 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("kedro_logging.yml")))
 
-__all__ = [
-    "KedroRunner",
-    "ProgressSink",
-    "RunOutcome",
-    "RunRequest",
-    "Status",
-    "project_path_from_env",
-]
-
 logger = logging.getLogger(__name__)
 # Kedro's own use of OmegaConf warns on every session; it says nothing about the user's job.
 warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
 
-_FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
+Isolation = Literal["fork", "inline"]
+
+
+def unknown_pipeline_message(name: str, known: list[str]) -> str:
+    return f"Unknown pipeline {name!r}. Known pipelines: {', '.join(sorted(known)) or '(none)'}"
 
 
 class KedroRunner:
     def __init__(
-        self, project_path: Path, *, isolation: Literal["fork", "inline"] = "fork"
+        self,
+        project_path: Path,
+        *,
+        isolation: Isolation = "fork",
+        data_root: str = "",
+        staging_dir: str = "",
     ) -> None:
+        """``data_root``: where committed dataset files live (a folder or s3://bucket/prefix;
+        empty: the project folder). ``staging_dir``: local folder for jobs' uncommitted
+        files (empty: the system's temporary folder)."""
         self.project_path = Path(project_path).resolve()
         self.isolation = isolation
+        self.data_root = data_root
+        self.staging_root = Path(staging_dir or tempfile.gettempdir()) / "kedro-jobs-staging"
         started = time.perf_counter()
         # Bootstrapping allocates much and frees little: no collections meanwhile (each
         # would walk the growing heap); one at the end, then the heap is frozen (below).
@@ -109,111 +100,58 @@ class KedroRunner:
         return sorted(self._pipelines)
 
     def manifest(self) -> dict[str, Any]:
-        from kedro_jobs.consumer.manifest import build_manifest
+        from kedro_jobs.runner.manifest import build_manifest
 
         return build_manifest(self.package_name, self._pipelines)
 
-    def run(
-        self,
-        request: RunRequest,
-        progress: ProgressSink,
-        *,
-        deadline: float,
-    ) -> RunOutcome:
+    def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
         """Run one job; past ``deadline`` (a time.monotonic() value) it is stopped."""
+        control = RunControl(progress, deadline)
         if request.pipeline_name not in self._pipelines:
-            known = ", ".join(self.pipeline_names)
-            message = f"Unknown pipeline {request.pipeline_name!r}. Known pipelines: {known}"
-            log = log_line("ERROR", "kedro_jobs", message) + "\n"
-            return RunOutcome("failed", None, message, None, log, 0.0)
+            message = unknown_pipeline_message(request.pipeline_name, self.pipeline_names)
+            ended = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message) + "\n")
+            return self._outcome(ended, control, [])
         ensure_configured(self.package_name)
-        if self.isolation == "inline":
-            return self._run_inline(request, progress, deadline)
-        from kedro_jobs.consumer.fork_worker import run_forked
-
-        return run_forked(lambda events: self._execute(request, events), progress, deadline)
-
-    def _execute(self, request: RunRequest, events: RunEvents) -> dict[str, Any]:
-        """Run the pipeline in this process; returns the JSON-safe free outputs. Raises the
-        pipeline's error or StopRun."""
-        from kedro.framework.session import KedroSession
-        from kedro.runner import SequentialRunner
-
-        from kedro_jobs.consumer.progress_hook import ProgressHook
-
-        options = request.options
-        logger.info("Job %s: pipeline %s", request.job_id, request.pipeline_name)
-        session = KedroSession.create(
-            project_path=self.project_path,
-            env=options.get("env") or None,
-            runtime_params=request.parameters or None,
-            save_on_close=False,
+        plan = DataPlan.for_job(
+            self.project_path, self.data_root, self.staging_root, request.job_id
         )
-        with session:
-            # Kedro has no public way to add a hook to one session; its manager is per session.
-            session._hook_manager.register(ProgressHook(events))
-            filters = {k: options[k] for k in _FILTERS if options.get(k)}
-            outputs = session.run(
-                pipeline_names=[request.pipeline_name],
-                runner=SequentialRunner(),
-                namespaces=options.get("namespaces") or None,
-                load_versions=options.get("load_versions") or None,
-                **filters,
-            )
-        # Kedro 1.x returns the free outputs' values; older versions returned datasets.
-        return {
-            name: to_json_safe(value.load() if hasattr(value, "load") else value)
-            for name, value in outputs.items()
-        }
+        from kedro_jobs.runner.session import execute
 
-    def _run_inline(
-        self, request: RunRequest, progress: ProgressSink, deadline: float
-    ) -> RunOutcome:
-        started = time.monotonic()
-        lines: list[str] = []
-        events = _InlineEvents(progress, deadline, started)
-
-        def outcome(status: Status, results: Any = None, error: str | None = None,
-                    node: str | None = None) -> RunOutcome:  # fmt: skip
-            return RunOutcome(
-                status, results, error, node, joined(lines), time.monotonic() - started
-            )
-
+        work = partial(execute, self.project_path, request, plan=plan)
         try:
-            with collect_logs(lines.append):
-                results = self._execute(request, events)
-        except StopRun as stop:
-            lines.append(log_line("WARNING", "kedro_jobs", str(stop)))
-            return outcome(stop.status, error=str(stop))
-        except Exception as error:  # the pipeline's own error: it fails the job
-            lines.append(log_line("ERROR", "kedro_jobs", traceback.format_exc()))
-            node = events.failed_node
-            return outcome("failed", error=error_message(error, node), node=node)
-        return outcome("completed", results)
+            if self.isolation == "inline":
+                ended = run_inline(work, control)
+            else:
+                from kedro_jobs.runner.forked import run_forked
 
+                ended = run_forked(work, control)
+            outputs = self._commit(ended, plan)
+        finally:
+            plan.discard()
+        return self._outcome(ended, control, outputs)
 
-class _InlineEvents:
-    """RunEvents in the calling process: the progress sink is called directly."""
+    @staticmethod
+    def _commit(ended: Ended, plan: DataPlan) -> list[dict[str, Any]]:
+        """A completed run's outputs are published; nothing of any other run is."""
+        if ended.status != "completed":
+            return []
+        try:
+            return plan.commit(ended.staged)
+        except Exception as error:  # the data root refused: the job did not complete
+            message = f"Outputs could not be committed to {plan.data_root}: {error!r}"
+            logger.exception("commit failed")
+            ended.status, ended.error, ended.results = "failed", message, None
+            ended.log += log_line("ERROR", "kedro_jobs", message) + "\n"
+            return []
 
-    def __init__(self, progress: ProgressSink, deadline: float, started: float) -> None:
-        self.progress = progress
-        self.deadline = deadline
-        self.began = started
-        self.cancel = False
-        self.failed_node: str | None = None
-
-    def started(self, total: int, first: str | None) -> None:
-        self.cancel = bool(self.progress(0, total, first))
-
-    def node_finished(self, completed: int, total: int, upcoming: str | None) -> None:
-        self.cancel = bool(self.progress(completed, total, upcoming)) or self.cancel
-
-    def node_failed(self, node: str) -> None:
-        self.failed_node = node
-
-    def stop_reason(self) -> StopRun | None:
-        if self.cancel:
-            return StopRun("cancelled", CANCELLED_MESSAGE)
-        if time.monotonic() > self.deadline:
-            return StopRun("timed_out", timeout_message(self.deadline - self.began))
-        return None
+    @staticmethod
+    def _outcome(ended: Ended, control: RunControl, outputs: list[dict[str, Any]]) -> RunOutcome:
+        return RunOutcome(
+            status=ended.status,
+            results=ended.results if ended.status == "completed" else None,
+            error_message=ended.error,
+            log=ended.log,
+            duration=time.monotonic() - control.started,
+            progress=control.final_progress(ended.status),
+            outputs=outputs,
+        )

@@ -1,9 +1,9 @@
-"""The runner's request, outcome and progress types (no Kedro import: the handler's module
+"""The runner's request, outcome and progress types (no Kedro import: the consumer's handler
 imports these at cold start)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Status = Literal["completed", "failed", "cancelled", "timed_out"]
@@ -13,7 +13,7 @@ Status = Literal["completed", "failed", "cancelled", "timed_out"]
 class RunRequest:
     job_id: str
     pipeline_name: str
-    parameters: dict[str, Any]  # runtime params, nested like `kedro run --params`
+    parameters: dict[str, Any]  # runtime params; dotted keys nest, as `kedro run --params`
     options: dict[str, Any]  # tags, node_names, from_nodes, to_nodes, from_inputs, to_outputs,
     # namespaces, load_versions, env; a missing option means Kedro's default
 
@@ -29,13 +29,26 @@ class ProgressSink(Protocol):
 
 
 @dataclass(frozen=True)
+class RunProgress:
+    """Where a run got to: nodes that finished (their outputs saved), of how many, and the
+    node that was running, failed or was next (None once nothing is left to run)."""
+
+    completed: int = 0
+    total: int = 0
+    current: str | None = None
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     status: Status
-    results: dict[str, Any] | None  # JSON-safe free outputs; only when completed
+    results: dict[str, Any] | None  # JSON-safe in-memory free outputs; only when completed
     error_message: str | None  # "ValueError: boom (node: clean)", or a sentence
-    failed_node: str | None
     log: str  # the run's log records, one timestamped line each
     duration: float  # seconds
+    progress: RunProgress = field(default_factory=RunProgress)
+    # The datasets the run saved, committed to the data root (only when completed): dicts of
+    # name, type, uri, version, size.
+    outputs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class StopRun(Exception):

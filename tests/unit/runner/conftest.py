@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from kedro_jobs.consumer.run_types import RunOutcome, RunRequest
-from kedro_jobs.consumer.runner import KedroRunner
+from kedro_jobs.runner.runner import KedroRunner
+from kedro_jobs.runner.types import RunOutcome, RunRequest
 from tests.support.kedro_project import RECORD_VAR, write_project
 
 _EXTRA_NODES = """

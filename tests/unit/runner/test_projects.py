@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kedro_jobs.consumer.kedro_project import project_path_from_env
-from kedro_jobs.consumer.runner import KedroRunner
+from kedro_jobs.runner.project import project_path_from_env
+from kedro_jobs.runner.runner import KedroRunner
 
 from .conftest import run, write_runner_project
 

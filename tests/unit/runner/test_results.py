@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from kedro_jobs.consumer.results import to_json_safe
+from kedro_jobs.runner.results import to_json_safe
 
 
 def test_plain_values_pass_through() -> None:

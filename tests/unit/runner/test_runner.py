@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from kedro_jobs.consumer import fork_worker
-from kedro_jobs.consumer.runner import KedroRunner
+from kedro_jobs.runner import forked
+from kedro_jobs.runner.runner import KedroRunner
 from tests.support.kedro_project import executions
 
 from .conftest import no_zombies_soon, run
@@ -23,7 +23,7 @@ def test_a_completed_run_returns_json_safe_free_outputs(
 ) -> None:
     outcome = run(isolated, "frame", {"x": 10})
     assert outcome.status == "completed", outcome.error_message
-    assert outcome.error_message is None and outcome.failed_node is None
+    assert outcome.error_message is None and outcome.progress.current is None
     results = outcome.results
     assert results is not None
     json.dumps(results, allow_nan=False)
@@ -80,7 +80,7 @@ def _recording() -> tuple[list[tuple[int, int, str | None]], Any]:
 def test_progress_is_reported_at_the_start_and_after_each_node(
     isolated: KedroRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fork_worker, "START_REPORT_DELAY_SECONDS", 0.05)
+    monkeypatch.setattr(forked, "START_REPORT_DELAY_SECONDS", 0.05)
     calls, progress = _recording()
     outcome = run(isolated, "slow_start", {"seconds": 0.5}, progress=progress)
     assert outcome.status == "completed", outcome.error_message
@@ -93,7 +93,7 @@ def test_a_quick_first_nodes_report_stands_for_the_start_in_a_fork(
 ) -> None:
     # The forked run's start is reported only once its first node has run a while: a
     # quicker first node's own report says more, and saves the job a write.
-    monkeypatch.setattr(fork_worker, "START_REPORT_DELAY_SECONDS", 5.0)
+    monkeypatch.setattr(forked, "START_REPORT_DELAY_SECONDS", 5.0)
     monkeypatch.setattr(runner, "isolation", "fork")
     calls, progress = _recording()
     assert run(runner, "tagged", progress=progress, tags=["prep", "core"]).status == "completed"
@@ -119,7 +119,7 @@ def test_a_pipeline_error_fails_the_job_naming_the_node(
     outcome = run(isolated, "failing", {"x": 7})
     assert outcome.status == "failed"
     assert outcome.error_message == "ValueError: boom at 7 (node: boom)"
-    assert outcome.failed_node == "boom"
+    assert outcome.progress.current == "boom"
     assert outcome.results is None
     assert "Traceback" in outcome.log and "boom at 7" in outcome.log
     assert executions(record) == {"start": 1, "boom": 1}

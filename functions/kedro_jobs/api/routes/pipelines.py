@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
 from kedro_jobs.api.app_models import ErrorBody
 from kedro_jobs.api.services import Services, get_services
-from kedro_jobs.core.manifest import PipelineInfo
+from kedro_jobs.core.manifest import Manifest, PipelineInfo
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 Deps = Annotated[Services, Depends(get_services)]
@@ -22,9 +22,22 @@ class PipelineList(BaseModel):
     generated_at: str | None = None
 
 
-@router.get("", response_model=PipelineList, summary="List the project's pipelines")
+_NOT_LOADED: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "The Kedro project failed to load"}
+}
+
+
+def _loaded(manifest: Manifest | None) -> Manifest | None:
+    if manifest is not None and manifest.load_error is not None:
+        raise HTTPException(503, manifest.load_error)
+    return manifest
+
+
+@router.get(
+    "", response_model=PipelineList, summary="List the project's pipelines", responses=_NOT_LOADED
+)
 def list_pipelines(services: Deps) -> PipelineList:
-    manifest = services.manifest.get()
+    manifest = _loaded(services.manifest.get())
     if manifest is None:
         return PipelineList(pipelines=[])
     return PipelineList(
@@ -39,10 +52,10 @@ def list_pipelines(services: Deps) -> PipelineList:
     "/{name}",
     response_model=PipelineInfo,
     summary="One pipeline's nodes and datasets",
-    responses={404: {"model": ErrorBody, "description": "No such pipeline"}},
+    responses={404: {"model": ErrorBody, "description": "No such pipeline"}, **_NOT_LOADED},
 )
 def get_pipeline(name: str, services: Deps) -> PipelineInfo:
-    manifest = services.manifest.get()
+    manifest = _loaded(services.manifest.get())
     if manifest is None or name not in manifest.pipelines:
         known = ", ".join(sorted(manifest.pipelines)) if manifest else "(no manifest published)"
         raise HTTPException(404, f"Unknown pipeline {name!r}. Known pipelines: {known}")

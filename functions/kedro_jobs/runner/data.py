@@ -1,0 +1,269 @@
+"""Where a job's datasets are read and written: each job writes to a private staging folder,
+reads what earlier jobs committed, and commits its own outputs only when it completes.
+
+The data root mirrors the project folder: a dataset at ``data/02_intermediate/x.parquet`` of
+the project is committed at ``<root>/data/02_intermediate/x.parquet``, where the root is a
+local folder or an ``s3://bucket/prefix`` URI (the project folder itself when none is set, so
+outputs land where `kedro run` puts them). A dataset with a path outside the project (an
+absolute path, another bucket) is committed where its path says.
+
+- Every file dataset the run writes (a ``filepath`` or ``path`` in its config; local or
+  remote, versioned or not) is rebuilt to save under the job's staging folder, on local disk
+  (Lambda's /tmp), so a concurrent job never sees a half-written or foreign file. Datasets
+  that share a file (transcoding) share the staged copy.
+- A dataset the run only reads comes from the data root, or from the project's own files (raw
+  inputs shipped with it) when the root has no such file.
+- Versioned datasets save with a version unique to the job, so two jobs started in the same
+  millisecond never write the same version, and a job loads the version it saved itself.
+- On completion each staged file is published whole (a rename, or one S3 PUT, never a file
+  written in place); on failure, timeout or cancel the staging folder is removed unpublished.
+
+Datasets without a path (memory, SQL, APIs) are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+_PATH_KEYS = ("filepath", "path")
+_LOCAL_PROTOCOLS = ("", "file", "local")
+
+
+@dataclass(frozen=True)
+class StagedOutput:
+    """One dataset the run saved: where it was staged and where it is committed."""
+
+    name: str
+    type: str
+    staged: str  # a local path (file or folder)
+    target: str  # the committed location: a local path or a URI
+    version: str | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _protocol(path: str) -> str:
+    return path.split("://", 1)[0] if "://" in path else ""
+
+
+def _strip_protocol(path: str) -> str:
+    return path.split("://", 1)[1] if "://" in path else path
+
+
+def _join(root: str, relative: PurePosixPath) -> str:
+    return f"{root.rstrip('/')}/{relative.as_posix()}"
+
+
+def unique_version(job_id: str) -> str:
+    """Kedro's timestamp version, made unique to the job: versions still sort by time."""
+    from kedro.io.core import generate_timestamp
+
+    return f"{generate_timestamp()}-{job_id[:12]}"
+
+
+def _storage_options(config: dict[str, Any]) -> dict[str, Any]:
+    credentials = config.get("credentials")
+    fs_args = config.get("fs_args")
+    options = dict(credentials) if isinstance(credentials, dict) else {}
+    if isinstance(fs_args, dict):
+        options.update({k: v for k, v in fs_args.items() if not k.startswith("open_args")})
+    return options
+
+
+@contextlib.contextmanager
+def _quiet_catalog() -> Iterator[None]:
+    """The catalog warns "Replacing dataset" for each rebuilt dataset: not the user's news."""
+    catalog_logger = logging.getLogger("kedro.io.data_catalog")
+    level = catalog_logger.level
+    catalog_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        catalog_logger.setLevel(level)
+
+
+class DataPlan:
+    """One job's view of the data: built before the run, applied to its catalog by a hook,
+    committed or discarded after it."""
+
+    def __init__(
+        self, project_path: Path, data_root: str, staging: Path, save_version: str
+    ) -> None:
+        self.project_path = project_path
+        self.data_root = data_root or str(project_path)
+        self.staging = staging
+        self.save_version = save_version
+        self.staged: list[StagedOutput] = []
+
+    @classmethod
+    def for_job(
+        cls, project_path: Path, data_root: str, staging_root: Path, job_id: str
+    ) -> DataPlan:
+        # A unique folder: a job taken over by another consumer on this machine (local runs
+        # share /tmp) must not share its staging with the first.
+        staging = staging_root / f"{job_id}-{uuid.uuid4().hex[:8]}"
+        return cls(project_path, data_root, staging, unique_version(job_id))
+
+    # -- before the run: point every file dataset at its place ---------------------------
+
+    def apply(self, pipeline: Any, catalog: Any, load_versions: dict[str, str]) -> None:
+        written: dict[str, str] = {}  # committed target -> staged path
+        outputs = set(pipeline.all_outputs())
+        for name in sorted(outputs):
+            found = self._file_config(catalog, name)
+            if found is None:
+                continue
+            key, config = found
+            target = self.target(config[key])
+            staged = written.setdefault(target, self._staged_path(target))
+            dataset = self._rebuild(catalog, name, config, key, staged, load_versions)
+            kind = type(dataset)
+            self.staged.append(
+                StagedOutput(
+                    name=name,
+                    type=f"{kind.__module__}.{kind.__qualname__}",
+                    staged=staged,
+                    target=target,
+                    version=self.save_version if config.get("versioned") else None,
+                    storage_options=_storage_options(config),
+                )
+            )
+        for name in sorted(set(pipeline.datasets()) - outputs):
+            found = self._file_config(catalog, name)
+            if found is None:
+                continue
+            key, config = found
+            target = self.target(config[key])
+            if target in written:  # another name (transcoding) for a file this run writes
+                self._rebuild(catalog, name, config, key, written[target], load_versions)
+            elif target != config[key] and _exists(target, _storage_options(config)):
+                self._rebuild(catalog, name, config, key, target, load_versions, keep=True)
+            # else: the project's own file (a raw input shipped with it), as configured
+
+    def target(self, path: str) -> str:
+        """Where a dataset at ``path`` (as Kedro resolved it) is committed."""
+        if _protocol(path) not in _LOCAL_PROTOCOLS:
+            return path
+        local = Path(_strip_protocol(path))
+        try:
+            relative = local.relative_to(self.project_path)
+        except ValueError:
+            return str(local)  # outside the project: its own place
+        return _join(self.data_root, PurePosixPath(relative.as_posix()))
+
+    def _staged_path(self, target: str) -> str:
+        protocol = _protocol(target) or "file"
+        return str(self.staging / protocol / _strip_protocol(target).lstrip("/"))
+
+    @staticmethod
+    def _file_config(catalog: Any, name: str) -> tuple[str, dict[str, Any]] | None:
+        if name.startswith("params:") or name == "parameters":
+            return None
+        config = catalog.config_resolver.resolve_pattern(name)
+        if not isinstance(config, dict):
+            return None
+        for key in _PATH_KEYS:
+            if isinstance(config.get(key), str):
+                return key, config
+        return None
+
+    def _rebuild(
+        self,
+        catalog: Any,
+        name: str,
+        config: dict[str, Any],
+        key: str,
+        path: str,
+        load_versions: dict[str, str],
+        *,
+        keep: bool = False,
+    ) -> Any:
+        from kedro.io import AbstractDataset
+
+        rebuilt = {k: v for k, v in config.items() if k != "validation"}
+        rebuilt[key] = path
+        if not keep and _protocol(path) in _LOCAL_PROTOCOLS:
+            rebuilt.pop("credentials", None)  # staged on local disk: no remote credentials
+        dataset = AbstractDataset.from_config(
+            name, rebuilt, load_versions.get(name), self.save_version
+        )
+        with _quiet_catalog():
+            catalog[name] = dataset
+        return dataset
+
+    # -- after the run ---------------------------------------------------------------------
+
+    def commit(self, staged: list[StagedOutput]) -> list[dict[str, Any]]:
+        """Publish what the run saved; returns the outputs (name, type, uri, version, size)."""
+        outputs: list[dict[str, Any]] = []
+        sizes: dict[str, int] = {}
+        for item in staged:
+            source = Path(item.staged)
+            if item.staged not in sizes:
+                if not source.exists():
+                    continue  # declared but never saved to its path
+                sizes[item.staged] = _publish(source, item.target, item.storage_options)
+            uri = item.target
+            if item.version:
+                uri = f"{item.target}/{item.version}/{PurePosixPath(item.target).name}"
+            outputs.append(
+                {
+                    "name": item.name,
+                    "type": item.type,
+                    "uri": uri,
+                    "version": item.version,
+                    "size": sizes[item.staged],
+                }
+            )
+        return outputs
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _exists(target: str, storage_options: dict[str, Any]) -> bool:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(target, **storage_options)
+    return bool(fs.exists(path))
+
+
+def _publish(source: Path, target: str, storage_options: dict[str, Any]) -> int:
+    """Copy a staged file, or every file of a staged folder, to ``target``; each file appears
+    whole. Returns the bytes published."""
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, root = fsspec.core.url_to_fs(target, **storage_options)
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    published = 0
+    for file in files:
+        relative = file.relative_to(source).as_posix() if file != source else ""
+        destination = f"{root.rstrip('/')}/{relative}" if relative else root
+        size = file.stat().st_size
+        if isinstance(fs, LocalFileSystem):
+            _replace_local(file, Path(destination))
+        else:
+            fs.put_file(str(file), destination)  # one PUT: readers see the old or the new
+        published += size
+    return published
+
+
+def _replace_local(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, destination)  # same file system: atomic
+    except OSError:  # another file system (/tmp and the data root): copy beside, then rename
+        partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, destination)

@@ -1,0 +1,101 @@
+"""One job's Kedro session, run in the calling process (the forked child, or the consumer
+itself inline): runtime parameters, run options, the job's hooks, its results."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro_jobs.runner.data import DataPlan, StagedOutput
+from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
+from kedro_jobs.runner.results import to_json_safe
+from kedro_jobs.runner.types import RunRequest
+
+logger = logging.getLogger(__name__)
+
+_FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
+
+
+@dataclass(frozen=True)
+class Executed:
+    results: dict[str, Any]  # JSON-safe in-memory free outputs
+    staged: list[StagedOutput]  # what the run saved, still in staging
+
+
+def nested_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys nest, as with `kedro run --params model_options.test_size=0.3`: merged into
+    the other keys given, and (by Kedro) into the project's parameters, keeping siblings."""
+    nested: dict[str, Any] = {}
+    for key, value in parameters.items():
+        *parents, leaf = key.split(".") if "." in key else [key]
+        level = nested
+        for part in parents:
+            child = level.get(part)
+            if not isinstance(child, dict):
+                child = level[part] = {}
+            level = child
+        if isinstance(value, dict) and isinstance(level.get(leaf), dict):
+            level[leaf] = {**level[leaf], **nested_parameters(value)}
+        else:
+            level[leaf] = nested_parameters(value) if isinstance(value, dict) else value
+    return nested
+
+
+@contextlib.contextmanager
+def in_directory(path: Path) -> Iterator[None]:
+    """Jobs run in the project folder, as `kedro run` does (plugins look for it there)."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _use_save_version(session: Any, version: str) -> None:
+    """The session id is the save version of every versioned dataset: make it the job's own
+    (Kedro's is a millisecond timestamp, which two jobs can share)."""
+    session.session_id = version
+    session._store["session_id"] = version
+
+
+def execute(project_path: Path, request: RunRequest, events: RunEvents, plan: DataPlan) -> Executed:
+    """Run the pipeline in this process. Raises the pipeline's error or StopRun."""
+    from kedro.framework.session import KedroSession
+    from kedro.io import MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    options = request.options
+    logger.info("Job %s: pipeline %s", request.job_id, request.pipeline_name)
+    session = KedroSession.create(
+        project_path=project_path,
+        env=options.get("env") or None,
+        runtime_params=nested_parameters(request.parameters) or None,
+        save_on_close=False,
+    )
+    _use_save_version(session, plan.save_version)
+    with session, in_directory(project_path):
+        # Kedro has no public way to add a hook to one session; its manager is per session.
+        session._hook_manager.register(ProgressHook(events))
+        session._hook_manager.register(DataPlanHook(plan))
+        filters = {k: options[k] for k in _FILTERS if options.get(k)}
+        outputs = session.run(
+            pipeline_names=[request.pipeline_name],
+            runner=SequentialRunner(),
+            namespaces=options.get("namespaces") or None,
+            load_versions=options.get("load_versions") or None,
+            **filters,
+        )
+    # Kedro returns every output's dataset: only the in-memory ones are results. A saved
+    # output is listed as an output once committed, never loaded back (some cannot be).
+    results = {
+        name: to_json_safe(dataset.load())
+        for name, dataset in outputs.items()
+        if isinstance(dataset, MemoryDataset)
+    }
+    return Executed(results, list(plan.staged))
