@@ -625,9 +625,11 @@
     }
     if (gen !== generation) return;
     const select = $("submit-pipeline");
-    const keep = selected || select.value;
+    const before = select.value;
+    const keep = selected || before;
     select.replaceChildren(...pipelines.map((p) => el("option", { value: p.name, text: p.name })));
     if (keep && pipelines.some((p) => p.name === keep)) select.value = keep;
+    if (before && select.value !== before) clearForm();
     $("submit-button").disabled = pipelines.length === 0;
     if (!pipelines.length) {
       error.textContent = "No pipelines yet: the consumer has not published the project's manifest.";
@@ -683,7 +685,18 @@
     return body;
   }
 
-  $("submit-pipeline").addEventListener("change", (e) => showPipeline(e.target.value));
+  // Parameters and run options name one pipeline's nodes and datasets: a new pipeline starts
+  // from a clean form.
+  function clearForm() {
+    $("submit-parameters").value = "{}";
+    for (const input of document.querySelectorAll("#submit-form [data-option]")) input.value = "";
+    $("submit-error").hidden = true;
+  }
+
+  $("submit-pipeline").addEventListener("change", (e) => {
+    clearForm();
+    showPipeline(e.target.value);
+  });
   $("submit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = $("submit-error");

@@ -1,0 +1,227 @@
+"""The `kedro-jobs` console script, run as a user runs it, against the local stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import LocalStack
+
+TERMINAL = {"completed", "failed", "cancelled"}
+SCRIPT = Path(sys.executable).with_name("kedro-jobs")
+
+
+def kedro_jobs(
+    stack: LocalStack, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed console script, pointed at the stack through its environment variable."""
+    assert SCRIPT.exists(), f"{SCRIPT} is not installed: pip install -e '.[dev]'"
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "KEDRO_JOBS_API": stack.api, "COLUMNS": "160", **(env or {})},
+        check=False,
+    )
+
+
+def submitted_id(output: str) -> str:
+    return output.split("Submitted ", 1)[1].split()[0]
+
+
+def wait_for(stack: LocalStack, job_id: str, statuses: set[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    with stack.client() as client:
+        while True:
+            job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+            if job["status"] in statuses or time.monotonic() > deadline:
+                return job
+            time.sleep(0.1)
+
+
+def test_submit_and_watch_the_bundled_example_until_it_completes(local_stack: LocalStack) -> None:
+    run = kedro_jobs(local_stack, "submit", "data_loading", "--watch", "--interval", "0.2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    job_id = submitted_id(run.stdout)
+    # A bar per node of the pipeline, then the outcome and the results.
+    for node in ("generate_orders", "clean_orders", "summarise_orders"):
+        assert node in run.stdout
+    assert f"Job {job_id} completed" in run.stdout
+    assert "rows_generated" in run.stdout
+    assert wait_for(local_stack, job_id, TERMINAL)["status"] == "completed"
+
+
+def test_a_failing_job_exits_non_zero_with_its_error(local_stack: LocalStack) -> None:
+    run = kedro_jobs(
+        local_stack, "submit", "data_loading", "--params", "data_loading.n_rows=-1", "--watch"
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "failed" in run.stdout
+    assert "n_rows must be a positive integer" in run.stdout
+    assert "(node: generate_orders)" in run.stdout
+
+
+def test_dotted_params_arrive_nested_and_change_the_run(local_stack: LocalStack) -> None:
+    run = kedro_jobs(
+        local_stack,
+        "submit", "data_loading", "--json",
+        "--params", "data_loading.n_rows=12,data_loading.seed=5",
+        "--tags", "data_loading",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert record["parameters"] == {"data_loading": {"n_rows": 12, "seed": 5}}
+    assert record["options"] == {"tags": ["data_loading"]}
+    done = wait_for(local_stack, record["id"], TERMINAL)
+    assert done["status"] == "completed", done
+    assert done["results"]["orders_summary"]["rows_generated"] == 12
+
+    status = kedro_jobs(local_stack, "status", record["id"])
+    assert status.returncode == 0
+    assert "completed" in status.stdout and '"n_rows": 12' in status.stdout
+
+    listing = kedro_jobs(local_stack, "list", "--pipeline", "data_loading", "--limit", "50")
+    assert listing.returncode == 0 and record["id"] in listing.stdout
+
+
+def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
+    run = kedro_jobs(local_stack, "submit", "reporting", "--params", "reporting.delay_seconds=8")
+    assert run.returncode == 0, run.stderr
+    job_id = submitted_id(run.stdout)
+    assert wait_for(local_stack, job_id, {"running", *TERMINAL})["status"] == "running"
+
+    # Follow the log from another terminal while the job is cancelled.
+    follow = subprocess.Popen(
+        [str(SCRIPT), "logs", job_id, "--follow", "--interval", "0.3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KEDRO_JOBS_API": local_stack.api},
+    )
+    try:
+        cancel = kedro_jobs(local_stack, "cancel", job_id)
+        assert cancel.returncode == 0, cancel.stderr
+        assert "Cancel" in cancel.stdout
+        watch = kedro_jobs(local_stack, "watch", job_id, "--interval", "0.3")
+        assert watch.returncode == 1, watch.stdout
+        assert f"Job {job_id} cancelled" in watch.stdout
+        out, _ = follow.communicate(timeout=60)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert follow.returncode == 0
+    assert "reporting" in out  # the run's log, printed once it was there
+
+    again = kedro_jobs(local_stack, "cancel", job_id)
+    assert again.returncode == 3
+    assert "HTTP 409" in again.stderr
+
+    retry = kedro_jobs(local_stack, "retry", job_id)
+    assert retry.returncode == 0, retry.stderr
+    new_id = retry.stdout.split("Retrying as ", 1)[1].split()[0]
+    with local_stack.client() as client:
+        assert client.get(f"/api/v1/jobs/{new_id}").json()["retry_of"] == job_id
+    # It would sleep again: stop it (pending: at once; running: at the next node).
+    assert kedro_jobs(local_stack, "cancel", new_id).returncode == 0
+    assert wait_for(local_stack, new_id, TERMINAL)["status"] == "cancelled"
+
+
+def test_outputs_lists_and_downloads_what_the_job_saved(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    run = kedro_jobs(local_stack, "submit", "data_loading", "--watch", "--interval", "0.2")
+    job_id = submitted_id(run.stdout)
+    listed = kedro_jobs(local_stack, "outputs", job_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    with local_stack.client() as client:
+        record = client.get(f"/api/v1/jobs/{job_id}").json()
+        route = client.get(f"/api/v1/jobs/{job_id}/outputs")
+    shown = json.loads(listed.stdout)
+    expected = route.json()["outputs"] if route.status_code == 200 else record["outputs"] or []
+    assert [o["name"] for o in shown] == [o["name"] for o in expected]
+
+    download = kedro_jobs(local_stack, "outputs", job_id, "--download", str(tmp_path / "out"))
+    if route.status_code == 404:
+        # An API without the outputs route: said so, and nothing pretends to be saved.
+        assert download.returncode == 3 and "no outputs route" in download.stderr
+    else:
+        assert download.returncode == 0, download.stderr
+        for output in expected:
+            assert f"Saved {output['name']} to" in download.stdout
+        saved = list((tmp_path / "out").iterdir())
+        assert len(saved) == len([o for o in expected if o.get("url")])
+        assert all(p.stat().st_size > 0 for p in saved)
+
+
+def test_errors_print_the_apis_detail(local_stack: LocalStack) -> None:
+    unknown = kedro_jobs(local_stack, "status", "no-such-job")
+    assert unknown.returncode == 3
+    assert "HTTP 404" in unknown.stderr and "not found" in unknown.stderr
+
+    bad = kedro_jobs(local_stack, "submit", "no_such_pipeline")
+    assert bad.returncode == 3
+    assert "Unknown pipeline 'no_such_pipeline'" in bad.stderr
+    assert "data_loading" in bad.stderr  # the known ones are listed
+
+    invalid = kedro_jobs(local_stack, "submit", "data_loading", "--env", "not a valid env!")
+    assert invalid.returncode == 3
+    assert "HTTP 422" in invalid.stderr and "env" in invalid.stderr
+
+    usage = kedro_jobs(local_stack, "submit", "data_loading", "--params", "n_rows")
+    assert usage.returncode == 2 and "must be key=value" in usage.stderr
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_the_api_url_and_token_come_from_flags_or_the_environment(
+    local_stack: LocalStack, flag: bool
+) -> None:
+    # The stack's own output form (`.../api/v1`) works too; with no server there it says so.
+    args = ["--api", f"{local_stack.api}/api/v1", "list"] if flag else ["list"]
+    ok = kedro_jobs(local_stack, *args, env={"KEDRO_JOBS_TOKEN": "not-checked-locally"})
+    assert ok.returncode == 0, ok.stderr
+    down = kedro_jobs(local_stack, "list", env={"KEDRO_JOBS_API": "http://127.0.0.1:9"})
+    assert down.returncode == 3 and "cannot reach the API" in down.stderr
+
+
+def test_the_token_is_sent_as_a_bearer_header(local_stack: LocalStack) -> None:
+    # The local API has no authorizer; what the client sends is checked on a tiny server.
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"jobs": [], "next_cursor": null}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}"
+        flag = kedro_jobs(local_stack, "--api", api, "--token", "from-flag", "list")
+        env = kedro_jobs(local_stack, "list", env={"KEDRO_JOBS_API": api, "KEDRO_JOBS_TOKEN": "e"})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert flag.returncode == env.returncode == 0
+    assert seen == ["Bearer from-flag", "Bearer e"]

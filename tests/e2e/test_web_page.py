@@ -1,0 +1,480 @@
+"""The web page at `/`, in a real browser (Debian's headless Chromium, driven through its own
+chromedriver) against the local stack: the list with 1,000 jobs, the submit form, a job's
+page, cancel and retry, escaping, the token.
+
+Screenshots go to $KEDRO_JOBS_SCREENSHOTS when set (`docs/screenshots` refreshes the committed
+ones), else to the test's temporary folder, so a test run leaves the work tree as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from kedro_jobs.core.models import Job, OutputInfo, Progress, utcnow
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import to_item
+
+from .conftest import LocalStack, running_local_stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SEEDED = 1_000
+PAGE_SIZE = 25  # the page's own
+XSS = "<img src=x onerror=window.__xss=1>"
+T = TypeVar("T")
+
+
+# --- The stack, 1,000 jobs, the browser --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    # A stack of its own: its 1,000 seeded jobs must not show in other tests' listings.
+    with running_local_stack(tmp_path_factory.mktemp("web") / "dev.log") as local:
+        yield local
+
+
+def _seed_job(i: int, now: Any) -> Job:
+    pipeline = ("data_loading", "feature_engineering", "reporting", "hello")[i % 4]
+    status = ([JobStatus.COMPLETED] * 6 + [JobStatus.FAILED] * 2 + [JobStatus.CANCELLED] * 2)[
+        i % 10
+    ]
+    created = now - timedelta(days=2) + timedelta(minutes=i)
+    total = {"data_loading": 3, "feature_engineering": 5, "reporting": 4, "hello": 2}[pipeline]
+    done = total if status is JobStatus.COMPLETED else 1
+    return Job(
+        id=str(uuid.uuid4()),
+        pipeline_name=pipeline,
+        status=status,
+        parameters={"data_loading": {"n_rows": 100 + i}},
+        results={"rows": 100 + i} if status is JobStatus.COMPLETED else None,
+        error_message="ValueError: seeded failure (node: x)"
+        if status is JobStatus.FAILED
+        else None,
+        created_at=created,
+        started_at=created + timedelta(seconds=1),
+        completed_at=created + timedelta(seconds=3),
+        execution_time=2.0,
+        progress=Progress(total_nodes=total, completed_nodes=done),
+        attempts=1,
+        updated_at=created + timedelta(seconds=3),
+        outputs=(
+            [
+                OutputInfo(
+                    name="orders_summary", type="json.JSONDataset", uri="s3://b/k.json", size=7
+                )
+            ]
+            if i == SEEDED - 1
+            else None
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded(stack: LocalStack) -> list[Job]:
+    """1,000 finished jobs of the caller, older than anything the tests submit, written
+    straight to the table as the store writes them."""
+    now = utcnow()
+    jobs = [_seed_job(i, now) for i in range(SEEDED)]
+    dynamodb = boto3.client("dynamodb", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+    for start in range(0, len(jobs), 25):
+        requests = [{"PutRequest": {"Item": to_item(j)}} for j in jobs[start : start + 25]]
+        pending: dict[str, Any] = {"kedro-jobs-jobs": requests}
+        while pending:
+            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: run `make browser`")
+    # Selenium must use Debian's driver and browser as given, never fetch its own.
+    os.environ["SE_OFFLINE"] = "true"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1200,800", "--lang=en-GB",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    service = Service(CHROMEDRIVER, log_output=str(profile.parent / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()  # ends chromedriver and every Chromium process it started
+
+
+@pytest.fixture
+def page(browser: WebDriver, stack: LocalStack, seeded: list[Job]) -> Iterator[WebDriver]:
+    """The browser, with a check that the page raised no script or CSP error meanwhile."""
+    browser.get_log("browser")  # drop what earlier tests left
+    yield browser
+    errors = [
+        entry
+        for entry in browser.get_log("browser")
+        # An API answer of 404 (no log yet, no outputs route) is logged by Chromium too.
+        if entry["level"] == "SEVERE" and entry.get("source") != "network"
+    ]
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("KEDRO_JOBS_SCREENSHOTS")
+    folder = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# --- Helpers -----------------------------------------------------------------------------------
+
+
+def wait(
+    driver: WebDriver, condition: Callable[[WebDriver], T], what: str, timeout: float = 60
+) -> T:
+    def check(d: WebDriver) -> T:
+        try:
+            return condition(d)
+        except StaleElementReferenceException:  # the page re-rendered under us: ask again
+            return False  # type: ignore[return-value]
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(check)
+    except TimeoutException:
+        shown = driver.find_element(By.TAG_NAME, "main").text[:1500]
+        raise AssertionError(f"timed out waiting for {what}; the page shows:\n{shown}") from None
+
+
+def rows(driver: WebDriver) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, "#jobs-body tr")
+
+
+def row_ids(driver: WebDriver) -> list[str]:
+    # One round trip to the browser, not one a row.
+    ids: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#jobs-body tr')].map((r) => r.dataset.jobId)"
+    )
+    return ids
+
+
+def text(driver: WebDriver, element_id: str) -> str:
+    return str(driver.find_element(By.ID, element_id).get_attribute("textContent") or "")
+
+
+def open_hash(driver: WebDriver, stack: LocalStack, fragment: str) -> None:
+    if driver.current_url.startswith(f"{stack.api}/"):
+        driver.execute_script("location.hash = arguments[0]", fragment)
+    else:
+        driver.get(f"{stack.api}/{fragment}")
+
+
+def job_id_from_url(driver: WebDriver) -> str:
+    return wait(
+        driver,
+        lambda d: d.current_url.split("#/jobs/", 1)[1] if "#/jobs/" in d.current_url else "",
+        "the job's page",
+    )
+
+
+def node_states(driver: WebDriver) -> dict[str, str]:
+    return {
+        li.get_attribute("data-node") or "": li.get_attribute("data-state") or ""
+        for li in driver.find_elements(By.CSS_SELECTOR, "#job-nodes li")
+    }
+
+
+def submit_form(
+    driver: WebDriver, stack: LocalStack, pipeline: str, parameters: str, **options: str
+) -> str:
+    open_hash(driver, stack, "#/submit")
+    select = wait(
+        driver,
+        lambda d: (
+            (s := Select(d.find_element(By.ID, "submit-pipeline")))
+            and any(o.get_attribute("value") == pipeline for o in s.options)
+            and s
+        ),
+        "the pipelines in the form",
+    )
+    select.select_by_value(pipeline)
+    box = driver.find_element(By.ID, "submit-parameters")
+    box.clear()
+    box.send_keys(parameters)
+    for field in driver.find_elements(By.CSS_SELECTOR, "#submit-form [data-option]"):
+        field.clear()
+    for name, value in options.items():
+        driver.find_element(By.ID, f"opt-{name}").send_keys(value)
+    before = driver.current_url
+    driver.find_element(By.ID, "submit-button").click()
+    wait(driver, lambda d: d.current_url != before and "#/jobs/" in d.current_url, "submitted")
+    return job_id_from_url(driver)
+
+
+def wait_status(driver: WebDriver, status: str, timeout: float = 90) -> None:
+    wait(driver, lambda d: text(d, "job-status") == status, f"status {status}", timeout)
+
+
+def api_job(stack: LocalStack, job_id: str) -> dict[str, Any]:
+    with stack.client() as client:
+        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+    return job
+
+
+_TIMINGS = """
+const listing = performance.getEntriesByType("resource").filter(
+  (e) => e.name.includes("/api/v1/jobs?"))[0];
+return {
+  rendered: performance.getEntriesByName("kedro-jobs:list-rendered")[0].startTime,
+  listing: listing.responseEnd - listing.startTime,
+};
+"""
+
+# --- Tests -------------------------------------------------------------------------------------
+
+
+def test_the_list_pages_through_1000_jobs_newest_first(
+    page: WebDriver, stack: LocalStack, seeded: list[Job], record_property: Any
+) -> None:
+    # Load time: from navigation start to the first page of jobs drawn (a mark the page sets).
+    timings = []
+    for _ in range(5):
+        page.get(f"{stack.api}/")
+        wait(page, lambda d: len(rows(d)) == PAGE_SIZE, "the first page of jobs")
+        timings.append(page.execute_script(_TIMINGS))
+    record_property("list_rendered_ms", timings)
+    rendered = statistics.median(t["rendered"] for t in timings)
+    listing = statistics.median(t["listing"] for t in timings)
+    print(f"\nlist of {SEEDED} jobs drawn {rendered:.0f} ms after navigation start, of which "
+          f"the /jobs call {listing:.0f} ms (medians of {len(timings)}): {timings}")  # fmt: skip
+
+    newest_first = sorted(seeded, key=lambda j: j.created_at, reverse=True)
+    seen: list[str] = []
+    for number in range(1, SEEDED // PAGE_SIZE + 1):
+        wait(page, lambda d, n=number: text(d, "page-info") == f"Page {n}", f"page {number}")
+        ids = wait(page, lambda d: (i := row_ids(d)) and i[0] not in seen and i, f"page {number}")
+        seen.extend(ids)
+        older = page.find_element(By.ID, "page-older")
+        if number < SEEDED // PAGE_SIZE:
+            older.click()
+    # Every seeded job, once, newest first (the tests' own jobs are newer and come first).
+    ours = [job_id for job_id in seen if job_id in {j.id for j in seeded}]
+    assert ours == [j.id for j in newest_first][: len(ours)]
+    assert len(ours) >= SEEDED - PAGE_SIZE
+    page.find_element(By.ID, "page-newer").click()
+    wait(page, lambda d: text(d, "page-info") == f"Page {SEEDED // PAGE_SIZE - 1}", "back a page")
+
+    # Filters: by status, then also by pipeline; the address keeps them.
+    Select(page.find_element(By.ID, "filter-status")).select_by_value("failed")
+    wait(
+        page,
+        lambda d: rows(d) and all(r.get_attribute("data-status") == "failed" for r in rows(d)),
+        "only failed jobs",
+    )
+    assert text(page, "page-info") == "Page 1"
+    Select(page.find_element(By.ID, "filter-pipeline")).select_by_value("reporting")
+    wait(
+        page,
+        lambda d: (
+            rows(d)
+            and all(r.find_elements(By.TAG_NAME, "td")[1].text == "reporting" for r in rows(d))
+            and all(r.get_attribute("data-status") == "failed" for r in rows(d))
+        ),
+        "failed reporting jobs",
+    )
+    assert "status=failed" in page.current_url and "pipeline=reporting" in page.current_url
+
+
+def test_submit_through_the_form_and_see_it_complete(
+    page: WebDriver, stack: LocalStack, screenshots: Path
+) -> None:
+    parameters = json.dumps({"data_loading": {"n_rows": 30}, "note": XSS})
+    open_hash(page, stack, "#/submit")
+    # The form shows the pipeline's manifest: what it reads, its nodes.
+    wait(page, lambda d: "data_loading" in text(d, "pipeline-parameters"), "the manifest")
+    job_id = submit_form(page, stack, "data_loading", parameters, tags="data_loading")
+    wait_status(page, "completed")
+    wait(page, lambda d: "rows_generated" in text(d, "job-results"), "the results")
+
+    assert node_states(page) == {
+        "generate_orders": "done",
+        "clean_orders": "done",
+        "summarise_orders": "done",
+    }
+    assert '"rows_generated": 30' in text(page, "job-results")
+    assert '"tags"' in text(page, "job-options") and "data_loading" in text(page, "job-options")
+    wait(page, lambda d: "data_loading" in text(d, "job-log"), "the run's log")
+    # The parameter is user data: shown as the text it is, never made into an element.
+    assert XSS in text(page, "job-parameters")
+    assert page.find_elements(By.CSS_SELECTOR, "main img") == []
+    assert page.execute_script("return window.__xss") is None
+    assert api_job(stack, job_id)["parameters"] == json.loads(parameters)
+
+    page.set_window_size(1200, 1500)
+    page.save_screenshot(str(screenshots / "job-page.png"))
+    page.set_window_size(1200, 800)
+
+    # And it heads the list.
+    open_hash(page, stack, "#/jobs")
+    wait(page, lambda d: row_ids(d)[:1] == [job_id], "the new job first in the list")
+
+
+def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
+    page: WebDriver, stack: LocalStack, screenshots: Path
+) -> None:
+    params = json.dumps({"reporting": {"delay_seconds": 10}})
+    job_id = submit_form(page, stack, "reporting", params)
+    wait(page, lambda d: node_states(d).get("rank_regions") == "running", "rank_regions running")
+    assert node_states(page) == {
+        "rp_generate_orders": "done",
+        "rp_clean_orders": "done",
+        "rank_regions": "running",
+        "write_report": "pending",
+    }
+
+    # The list shows it running, with its progress, while it runs.
+    open_hash(page, stack, "#/jobs")
+    wait(
+        page,
+        lambda d: (
+            (r := d.find_elements(By.CSS_SELECTOR, f'tr[data-job-id="{job_id}"]'))
+            and r[0].get_attribute("data-status") == "running"
+            and "2/4 rank_regions" in r[0].text
+        ),
+        "the running job's progress in the list",
+    )
+    page.save_screenshot(str(screenshots / "jobs-list.png"))
+
+    open_hash(page, stack, f"#/jobs/{job_id}")
+    wait_status(page, "running")
+    wait(page, lambda d: d.find_element(By.ID, "job-cancel").is_enabled(), "cancel enabled")
+    page.find_element(By.ID, "job-cancel").click()
+    wait(page, lambda d: "Cancel requested" in text(d, "job-message"), "the cancel's answer")
+    wait_status(page, "cancelled", timeout=60)
+    wait(page, lambda d: node_states(d).get("write_report") == "skipped", "the last node skipped")
+    assert not page.find_element(By.ID, "job-cancel").is_enabled()
+    assert api_job(stack, job_id)["status"] == "cancelled"
+
+    # Retry: a new job, pointing back at this one; cancelled too (it would sleep again).
+    retry = wait(
+        page, lambda d: (b := d.find_element(By.ID, "job-retry")).is_enabled() and b, "retry"
+    )
+    retry.click()
+    wait(page, lambda d: not d.current_url.endswith(job_id), "the retried job's page")
+    new_id = job_id_from_url(page)
+    wait(page, lambda d: job_id in text(d, "job-summary"), "retry of the cancelled job")
+    assert api_job(stack, new_id)["retry_of"] == job_id
+    wait(page, lambda d: d.find_element(By.ID, "job-cancel").is_enabled(), "cancel enabled")
+    page.find_element(By.ID, "job-cancel").click()
+    wait_status(page, "cancelled", timeout=60)
+
+
+def test_a_jobs_outputs_are_listed(page: WebDriver, stack: LocalStack, seeded: list[Job]) -> None:
+    job = seeded[-1]
+    open_hash(page, stack, f"#/jobs/{job.id}")
+    row = wait(
+        page,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#job-outputs tr[data-output="orders_summary"]'),
+        "the output's row",
+    )[0]
+    assert "json.JSONDataset" in row.text and "7 B" in row.text
+    route = httpx.get(f"{stack.api}/api/v1/jobs/{job.id}/outputs", timeout=10)
+    links = row.find_elements(By.CSS_SELECTOR, "a.download")
+    if route.status_code == 200:
+        # With the outputs route: a download link, to an http(s) address only.
+        assert links and (links[0].get_attribute("href") or "").startswith("http")
+    else:
+        # Without it: the record's list, and where each output is, without a link.
+        assert route.status_code == 404 and not links
+        assert "s3://b/k.json" in row.text
+
+
+def test_bad_input_shows_what_is_wrong_and_submits_nothing(
+    page: WebDriver, stack: LocalStack
+) -> None:
+    open_hash(page, stack, "#/submit")
+    wait(page, lambda d: len(Select(d.find_element(By.ID, "submit-pipeline")).options) > 0, "form")
+    box = page.find_element(By.ID, "submit-parameters")
+    box.clear()
+    box.send_keys("{not json")
+    page.find_element(By.ID, "submit-button").click()
+    wait(page, lambda d: "not valid JSON" in text(d, "submit-error"), "the JSON error")
+
+    box.clear()
+    box.send_keys("{}")
+    env = page.find_element(By.ID, "opt-env")
+    env.clear()
+    env.send_keys("not a valid env!")
+    page.find_element(By.ID, "submit-button").click()
+    wait(page, lambda d: "Not submitted (422)" in text(d, "submit-error"), "the API's answer")
+    assert "env" in text(page, "submit-error")
+    assert "#/submit" in page.current_url
+
+
+def test_the_token_is_kept_in_the_tab_and_sent_as_a_bearer_header(
+    page: WebDriver, stack: LocalStack
+) -> None:
+    def authorizations() -> list[str | None]:
+        found = []
+        for entry in page.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] != "Network.requestWillBeSent":
+                continue
+            request = message["params"]["request"]
+            if "/api/v1/jobs?" in request["url"]:
+                found.append(request["headers"].get("Authorization"))
+        return found
+
+    open_hash(page, stack, "#/token")
+    wait(page, lambda d: d.find_element(By.ID, "token-input").is_displayed(), "the token form")
+    assert "JwtIssuer" in text(page, "token-view") and "Authorization: Bearer" in text(
+        page, "token-view"
+    )
+    page.find_element(By.ID, "token-input").send_keys("test-token-123")
+    page.find_element(By.ID, "token-save").click()
+    wait(page, lambda d: text(d, "token-nav") == "Token \u2713", "the token set")
+    assert page.execute_script("return sessionStorage.getItem('kedro-jobs.token')") == (
+        "test-token-123"
+    )
+    page.get_log("performance")
+    open_hash(page, stack, "#/jobs")
+    sent = wait(page, lambda d: authorizations(), "a listing request")
+    assert set(sent) == {"Bearer test-token-123"}
+
+    open_hash(page, stack, "#/token")
+    page.find_element(By.ID, "token-clear").click()
+    wait(page, lambda d: text(d, "token-nav") == "Token", "the token forgotten")
+    page.get_log("performance")
+    open_hash(page, stack, "#/jobs")
+    assert set(wait(page, lambda d: authorizations(), "a listing request")) == {None}
+
+
+def test_the_page_is_served_with_a_strict_content_security_policy(stack: LocalStack) -> None:
+    index = httpx.get(f"{stack.api}/", timeout=10)
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    policy = index.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert httpx.get(f"{stack.api}/ui/app.js", timeout=10).status_code == 200
+    assert httpx.get(f"{stack.api}/ui/router.py", timeout=10).status_code == 404
