@@ -155,3 +155,36 @@ def no_zombies_soon(seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+@pytest.fixture(scope="session")
+def data_runner(tmp_path_factory: pytest.TempPathFactory) -> KedroRunner:
+    """A runner on the realistic data project, committing to a data root of its own (so the
+    project's folder keeps only what it shipped) and staging in a folder the tests watch."""
+    from tests.support.data_project import write_data_project
+
+    base = tmp_path_factory.mktemp("data")
+    os.environ.setdefault("MPLCONFIGDIR", str(base / "mpl"))
+    project = write_data_project(base / "project")
+    return KedroRunner(
+        project,
+        isolation="inline",
+        data_root=str(base / "root"),
+        staging_dir=str(base / "staging"),
+    )
+
+
+@pytest.fixture
+def data_isolated(
+    request: pytest.FixtureRequest, data_runner: KedroRunner
+) -> Iterator[KedroRunner]:
+    """The data runner in one isolation mode (parametrised by the test), on an empty data
+    root."""
+    import shutil
+
+    shutil.rmtree(data_runner.data_root, ignore_errors=True)
+    data_runner.isolation = getattr(request, "param", "fork")
+    try:
+        yield data_runner
+    finally:
+        data_runner.isolation = "inline"
