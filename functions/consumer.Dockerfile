@@ -1,22 +1,48 @@
-# The consumer Lambda: the functions package with Kedro, and one Kedro project, on the AWS
-# Lambda Python base image. Build context: the repository root (template.yaml says so).
+# The consumer Lambda: the functions package with Kedro, and one Kedro project with everything
+# it declares it needs, on the AWS Lambda Python base image. Build context: the repository root
+# (template.yaml says so). See docs/image.md.
 #   docker build -f functions/consumer.Dockerfile --build-arg KEDRO_PROJECT=path/to/project .
-FROM public.ecr.aws/lambda/python:3.11
+#   ... --build-arg PROJECT_REQUIREMENTS=requirements-lambda.txt   (a slimmer list, in the project)
 
 # The Kedro project to bake in (a directory under the build context).
 ARG KEDRO_PROJECT=local/example_project
 
-# Dependencies first: this layer is reused while only code changes.
-COPY pyproject.toml README.md ${LAMBDA_TASK_ROOT}/build/
-COPY functions/kedro_jobs ${LAMBDA_TASK_ROOT}/build/functions/kedro_jobs
-RUN python -m pip install --no-cache-dir --target "${LAMBDA_TASK_ROOT}" "${LAMBDA_TASK_ROOT}/build[consumer]" \
-    && rm -rf "${LAMBDA_TASK_ROOT}/build"
+# Stage 1: what to install, as one requirements file: the service's consumer dependencies and the
+# project's (pyproject.toml [project].dependencies, requirements.txt, src/requirements.txt; or
+# only PROJECT_REQUIREMENTS, a file relative to the project, when given). Only this file leaves
+# the stage, and Docker caches the next stage by its content: a change to the code of the
+# service or of the project does not reinstall the dependencies.
+FROM public.ecr.aws/lambda/python:3.11 AS requirements
+ARG KEDRO_PROJECT
+ARG PROJECT_REQUIREMENTS=""
+WORKDIR /kedro-jobs-image
+COPY infra/image/project_requirements.py ./
+COPY pyproject.toml service/
+COPY ${KEDRO_PROJECT} project/
+RUN python project_requirements.py service --extra consumer > requirements.txt \
+    && python project_requirements.py project --requirements "${PROJECT_REQUIREMENTS}" >> requirements.txt \
+    && cat requirements.txt
 
-# The project, with its own requirements if it has any.
+# Stage 2: one pip resolution of all of it, so the project's pins hold and a conflict fails the
+# build with pip's message. A current pip, whatever the base image has: older resolvers can
+# backtrack for many minutes. Nothing is staged in the task root, where a folder would shadow
+# (or be replaced by) an installed package of the same name.
+FROM public.ecr.aws/lambda/python:3.11 AS dependencies
+WORKDIR /kedro-jobs-image
+COPY --from=requirements /kedro-jobs-image/requirements.txt ./
+RUN python -m pip install --no-cache-dir --upgrade "pip>=25" \
+    && python -m pip install --no-cache-dir --target packages -r requirements.txt
+
+# The image: the base image, the packages, the code; no build tools or staging left behind.
+FROM public.ecr.aws/lambda/python:3.11
+ARG KEDRO_PROJECT
+COPY --from=dependencies /kedro-jobs-image/packages ${LAMBDA_TASK_ROOT}
+
+# Then the code. The project's own package is imported from its src/, next to its conf/.
+# Lambda's disk is read-only, so compile now rather than on every cold start.
+COPY functions/kedro_jobs ${LAMBDA_TASK_ROOT}/kedro_jobs
 COPY ${KEDRO_PROJECT} ${LAMBDA_TASK_ROOT}/project
-RUN if [ -f "${LAMBDA_TASK_ROOT}/project/requirements.txt" ]; then \
-      python -m pip install --no-cache-dir --target "${LAMBDA_TASK_ROOT}" -r "${LAMBDA_TASK_ROOT}/project/requirements.txt"; \
-    fi
+RUN python -m compileall -q "${LAMBDA_TASK_ROOT}/kedro_jobs" "${LAMBDA_TASK_ROOT}/project"
 
 # Read-only disk but /tmp: console-only logging (shipped in the package), no telemetry.
 ENV KEDRO_PROJECT_PATH=${LAMBDA_TASK_ROOT}/project \
