@@ -1,4 +1,5 @@
-"""The S3 artifact store: run logs, results too large for the job item, the pipeline manifest."""
+"""The S3 artifact store: run logs, results too large for the job item, the pipeline manifest,
+and presigned downloads of the datasets jobs committed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ def results_key(job_id: str) -> str:
 
 def outputs_key(job_id: str) -> str:
     return f"outputs/{job_id}.json"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str] | None:
+    """(bucket, key) of an ``s3://bucket/key`` URI; None for anything else."""
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return (bucket, key) if bucket and key else None
+
+
+def _s3_location(uri: str) -> tuple[str, str]:
+    location = parse_s3_uri(uri)
+    if location is None:
+        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
+    return location
 
 
 class ArtifactStore:
@@ -65,6 +81,45 @@ class ArtifactStore:
     def get_json(self, key: str) -> Any:
         text = self.get_text(key)
         return None if text is None else json.loads(text)
+
+    # -- any object by URI (outputs may live under another prefix, or another bucket) ---------
+
+    def get_text_at(self, uri: str) -> str | None:
+        """The text of the object at an s3:// URI, or None if there is no such object."""
+        bucket, key = _s3_location(uri)
+        with aws_errors(_DEPENDENCY):
+            try:
+                resp = self.client.get_object(Bucket=bucket, Key=key)
+            except Exception as exc:
+                if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                    return None
+                raise
+            body: bytes = resp["Body"].read()
+        return body.decode("utf-8", errors="replace")
+
+    def exists_at(self, uri: str) -> bool:
+        """Whether an object (not a "folder" prefix) is at an s3:// URI."""
+        bucket, key = _s3_location(uri)
+        with aws_errors(_DEPENDENCY):
+            try:
+                self.client.head_object(Bucket=bucket, Key=key)
+            except Exception as exc:
+                if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                    return False
+                raise
+        return True
+
+    def presigned_get(self, uri: str, seconds: int) -> str:
+        """A URL that downloads the object at an s3:// URI for ``seconds``, without AWS
+        credentials. Signed locally (no request is made), with this client's endpoint, so it
+        points at moto or LocalStack when AWS_ENDPOINT_URL does. The URL works only as long
+        as the signer's credentials do: a Lambda role's session may end before ``seconds``."""
+        bucket, key = _s3_location(uri)
+        with aws_errors(_DEPENDENCY):
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
+            )
+        return url
 
     def ping(self) -> None:
         with aws_errors(_DEPENDENCY):

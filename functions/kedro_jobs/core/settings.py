@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # to a private staging folder under staging_dir and commits on success.
     jobs_data_root: str = ""
     staging_dir: str = ""  # empty: the system's temporary folder (/tmp on Lambda)
+    # How long a presigned download URL of a job's output works (SigV4 allows up to 7 days).
+    output_url_seconds: int = Field(3600, ge=1, le=604_800)
     # An authorizer stands in front of the API (the template sets it from JwtIssuer): a request
     # it let through must then carry an identity; none is 401/403, never "anonymous".
     auth_required: bool = False
