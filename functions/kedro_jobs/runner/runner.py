@@ -68,7 +68,9 @@ class KedroRunner:
         self.project_path = Path(project_path).resolve()
         self.isolation = isolation
         self.data_root = data_root
-        self.staging_root = Path(staging_dir or tempfile.gettempdir()) / "kedro-jobs-staging"
+        # Per user: a shared /tmp may hold another user's staging folder.
+        staging = Path(staging_dir or tempfile.gettempdir())
+        self.staging_root = staging / f"kedro-jobs-staging-{os.getuid()}"
         started = time.perf_counter()
         # Bootstrapping allocates much and frees little: no collections meanwhile (each
         # would walk the growing heap); one at the end, then the heap is frozen (below).
