@@ -506,6 +506,7 @@
     }
     if (gen !== generation) return;
     $("job-outputs").replaceChildren(...outputs.map((o) => outputRow(o, withLinks)));
+    $("job-outputs").closest("table").hidden = outputs.length === 0;
     if (!note && !outputs.length) {
       note = TERMINAL.has(job.status) ? "This run saved no datasets." : "(when the job has finished)";
     }
@@ -534,6 +535,7 @@
     for (const node of ["job-summary", "job-nodes", "job-outputs"]) $(node).replaceChildren();
     for (const node of ["job-parameters", "job-options", "job-results", "job-log", "job-outputs-note"]) setText(node, "");
     $("job-error-box").hidden = true;
+    $("job-outputs").closest("table").hidden = true;
     refreshJob(id, gen, null);
   }
 
