@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 from kedro_jobs.core.aws import aws_errors, client, error_code
 
 MANIFEST_KEY = "manifest/pipelines.json"
@@ -40,15 +43,27 @@ def _s3_location(uri: str) -> tuple[str, str]:
 
 
 class ArtifactStore:
-    def __init__(self, bucket: str, *, s3: Any = None) -> None:
+    def __init__(self, bucket: str, *, s3: Any = None, signer: Any = None) -> None:
         self.bucket = bucket
         self._client = s3
+        self._signer = signer
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = client("s3")
         return self._client
+
+    @property
+    def signer(self) -> Any:
+        """An S3 client that only presigns (it never sends a request), made on first use.
+        SigV4 by name: left to choose, botocore presigns S3 URLs in us-east-1 with SigV2,
+        which S3 accepts only for some buckets made before mid-2020."""
+        if self._signer is None:
+            self._signer = boto3.session.Session().client(
+                "s3", config=Config(signature_version="s3v4")
+            )
+        return self._signer
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -111,12 +126,12 @@ class ArtifactStore:
 
     def presigned_get(self, uri: str, seconds: int) -> str:
         """A URL that downloads the object at an s3:// URI for ``seconds``, without AWS
-        credentials. Signed locally (no request is made), with this client's endpoint, so it
-        points at moto or LocalStack when AWS_ENDPOINT_URL does. The URL works only as long
+        credentials. Signed locally (no request is made) for boto3's endpoint, so it points
+        at moto or LocalStack when AWS_ENDPOINT_URL does. The URL works only as long
         as the signer's credentials do: a Lambda role's session may end before ``seconds``."""
         bucket, key = _s3_location(uri)
         with aws_errors(_DEPENDENCY):
-            url: str = self.client.generate_presigned_url(
+            url: str = self.signer.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
             )
         return url
