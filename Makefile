@@ -12,7 +12,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install tools lint format test test-unit test-integration test-e2e test-infra test-localstack dev bench load clean
+.PHONY: install tools lint format test test-unit test-integration test-e2e test-infra test-localstack dev bench load clean acceptance
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -63,7 +63,7 @@ LOCALSTACK_TOOLS := .tools/localstack/.installed
 $(LOCALSTACK_TOOLS):
 	@test -n "$(PYTHON313)" || { echo "make test-localstack needs Python 3.13 (python3.13, or pyenv install 3.13)"; exit 1; }
 	@test -x .tools/localstack/bin/python || $(PYTHON313) -m venv .tools/localstack
-	.tools/localstack/bin/python -m pip install -qq "localstack-core[runtime]==2026.3.0" "cbor2<6" "pyopenssl<26"
+	.tools/localstack/bin/python -m pip install -qq "localstack-core[base-runtime]==2026.3.0" "cbor2<6" "pyopenssl<26"
 	@touch $@
 
 # The e2e and fault suites with SQS and S3 on LocalStack (one per stack, on a random loopback
@@ -92,3 +92,10 @@ browser:
 
 clean:
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+# A real Kedro project end to end: every pipeline (1 and 2 consumers), concurrent pairs, and
+# a read-only run with its data on S3 (moto). REQUIREMENTS: what the project needs to run.
+acceptance: install
+	@test -n "$(PROJECT)" || { echo "usage: make acceptance PROJECT=path [REQUIREMENTS=file]"; exit 2; }
+	@if [ -n "$(REQUIREMENTS)" ]; then $(BIN)/python -m pip install -qq -r "$(REQUIREMENTS)"; fi
+	KEDRO_JOBS_ACCEPTANCE_PROJECT="$(abspath $(PROJECT))" $(BIN)/pytest tests/e2e/acceptance -p no:cacheprovider

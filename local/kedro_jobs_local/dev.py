@@ -336,6 +336,9 @@ def _run(
         )
         for function in ("ApiFunction", "ConsumerFunction"):
             os.environ.update(res.function_env(function))
+        # The template's data root is the bucket (Lambda's project folder is read-only);
+        # locally it is --data-root, by default the project folder, as `kedro run` writes.
+        os.environ["JOBS_DATA_ROOT"] = args.data_root
         return res
 
     res = prepare()
