@@ -41,7 +41,8 @@ _ScalarLoader.add_implicit_resolver(
 
 def parse_value(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_ScalarLoader)  # noqa: S506 - a SafeLoader subclass
+        # A SafeLoader subclass: only the safe constructors, never arbitrary objects.
+        return yaml.load(text, Loader=_ScalarLoader)  # noqa: S506  # nosec B506
     except yaml.YAMLError:
         return text.strip()
 

@@ -8,6 +8,8 @@
   const TOKEN_KEY = "kedro-jobs.token";
   const PAGE_SIZE = 25;
   const POLL_MS = 2000;
+  // A list where nothing runs is asked less often: each ask is a Lambda invocation.
+  const IDLE_POLL_MS = 10000;
   const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
   const TERMINAL = new Set(["completed", "failed", "cancelled"]);
   const OPTION_LISTS = [
@@ -262,17 +264,19 @@
     if (pipeline) params.set("pipeline_name", pipeline);
     const cursor = list.cursors[list.index];
     if (cursor) params.set("cursor", cursor);
+    let delay = IDLE_POLL_MS;
     try {
       const page = await api(`/jobs?${params}`);
       if (gen !== generation) return;
       list.next = page.next_cursor;
       renderJobs(page.jobs);
       hideBanner();
+      if (page.jobs.some((job) => !TERMINAL.has(job.status))) delay = POLL_MS;
     } catch (error) {
       if (gen !== generation) return;
       if (error.status !== 401 && error.status !== 403) showBanner(`Jobs: ${error.message}`);
     }
-    poll(gen, () => loadJobs(gen, status, pipeline));
+    poll(gen, () => loadJobs(gen, status, pipeline), delay);
   }
 
   function progressCell(job) {
