@@ -93,4 +93,4 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if not args:
         raise SystemExit(__doc__)
-    print(json.dumps(main(args[0], *args[1:2], *(int(a) for a in args[2:3]))))  # noqa: T201
+    print(json.dumps(main(args[0], *args[1:2], *(int(a) for a in args[2:3]))))
