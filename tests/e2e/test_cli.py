@@ -7,15 +7,22 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+
+from kedro_jobs.core.models import Job, OutputInfo, utcnow
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import to_item
 
 from .conftest import LocalStack
 
 TERMINAL = {"completed", "failed", "cancelled"}
 SCRIPT = Path(sys.executable).with_name("kedro-jobs")
+BUCKET = "kedro-jobs-artifacts-123456789012-us-east-1"  # make dev's, fixed
 
 
 def kedro_jobs(
@@ -135,31 +142,54 @@ def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
     assert wait_for(local_stack, new_id, TERMINAL)["status"] == "cancelled"
 
 
-def test_outputs_lists_and_downloads_what_the_job_saved(
-    local_stack: LocalStack, tmp_path: Path
-) -> None:
+def test_outputs_of_a_job_that_saved_nothing(local_stack: LocalStack, tmp_path: Path) -> None:
+    # The bundled example keeps every dataset in memory.
     run = kedro_jobs(local_stack, "submit", "data_loading", "--watch", "--interval", "0.2")
     job_id = submitted_id(run.stdout)
-    listed = kedro_jobs(local_stack, "outputs", job_id, "--json")
+    listed = kedro_jobs(local_stack, "outputs", job_id)
     assert listed.returncode == 0, listed.stderr
-    with local_stack.client() as client:
-        record = client.get(f"/api/v1/jobs/{job_id}").json()
-        route = client.get(f"/api/v1/jobs/{job_id}/outputs")
-    shown = json.loads(listed.stdout)
-    expected = route.json()["outputs"] if route.status_code == 200 else record["outputs"] or []
-    assert [o["name"] for o in shown] == [o["name"] for o in expected]
-
+    assert f"Job {job_id} saved no datasets (completed)" in listed.stdout
+    assert json.loads(kedro_jobs(local_stack, "outputs", job_id, "--json").stdout) == []
     download = kedro_jobs(local_stack, "outputs", job_id, "--download", str(tmp_path / "out"))
-    if route.status_code == 404:
-        # An API without the outputs route: said so, and nothing pretends to be saved.
-        assert download.returncode == 3 and "no outputs route" in download.stderr
-    else:
-        assert download.returncode == 0, download.stderr
-        for output in expected:
-            assert f"Saved {output['name']} to" in download.stdout
-        saved = list((tmp_path / "out").iterdir())
-        assert len(saved) == len([o for o in expected if o.get("url")])
-        assert all(p.stat().st_size > 0 for p in saved)
+    assert download.returncode == 0, download.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_outputs_download_saves_each_file(local_stack: LocalStack, tmp_path: Path) -> None:
+    # A finished job that saved a dataset, as the consumer records one: the file in the
+    # stack's bucket, the job in the table.
+    content = b"region,revenue\nnorth,1.5\n"
+    key = f"data/cli-test/{uuid.uuid4()}/ranking.csv"
+    endpoint = {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}
+    boto3.client("s3", **endpoint).put_object(Bucket=BUCKET, Key=key, Body=content)
+    now = utcnow()
+    job = Job(
+        id=str(uuid.uuid4()),
+        pipeline_name="reporting",
+        status=JobStatus.COMPLETED,
+        created_at=now,
+        started_at=now,
+        completed_at=now,
+        execution_time=0.1,
+        outputs=[
+            OutputInfo(
+                name="ranking",
+                type="pandas.CSVDataset",
+                uri=f"s3://{BUCKET}/{key}",
+                size=len(content),
+            )
+        ],
+    )
+    boto3.client("dynamodb", **endpoint).put_item(TableName="kedro-jobs-jobs", Item=to_item(job))
+
+    listed = kedro_jobs(local_stack, "outputs", job.id)
+    assert listed.returncode == 0, listed.stderr
+    assert "ranking" in listed.stdout and "pandas.CSVDataset" in listed.stdout
+
+    saved = kedro_jobs(local_stack, "outputs", job.id, "--download", str(tmp_path / "out"))
+    assert saved.returncode == 0, saved.stderr
+    assert "Saved ranking to" in saved.stdout
+    assert (tmp_path / "out" / "ranking.csv").read_bytes() == content
 
 
 def test_errors_print_the_apis_detail(local_stack: LocalStack) -> None:
