@@ -12,7 +12,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install tools lint format test test-unit test-integration test-e2e test-infra test-localstack dev bench load clean acceptance
+.PHONY: install tools lint format test test-unit test-integration test-e2e test-infra test-localstack dev bench load clean acceptance browser
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -42,14 +42,14 @@ format: install
 	$(BIN)/ruff format functions local tests bench
 	$(BIN)/ruff check --fix functions local tests bench
 
-test: lint tools
+test: lint tools browser
 	$(BIN)/pytest
 
 test-unit: install
 	$(BIN)/pytest tests/unit
 test-integration: install
 	$(BIN)/pytest tests/integration
-test-e2e: install
+test-e2e: install browser
 	$(BIN)/pytest tests/e2e
 test-infra: install tools
 	$(BIN)/pytest tests/infra
