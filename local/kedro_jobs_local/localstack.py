@@ -63,6 +63,8 @@ class LocalStackServer:
             "FILESYSTEM_ROOT": str(self.root),
             # hypercorn binds the address given; LocalStack's default server binds them all.
             "GATEWAY_LISTEN": f"{self.host}:{self.port}",
+            # The host in the URLs it hands out (queue URLs): this one, not a DNS name.
+            "LOCALSTACK_HOST": f"{self.host}:{self.port}",
             "GATEWAY_SERVER": "hypercorn",
             "SERVICES": self.services,
             "SQS_ENDPOINT_STRATEGY": "path",
@@ -101,10 +103,12 @@ class LocalStackServer:
         return {name for name, state in services.items() if state in {"available", "running"}}
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL: once it has served requests, its shutdown can hang (seen
+        with 2026.3.0), and nothing of it is worth keeping."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()

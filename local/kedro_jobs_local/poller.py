@@ -188,7 +188,8 @@ def run_poller(
         warm_module, _, warm_attr = config.warm_up.partition(":")
         getattr(__import__(warm_module, fromlist=[warm_attr]), warm_attr)()
         logger.info("%s warmed up in %.1f s", config.function_name, time.perf_counter() - started)
-    sqs = boto3.client("sqs", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+    # boto3 finds AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL, itself.
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url) if endpoint_url else boto3.client("sqs")
     failures = 0
     # Stop with the process that started us, however it ended (even SIGKILL).
     while not stopping and os.getppid() == parent:
