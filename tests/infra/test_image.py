@@ -122,17 +122,17 @@ def _substitute(text: str, variables: dict[str, str]) -> str:
 
 def _copy(source: Path, relative: str, dest: Path, ignored: DockerIgnore | None) -> None:
     """`source` (at `relative` in the context) to `dest`, leaving out what .dockerignore does."""
-    if source.is_dir():
-        dest.mkdir(parents=True, exist_ok=True)
-        for child in sorted(source.iterdir()):
-            inner = f"{relative}/{child.name}" if relative else child.name
-            if ignored is None or not ignored(inner):
-                _copy(child, inner, dest / child.name, ignored)
-            elif child.is_dir() and ignored.has_exceptions:
-                _copy(child, inner, dest / child.name, ignored)  # a `!` line may take some back
-    else:
+    if not source.is_dir():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest)
+        return
+    if ignored is None or not relative or not ignored(relative):
+        dest.mkdir(parents=True, exist_ok=True)
+    for child in sorted(source.iterdir()):
+        inner = f"{relative}/{child.name}" if relative else child.name
+        # Inside a left-out folder, a `!` line may still take some files back.
+        if ignored is None or not ignored(inner) or (child.is_dir() and ignored.has_exceptions):
+            _copy(child, inner, dest / child.name, ignored)
 
 
 def build(
