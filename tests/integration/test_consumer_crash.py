@@ -80,7 +80,9 @@ def test_a_job_that_kills_every_consumer_fails_after_max_attempts(
     job, event = _submitted(store, "kills_consumer")
     attempts = get_settings().max_attempts
     for attempt in range(1, attempts + 1):
-        consumer = _consumer(event, timeout=2, project=kedro_project)
+        # Long enough for a cold consumer to bootstrap Kedro on a loaded machine and reach
+        # the node; the lease (and so the wait before the next attempt) is as long.
+        consumer = _consumer(event, timeout=8, project=kedro_project)
         assert consumer.wait(timeout=60) == -signal.SIGKILL
         current = store.get(job.id)
         assert current is not None and current.attempts == attempt
