@@ -61,10 +61,12 @@ def test_sam_local_start_api_serves_the_routes(jwt: list[str]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     routes = json.loads(result.stdout.strip().splitlines()[-1])
     assert routes == [
+        ["/", "ApiFunction", "2.0"],
         ["/api/v1", "ApiFunction", "2.0"],
         ["/api/v1/{proxy+}", "ApiFunction", "2.0"],
         ["/docs", "ApiFunction", "2.0"],
         ["/openapi.json", "ApiFunction", "2.0"],
+        ["/ui/{proxy+}", "ApiFunction", "2.0"],
     ]
 
 
