@@ -112,8 +112,9 @@ def test_timeout_and_cancel_under_load(counting_stack: tuple[LocalStack, Path]) 
         to_cancel = submit("slow", x=1002, seconds=3)
         load = [submit("two_nodes", x=2000 + i) for i in range(40)]
         deadline = time.monotonic() + 60
-        while client.get(f"/api/v1/jobs/{to_cancel}").json()["status"] != "running":
-            assert time.monotonic() < deadline, "the job to cancel never started"
+        # Cancelled mid-node (its 3 s nap has begun): it must stop at the next boundary.
+        while executions(record)["nap 1002"] == 0:
+            assert time.monotonic() < deadline, "the job to cancel never started its nap"
             time.sleep(0.1)
         cancelled = client.post(f"/api/v1/jobs/{to_cancel}/cancel").json()
         assert cancelled["cancel_requested"] is True
