@@ -351,7 +351,8 @@ def test_submit_through_the_form_and_see_it_complete(
 def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
     page: WebDriver, stack: LocalStack, screenshots: Path
 ) -> None:
-    params = json.dumps({"reporting": {"delay_seconds": 10}})
+    # Long enough that the job is still running when the cancel arrives on a loaded machine.
+    params = json.dumps({"reporting": {"delay_seconds": 25}})
     job_id = submit_form(page, stack, "reporting", params)
     wait(page, lambda d: node_states(d).get("rank_regions") == "running", "rank_regions running")
     assert node_states(page) == {
