@@ -426,6 +426,9 @@ def _run(
         child.after_restart = lambda child=child, queue=queue_name: heartbeat.started(child, queue)
         heartbeat.started(child, queue_name)
         supervisor.add(child)
+    # The template's scheduled sweeper, at its rate (kedro_jobs_local/sweeper.py).
+    sweeper_argv = [sys.executable, "-m", "kedro_jobs_local.sweeper", "--parent", me]
+    supervisor.add(Child("sweeper", lambda: spawn(sweeper_argv), stage=2, stop_timeout=5))
 
     out.write(banner(res, api, args.workers, project, pipelines, state_dir, args.data_root))
     out.flush()

@@ -157,10 +157,21 @@ def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
     assert not {"dynamodb:Scan", "dynamodb:DeleteTable", "s3:PutObject", "s3:DeleteBucket"} & api
     consumer = _actions(cfn, "ConsumerFunction")
     assert {"dynamodb:UpdateItem", "dynamodb:PutItem", "s3:PutObject"} <= consumer
-    assert not {"dynamodb:Scan", "dynamodb:Query", "sqs:SendMessage", "s3:DeleteObject"} & consumer
+    assert not {"dynamodb:Scan", "dynamodb:Query", "s3:DeleteObject"} & consumer
+    # The consumer sends only to the dead-letter queue (a message that can never succeed).
+    sends = [s for s in _statements(cfn, "ConsumerFunction") if "sqs:SendMessage" in s["Action"]]
+    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}]
+    assert "sqs:ChangeMessageVisibility" in consumer  # a retryable record's backoff
     dead_letters = _actions(cfn, "DeadLetterFunction")
     assert dead_letters == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
-    for function in ("ApiFunction", "ConsumerFunction", "DeadLetterFunction"):
+    sweeper = _actions(cfn, "SweeperFunction")
+    assert sweeper == {
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+    }
+    for function in ("ApiFunction", "ConsumerFunction", "DeadLetterFunction", "SweeperFunction"):
         for statement in _statements(cfn, function):
             resources = statement["Resource"]
             assert resources != "*" and "*" not in (
@@ -175,6 +186,7 @@ def test_table_indexes_ttl_and_recovery(template: dict[str, Any]) -> None:
         "by_user",
         "by_user_status",
         "by_user_pipeline",
+        "sweep",
     }
     # Keys only (the status too where a listing filters on it): no write to a job's
     # progress or results is written again to an index.
@@ -183,6 +195,7 @@ def test_table_indexes_ttl_and_recovery(template: dict[str, Any]) -> None:
         "by_user": {"ProjectionType": "KEYS_ONLY"},
         "by_user_status": {"ProjectionType": "KEYS_ONLY"},
         "by_user_pipeline": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
+        "sweep": {"ProjectionType": "KEYS_ONLY"},
     }
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

@@ -1,6 +1,7 @@
 """Poison messages mixed into batches with good ones: every good job completes; every bad
-one ends with a clear reason, in a failed job (when it names one) or reported failed so SQS
-moves it to the dead-letter queue."""
+one ends with a clear reason, in a failed job (when it names one) or, at once, on the
+dead-letter queue with its reason as a message attribute (and acknowledged: it is not
+reported failed, so it never waits out the visibility timeout on the main queue)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .test_consumer_handler import kedro_project, record  # noqa: F401 - fixture
 
 GOOD = {"version": 1, "pipeline_name": "two_nodes"}
 
-# Bodies that name no job: they can only be reported, so they reach the DLQ.
+# Bodies that name no job: they go to the DLQ at once.
 ORPHANS: list[str] = [
     "",
     "not json",
@@ -94,8 +95,20 @@ def test_poison_messages_never_stop_the_good_ones(invoke: Any, aws: Aws) -> None
         result = invoke(batch, ids)
         reported |= {f["itemIdentifier"] for f in result["batchItemFailures"]}
     by_id = {f"m{i}": body for i, body in enumerate(bodies)}
-    # Every orphan, and only orphans, is reported for the DLQ.
-    assert sorted(by_id[i] for i in reported) == sorted(b for b in bodies if b in ORPHANS)
+    # Nothing is left to come back: no record is reported failed.
+    assert not reported, sorted(by_id[i] for i in reported)
+    # Every orphan, and only orphans, is on the DLQ, each with its reason.
+    dead: list[dict[str, Any]] = []
+    while batch := aws.sqs.receive_message(
+        QueueUrl=aws.resources.dlq_url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=0,
+        MessageAttributeNames=["All"],
+    ).get("Messages", []):
+        dead.extend(batch)
+    assert sorted(m["Body"] for m in dead) == sorted(b for b in bodies if b in ORPHANS)
+    reasons = [m["MessageAttributes"]["reason"]["StringValue"] for m in dead]
+    assert all(reasons) and any("not JSON" in r for r in reasons)
     # Every good job completed, once each.
     jobs = store.list_jobs("anonymous", limit=100).jobs
     assert len(jobs) == len(goods) and all(j.status is JobStatus.COMPLETED for j in jobs)

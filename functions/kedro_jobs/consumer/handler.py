@@ -60,7 +60,13 @@ def consumer() -> Consumer:
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
-    consumer().process(record.body, record.message_id, lambda_context)
+    consumer().handle(
+        record.body,
+        record.message_id,
+        receipt_handle=record.receipt_handle,
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        context=lambda_context,
+    )
 
 
 @metrics.log_metrics

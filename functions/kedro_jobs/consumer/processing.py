@@ -2,13 +2,19 @@
 around :class:`Consumer`.
 
 Exactly once: a job runs only after a conditional pending->running claim; a duplicate
-delivery finds it running under a live lease (or finished) and does nothing. Errors in the
-user's pipeline fail the job and are not retried; infrastructure errors propagate, so the
-batch processor reports the record and SQS delivers it again.
+delivery finds it running under a live lease (or finished) and does nothing. The claim is a
+short lease that the run's heartbeat extends; if the consumer dies, the sweeper sends the
+job again once the lease has expired, and the attempt number fences the old run's writes.
+
+Retry or not, decided once (``retry_delay``): errors in the user's pipeline fail the job and
+are not retried; a message that can never succeed goes to the dead-letter queue at once;
+infrastructure errors (throttling, 5xx, timeouts) and a lack of time are reported to SQS
+with the record made visible again after a short backoff by its receive count.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from kedro_jobs.core.artifacts import ArtifactStore, log_key, outputs_key, resul
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.models import Job, JobMessage, Progress, json_size
+from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import Claim, ClaimOutcome, JobStore
@@ -55,6 +62,23 @@ class OutOfTime(Exception):
     """Too little of the invocation is left to start this record: SQS delivers it again."""
 
 
+# Failures that a later delivery may not meet: the record comes back after a short backoff.
+RETRYABLE: tuple[type[Exception], ...] = (DependencyUnavailable, OutOfTime)
+RETRY_FIRST_SECONDS = 5
+RETRY_MAX_SECONDS = 60
+
+
+def retry_delay(exc: BaseException, receive_count: int) -> int | None:
+    """Seconds until a failed record is delivered again, or None to leave it to the queue's
+    own visibility timeout (an unexpected error: six times the function's timeout). Doubles
+    with each receive up to RETRY_MAX_SECONDS, with jitter so a burst of throttled records
+    does not come back at one instant."""
+    if not isinstance(exc, RETRYABLE):
+        return None
+    ceiling = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (max(1, receive_count) - 1))
+    return max(1, round(random.uniform(ceiling / 2, ceiling)))  # noqa: S311  # nosec B311: jitter only
+
+
 @dataclass
 class _Ownership:
     """What the run's progress sink learnt: whether this run still owns the job."""
@@ -71,9 +95,15 @@ class Consumer:
         artifacts: ArtifactStore,
         runner_factory: Callable[[], Runner],
         metrics: Metrics | None = None,
+        queue: JobQueue | None = None,
+        dead_letters: JobQueue | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.queue = queue or JobQueue(settings.jobs_queue_url)
+        self.dead_letters = dead_letters or (
+            JobQueue(settings.jobs_dlq_url) if settings.jobs_dlq_url else None
+        )
         self.artifacts = artifacts
         self._runner_factory = runner_factory
         self._runner: Runner | None = None
@@ -120,13 +150,39 @@ class Consumer:
 
     # -- one record -------------------------------------------------------------------------
 
+    def handle(
+        self,
+        body: str,
+        message_id: str,
+        *,
+        receipt_handle: str | None = None,
+        receive_count: int = 1,
+        context: Any = None,
+    ) -> None:
+        """One SQS record. A retryable failure is made visible again after a short backoff
+        before it is raised (and so reported as a batch item failure)."""
+        try:
+            self.process(body, message_id, context)
+        except Exception as exc:
+            delay = retry_delay(exc, receive_count)
+            if delay is not None and receipt_handle:
+                try:
+                    self.queue.retry_in(receipt_handle, delay)
+                    logger.warning(
+                        "record will be tried again",
+                        extra={"in_seconds": delay, "receive_count": receive_count},
+                    )
+                except DependencyUnavailable as why:  # it comes back after the timeout
+                    logger.warning("retry delay not set", extra={"reason": why.reason})
+            raise
+
     def process(self, body: str, message_id: str, context: Any = None) -> None:
         budget = remaining_seconds(context, float(self.settings.lease_seconds))
         if budget <= self.settings.timeout_margin_seconds:
             raise OutOfTime(f"{budget:.1f}s left in this invocation; not starting a job")
         parsed = parse_body(body)
         if isinstance(parsed, BadMessage):
-            self._reject(parsed, message_id)
+            self._reject(parsed, body, message_id)
             return
         job_id = parsed.derived_job_id(message_id)
         logger.append_keys(job_id=job_id)
@@ -139,12 +195,18 @@ class Consumer:
         finally:
             logger.remove_keys(["job_id"])
 
-    def _reject(self, bad: BadMessage, message_id: str) -> None:
+    def _reject(self, bad: BadMessage, body: str, message_id: str) -> None:
         if bad.job_id is None:
+            # It can never succeed: straight to the dead-letter queue with why, and
+            # acknowledged, rather than maxReceiveCount visibility timeouts on this queue.
             logger.error(
                 "unreadable message", extra={"reason": bad.reason, "message_id": message_id}
             )
-            raise PoisonMessage(bad.reason)
+            if self.dead_letters is None:
+                raise PoisonMessage(bad.reason)
+            self.dead_letters.dead_letter(body, bad.reason)
+            self._count("MessagesDeadLettered")
+            return
         failed = self.store.fail(bad.job_id, f"Job message could not be read: {bad.reason}")
         logger.error(
             "unreadable message for job", extra={"job_id": bad.job_id, "reason": bad.reason}
@@ -152,9 +214,17 @@ class Consumer:
         if failed is None:
             logger.info("job already finished; message dropped", extra={"job_id": bad.job_id})
 
+    def _lease(self, budget: float) -> float:
+        """A forked run's parent beats the heartbeat at least once a second, so its lease is
+        short; an inline run beats only between nodes, so its lease is the whole budget."""
+        if self.settings.isolation == "fork":
+            return float(min(self.settings.job_lease_seconds, budget))
+        return budget
+
     def _claim(self, job_id: str, message: JobMessage, budget: float) -> Claim:
-        # The lease ends when this invocation must have ended: after that, a redelivery
-        # may take the job over from a consumer that died.
+        # After the lease, the sweeper (or a redelivery) may take the job over from a
+        # consumer that died.
+        budget = self._lease(budget)
         user_id = message.user_id or "anonymous"
         if message.job_id is None:
             # A message from another system: its job id is derived from the message, so the
@@ -199,6 +269,25 @@ class Consumer:
         started = time.monotonic()
         deadline = started + budget - self.settings.timeout_margin_seconds
         ownership = _Ownership()
+        lease = self._lease(budget)
+        next_beat = started + lease / 3
+
+        def heartbeat() -> bool:
+            nonlocal next_beat
+            now = time.monotonic()
+            if now < next_beat:
+                return True
+            next_beat = now + lease / 3
+            try:
+                cancel = self.store.heartbeat(job, lease_seconds=lease)
+            except DependencyUnavailable as exc:
+                # The next beat tries again; a lease lost meanwhile is fenced by the attempt.
+                logger.warning("heartbeat not recorded", extra={"reason": exc.reason})
+                return True
+            if cancel is None:
+                ownership.lost = True
+                return False
+            return not cancel
 
         def on_progress(completed: int, total: int, current: str | None) -> bool:
             if total and completed >= total:
@@ -228,7 +317,7 @@ class Consumer:
                 parameters=job.parameters,
                 options=job.options,
             ),
-            on_progress,
+            _Sink(on_progress, heartbeat),
             deadline=deadline,
         )
         if ownership.lost:
@@ -283,6 +372,17 @@ class Consumer:
     def _count(self, name: str) -> None:
         if self.metrics is not None:
             self.metrics.add_metric(name, MetricUnit.Count, 1)
+
+
+@dataclass(frozen=True)
+class _Sink:
+    """The run's progress sink, with the heartbeat the runner's RunControl calls."""
+
+    progress: Callable[[int, int, str | None], bool]
+    heartbeat: Callable[[], bool]
+
+    def __call__(self, completed: int, total: int, current: str | None, /) -> bool:
+        return self.progress(completed, total, current)
 
 
 def _progress(progress: RunProgress) -> Progress:

@@ -13,6 +13,8 @@ from kedro_jobs.core.models import JobMessage
 _DEPENDENCY = "SQS"
 # SQS's own limit on a message body (bytes, UTF-8).
 MAX_MESSAGE_BYTES = 262_144
+# The message attribute that says why the consumer dead-lettered a message.
+REASON_ATTRIBUTE = "reason"
 
 
 class UnsendableMessage(JobsError):
@@ -53,6 +55,26 @@ class JobQueue:
         with aws_errors(_DEPENDENCY):
             resp = self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
         return str(resp["MessageId"])
+
+    def dead_letter(self, body: str, reason: str) -> str:
+        """Put a message that can never succeed on this queue (the dead-letter queue) as it
+        came, with why in its ``reason`` attribute; returns the new message id."""
+        with aws_errors(_DEPENDENCY):
+            resp = self.client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=body,
+                MessageAttributes={
+                    REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}
+                },
+            )
+        return str(resp["MessageId"])
+
+    def retry_in(self, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again in ``seconds`` (0-43200)."""
+        with aws_errors(_DEPENDENCY):
+            self.client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
 
     def ping(self) -> None:
         with aws_errors(_DEPENDENCY):

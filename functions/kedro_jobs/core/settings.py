@@ -22,6 +22,16 @@ class Settings(BaseSettings):
     # A lease is how long a claim stays live; the consumer sets it from the Lambda's own
     # remaining time, this is the fallback when that is unknown (local pollers).
     lease_seconds: int = Field(900, ge=5)
+    # A running job's claim lasts this long; its consumer extends it every third of it
+    # (heartbeat), so a consumer that dies is noticed within it (the sweeper then re-sends).
+    job_lease_seconds: int = Field(60, ge=10)
+    # The sweeper sends again the message of a job pending (never claimed) this long, or of
+    # a running job whose lease expired and whose re-sent message was not taken this long;
+    # a pending job re-sent MAX_ATTEMPTS times is failed.
+    sweep_after_seconds: int = Field(180, ge=30)
+    # Where the consumer puts a message that can never succeed, with its reason (empty: it
+    # is reported failed instead, and SQS's redrive moves it after maxReceiveCount).
+    jobs_dlq_url: str = ""
     # Stop a job this long before the Lambda's deadline so the failure can still be written.
     timeout_margin_seconds: float = Field(10.0, ge=0.5)
     results_inline_max_bytes: int = Field(32_768, ge=1024, le=300_000)

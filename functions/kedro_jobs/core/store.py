@@ -35,6 +35,12 @@ _TIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at")
 _INDEX_BY_USER = "by_user"
 _INDEX_BY_STATUS = "by_user_status"
 _INDEX_BY_PIPELINE = "by_user_pipeline"
+# The sweeper's index (sparse, keys only): a pending or running job carries ``sweep`` (its
+# status) and ``sweep_due`` (epoch seconds: a pending job's creation or last re-send, a running
+# job's lease end); a finished job has neither, so the index holds only live jobs.
+_INDEX_SWEEP = "sweep"
+_SWEEP_ATTRS = ("sweep", "sweep_due")
+_TERMINAL_VALUES = frozenset(str(s) for s in TERMINAL)
 _INDEX_HASH = {
     _INDEX_BY_USER: "user_id",
     _INDEX_BY_STATUS: "user_status",
@@ -62,6 +68,16 @@ class Claim:
     job: Job | None
 
 
+@dataclass(frozen=True)
+class Stranded:
+    """A live job the sweeper found overdue: its record, the ``sweep_due`` it was found by
+    (the condition of the sweeper's own write) and how often the sweeper re-sent it."""
+
+    job: Job
+    due: float
+    resends: int
+
+
 def _av(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"BOOL": value}
@@ -76,6 +92,10 @@ def _key(job_id: str) -> dict[str, Any]:
 
 def _status_key(user_id: str, status: JobStatus | str) -> str:
     return f"{user_id}#{status}"
+
+
+def _sweep(status: JobStatus, due: float) -> dict[str, Any]:
+    return {"sweep": {"S": str(status)}, "sweep_due": {"N": repr(float(due))}}
 
 
 def to_item(job: Job, *, ttl_days: int = 0) -> dict[str, Any]:
@@ -94,6 +114,10 @@ def to_item(job: Job, *, ttl_days: int = 0) -> dict[str, Any]:
             item[name] = _av(value)
     item["user_status"] = {"S": _status_key(job.user_id, job.status)}
     item["user_pipeline"] = {"S": f"{job.user_id}#{job.pipeline_name}"}
+    if job.status is JobStatus.PENDING:
+        item.update(_sweep(job.status, job.created_at.timestamp()))
+    elif job.status is JobStatus.RUNNING:
+        item.update(_sweep(job.status, job.lease_expires_at or time.time()))
     if ttl_days:
         expires = job.created_at + timedelta(days=ttl_days)
         item["expires_at"] = {"N": str(int(expires.timestamp()))}
@@ -399,8 +423,12 @@ class JobStore:
             values[f":v{i}"] = value
             parts.append(f"#a{i} = :v{i}")
         expression = "SET " + ", ".join(parts)
+        if set_values.get("status", {}).get("S") in _TERMINAL_VALUES:
+            remove = (*remove, *_SWEEP_ATTRS)  # a finished job leaves the sweeper's index
+        for i, attr in enumerate(remove):
+            names[f"#r{i}"] = attr
         if remove:
-            expression += " REMOVE " + ", ".join(remove)
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         with aws_errors(_DEPENDENCY):
             try:
                 resp = self.client.update_item(
@@ -426,7 +454,7 @@ class JobStore:
         """The condition of a write by the run that claimed ``job``: its attempt number is the
         fencing token, so a run whose lease was taken over writes nothing."""
         return {
-            "condition": "#s = :running AND attempts = :n",
+            "condition": _OWNED,
             "condition_values": {":running": {"S": "running"}, ":n": {"N": str(job.attempts)}},
         }
 
@@ -465,14 +493,31 @@ class JobStore:
             if job.status in TERMINAL:
                 return Claim(ClaimOutcome.FINISHED, job)
             now = time.time()
+            condition_values: dict[str, Any] = {
+                ":expected": {"S": str(job.status)},
+                ":n": {"N": str(job.attempts)},
+            }
+            # The attempt count we read is part of the condition: of two consumers that race
+            # for one job, exactly one write succeeds.
+            condition = "#s = :expected AND attempts = :n"
             if job.status is JobStatus.RUNNING:
                 if (job.lease_expires_at or 0.0) > now:
                     return Claim(ClaimOutcome.BUSY, job)
+                if job.cancel_requested:  # asked while its consumer was gone: it ends here
+                    cancelled = self.cancel_abandoned(job)
+                    if cancelled is not None:
+                        return Claim(ClaimOutcome.FINISHED, cancelled)
+                    continue
                 if job.attempts >= max_attempts:
-                    failed = self._fail_exhausted(job, max_attempts)
+                    failed = self.fail_exhausted(job, max_attempts)
                     if failed is not None:
                         return Claim(ClaimOutcome.EXHAUSTED, failed)
                     continue
+                # Taken over only while still abandoned: not if a heartbeat extended the
+                # lease, or a cancel arrived, since the read.
+                condition += " AND lease_expires_at < :now AND cancel_requested = :no"
+                condition_values[":now"] = {"N": repr(now)}
+                condition_values[":no"] = {"BOOL": False}
             values = self._status_values(job, JobStatus.RUNNING)
             values.update(
                 {
@@ -480,19 +525,15 @@ class JobStore:
                     "attempts": {"N": str(job.attempts + 1)},
                     "lease_expires_at": {"N": repr(now + lease_seconds)},
                     "cancel_requested": {"BOOL": False},
+                    **_sweep(JobStatus.RUNNING, now + lease_seconds),
                 }
             )
             attrs = self._update(
                 job_id,
                 set_values=values,
                 remove=("error_message",),
-                # The attempt count we read is part of the condition: of two consumers that
-                # race for one job, exactly one write succeeds.
-                condition="#s = :expected AND attempts = :n",
-                condition_values={
-                    ":expected": {"S": str(job.status)},
-                    ":n": {"N": str(job.attempts)},
-                },
+                condition=condition,
+                condition_values=condition_values,
             )
             if attrs is not None:
                 return Claim(ClaimOutcome.CLAIMED, from_item(attrs))
@@ -501,6 +542,7 @@ class JobStore:
 
     def _claim_pending(self, job_id: str, user_id: str, lease_seconds: float) -> Job | None:
         now = iso(utcnow())
+        lease_end = time.time() + lease_seconds
         attrs = self._update(
             job_id,
             set_values={
@@ -509,8 +551,9 @@ class JobStore:
                 "updated_at": {"S": now},
                 "started_at": {"S": now},
                 "attempts": {"N": "1"},
-                "lease_expires_at": {"N": repr(time.time() + lease_seconds)},
+                "lease_expires_at": {"N": repr(lease_end)},
                 "cancel_requested": {"BOOL": False},
+                **_sweep(JobStatus.RUNNING, lease_end),
             },
             condition="#s = :pending AND user_id = :user AND attempts = :zero",
             condition_values={
@@ -521,17 +564,68 @@ class JobStore:
         )
         return from_item(attrs) if attrs else None
 
-    def _fail_exhausted(self, job: Job, max_attempts: int) -> Job | None:
+    def fail_exhausted(self, job: Job, max_attempts: int) -> Job | None:
+        """A running job whose lease expired on its last allowed attempt: failed, saying so
+        (None if it changed meanwhile)."""
         message = (
             f"Job gave up after {job.attempts} attempt(s): its worker stopped without finishing "
             f"(crashed or was killed) each time, and the maximum is {max_attempts}"
         )
-        values = self._status_values(job, JobStatus.FAILED)
-        values.update(
-            {"error_message": {"S": message}, "completed_at": {"S": values["updated_at"]["S"]}}
+        return self._end_abandoned(job, JobStatus.FAILED, message)
+
+    def cancel_abandoned(self, job: Job) -> Job | None:
+        """A running job with a cancel asked and no live consumer (its lease expired): it
+        ends cancelled now, and a later claim finds it finished (None if it changed)."""
+        message = "Cancelled by the user while its consumer was gone; it will not run again"
+        return self._end_abandoned(job, JobStatus.CANCELLED, message)
+
+    def _end_abandoned(self, job: Job, status: JobStatus, message: str) -> Job | None:
+        values = self._status_values(job, status)
+        values.update({"error_message": {"S": message}, "completed_at": values["updated_at"]})
+        owned = self._owned(job)
+        attrs = self._update(
+            job.id,
+            set_values=values,
+            condition=f"{owned['condition']} AND lease_expires_at < :now",
+            condition_values={**owned["condition_values"], ":now": {"N": repr(time.time())}},
         )
-        attrs = self._update_owned(job, values)
-        return from_item(attrs) if attrs else None
+        return from_item(attrs, lenient=True) if attrs else None
+
+    def heartbeat(self, job: Job, *, lease_seconds: float) -> bool | None:
+        """The running consumer extends its lease. Returns whether a cancel was requested
+        (the lease is extended all the same: the consumer is alive and stops at the next
+        node), or None if this run no longer owns the job."""
+        lease_end = time.time() + lease_seconds
+        try:
+            with aws_errors(_DEPENDENCY):
+                try:
+                    resp = self.client.update_item(
+                        TableName=self.table_name,
+                        Key=_key(job.id),
+                        # if_not_exists leaves cancel_requested as it is and hands it back
+                        # with UPDATED_NEW: the flag without reading the whole item.
+                        UpdateExpression=(
+                            "SET lease_expires_at = :l, sweep_due = :l, "
+                            "cancel_requested = if_not_exists(cancel_requested, :no)"
+                        ),
+                        ConditionExpression=f"attribute_exists(id) AND {_OWNED}",
+                        ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={
+                            ":l": {"N": repr(lease_end)},
+                            ":no": {"BOOL": False},
+                            ":running": {"S": "running"},
+                            ":n": {"N": str(job.attempts)},
+                        },
+                        ReturnValues="UPDATED_NEW",
+                    )
+                except Exception as exc:
+                    if error_code(exc) == "ConditionalCheckFailedException":
+                        raise _ConditionFailed({}) from exc
+                    raise
+        except _ConditionFailed:
+            return None
+        flag = resp.get("Attributes", {}).get("cancel_requested", {})
+        return bool(flag.get("BOOL", False))
 
     def report_progress(self, job: Job, progress: Progress) -> bool | None:
         """Record progress: one write per node. Returns whether a cancel was requested, or
@@ -640,6 +734,12 @@ class JobStore:
                     condition="#s = :pending",
                     condition_values={":pending": {"S": "pending"}},
                 )
+            elif (job.lease_expires_at or 0.0) < time.time():
+                # No live consumer holds it: nothing would see the flag, so it ends now.
+                attrs = None
+                cancelled = self.cancel_abandoned(job)
+                if cancelled is not None:
+                    return cancelled
             else:
                 attrs = self._update(
                     job_id,
@@ -654,9 +754,93 @@ class JobStore:
                 return from_item(attrs, lenient=True)
         raise InvalidTransition(job_id, "changing", "cancelled")  # pragma: no cover
 
+    # -- the sweeper ------------------------------------------------------------------------
+
+    def stranded(self, status: JobStatus, *, due_before: float, limit: int = 100) -> list[Stranded]:
+        """Live jobs of ``status`` whose ``sweep_due`` is before ``due_before``, oldest first:
+        a Query on the sparse sweep index (never a Scan), then each job read by key."""
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": _INDEX_SWEEP,
+            "KeyConditionExpression": "sweep = :s AND sweep_due < :t",
+            "ExpressionAttributeValues": {
+                ":s": {"S": str(status)},
+                ":t": {"N": repr(float(due_before))},
+            },
+            "Limit": limit,
+        }
+        found: list[Stranded] = []
+        while len(found) < limit:
+            with aws_errors(_DEPENDENCY):
+                resp = self.client.query(**query)
+            for key in resp.get("Items", []):
+                with aws_errors(_DEPENDENCY):
+                    item = self.client.get_item(
+                        TableName=self.table_name,
+                        Key=_key(key["id"]["S"]),
+                        ConsistentRead=True,
+                    ).get("Item")
+                if item is None or item.get("sweep") != {"S": str(status)}:
+                    continue  # finished or moved on since the index was written
+                found.append(
+                    Stranded(
+                        job=from_item(item, lenient=True),
+                        due=float(item["sweep_due"]["N"]),
+                        resends=int(item.get("resends", {}).get("N", "0")),
+                    )
+                )
+            if not resp.get("LastEvaluatedKey"):
+                break
+            query["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return found[:limit]
+
+    def mark_resent(self, stranded: Stranded, *, next_due: float) -> bool:
+        """The sweeper takes a stranded job before sending its message again: True if the job
+        is as it was found (same status, attempt and ``sweep_due``), so of two sweepers only
+        one sends, and none once a consumer has claimed it or beaten its heartbeat."""
+        job = stranded.job
+        try:
+            self._write(
+                job.id,
+                set_values={
+                    "sweep_due": {"N": repr(float(next_due))},
+                    "resends": {"N": str(stranded.resends + 1)},
+                },
+                condition="#s = :status AND attempts = :n AND sweep_due = :due",
+                condition_values=self._stranded_values(stranded),
+                returns="NONE",
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def fail_stranded(self, stranded: Stranded, error_message: str) -> Job | None:
+        """A pending job the sweeper gave up on: failed, if it is still as it was found."""
+        job = stranded.job
+        values = self._status_values(job, JobStatus.FAILED)
+        values.update({"error_message": {"S": error_message}, "completed_at": values["updated_at"]})
+        attrs = self._update(
+            job.id,
+            set_values=values,
+            condition="#s = :status AND attempts = :n AND sweep_due = :due",
+            condition_values=self._stranded_values(stranded),
+        )
+        return from_item(attrs, lenient=True) if attrs else None
+
+    @staticmethod
+    def _stranded_values(stranded: Stranded) -> dict[str, Any]:
+        return {
+            ":status": {"S": str(stranded.job.status)},
+            ":n": {"N": str(stranded.job.attempts)},
+            ":due": {"N": repr(float(stranded.due))},
+        }
+
     def ping(self) -> None:
         with aws_errors(_DEPENDENCY):
             self.client.describe_table(TableName=self.table_name)
+
+
+_OWNED = "#s = :running AND attempts = :n"
 
 
 class _ConditionFailed(Exception):

@@ -4,6 +4,7 @@ a cancel (the progress sink said so) or the deadline. Both isolation modes ask i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from kedro_jobs.runner.types import (
     CANCELLED_MESSAGE,
@@ -15,9 +16,20 @@ from kedro_jobs.runner.types import (
 
 
 class RunControl:
-    def __init__(self, sink: ProgressSink, deadline: float) -> None:
-        """``deadline`` is a time.monotonic() value."""
+    def __init__(
+        self,
+        sink: ProgressSink,
+        deadline: float,
+        heartbeat: Callable[[], bool] | None = None,
+    ) -> None:
+        """``deadline`` is a time.monotonic() value. ``heartbeat`` (by default the sink's own
+        ``heartbeat`` method, if it has one) is called often while the job runs, so the
+        caller can keep its claim alive; it returns False when the run must stop (the job
+        was taken over, or a cancel was asked). The caller decides how often it writes."""
         self.sink = sink
+        self.heartbeat: Callable[[], bool] | None = (
+            heartbeat if heartbeat is not None else getattr(sink, "heartbeat", None)
+        )
         self.deadline = deadline
         self.started = time.monotonic()
         self.progress = RunProgress()
@@ -31,6 +43,13 @@ class RunControl:
         """Record and tell the sink; True when the run must stop at this boundary."""
         self.note(completed, total, current)
         if self.sink(completed, total, current):
+            self.cancelled = True
+        return self.beat()
+
+    def beat(self) -> bool:
+        """Keep the claim alive (the forked parent calls this at least once a second, both
+        modes at each node boundary); True when the run must stop at the next boundary."""
+        if self.heartbeat is not None and not self.cancelled and not self.heartbeat():
             self.cancelled = True
         return self.cancelled
 

@@ -180,6 +180,8 @@ class _Parent:
             remaining = self.control.remaining()
             if remaining <= 0:
                 return self.timed_out()
+            # The consumer's heartbeat: a stop it asks for is answered at the next boundary.
+            self.control.beat()
             wait = min(remaining, 1.0)
             if self.start_event is not None:
                 if now >= self.start_due:
