@@ -26,6 +26,20 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def wait_healthy(client: httpx.Client, timeout: float = 120) -> None:
+    """Until `make dev` answers /health with 200 (the client's base URL is the API's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.get("/health").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("make dev did not start")
+        time.sleep(0.2)
+
+
 def run_once(workers: int, jobs: int) -> dict[str, Any]:
     port, moto_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))}
@@ -37,16 +51,7 @@ def run_once(workers: int, jobs: int) -> dict[str, Any]:
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
         with httpx.Client(base_url=api, timeout=30) as client:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("make dev did not start")
-                time.sleep(0.2)
+            wait_healthy(client)
             # One job first, so every consumer has finished its warm-up.
             warm = client.post("/jobs", json={"pipeline_name": "hello"}).json()["id"]
             while client.get(f"/jobs/{warm}").json()["status"] != "completed":

@@ -1,5 +1,6 @@
 """A real project's pipeline through the service against `kedro run`, interleaved in one
-script on one machine: `python bench/real_project.py PROJECT [PIPELINE] [RUNS]`.
+script on one machine: `.venv/bin/python -m bench.real_project PROJECT [PIPELINE] [RUNS]`
+(from the repository root).
 
 `kedro run --pipeline P` runs in a subprocess in a copy of the project (what a user would do
 by hand); the service is `make dev` (one consumer, moto) on another copy, timed from submit to
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.end_to_end import wait_healthy
 from kedro_jobs_local.moto_server import free_port
 
 
@@ -61,16 +63,7 @@ def main(project: str, pipeline: str = "data_processing", runs: int = 5) -> dict
     )  # fmt: skip
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=60) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("make dev did not start")
-                time.sleep(0.2)
+            wait_healthy(client)
             _service_run(client, pipeline)  # warm-up: the consumer's first job
             _kedro_run(by_hand, pipeline)
             hand, service = [], []

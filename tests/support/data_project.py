@@ -6,8 +6,9 @@ another job's files would report the wrong ones."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
+
+from tests.support.kedro_project import write_pyproject
 
 PIPELINES = ("__default__", "data_processing", "data_science", "reporting", "failing")
 
@@ -132,17 +133,7 @@ def write_data_project(root: Path, package: str = "data_project") -> Path:
     src.mkdir(parents=True)
     for folder in ("conf/base", "conf/local", "data/01_raw"):
         (root / folder).mkdir(parents=True)
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""
-            [tool.kedro]
-            package_name = "{package}"
-            project_name = "{package}"
-            kedro_init_version = "1.7.0"
-            source_dir = "src"
-            """
-        )
-    )
+    write_pyproject(root, package)
     (root / "conf" / "base" / "catalog.yml").write_text(_CATALOG)
     (root / "conf" / "base" / "parameters.yml").write_text(_PARAMETERS)
     (root / "data" / "01_raw" / "orders.csv").write_text(ORDERS)

@@ -109,12 +109,8 @@ def register_pipelines():
 """
 
 
-def write_project(root: Path, package: str = "counting_project") -> Path:
-    """Write the project under ``root`` and return its path."""
-    src = root / "src" / package
-    src.mkdir(parents=True)
-    (root / "conf" / "base").mkdir(parents=True)
-    (root / "conf" / "local").mkdir(parents=True)
+def write_pyproject(root: Path, package: str) -> None:
+    """The `[tool.kedro]` table Kedro bootstraps a project from."""
     (root / "pyproject.toml").write_text(
         textwrap.dedent(
             f"""
@@ -126,6 +122,15 @@ def write_project(root: Path, package: str = "counting_project") -> Path:
             """
         )
     )
+
+
+def write_project(root: Path, package: str = "counting_project") -> Path:
+    """Write the project under ``root`` and return its path."""
+    src = root / "src" / package
+    src.mkdir(parents=True)
+    (root / "conf" / "base").mkdir(parents=True)
+    (root / "conf" / "local").mkdir(parents=True)
+    write_pyproject(root, package)
     (root / "conf" / "base" / "catalog.yml").write_text("{}\n")
     (root / "conf" / "base" / "parameters.yml").write_text("x: 3\nseconds: 0.01\n")
     (src / "__init__.py").write_text("")
