@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kedro_jobs.consumer.messages import BadMessage, parse_body
 from kedro_jobs.core.errors import JobNotFound
+from kedro_jobs.core.queue import REASON_ATTRIBUTE
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 
@@ -42,7 +43,14 @@ def dead_letter(record: SQSRecord, jobs: JobStore) -> None:
     else:
         job_id, why = parsed.derived_job_id(record.message_id), "it was not processed"
     if job_id is None:
-        logger.error("dead-lettered message names no job", extra={"reason": why})
+        # Recorded here, then dropped: nothing can run it. The consumer's own reason, when it
+        # put the message here itself, is its `reason` attribute.
+        attributes = record.raw_event.get("messageAttributes") or {}
+        said = (attributes.get(REASON_ATTRIBUTE) or {}).get("stringValue")
+        logger.error(
+            "dead-lettered message names no job; dropped",
+            extra={"reason": said or why, "message_id": record.message_id},
+        )
         return
     message = (
         f"Job failed: its queue message was dead-lettered after {receives} receive(s) "

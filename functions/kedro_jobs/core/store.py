@@ -594,38 +594,27 @@ class JobStore:
     def heartbeat(self, job: Job, *, lease_seconds: float) -> bool | None:
         """The running consumer extends its lease. Returns whether a cancel was requested
         (the lease is extended all the same: the consumer is alive and stops at the next
-        node), or None if this run no longer owns the job."""
-        lease_end = time.time() + lease_seconds
+        node), or None if this run no longer owns the job. One write, two if a cancel was
+        asked."""
+        lease_end = {"N": repr(time.time() + lease_seconds)}
+        extend = {"lease_expires_at": lease_end, "sweep_due": lease_end}
+        owned = self._owned(job)
         try:
-            with aws_errors(_DEPENDENCY):
-                try:
-                    resp = self.client.update_item(
-                        TableName=self.table_name,
-                        Key=_key(job.id),
-                        # if_not_exists leaves cancel_requested as it is and hands it back
-                        # with UPDATED_NEW: the flag without reading the whole item.
-                        UpdateExpression=(
-                            "SET lease_expires_at = :l, sweep_due = :l, "
-                            "cancel_requested = if_not_exists(cancel_requested, :no)"
-                        ),
-                        ConditionExpression=f"attribute_exists(id) AND {_OWNED}",
-                        ExpressionAttributeNames={"#s": "status"},
-                        ExpressionAttributeValues={
-                            ":l": {"N": repr(lease_end)},
-                            ":no": {"BOOL": False},
-                            ":running": {"S": "running"},
-                            ":n": {"N": str(job.attempts)},
-                        },
-                        ReturnValues="UPDATED_NEW",
-                    )
-                except Exception as exc:
-                    if error_code(exc) == "ConditionalCheckFailedException":
-                        raise _ConditionFailed({}) from exc
-                    raise
-        except _ConditionFailed:
-            return None
-        flag = resp.get("Attributes", {}).get("cancel_requested", {})
-        return bool(flag.get("BOOL", False))
+            self._write(
+                job.id,
+                set_values=extend,
+                condition=f"{owned['condition']} AND cancel_requested = :no",
+                condition_values={**owned["condition_values"], ":no": {"BOOL": False}},
+                returns="NONE",
+            )
+        except _ConditionFailed as failed:
+            old = failed.item
+            if old.get("status") != {"S": "running"} or old.get("attempts") != {
+                "N": str(job.attempts)
+            }:
+                return None
+            return True if self._update_owned(job, extend) is not None else None
+        return False
 
     def report_progress(self, job: Job, progress: Progress) -> bool | None:
         """Record progress: one write per node. Returns whether a cancel was requested, or
