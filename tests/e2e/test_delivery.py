@@ -1,0 +1,153 @@
+"""Delivery at the template's defaults, through `make dev` with 3 consumers and the
+template's own ConsumerTimeout (900 s, so the queue's visibility timeout is 5,400 s): bad
+messages leave the main queue at once, a SIGKILLed consumer's job completes on another
+within minutes (lease, heartbeat, sweeper), a job cancelled while its consumer was dead ends
+cancelled and its node never starts again, and no job stays pending."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.kedro_project import counting_stack_env, executions
+
+from .conftest import LocalStack, running_local_stack
+
+# Bodies that can never succeed and name no job: 16 kinds.
+BAD_BODIES = [
+    "not json",
+    "{",
+    "[]",
+    "42",
+    "null",
+    '"a string"',
+    "{}",
+    json.dumps({"version": 2, "pipeline_name": "two_nodes"}),
+    json.dumps({"version": "1", "pipeline_name": "two_nodes"}),
+    json.dumps({"pipeline_name": "two_nodes"}),
+    json.dumps({"version": 1, "pipeline_name": "a b c"}),
+    json.dumps({"version": 1, "pipeline_name": "x" * 10_000}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "parameters": "x"}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "surprise": 1}),
+    json.dumps({"version": 1, "pipeline_name": "two_nodes", "job_id": "../../etc/passwd"}),
+    json.dumps({"Type": "Notification", "Message": "not json either"}),
+]
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def _queue_depth(sqs: Any, queue_url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return sum(int(attrs[name]) for name in names)
+
+
+def _busy_consumers(stack: LocalStack) -> list[int]:
+    """The consumers running a job: make dev's pollers of the jobs queue with a forked
+    child (the job's worker)."""
+    procs = stack.processes()
+    assert stack.process is not None
+    pollers = [
+        p.pid
+        for p in procs
+        if "kedro-jobs-queue" in p.command
+        and "kedro_jobs_local.poller" in p.command
+        and p.ppid == stack.process.pid
+    ]
+    return [pid for pid in pollers if any(q.ppid == pid for q in procs)]
+
+
+def test_delivery_at_the_template_defaults(tmp_path: Path) -> None:
+    env, record = counting_stack_env(tmp_path, "delivery_project")
+    with (
+        running_local_stack(
+            tmp_path / "dev.log", workers=3, env=env, args=("--consumer-timeout", "900")
+        ) as stack,
+        stack.client() as client,
+    ):
+        sqs = stack.aws("sqs")
+        queue = sqs.get_queue_url(QueueName="kedro-jobs-queue")["QueueUrl"]
+        visibility = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
+        assert visibility["Attributes"]["VisibilityTimeout"] == "5400"  # the default's
+
+        def submit(pipeline: str, **params: object) -> str:
+            body = {"pipeline_name": pipeline, "parameters": params}
+            job_id: str = client.post("/api/v1/jobs", json=body).json()["id"]
+            return job_id
+
+        def job(job_id: str) -> dict[str, Any]:
+            data: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+            return data
+
+        # 1. Bad bodies beside good jobs: all leave the main queue, the good ones complete.
+        sent = time.monotonic()
+        good = []
+        for i, body in enumerate(BAD_BODIES):
+            sqs.send_message(QueueUrl=queue, MessageBody=body)
+            if i % 4 == 0:
+                good.append(submit("two_nodes", x=3000 + i))
+        _until("bad bodies off the main queue", lambda: _queue_depth(sqs, queue) == 0, 60)
+        poison_seconds = time.monotonic() - sent
+        assert all(job(j)["status"] == "completed" for j in good)
+
+        # 2. Two jobs mid-node; both consumers SIGKILLed; one job cancelled meanwhile.
+        to_finish = submit("slow", x=4001, seconds=10)
+        to_cancel = submit("slow", x=4002, seconds=10)
+        _until(
+            "both naps started",
+            lambda: executions(record)["nap 4001"] and executions(record)["nap 4002"],
+            60,
+        )
+        busy = _until("two busy consumers", lambda: len(_busy_consumers(stack)) == 2, 10)
+        assert busy
+        for pid in _busy_consumers(stack):
+            os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        cancel = client.post(f"/api/v1/jobs/{to_cancel}/cancel")
+        assert cancel.status_code == 200, cancel.text
+
+        finished = _until("the killed consumer's job ended", lambda: _ended(job, to_finish), 300)
+        finish_seconds = time.monotonic() - killed
+        cancelled = _until("the cancelled job ended", lambda: _ended(job, to_cancel), 300)
+        cancel_seconds = time.monotonic() - killed
+        assert finished["status"] == "completed", finished
+        assert finished["attempts"] == 2  # taken over by another claim
+        assert finish_seconds < 180
+        assert cancelled["status"] == "cancelled", cancelled
+        # Another sweep and more (the sweeper runs every minute): nothing of it runs again.
+        time.sleep(65)
+        assert job(to_cancel)["status"] == "cancelled"
+        ran = executions(record)
+        assert ran["nap 4001"] == 2 and ran["finish 4001"] == 1
+        assert ran["nap 4002"] == 1 and ran["finish 4002"] == 0
+        pending = client.get("/api/v1/jobs", params={"status": "pending", "limit": 100}).json()
+        assert pending["jobs"] == []
+        print(  # the figures for docs/reliability.md (run with -s)
+            f"\nbad bodies off the main queue in {poison_seconds:.1f} s;"
+            f" killed consumer's job completed {finish_seconds:.1f} s after the kill;"
+            f" cancelled-while-dead job cancelled {cancel_seconds:.1f} s after the kill"
+        )
+
+
+def _ended(job: Callable[[str], dict[str, Any]], job_id: str) -> dict[str, Any] | None:
+    try:
+        record = job(job_id)
+    except httpx.HTTPError:
+        return None
+    return record if record["status"] in TERMINAL else None
