@@ -76,7 +76,8 @@ def retry_delay(exc: BaseException, receive_count: int) -> int | None:
     if not isinstance(exc, RETRYABLE):
         return None
     ceiling = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (max(1, receive_count) - 1))
-    return max(1, round(random.uniform(ceiling / 2, ceiling)))  # noqa: S311  # nosec B311: jitter only
+    # Jitter, not security: the standard generator is right.
+    return max(1, round(random.uniform(ceiling / 2, ceiling)))  # noqa: S311  # nosec B311
 
 
 @dataclass
