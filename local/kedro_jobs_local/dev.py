@@ -56,6 +56,10 @@ DEFAULT_ENV = {
 }
 
 
+class StartupError(RuntimeError):
+    """Something `make dev` needs is not there: said once, clearly, then everything stops."""
+
+
 def _parameter(template: dict[str, Any], name: str, fallback: str) -> str:
     return str(template.get("Parameters", {}).get(name, {}).get("Default", fallback))
 
@@ -81,7 +85,10 @@ def endpoint_of(service: str) -> str:
 
 
 def _port_taken(host: str, port: int) -> bool:
+    """Someone listens there. (Connections of a previous run still closing do not count:
+    the servers bind with SO_REUSEADDR, and so does this check.)"""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     except Stop as stop:
         logger.info("stopped (%s); nothing left running", stop)
         return 0
-    except CrashLoop as exc:
+    except (CrashLoop, StartupError) as exc:
         logger.error("%s", exc)
         return 1
     finally:
@@ -353,8 +360,12 @@ def _run(
     from kedro_jobs.runner.project import project_path_from_env
 
     project = project_path_from_env()
-    with contextlib.redirect_stdout(sys.stderr):
-        publish([])
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            publish([])
+    except Exception as exc:
+        logger.exception("the Kedro project could not be loaded")
+        raise StartupError(f"the Kedro project at {project} could not be loaded: {exc}") from exc
     manifest = ManifestReader(ArtifactStore(res.bucket)).get()
     pipelines = sorted(manifest.pipelines) if manifest else []
 

@@ -174,7 +174,7 @@ class Supervisor:
             # At once the first time (heal quickly); then wait longer each time.
             delay = 0.0 if len(child.exits) == 1 else min(8.0, 2.0 ** (len(child.exits) - 2))
             logger.warning(
-                "%s %s; restarting%s",
+                "%s stopped (%s); restarting%s",
                 child.name,
                 reason,
                 f" in {delay:.0f} s" if delay else "",
