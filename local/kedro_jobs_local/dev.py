@@ -156,6 +156,8 @@ class Heartbeat:
     def started(self, child: Child, queue_name: str) -> None:
         self.pollers[child.name] = (child, queue_name, datetime.now(UTC))
         self._written.pop(child.name, None)
+        # What a dead predecessor last said is not what this one does.
+        self.path(child.name).unlink(missing_ok=True)
 
     def tick(self) -> None:
         """Called every second: a beat for each poller whose state changed (at most one a
