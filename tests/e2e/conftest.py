@@ -153,6 +153,23 @@ def running_local_stack(
         assert not left, f"make dev left {len(left)} process(es) running: {left}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After the session, no process of a local stack it started is still running."""
+    yield
+    ours = ("kedro_jobs_local", "localstack")
+    deadline = time.monotonic() + 10
+    while True:
+        left = [p for p in descendants(os.getpid()) if any(word in p.command for word in ours)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for proc in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    assert not left, f"the e2e tests left {len(left)} process(es) running: {left}"
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with running_local_stack(tmp_path_factory.mktemp("dev") / "dev.log") as stack:
