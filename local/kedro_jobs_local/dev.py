@@ -36,7 +36,7 @@ from kedro_jobs_local.lifetime import exit_with_parent, parent_is_make
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.poller import PollerConfig
 from kedro_jobs_local.resources import LocalResources, create_resources, load_template
-from kedro_jobs_local.supervisor import Child, CrashLoop, Stop, Supervisor, spawn
+from kedro_jobs_local.supervisor import Child, CrashLoop, StartFailed, Stop, Supervisor, spawn
 
 logger = logging.getLogger("kedro_jobs_local")
 
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     except Stop as stop:
         logger.info("stopped (%s); nothing left running", stop)
         return 0
-    except (CrashLoop, StartupError) as exc:
+    except (CrashLoop, StartFailed, StartupError) as exc:
         logger.error("%s", exc)
         return 1
     finally:

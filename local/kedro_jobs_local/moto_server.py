@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             log.info("%s", keeper.restore())
         except StateError as exc:
-            log.error("%s. Start afresh with `make dev ARGS=--fresh` (the old state is kept "
+            log.error("%s. Start afresh with `make dev FRESH=1` (the old state is kept "
                       "aside), or use the moto version that wrote it.", exc)  # fmt: skip
             raise SystemExit(3) from exc
     # moto's imports (every service model) and the restored state live as long as the

@@ -293,9 +293,12 @@ def read_snapshot(folder: Path) -> tuple[int, dict[tuple[str, str, str], Any]] |
     if not path.exists():
         return None
     with path.open("rb") as src:
-        header = pickle.load(src)  # noqa: S301 - our own file
-        if header.get("format") != FORMAT:
-            raise StateError(f"{path} has format {header.get('format')}, not {FORMAT}")
+        try:
+            header = pickle.load(src)  # noqa: S301 - our own file
+        except Exception as exc:
+            raise StateError(f"{path} cannot be read: {exc!r}") from exc
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise StateError(f"{path} is not a snapshot of format {FORMAT}")
         try:
             state = pickle.load(src)  # noqa: S301
         except Exception as exc:

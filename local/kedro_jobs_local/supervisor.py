@@ -34,6 +34,10 @@ class Stop(Exception):
         self.signum = signum
 
 
+class StartFailed(Exception):
+    """A child did not start at all (its own message says why)."""
+
+
 class CrashLoop(Exception):
     """A child keeps dying: restarting it again would only hide why."""
 
@@ -142,7 +146,10 @@ class Supervisor:
 
     def add(self, child: Child) -> Child:
         self.children.append(child)
-        child.process = child.start()
+        try:
+            child.process = child.start()
+        except RuntimeError as exc:
+            raise StartFailed(f"{child.name} did not start: {exc}") from exc
         return child
 
     def watch(self, tick: Callable[[], None] | None = None, every: float = 5.0) -> None:
