@@ -45,7 +45,8 @@ def run_once(workers: int, jobs: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))}
     dev = subprocess.Popen(
         [sys.executable, "-m", "kedro_jobs_local.dev", "--port", str(port),
-         "--moto-port", str(moto_port), "--workers", str(workers), "--consumer-timeout", "60"],
+         "--moto-port", str(moto_port), "--workers", str(workers), "--consumer-timeout", "60",
+         "--state-dir", ""],  # in memory: never a user's .kedro-jobs/
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     api = f"http://127.0.0.1:{port}/api/v1"
