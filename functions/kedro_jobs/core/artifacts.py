@@ -80,15 +80,7 @@ class ArtifactStore:
 
     def get_text(self, key: str) -> str | None:
         """The object's text, or None if there is no such object."""
-        with aws_errors(_DEPENDENCY):
-            try:
-                resp = self.client.get_object(Bucket=self.bucket, Key=key)
-            except Exception as exc:
-                if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
-                    return None
-                raise
-            body: bytes = resp["Body"].read()
-        return body.decode("utf-8", errors="replace")
+        return self.get_text_at(self.uri(key))
 
     def put_json(self, key: str, value: Any) -> str:
         return self.put_text(key, json.dumps(value), content_type="application/json")
