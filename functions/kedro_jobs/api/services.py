@@ -22,7 +22,7 @@ class Services:
 
     @cached_property
     def store(self) -> JobStore:
-        return JobStore(self.settings.jobs_table_name, ttl_days=self.settings.job_ttl_days)
+        return JobStore.from_settings(self.settings)
 
     @cached_property
     def queue(self) -> JobQueue:

@@ -32,7 +32,7 @@ class JobStillRunning(Exception):
 @cache
 def store() -> JobStore:
     settings = get_settings()
-    return JobStore(settings.jobs_table_name, ttl_days=settings.job_ttl_days)
+    return JobStore.from_settings(settings)
 
 
 def dead_letter(record: SQSRecord, jobs: JobStore) -> None:

@@ -52,7 +52,7 @@ def consumer() -> Consumer:
     settings = get_settings()
     return Consumer(
         settings,
-        store=JobStore(settings.jobs_table_name, ttl_days=settings.job_ttl_days),
+        store=JobStore.from_settings(settings),
         artifacts=ArtifactStore(settings.artifacts_bucket),
         runner_factory=_make_runner,
         metrics=metrics,

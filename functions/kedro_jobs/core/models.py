@@ -111,6 +111,14 @@ def _check_parameters(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+Compute = Literal["lambda", "fargate"]
+"""Where a job runs: the consumer Lambda (continuing across invocations at node boundaries
+when it needs longer), or one ECS Fargate task from the same image."""
+
+
+MaxJobSeconds = Annotated[int, Field(ge=60)]
+
+
 class RunOptions(BaseModel):
     """Optional run options, mirroring `kedro run`."""
 
@@ -143,6 +151,9 @@ class JobRequest(BaseModel):
     pipeline_name: PipelineName
     parameters: dict[StrictStr, Any] = Field(default_factory=dict)
     options: RunOptions = Field(default_factory=RunOptions)
+    compute: Compute = "lambda"
+    # At most the deployment's MAX_JOB_SECONDS (checked on submit: the API knows it).
+    max_job_seconds: MaxJobSeconds | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -178,6 +189,8 @@ class JobMessage(BaseModel):
     idempotency_key: (
         Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None
     ) = None
+    compute: Compute = "lambda"
+    max_job_seconds: MaxJobSeconds | None = None
 
     _params = field_validator("parameters")(_check_parameters)
 
@@ -207,6 +220,19 @@ class OutputInfo(BaseModel):
     uri: str  # where it was committed: a local path or an s3:// URI
     version: str | None = None  # the save version of a versioned dataset
     size: int | None = None  # bytes, where known
+
+
+class Segment(BaseModel):
+    """One stretch of a job's run: an invocation (Lambda) or a task (Fargate)."""
+
+    segment: int  # 1, 2, ...
+    compute: Compute = "lambda"
+    invocation: str | None = None  # the Lambda request id, the task's ARN, or a local name
+    nodes: list[str] = Field(default_factory=list)  # the nodes it finished, in order
+    started_at: datetime
+    ended_at: datetime | None = None
+    ended: str | None = None  # "continued", or the job's status when the job ended with it
+    checkpoint_seconds: float | None = None  # what saving its checkpoint took
 
 
 class Progress(BaseModel):
@@ -244,6 +270,18 @@ class Job(BaseModel):
     log_location: str | None = None
     updated_at: datetime | None = None
     lease_expires_at: float | None = None  # epoch seconds; a running job's claim ends then
+    compute: Compute = "lambda"
+    max_job_seconds: int | None = None  # the job's own limit on its whole run (None: default)
+    segments: list[Segment] | None = None  # where and when it ran, one entry per segment
+    # Where the last finished segment saved what the remaining nodes need (None: none yet).
+    checkpoint: str | None = None
+    task_arn: str | None = None  # the ECS task a Fargate job was dispatched to
+    # Between two segments: the last one saved its checkpoint and let go of the job; the next
+    # delivery claims it at once (not an attempt lost to a crash: ``continuations`` counts it).
+    handed_off: bool = False
+    continuations: int = 0
+    # A Fargate task was asked for this job; until then (epoch seconds) it is not asked again.
+    dispatch_due: float | None = None
     # Fields of a damaged stored item left out when it was read for display (store.from_item).
     _unreadable: tuple[str, ...] = PrivateAttr(default=())
 
@@ -263,6 +301,8 @@ class Job(BaseModel):
         source: Literal["api", "sqs"] = "api",
         job_id: str | None = None,
         retry_of: str | None = None,
+        compute: Compute = "lambda",
+        max_job_seconds: int | None = None,
     ) -> Job:
         now = utcnow()
         return cls(
@@ -275,6 +315,8 @@ class Job(BaseModel):
             updated_at=now,
             source=source,
             retry_of=retry_of,
+            compute=compute,
+            max_job_seconds=max_job_seconds,
         )
 
     def to_message(self) -> JobMessage:
@@ -285,6 +327,8 @@ class Job(BaseModel):
             parameters=self.parameters,
             options=RunOptions(**self.options),
             user_id=self.user_id,
+            compute=self.compute,
+            max_job_seconds=self.max_job_seconds,
         )
 
 

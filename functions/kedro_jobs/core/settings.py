@@ -49,6 +49,23 @@ class Settings(BaseSettings):
     # An authorizer stands in front of the API (the template sets it from JwtIssuer): a request
     # it let through must then carry an identity; none is 401/403, never "anonymous".
     auth_required: bool = False
+    # A job's whole run, across all its segments (Lambda invocations), may take at most this
+    # long; a job may ask for less (``max_job_seconds`` on submit), never more.
+    max_job_seconds: int = Field(21_600, ge=60)
+    # Before a node no earlier run has timed (and none of this run), a segment goes on only if
+    # at least this much of the invocation is left; else it checkpoints and continues.
+    continue_margin_seconds: float = Field(30.0, ge=0)
+    # ECS Fargate, for jobs submitted with "compute": "fargate" (empty cluster: not offered).
+    fargate_cluster: str = ""
+    fargate_task_definition: str = ""
+    fargate_container_name: str = "consumer"
+    fargate_subnets: str = ""  # comma-separated subnet ids
+    fargate_security_groups: str = ""  # comma-separated security group ids
+    fargate_assign_public_ip: bool = False
+    # A Fargate task's job may run this long (the task definition's own limit, 8 h by default).
+    fargate_task_seconds: int = Field(28_800, ge=60)
+    # EventBridge bus that job state changes are published on (empty: none are published).
+    event_bus_name: str = ""
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

@@ -27,10 +27,13 @@ from kedro_jobs.core.errors import (
     JobAlreadyExists,
     JobNotFound,
 )
+from kedro_jobs.core.events import JobEvents, NoEvents
 from kedro_jobs.core.models import Job, JobPage, Progress, check_nesting, iso, utcnow
+from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL, JobStatus
 
-_JSON_FIELDS = ("parameters", "results", "options", "progress", "outputs")
+_JSON_FIELDS = ("parameters", "results", "options", "progress", "outputs", "segments")
+_INT_FIELDS = ("attempts", "max_job_seconds", "continuations")
 _TIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at")
 _INDEX_BY_USER = "by_user"
 _INDEX_BY_STATUS = "by_user_status"
@@ -178,7 +181,7 @@ def _field(name: str, attr: dict[str, Any]) -> Any:
         return attr["BOOL"]
     if "N" in attr:
         number = attr["N"]
-        return int(number) if name == "attempts" else float(number)
+        return int(number) if name in _INT_FIELDS else float(number)
     if name in _JSON_FIELDS:
         try:
             return json.loads(attr["S"])
@@ -248,10 +251,35 @@ def decode_cursor(cursor: str, *, hash_attr: str, hash_value: str) -> dict[str, 
 class JobStore:
     """Jobs in one DynamoDB table. The client is injected, or created on first use."""
 
-    def __init__(self, table_name: str, *, dynamodb: Any = None, ttl_days: int = 0) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        dynamodb: Any = None,
+        ttl_days: int = 0,
+        events: JobEvents | None = None,
+    ) -> None:
         self.table_name = table_name
         self._client = dynamodb
         self.ttl_days = ttl_days
+        self.events: JobEvents = events or NoEvents()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        """The store every function uses, publishing job events where a bus is configured."""
+        from kedro_jobs.core.events import events_from_settings
+
+        return cls(
+            settings.jobs_table_name,
+            ttl_days=settings.job_ttl_days,
+            events=events_from_settings(settings),
+        )
+
+    def _changed(self, job: Job | None) -> Job | None:
+        """Every write that changes a job's state ends here: it tells the job events."""
+        if job is not None:
+            self.events.changed(job)
+        return job
 
     @property
     def client(self) -> Any:
@@ -373,6 +401,7 @@ class JobStore:
                 if error_code(exc) == "ConditionalCheckFailedException":
                     raise JobAlreadyExists(job.id) from exc
                 raise
+        self.events.changed(job)
         return job
 
     def create_claimed(self, job: Job, *, lease_seconds: float) -> Job | None:
@@ -536,7 +565,7 @@ class JobStore:
                 condition_values=condition_values,
             )
             if attrs is not None:
-                return Claim(ClaimOutcome.CLAIMED, from_item(attrs))
+                return Claim(ClaimOutcome.CLAIMED, self._changed(from_item(attrs)))
         job = self.get(job_id)
         return Claim(ClaimOutcome.BUSY if job else ClaimOutcome.NOT_FOUND, job)
 
@@ -562,7 +591,7 @@ class JobStore:
                 ":zero": {"N": "0"},
             },
         )
-        return from_item(attrs) if attrs else None
+        return self._changed(from_item(attrs)) if attrs else None
 
     def fail_exhausted(self, job: Job, max_attempts: int) -> Job | None:
         """A running job whose lease expired on its last allowed attempt: failed, saying so
@@ -589,7 +618,7 @@ class JobStore:
             condition=f"{owned['condition']} AND lease_expires_at < :now",
             condition_values={**owned["condition_values"], ":now": {"N": repr(time.time())}},
         )
-        return from_item(attrs, lenient=True) if attrs else None
+        return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
     def heartbeat(self, job: Job, *, lease_seconds: float) -> bool | None:
         """The running consumer extends its lease. Returns whether a cancel was requested
@@ -641,6 +670,7 @@ class JobStore:
                 "N": str(job.attempts)
             }
             return True if owned else None
+        self.events.progressed(job.model_copy(update={"progress": progress}))
         return False
 
     def finish(
@@ -677,7 +707,7 @@ class JobStore:
             self._write(job.id, set_values=values, returns="NONE", **self._owned(job))
         except _ConditionFailed:
             return None
-        return from_item({**to_item(job), **values})
+        return self._changed(from_item({**to_item(job), **values}))
 
     def fail(
         self, job_id: str, error_message: str, *, only_if_lease_expired: bool = False
@@ -704,7 +734,7 @@ class JobStore:
         attrs = self._update(
             job_id, set_values=values, condition=condition, condition_values=condition_values
         )
-        return from_item(attrs, lenient=True) if attrs else None
+        return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
     def request_cancel(self, job_id: str, user_id: str) -> Job:
         """pending -> cancelled at once; running -> cancel_requested (the consumer stops at
@@ -740,7 +770,9 @@ class JobStore:
                     condition_values={":running": {"S": "running"}},
                 )
             if attrs is not None:
-                return from_item(attrs, lenient=True)
+                changed = from_item(attrs, lenient=True)
+                self.events.changed(changed)
+                return changed
         raise InvalidTransition(job_id, "changing", "cancelled")  # pragma: no cover
 
     # -- the sweeper ------------------------------------------------------------------------
@@ -814,7 +846,7 @@ class JobStore:
             condition="#s = :status AND attempts = :n AND sweep_due = :due",
             condition_values=self._stranded_values(stranded),
         )
-        return from_item(attrs, lenient=True) if attrs else None
+        return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
     @staticmethod
     def _stranded_values(stranded: Stranded) -> dict[str, Any]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Status = Literal["completed", "failed", "cancelled", "timed_out"]
+# "continued": the run stopped at a node boundary with too little of the invocation left for
+# the next node, and saved a checkpoint; another invocation goes on from it (RunOutcome).
+Status = Literal["completed", "failed", "cancelled", "timed_out", "continued"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,20 @@ class RunRequest:
     parameters: dict[str, Any]  # runtime params; dotted keys nest, as `kedro run --params`
     options: dict[str, Any]  # tags, node_names, from_nodes, to_nodes, from_inputs, to_outputs,
     # namespaces, load_versions, env; a missing option means Kedro's default
+    # Continuation across invocations. ``checkpoint``: where an earlier segment of this job
+    # saved what the remaining nodes need (None: the job starts from its first node).
+    checkpoint: str | None = None
+    # May this run stop at a node boundary and checkpoint (status "continued") when the time
+    # left before ``deadline`` is shorter than the next node is expected to take? False where
+    # no later invocation would go on (a Fargate task, the job's own time limit binding).
+    may_continue: bool = False
+    # Seconds each node took in earlier runs of this pipeline (by node name); a node with none
+    # is expected to take as long as the longest node this run has seen, else a margin.
+    node_estimates: dict[str, float] = field(default_factory=dict)
+    segment: int = 1  # this run's segment number (1 for a job's first invocation)
+    # Before a node with no estimate (and none run yet in this segment), go on only with at
+    # least this much time left.
+    continue_margin_seconds: float = 30.0
 
 
 class ProgressSink(Protocol):
@@ -49,6 +65,10 @@ class RunOutcome:
     # The datasets the run saved, committed to the data root (only when completed): dicts of
     # name, type, uri, version, size.
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    # Status "continued": the checkpoint to give the next segment's RunRequest.
+    checkpoint: str | None = None
+    # Seconds each node of this segment took (by node name), in the order they ran.
+    node_durations: dict[str, float] = field(default_factory=dict)
 
 
 class StopRun(Exception):

@@ -20,7 +20,7 @@ def sweeper() -> Sweeper:
     settings = get_settings()
     return Sweeper(
         settings,
-        store=JobStore(settings.jobs_table_name, ttl_days=settings.job_ttl_days),
+        store=JobStore.from_settings(settings),
         queue=JobQueue(settings.jobs_queue_url),
     )
 
