@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kedro_jobs.consumer.processing import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.compute import launcher_from_settings
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs.core.tracing import traced
@@ -56,6 +57,7 @@ def consumer() -> Consumer:
         artifacts=ArtifactStore(settings.artifacts_bucket),
         runner_factory=_make_runner,
         metrics=metrics,
+        launcher=launcher_from_settings(settings),
     )
 
 

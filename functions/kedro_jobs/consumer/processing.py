@@ -17,23 +17,32 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
 from kedro_jobs.consumer.context import remaining_seconds
+from kedro_jobs.consumer.dispatch import Dispatcher
 from kedro_jobs.consumer.messages import BadMessage, parse_body
-from kedro_jobs.core.artifacts import ArtifactStore, log_key, outputs_key, results_key
+from kedro_jobs.consumer.outcome import Recorder
+from kedro_jobs.consumer.segments import (
+    NodeStats,
+    budget_for,
+    ended_segment,
+    job_limit_seconds,
+    new_segment,
+    over_limit_message,
+)
+from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.compute import TaskLauncher
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.manifest import Manifest, ManifestReader
-from kedro_jobs.core.models import Job, JobMessage, Progress, json_size
-from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.models import Compute, Job, JobMessage, Progress, Segment
+from kedro_jobs.core.queue import JobQueue, encode
 from kedro_jobs.core.settings import Settings
-from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import Claim, ClaimOutcome, JobStore
-from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunProgress, RunRequest
+from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -98,6 +107,7 @@ class Consumer:
         metrics: Metrics | None = None,
         queue: JobQueue | None = None,
         dead_letters: JobQueue | None = None,
+        launcher: TaskLauncher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -111,6 +121,9 @@ class Consumer:
         self.load_error: str | None = None  # why the project could not be loaded, if it could not
         self.metrics = metrics
         self._manifest_published = False
+        self.recorder = Recorder(settings, store, artifacts, metrics)
+        self.node_stats = NodeStats(artifacts)
+        self.dispatcher = Dispatcher(store, launcher)
 
     @property
     def runner(self) -> Runner:
@@ -188,11 +201,32 @@ class Consumer:
         job_id = parsed.derived_job_id(message_id)
         logger.append_keys(job_id=job_id)
         try:
+            if parsed.compute == "fargate":
+                self.dispatcher.dispatch(job_id, parsed)
+                return
             claim = self._claim(job_id, parsed, budget)
             if claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None:
-                self._run(claim.job, budget)
+                self._run(claim.job, budget, invocation=getattr(context, "aws_request_id", None))
             else:
                 logger.info("job not run by this delivery", extra={"claim": claim.outcome.value})
+        finally:
+            logger.remove_keys(["job_id"])
+
+    def run_task(self, job_id: str, *, task_id: str | None = None) -> str:
+        """The job as one Fargate task (consumer/task.py): claimed like any delivery, run
+        without continuation (a task has hours, not minutes). Returns what became of it: the
+        claim's outcome, or the job's status."""
+        logger.append_keys(job_id=job_id)
+        try:
+            budget = float(self.settings.fargate_task_seconds)
+            claim = self.store.claim(
+                job_id, lease_seconds=self._lease(budget), max_attempts=self.settings.max_attempts
+            )
+            if claim.outcome is not ClaimOutcome.CLAIMED or claim.job is None:
+                logger.info("job not run by this task", extra={"claim": claim.outcome.value})
+                return claim.outcome.value
+            ended = self._run(claim.job, budget, invocation=task_id, compute="fargate")
+            return str(ended.status) if ended is not None else "lost"
         finally:
             logger.remove_keys(["job_id"])
 
@@ -206,7 +240,7 @@ class Consumer:
             if self.dead_letters is None:
                 raise PoisonMessage(bad.reason)
             self.dead_letters.dead_letter(body, bad.reason)
-            self._count("MessagesDeadLettered")
+            self.recorder.count("MessagesDeadLettered")
             return
         failed = self.store.fail(bad.job_id, f"Job message could not be read: {bad.reason}")
         logger.error(
@@ -249,7 +283,7 @@ class Consumer:
                 job_id, lease_seconds=budget, max_attempts=self.settings.max_attempts
             )
         if claim.outcome is ClaimOutcome.EXHAUSTED:
-            self._count("JobsFailed")
+            self.recorder.count("JobsFailed")
         return claim
 
     def _create_claimed(
@@ -262,16 +296,29 @@ class Consumer:
             options=message.options.given(),
             user_id=user_id,
             source="sqs",
+            max_job_seconds=message.max_job_seconds,
         )
         created = self.store.create_claimed(job, lease_seconds=budget)
         return None if created is None else Claim(ClaimOutcome.CLAIMED, created)
 
-    def _run(self, job: Job, budget: float) -> None:
-        started = time.monotonic()
-        deadline = started + budget - self.settings.timeout_margin_seconds
+    def _run(
+        self,
+        job: Job,
+        seconds: float,
+        *,
+        invocation: str | None,
+        compute: Compute = "lambda",
+    ) -> Job | None:
+        """One segment of the claimed job, with ``seconds`` left of this invocation (or
+        task). Returns the record as it was written, or None if the job changed hands."""
+        budget = budget_for(job, self.settings, seconds)
+        segment = new_segment(job, compute, invocation)
+        if budget.over:  # the segments before used up its max_job_seconds
+            message = over_limit_message(job_limit_seconds(job, self.settings), segment.segment - 1)
+            return self._end(job, segment, RunOutcome("failed", None, message, "", 0.0))
         ownership = _Ownership()
-        lease = self._lease(budget)
-        next_beat = started + lease / 3
+        lease = self._lease(seconds)
+        next_beat = time.monotonic() + lease / 3
 
         def heartbeat() -> bool:
             nonlocal next_beat
@@ -305,74 +352,71 @@ class Consumer:
                 return True
             return cancel
 
-        logger.info("job started", extra={"pipeline": job.pipeline_name, "attempt": job.attempts})
+        logger.info(
+            "job started",
+            extra={
+                "pipeline": job.pipeline_name,
+                "attempt": job.attempts,
+                "segment": segment.segment,
+                "compute": compute,
+            },
+        )
         try:
             runner = self.runner
         except ProjectLoadFailed as failed:
-            self._record(job, RunOutcome("failed", None, str(failed), "", 0.0))
-            return
+            return self._end(job, segment, RunOutcome("failed", None, str(failed), "", 0.0))
+        estimates = self.node_stats.read(job.pipeline_name)
         outcome = runner.run(
             RunRequest(
                 job_id=job.id,
                 pipeline_name=job.pipeline_name,
                 parameters=job.parameters,
                 options=job.options,
+                checkpoint=job.checkpoint,
+                may_continue=budget.may_continue,
+                node_estimates=estimates,
+                segment=segment.segment,
+                continue_margin_seconds=self.settings.continue_margin_seconds,
             ),
             _Sink(on_progress, heartbeat),
-            deadline=deadline,
+            deadline=budget.deadline,
         )
         if ownership.lost:
             logger.warning("job was taken over by another delivery; its outcome is not recorded")
-            return
-        self._record(job, outcome)
+            return None
+        self.node_stats.update(job.pipeline_name, estimates, outcome.node_durations)
+        if outcome.status == "timed_out" and budget.limit_binding:
+            limit = job_limit_seconds(job, self.settings)
+            outcome = replace(outcome, error_message=over_limit_message(limit, segment.segment))
+        if outcome.status == "continued" and outcome.checkpoint is not None:
+            return self._continue(job, segment, outcome)
+        return self._end(job, segment, outcome)
 
-    def _record(self, job: Job, outcome: RunOutcome) -> None:
-        log = outcome.log or f"{outcome.error_message or '(empty log)'}\n"
-        log_location = self.artifacts.put_text(log_key(job.id), log)
-        inline_max = self.settings.results_inline_max_bytes
-        results, results_location = outcome.results, None
-        if results is not None and json_size(results) > inline_max:
-            results_location = self.artifacts.put_json(results_key(job.id), results)
-            results = None
-        outputs, outputs_location = outcome.outputs or None, None
-        if outputs is not None and json_size(outputs) > inline_max:
-            outputs_location = self.artifacts.put_json(outputs_key(job.id), outputs)
-            outputs = None
-        status, error = {
-            "completed": (JobStatus.COMPLETED, None),
-            "failed": (JobStatus.FAILED, outcome.error_message),
-            "timed_out": (JobStatus.FAILED, outcome.error_message),
-            "cancelled": (
-                JobStatus.CANCELLED,
-                outcome.error_message or "Cancelled by the user while running",
-            ),
-        }[outcome.status]
-        finished = self.store.finish(
-            job,
-            status,
-            results=results,
-            results_location=results_location,
-            outputs=outputs,
-            outputs_location=outputs_location,
-            error_message=error,
-            execution_time=round(outcome.duration, 6),
-            progress=_progress(outcome.progress),
-            log_location=log_location,
-        )
-        if finished is None:
-            logger.warning("job changed hands before its outcome was written; outcome dropped")
-            return
-        logger.info(
-            "job finished",
-            extra={"status": status.value, "execution_time": outcome.duration, "error": error},
-        )
-        self._count("JobsCompleted" if status is JobStatus.COMPLETED else f"Jobs{status.title()}")
-        if self.metrics is not None:
-            self.metrics.add_metric("JobDuration", MetricUnit.Seconds, outcome.duration)
+    def _continue(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+        """Hand the job to the next segment, and send its message for it. If the send fails
+        the job waits, handed off, until the sweeper sends it (after its grace lease)."""
+        done = ended_segment(segment, "continued", list(outcome.node_durations), None)
+        handed = self.recorder.hand_off(job, outcome, [*(job.segments or []), done])
+        if handed is None:
+            return None
+        try:
+            self.queue.send(encode(handed.to_message()))
+        except DependencyUnavailable as exc:
+            logger.warning("continuation not sent; the sweeper will", extra={"reason": exc.reason})
+        logger.info("job continues in another segment", extra={"segment": segment.segment + 1})
+        return handed
 
-    def _count(self, name: str) -> None:
-        if self.metrics is not None:
-            self.metrics.add_metric(name, MetricUnit.Count, 1)
+    def _end(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+        done = ended_segment(segment, _ENDED[outcome.status], list(outcome.node_durations), None)
+        segments = [*(job.segments or []), done]
+        elapsed = sum((s.ended_at - s.started_at).total_seconds() for s in segments if s.ended_at)
+        return self.recorder.finish(
+            job, outcome, segments, execution_time=elapsed if len(segments) > 1 else None
+        )
+
+
+_ENDED = {"completed": "completed", "failed": "failed", "timed_out": "failed",
+          "cancelled": "cancelled", "continued": "continued"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -384,11 +428,3 @@ class _Sink:
 
     def __call__(self, completed: int, total: int, current: str | None, /) -> bool:
         return self.progress(completed, total, current)
-
-
-def _progress(progress: RunProgress) -> Progress:
-    return Progress(
-        total_nodes=progress.total,
-        completed_nodes=progress.completed,
-        current_node=progress.current,
-    )

@@ -286,6 +286,12 @@ class Job(BaseModel):
     _unreadable: tuple[str, ...] = PrivateAttr(default=())
 
     @property
+    def crashed_attempts(self) -> int:
+        """Claims that did not end in an outcome or a hand-off (a worker that died): what
+        MAX_ATTEMPTS limits. A continuation is a claim, not a lost attempt."""
+        return self.attempts - self.continuations
+
+    @property
     def unreadable(self) -> tuple[str, ...]:
         """Fields the stored item had but that could not be read (shown without them)."""
         return self._unreadable

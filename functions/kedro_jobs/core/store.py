@@ -28,7 +28,15 @@ from kedro_jobs.core.errors import (
     JobNotFound,
 )
 from kedro_jobs.core.events import JobEvents, NoEvents
-from kedro_jobs.core.models import Job, JobPage, Progress, check_nesting, iso, utcnow
+from kedro_jobs.core.models import (
+    Job,
+    JobPage,
+    Progress,
+    Segment,
+    check_nesting,
+    iso,
+    utcnow,
+)
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL, JobStatus
 
@@ -529,7 +537,18 @@ class JobStore:
             # The attempt count we read is part of the condition: of two consumers that race
             # for one job, exactly one write succeeds.
             condition = "#s = :expected AND attempts = :n"
-            if job.status is JobStatus.RUNNING:
+            continuing = job.status is JobStatus.RUNNING and job.handed_off
+            if continuing:
+                # Its last segment saved a checkpoint and let go: the next one starts now.
+                condition += " AND handed_off = :yes AND cancel_requested = :no"
+                condition_values[":yes"] = {"BOOL": True}
+                condition_values[":no"] = {"BOOL": False}
+                if job.cancel_requested:
+                    cancelled = self.cancel_abandoned(job)
+                    if cancelled is not None:
+                        return Claim(ClaimOutcome.FINISHED, cancelled)
+                    continue
+            elif job.status is JobStatus.RUNNING:
                 if (job.lease_expires_at or 0.0) > now:
                     return Claim(ClaimOutcome.BUSY, job)
                 if job.cancel_requested:  # asked while its consumer was gone: it ends here
@@ -537,7 +556,7 @@ class JobStore:
                     if cancelled is not None:
                         return Claim(ClaimOutcome.FINISHED, cancelled)
                     continue
-                if job.attempts >= max_attempts:
+                if job.crashed_attempts >= max_attempts:
                     failed = self.fail_exhausted(job, max_attempts)
                     if failed is not None:
                         return Claim(ClaimOutcome.EXHAUSTED, failed)
@@ -550,13 +569,17 @@ class JobStore:
             values = self._status_values(job, JobStatus.RUNNING)
             values.update(
                 {
-                    "started_at": {"S": iso(utcnow())},
                     "attempts": {"N": str(job.attempts + 1)},
                     "lease_expires_at": {"N": repr(now + lease_seconds)},
                     "cancel_requested": {"BOOL": False},
                     **_sweep(JobStatus.RUNNING, now + lease_seconds),
                 }
             )
+            if continuing:  # the job started with its first segment
+                values["handed_off"] = {"BOOL": False}
+                values["continuations"] = {"N": str(job.continuations + 1)}
+            else:
+                values["started_at"] = {"S": iso(utcnow())}
             attrs = self._update(
                 job_id,
                 set_values=values,
@@ -603,9 +626,14 @@ class JobStore:
         return self._end_abandoned(job, JobStatus.FAILED, message)
 
     def cancel_abandoned(self, job: Job) -> Job | None:
-        """A running job with a cancel asked and no live consumer (its lease expired): it
-        ends cancelled now, and a later claim finds it finished (None if it changed)."""
-        message = "Cancelled by the user while its consumer was gone; it will not run again"
+        """A running job with a cancel asked and no live consumer (its lease expired, or it
+        is between two segments): it ends cancelled now, and a later claim finds it finished
+        (None if it changed)."""
+        message = (
+            "Cancelled by the user between two segments of its run; it will not run again"
+            if job.handed_off
+            else "Cancelled by the user while its consumer was gone; it will not run again"
+        )
         return self._end_abandoned(job, JobStatus.CANCELLED, message)
 
     def _end_abandoned(self, job: Job, status: JobStatus, message: str) -> Job | None:
@@ -615,8 +643,12 @@ class JobStore:
         attrs = self._update(
             job.id,
             set_values=values,
-            condition=f"{owned['condition']} AND lease_expires_at < :now",
-            condition_values={**owned["condition_values"], ":now": {"N": repr(time.time())}},
+            condition=f"{owned['condition']} AND (lease_expires_at < :now OR handed_off = :yes)",
+            condition_values={
+                **owned["condition_values"],
+                ":now": {"N": repr(time.time())},
+                ":yes": {"BOOL": True},
+            },
         )
         return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
@@ -686,6 +718,7 @@ class JobStore:
         execution_time: float | None = None,
         progress: Progress | None = None,
         log_location: str | None = None,
+        segments: list[Segment] | None = None,
     ) -> Job | None:
         """running -> completed | failed | cancelled, by the run that owns the job."""
         assert status in TERMINAL
@@ -700,6 +733,7 @@ class JobStore:
             "execution_time": _av(float(execution_time)) if execution_time is not None else None,
             "progress": {"S": progress.model_dump_json()} if progress else None,
             "log_location": _av(log_location) if log_location else None,
+            "segments": _segments(segments) if segments else None,
         }
         values.update({k: v for k, v in optional.items() if v is not None})
         try:
@@ -708,6 +742,68 @@ class JobStore:
         except _ConditionFailed:
             return None
         return self._changed(from_item({**to_item(job), **values}))
+
+    def hand_off(
+        self,
+        job: Job,
+        *,
+        checkpoint: str,
+        segments: list[Segment],
+        progress: Progress,
+        lease_seconds: float,
+    ) -> Job | None:
+        """The run that owns ``job`` saved a checkpoint and lets go: the job stays running,
+        handed off, for the next segment to claim at once. Its lease is a grace period: if
+        no segment claims it by then (the continuation message was lost), the sweeper sends
+        it again. None if this run no longer owns the job."""
+        lease_end = time.time() + lease_seconds
+        values = {
+            "checkpoint": {"S": checkpoint},
+            "segments": _segments(segments),
+            "progress": {"S": progress.model_dump_json()},
+            "handed_off": {"BOOL": True},
+            "lease_expires_at": {"N": repr(lease_end)},
+            "updated_at": {"S": iso(utcnow())},
+            **_sweep(JobStatus.RUNNING, lease_end),
+        }
+        try:
+            self._write(job.id, set_values=values, returns="NONE", **self._owned(job))
+        except _ConditionFailed:
+            return None
+        return self._changed(from_item({**to_item(job), **values}))
+
+    def mark_dispatched(self, job_id: str, *, until: float) -> bool:
+        """A Fargate task is about to be asked for this job: True if this caller may ask (the
+        job waits for a task, and none was asked for since ``dispatch_due`` passed), so two
+        deliveries of one message start one task. ``until``: when it may be asked again (the
+        task did not claim it by then); the sweeper waits as long."""
+        now = {"N": repr(time.time())}
+        try:
+            self._write(
+                job_id,
+                set_values={"dispatch_due": {"N": repr(until)}, "sweep_due": {"N": repr(until)}},
+                condition=(
+                    "(#s = :pending OR (#s = :running AND lease_expires_at < :now)) AND "
+                    "(attribute_not_exists(dispatch_due) OR dispatch_due < :now)"
+                ),
+                condition_values={
+                    ":pending": {"S": "pending"},
+                    ":running": {"S": "running"},
+                    ":now": now,
+                },
+                returns="NONE",
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def dispatched(self, job_id: str, *, task_arn: str | None) -> None:
+        """The task that was asked for (its ARN), or None if asking failed: then another
+        delivery may ask at once."""
+        values = {"task_arn": {"S": task_arn}} if task_arn else {"dispatch_due": {"N": "0"}}
+        self._update(
+            job_id, set_values=values, condition="attribute_exists(#s)", condition_values={}
+        )
 
     def fail(
         self, job_id: str, error_message: str, *, only_if_lease_expired: bool = False
@@ -753,7 +849,7 @@ class JobStore:
                     condition="#s = :pending",
                     condition_values={":pending": {"S": "pending"}},
                 )
-            elif (job.lease_expires_at or 0.0) < time.time():
+            elif job.handed_off or (job.lease_expires_at or 0.0) < time.time():
                 # No live consumer holds it: nothing would see the flag, so it ends now.
                 attrs = None
                 cancelled = self.cancel_abandoned(job)
@@ -862,6 +958,10 @@ class JobStore:
 
 
 _OWNED = "#s = :running AND attempts = :n"
+
+
+def _segments(segments: list[Segment]) -> dict[str, Any]:
+    return {"S": json.dumps([s.model_dump(mode="json") for s in segments], separators=(",", ":"))}
 
 
 class _ConditionFailed(Exception):

@@ -74,7 +74,7 @@ class Sweeper:
             if self.store.cancel_abandoned(job) is not None:
                 report.cancelled.append(job.id)
             return
-        if job.attempts >= self.settings.max_attempts:
+        if job.crashed_attempts >= self.settings.max_attempts:
             if self.store.fail_exhausted(job, self.settings.max_attempts) is not None:
                 report.failed.append(job.id)
             return

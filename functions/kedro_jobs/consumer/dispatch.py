@@ -1,0 +1,73 @@
+"""Jobs with ``compute: fargate``: the consumer does not run them, it asks for one task that
+will (core/compute.py), at most once per delivery window.
+
+The job stays pending (or running with its lease expired, after a task died) until the task
+claims it like any consumer: claim, fencing, heartbeat, cancel and outcome are the same code.
+A task that never claims it (it did not start) is asked for again once ``dispatch_due`` has
+passed, when the sweeper re-sends the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from aws_lambda_powertools import Logger
+
+from kedro_jobs.core.compute import TaskLauncher
+from kedro_jobs.core.errors import DependencyUnavailable, JobAlreadyExists
+from kedro_jobs.core.models import Job, JobMessage
+from kedro_jobs.core.store import JobStore
+
+logger = Logger(service="kedro-jobs-consumer", child=True)
+
+# How long a task has to start and claim its job before another is asked for (a Fargate
+# task pulls the image first: a 1 GB image takes a minute or two).
+DISPATCH_GRACE_SECONDS = 600
+
+NO_FARGATE = (
+    "This deployment offers no Fargate compute (FARGATE_CLUSTER is not set), so a job with "
+    '"compute": "fargate" cannot run; submit it without compute, or deploy with a cluster'
+)
+
+
+class Dispatcher:
+    def __init__(self, store: JobStore, launcher: TaskLauncher | None) -> None:
+        self.store = store
+        self.launcher = launcher
+
+    def dispatch(self, job_id: str, message: JobMessage) -> None:
+        if message.job_id is None or self.store.get(job_id) is None:
+            self._create(job_id, message)
+        if self.launcher is None:
+            self.store.fail(job_id, NO_FARGATE)
+            return
+        until = time.time() + DISPATCH_GRACE_SECONDS
+        if not self.store.mark_dispatched(job_id, until=until):
+            logger.info("job not dispatched by this delivery (a task was asked for, or it ended)")
+            return
+        try:
+            task = self.launcher.launch(job_id, token=f"{job_id}-{int(until)}")
+        except Exception as exc:
+            # Let the next delivery ask again at once; the record comes back after a backoff.
+            self.store.dispatched(job_id, task_arn=None)
+            if isinstance(exc, DependencyUnavailable):
+                raise
+            raise DependencyUnavailable("ECS", f"{type(exc).__name__}: {exc}") from exc
+        self.store.dispatched(job_id, task_arn=task)
+        logger.info("job dispatched to a task", extra={"task": task})
+
+    def _create(self, job_id: str, message: JobMessage) -> None:
+        """A message from another system makes its job, pending, as the task will find it."""
+        job = Job.new(
+            job_id=job_id,
+            pipeline_name=message.pipeline_name,
+            parameters=message.parameters,
+            options=message.options.given(),
+            user_id=message.user_id or "anonymous",
+            source="sqs",
+            compute=message.compute,
+            max_job_seconds=message.max_job_seconds,
+        )
+        with contextlib.suppress(JobAlreadyExists):
+            self.store.create(job)

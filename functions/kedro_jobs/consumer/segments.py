@@ -1,0 +1,119 @@
+"""A job's run in segments: how long this one may take, what it records, and what earlier
+runs of the pipeline teach about its nodes.
+
+A job on Lambda runs in as many invocations as it needs: each segment stops at a node
+boundary when the next node would not fit in what is left of the invocation, saves a
+checkpoint, and hands the job to the next one (the runner decides where; the consumer records
+and sends). Over all segments the job may take at most its ``max_job_seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.models import Compute, Job, Segment, utcnow
+from kedro_jobs.core.settings import Settings
+
+logger = Logger(service="kedro-jobs-consumer", child=True)
+
+
+def node_stats_key(pipeline_name: str) -> str:
+    return f"stats/nodes/{pipeline_name}.json"
+
+
+def job_limit_seconds(job: Job, settings: Settings) -> int:
+    """The job's own limit, never above the deployment's."""
+    return min(job.max_job_seconds or settings.max_job_seconds, settings.max_job_seconds)
+
+
+def over_limit_message(limit: int, segments: int) -> str:
+    return (
+        f"Job exceeded its maximum run time of {limit} s (max_job_seconds) over "
+        f"{segments} segment(s) and was stopped"
+    )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One segment's time, as time.monotonic() values."""
+
+    deadline: float  # the run stops here (the earlier of the two below)
+    invocation_deadline: float  # this invocation's (or task's) end, less the safety margin
+    job_deadline: float  # where the job's max_job_seconds ends
+
+    @property
+    def may_continue(self) -> bool:
+        """Another segment may go on where this one stops (only if the invocation, not the
+        job's own limit, is what ends it)."""
+        return self.invocation_deadline < self.job_deadline
+
+    @property
+    def over(self) -> bool:
+        return self.job_deadline <= time.monotonic()
+
+    @property
+    def limit_binding(self) -> bool:
+        return self.job_deadline <= self.invocation_deadline
+
+
+def budget_for(job: Job, settings: Settings, seconds: float) -> Budget:
+    """``seconds``: what is left of this invocation (or task)."""
+    now, epoch = time.monotonic(), time.time()
+    first_start = job.started_at.timestamp() if job.started_at else epoch
+    job_deadline = now + first_start + job_limit_seconds(job, settings) - epoch
+    invocation = now + seconds - settings.timeout_margin_seconds
+    return Budget(min(invocation, job_deadline), invocation, job_deadline)
+
+
+def new_segment(job: Job, compute: Compute, invocation: str | None) -> Segment:
+    return Segment(
+        segment=len(job.segments or []) + 1,
+        compute=compute,
+        invocation=invocation,
+        started_at=utcnow(),
+    )
+
+
+def ended_segment(
+    segment: Segment, ended: str, nodes: list[str], checkpoint: float | None
+) -> Segment:
+    return segment.model_copy(
+        update={
+            "ended_at": utcnow(),
+            "ended": ended,
+            "nodes": nodes,
+            "checkpoint_seconds": checkpoint,
+        }
+    )
+
+
+class NodeStats:
+    """Seconds each node of a pipeline took when it last ran (one small S3 object per
+    pipeline; last writer wins, which is right for an estimate). Best effort both ways."""
+
+    def __init__(self, artifacts: ArtifactStore) -> None:
+        self.artifacts = artifacts
+
+    def read(self, pipeline_name: str) -> dict[str, float]:
+        try:
+            stats: Any = self.artifacts.get_json(node_stats_key(pipeline_name))
+        except (DependencyUnavailable, ValueError) as exc:
+            logger.warning("node durations not read", extra={"reason": str(exc)})
+            return {}
+        if not isinstance(stats, dict):
+            return {}
+        return {k: float(v) for k, v in stats.items() if isinstance(v, int | float)}
+
+    def update(self, pipeline_name: str, known: dict[str, float], new: dict[str, float]) -> None:
+        if not new:
+            return
+        try:
+            self.artifacts.put_json(node_stats_key(pipeline_name), {**known, **new})
+        except DependencyUnavailable as exc:
+            logger.warning("node durations not recorded", extra={"reason": exc.reason})
