@@ -51,6 +51,12 @@ def finish(value):
     return {"value": value}
 
 
+def step(value, seconds):
+    _record("step", value)
+    time.sleep(seconds)
+    return value + 1
+
+
 def big(value):
     _record("big")
     return list(range(20_000))
@@ -72,7 +78,7 @@ def kill_consumer(value):
 _REGISTRY = """
 from kedro.pipeline import Pipeline, node, pipeline
 
-from {package}.nodes import big, boom, die, double, finish, kill_consumer, nap, start
+from {package}.nodes import big, boom, die, double, finish, kill_consumer, nap, start, step
 
 
 def register_pipelines():
@@ -100,6 +106,12 @@ def register_pipelines():
         "failing": failing,
         "slow": slow,
         "big": pipeline([node(big, "params:x", "numbers", name="big")]),
+        # Three slow nodes passing in-memory values: a job longer than one invocation.
+        "steps": pipeline([
+            node(step, ["params:x", "params:seconds"], "one", name="step1"),
+            node(step, ["one", "params:seconds"], "two", name="step2"),
+            node(step, ["two", "params:seconds"], "three", name="step3"),
+        ]),
         "crash": pipeline([node(die, "params:x", "never", name="die")]),
         "kills_consumer": pipeline([
             node(start, "params:x", "started", name="start"),

@@ -16,6 +16,7 @@ from kedro_jobs.core.errors import (
     JobAlreadyExists,
     JobNotFound,
     JobsError,
+    NotOffered,
     UnknownPipeline,
 )
 from kedro_jobs.core.queue import UnsendableMessage
@@ -27,6 +28,7 @@ _STATUS: dict[type[JobsError], int] = {
     JobAlreadyExists: 409,
     InvalidCursor: 422,
     UnknownPipeline: 422,
+    NotOffered: 422,
     UnsendableMessage: 422,  # checked before anything is written
     DependencyUnavailable: 503,
     JobNotQueued: 503,  # written, then not sent: the detail names the job

@@ -42,6 +42,10 @@ class UnknownPipeline(JobsError):
         self.known = known
 
 
+class NotOffered(JobsError):
+    """The request asks for something this deployment does not offer (a 422)."""
+
+
 class DependencyUnavailable(JobsError):
     """DynamoDB, SQS or S3 failed or throttled: retryable by the caller."""
 

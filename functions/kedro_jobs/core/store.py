@@ -111,12 +111,13 @@ def _sweep(status: JobStatus, due: float) -> dict[str, Any]:
 
 def to_item(job: Job, *, ttl_days: int = 0) -> dict[str, Any]:
     data = job.model_dump(mode="python")
+    as_json = job.model_dump(mode="json", include=set(_JSON_FIELDS))
     item: dict[str, Any] = {}
     for name, value in data.items():
         if value is None:
             continue
         if name in _JSON_FIELDS:
-            item[name] = {"S": json.dumps(value, separators=(",", ":"))}
+            item[name] = {"S": json.dumps(as_json[name], separators=(",", ":"))}
         elif name in _TIME_FIELDS:
             item[name] = {"S": iso(value)}
         elif name == "status":

@@ -8,10 +8,11 @@ import logging
 
 from pydantic import ValidationError
 
-from kedro_jobs.core.errors import DependencyUnavailable, JobsError, UnknownPipeline
+from kedro_jobs.core.errors import DependencyUnavailable, JobsError, NotOffered, UnknownPipeline
 from kedro_jobs.core.manifest import Manifest
-from kedro_jobs.core.models import Job
+from kedro_jobs.core.models import Compute, Job
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
+from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import JobStore
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,21 @@ def check_pipeline(manifest: Manifest | None, pipeline_name: str) -> None:
         return
     if pipeline_name not in manifest.pipelines:
         raise UnknownPipeline(pipeline_name, list(manifest.pipelines))
+
+
+def check_offered(settings: Settings, compute: Compute, max_job_seconds: int | None) -> None:
+    """What a job asks of the deployment: Fargate only where a cluster is configured; a
+    time limit no longer than the deployment's (a job may ask for less, never more)."""
+    if compute == "fargate" and not settings.fargate_cluster:
+        raise NotOffered(
+            'compute "fargate" is not offered by this deployment (no FARGATE_CLUSTER); '
+            'use "lambda", which continues long jobs across invocations'
+        )
+    if max_job_seconds is not None and max_job_seconds > settings.max_job_seconds:
+        raise NotOffered(
+            f"max_job_seconds {max_job_seconds} is over this deployment's limit of "
+            f"{settings.max_job_seconds} s; ask for {settings.max_job_seconds} or less"
+        )
 
 
 def submit(store: JobStore, queue: JobQueue, job: Job) -> Job:

@@ -23,7 +23,7 @@ from kedro_jobs.core.artifacts import log_key
 from kedro_jobs.core.errors import InvalidTransition, JobNotFound
 from kedro_jobs.core.models import Job, JobPage, JobRequest, PipelineName
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.submission import check_pipeline, submit
+from kedro_jobs.core.submission import check_offered, check_pipeline, submit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
 
@@ -64,6 +64,7 @@ def _location(response: Response, job: Job) -> None:
 
 
 def _new_job(services: Services, user: str, request: JobRequest, retry_of: str | None) -> Job:
+    check_offered(services.settings, request.compute, request.max_job_seconds)
     check_pipeline(services.manifest.get(), request.pipeline_name)
     job = Job.new(
         pipeline_name=request.pipeline_name,
@@ -71,6 +72,8 @@ def _new_job(services: Services, user: str, request: JobRequest, retry_of: str |
         options=request.options.given(),
         user_id=user,
         retry_of=retry_of,
+        compute=request.compute,
+        max_job_seconds=request.max_job_seconds,
     )
     submitted = submit(services.store, services.queue, job)
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
@@ -185,6 +188,8 @@ def retry_job(job_id: JobId, response: Response, services: Deps, user: User) -> 
             pipeline_name=original.pipeline_name,
             parameters=original.parameters,
             options=original.options,
+            compute=original.compute,
+            max_job_seconds=original.max_job_seconds,
         )
     except ValidationError as exc:  # a job from before a limit was added, e.g. `env: ".."`
         first = exc.errors(include_url=False, include_input=False)[0]

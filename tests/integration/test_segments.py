@@ -1,0 +1,135 @@
+"""A job's run in segments, at the store and the API (moto server): hand-offs between
+segments, the next segment's claim, a cancel between segments, the job's time limit, and
+what the API accepts for ``compute`` and ``max_job_seconds``."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from kedro_jobs.core.models import Job, Progress, Segment, utcnow
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import ClaimOutcome, JobStore
+from kedro_jobs.sweeper.sweep import Sweeper
+
+from .conftest import ApiCall, Aws
+
+JOBS = "/api/v1/jobs"
+
+
+def _running(store: JobStore, **fields: object) -> Job:
+    job = store.create(
+        Job.new(pipeline_name="p", parameters={}, options={}, user_id="alice", **fields)  # type: ignore[arg-type]
+    )
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="alice")
+    assert claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None
+    return claim.job
+
+
+def _hand_off(store: JobStore, job: Job, n: int, *, grace: float = 60) -> Job:
+    segment = Segment(segment=n, nodes=[f"node{n}"], started_at=utcnow(), ended="continued")
+    handed = store.hand_off(
+        job,
+        checkpoint=f"s3://b/data/.kedro-jobs/checkpoints/{job.id}/{n}",
+        segments=[*(job.segments or []), segment],
+        progress=Progress(total_nodes=9, completed_nodes=n),
+        lease_seconds=grace,
+    )
+    assert handed is not None
+    return handed
+
+
+def test_segments_hand_off_and_the_next_claims_at_once_without_using_up_attempts(
+    store: JobStore,
+) -> None:
+    job = _running(store)
+    first_start = job.started_at
+    for n in range(1, 6):  # more hand-offs than MAX_ATTEMPTS: none is a lost attempt
+        handed = _hand_off(store, job, n)
+        assert handed.status is JobStatus.RUNNING and handed.handed_off
+        # Its grace lease is live, yet the next segment's claim takes it at once.
+        claim = store.claim(job.id, lease_seconds=60, max_attempts=3)
+        assert claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None, claim
+        job = claim.job
+        assert job.continuations == n and job.attempts == n + 1 and not job.handed_off
+        assert job.started_at == first_start  # the job started with its first segment
+        assert job.checkpoint and job.checkpoint.endswith(f"/{n}")
+        assert [s.segment for s in job.segments or []] == list(range(1, n + 1))
+    # A duplicate delivery of the continuation finds it running under a live lease.
+    assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.BUSY
+    # The run before the hand-off no longer owns it: its late writes are fenced off.
+    assert store.report_progress(job.model_copy(update={"attempts": 1}), Progress()) is None
+
+
+def test_a_cancel_between_segments_ends_the_job_at_once(store: JobStore) -> None:
+    job = _running(store)
+    _hand_off(store, job, 1)
+    cancelled = store.request_cancel(job.id, "alice")
+    assert cancelled.status is JobStatus.CANCELLED
+    assert "between two segments" in (cancelled.error_message or "")
+    # The continuation message then finds it finished, and nothing runs.
+    assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.FINISHED
+
+
+def test_a_lost_continuation_is_sent_again_by_the_sweeper(store: JobStore, aws: Aws) -> None:
+    from kedro_jobs.core.queue import JobQueue
+    from kedro_jobs.core.settings import get_settings
+
+    job = _running(store)
+    _hand_off(store, job, 1, grace=0.5)
+    time.sleep(0.6)
+    queue = JobQueue(aws.resources.queue_url, sqs=aws.sqs)
+    report = Sweeper(get_settings(), store=store, queue=queue).sweep()
+    assert report.resent == [job.id]
+    [message] = aws.messages()
+    assert job.id in message["Body"]
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3)
+    assert claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None
+    assert claim.job.continuations == 1 and claim.job.checkpoint
+
+
+def test_a_fargate_job_is_dispatched_once_per_window(store: JobStore) -> None:
+    job = store.create(
+        Job.new(pipeline_name="p", parameters={}, options={}, user_id="a", compute="fargate")
+    )
+    until = time.time() + 600
+    assert store.mark_dispatched(job.id, until=until)
+    assert not store.mark_dispatched(job.id, until=until)  # a duplicate delivery
+    store.dispatched(job.id, task_arn=None)  # the launch failed: the next may ask at once
+    assert store.mark_dispatched(job.id, until=until)
+    store.dispatched(job.id, task_arn="arn:aws:ecs:us-east-1:1:task/c/abc")
+    found = store.get(job.id)
+    assert found is not None and found.task_arn == "arn:aws:ecs:us-east-1:1:task/c/abc"
+    assert found.status is JobStatus.PENDING  # until its task claims it
+
+
+def test_compute_and_max_job_seconds_are_checked_on_submit(api_call: ApiCall, aws: Aws) -> None:
+    status, body, _ = api_call("POST", JOBS, body={"pipeline_name": "p", "compute": "gpu"})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "compute"]
+    status, body, _ = api_call("POST", JOBS, body={"pipeline_name": "p", "compute": "fargate"})
+    assert status == 422 and 'compute "fargate" is not offered' in body["detail"]
+    over = {"pipeline_name": "p", "max_job_seconds": 21_601}
+    status, body, _ = api_call("POST", JOBS, body=over)
+    assert status == 422 and "over this deployment's limit of 21600 s" in body["detail"]
+    assert aws.items() == [] and aws.messages() == []
+
+    api_call.configure(fargate_cluster="jobs")
+    body = {"pipeline_name": "p", "compute": "fargate", "max_job_seconds": 3600}
+    status, job, _ = api_call("POST", JOBS, body=body)
+    assert status == 202 and job["compute"] == "fargate" and job["max_job_seconds"] == 3600
+    status, retried, _ = api_call("POST", f"{JOBS}/{job['id']}/cancel")
+    status, retried, _ = api_call("POST", f"{JOBS}/{job['id']}/retry")
+    assert status == 202 and retried["compute"] == "fargate"
+    assert retried["max_job_seconds"] == 3600
+
+
+def test_a_job_past_its_time_limit_is_not_claimed_into_another_segment(store: JobStore) -> None:
+    """The consumer checks the limit before a segment runs (consumer/segments.py); here the
+    record it reads: started long ago, handed off."""
+    from kedro_jobs.consumer.segments import budget_for
+    from kedro_jobs.core.settings import get_settings
+
+    job = _running(store, max_job_seconds=60)
+    job = job.model_copy(update={"started_at": utcnow() - timedelta(seconds=61)})
+    budget = budget_for(job, get_settings(), 900)
+    assert budget.over and not budget.may_continue
