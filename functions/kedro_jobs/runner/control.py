@@ -1,10 +1,12 @@
 """The one place that decides, for one run, what its progress means and when it must stop:
-a cancel (the progress sink said so) or the deadline. Both isolation modes ask it."""
+a cancel (the progress sink said so), the deadline, or too little time left for the next node
+(continue in another invocation). Both isolation modes ask it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from kedro_jobs.runner.types import (
     CANCELLED_MESSAGE,
@@ -14,6 +16,25 @@ from kedro_jobs.runner.types import (
     timeout_message,
 )
 
+CONTINUED_MESSAGE = "Too little time left for the next node: continuing in a new invocation"
+# Before the first checkpoint of a job is measured, what saving one is expected to take.
+CHECKPOINT_ALLOWANCE_SECONDS = 2.0
+# A checkpoint that started before the deadline may run this far past it before the forked
+# parent kills it: the consumer's deadline keeps 10 s before the real end of the invocation.
+CHECKPOINT_GRACE_SECONDS = 6.0
+
+
+@dataclass(frozen=True)
+class ContinuePolicy:
+    """When a run may stop at a node boundary to go on in another invocation."""
+
+    allowed: bool = False
+    estimates: dict[str, float] = field(default_factory=dict)  # seconds, by node name
+    margin: float = 30.0  # the need of a node with no estimate and nothing seen yet
+    seen: dict[str, float] = field(default_factory=dict)  # durations of earlier segments
+    # What saving the checkpoint is expected to take (the last one's measure, with room).
+    checkpoint_allowance: float = CHECKPOINT_ALLOWANCE_SECONDS
+
 
 class RunControl:
     def __init__(
@@ -21,6 +42,7 @@ class RunControl:
         sink: ProgressSink,
         deadline: float,
         heartbeat: Callable[[], bool] | None = None,
+        policy: ContinuePolicy | None = None,
     ) -> None:
         """``deadline`` is a time.monotonic() value. ``heartbeat`` (by default the sink's own
         ``heartbeat`` method, if it has one) is called often while the job runs, so the
@@ -34,6 +56,9 @@ class RunControl:
         self.started = time.monotonic()
         self.progress = RunProgress()
         self.cancelled = False
+        self.policy = policy or ContinuePolicy()
+        self.durations: dict[str, float] = {}  # the nodes of this segment, as they finish
+        self.checkpoint_started: float | None = None  # monotonic, once a save has begun
 
     def note(self, completed: int, total: int, current: str | None) -> None:
         """Record where the run is, without telling the sink (yet)."""
@@ -53,13 +78,43 @@ class RunControl:
             self.cancelled = True
         return self.cancelled
 
+    def node_done(self, name: str, seconds: float) -> None:
+        self.durations[name] = seconds
+
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def kill_remaining(self) -> float:
+        """Time left before the work must be killed: the deadline, or a bounded grace past
+        it for a checkpoint begun before it (killing that would lose the whole segment)."""
+        started = self.checkpoint_started
+        if started is not None and started < self.deadline:
+            return self.deadline + CHECKPOINT_GRACE_SECONDS - time.monotonic()
+        return self.remaining()
+
+    def expected(self, node: str) -> float:
+        """What ``node`` is expected to need: its estimate, else the longest node seen in
+        this job, else the margin."""
+        if node in self.policy.estimates:
+            return self.policy.estimates[node]
+        seen = [*self.policy.seen.values(), *self.durations.values()]
+        return max(seen) if seen else self.policy.margin
+
+    def should_continue(self) -> bool:
+        """Stop here and checkpoint? Never before this segment has run a node: a node longer
+        than an invocation would otherwise start over forever."""
+        upcoming = self.progress.current
+        if not self.policy.allowed or not self.durations or upcoming is None:
+            return False
+        need = self.expected(upcoming) + self.policy.checkpoint_allowance
+        return self.remaining() < need
 
     def stop_reason(self) -> StopRun | None:
         """Asked at each node boundary: why the run must end there, if it must."""
         if self.cancelled:
             return StopRun("cancelled", CANCELLED_MESSAGE)
+        if self.should_continue():
+            return StopRun("continued", CONTINUED_MESSAGE)
         if self.remaining() <= 0:
             return self.timed_out()
         return None

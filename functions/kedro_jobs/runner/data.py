@@ -104,20 +104,30 @@ class DataPlan:
         self.staging = staging
         self.save_version = save_version
         self.staged: list[StagedOutput] = []
+        # Files earlier segments of the job staged (restored from its checkpoint): read from
+        # here by the remaining nodes, committed with this run's own when the job completes.
+        self.carried: list[StagedOutput] = []
 
     @classmethod
     def for_job(
-        cls, project_path: Path, data_root: str, staging_root: Path, job_id: str
+        cls,
+        project_path: Path,
+        data_root: str,
+        staging_root: Path,
+        job_id: str,
+        save_version: str | None = None,
     ) -> DataPlan:
+        """``save_version``: an earlier segment's, so a job saves one version throughout."""
         # A unique folder: a job taken over by another consumer on this machine (local runs
         # share /tmp) must not share its staging with the first.
         staging = staging_root / f"{job_id}-{uuid.uuid4().hex[:8]}"
-        return cls(project_path, data_root, staging, unique_version(job_id))
+        return cls(project_path, data_root, staging, save_version or unique_version(job_id))
 
     # -- before the run: point every file dataset at its place ---------------------------
 
     def apply(self, pipeline: Any, catalog: Any, load_versions: dict[str, str]) -> None:
         written: dict[str, str] = {}  # committed target -> staged path
+        carried = {item.target: item.staged for item in self.carried}
         outputs = set(pipeline.all_outputs())
         for name in sorted(outputs):
             found = self._file_config(catalog, name)
@@ -146,6 +156,8 @@ class DataPlan:
             target = self.target(config[key])
             if target in written:  # another name (transcoding) for a file this run writes
                 self._rebuild(catalog, name, config, key, written[target], load_versions)
+            elif target in carried:  # saved by an earlier segment: its staged copy
+                self._rebuild(catalog, name, config, key, carried[target], load_versions)
             elif target != config[key] and _exists(target, _storage_options(config)):
                 self._rebuild(catalog, name, config, key, target, load_versions, keep=True)
             # else: the project's own file (a raw input shipped with it), as configured

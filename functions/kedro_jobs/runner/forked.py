@@ -10,8 +10,11 @@ Handshake: after each node but the last, the child waits for the parent's reply,
 cancel seen by that progress call stops the job before the next node. The start event is
 not waited for: the claim has just found no cancel, so the start is reported only if the
 first node is still running START_REPORT_DELAY_SECONDS later; a quicker first node's own
-report supersedes it (one write less a job). The parent enforces the deadline with SIGKILL
-to the child's process group (its subprocesses too) and reaps the child whatever happened.
+report supersedes it (one write less a job). A reply "continue" stops the child at that
+boundary to save a checkpoint (the control judged too little time left for the next node).
+The parent enforces the deadline with SIGKILL to the child's process group (its subprocesses
+too), past it by a bounded grace while a checkpoint begun before it is being saved, and reaps
+the child whatever happened.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import threading
 import time
 from typing import Any
 
-from kedro_jobs.runner.control import RunControl
+from kedro_jobs.runner.control import CONTINUED_MESSAGE, RunControl
 from kedro_jobs.runner.isolation import Ended, Work, attempt
 from kedro_jobs.runner.log import collect_logs, joined, log_line
+from kedro_jobs.runner.process import die_with_parent, wait_exit
 from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunProgress, StopRun
 
 logger = logging.getLogger(__name__)
@@ -80,18 +84,6 @@ def run_forked(work: Work, control: RunControl) -> Ended:
 # -- the child ---------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """If the consumer dies (killed, out of memory), its job's code must not go on alone:
-    ask Linux to SIGKILL this child then (prctl PR_SET_PDEATHSIG)."""
-    parent = os.getppid()
-    with contextlib.suppress(Exception):  # not Linux: the parent's own kill still applies
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 class _Child:
     def __init__(self, events: int, replies: int) -> None:
         self.events = os.fdopen(events, "w", buffering=1)
@@ -103,7 +95,7 @@ class _Child:
         self.progress = RunProgress()
 
     def main(self, work: Work) -> None:
-        _die_with_parent()
+        die_with_parent()
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)  # its own group, so a kill reaches the job's subprocesses too
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -121,12 +113,17 @@ class _Child:
         self.events.write(json.dumps(event) + "\n")
 
     # RunEvents
-    def started(self, total: int, first: str | None) -> None:
-        self._progress(0, total, first)
+    def started(self, completed: int, total: int, first: str | None) -> None:
+        self._progress(completed, total, first, start=True)
 
-    def node_finished(self, completed: int, total: int, upcoming: str | None) -> None:
-        self._progress(completed, total, upcoming)
+    def node_finished(
+        self, completed: int, total: int, upcoming: str | None, node: str, seconds: float
+    ) -> None:
+        self._progress(completed, total, upcoming, node=node, seconds=seconds)
         self.must_wait = True
+
+    def checkpointing(self) -> None:
+        self.send(t="checkpoint")
 
     def stop_reason(self) -> StopRun | None:
         while self.owed and self.stop is None:
@@ -136,9 +133,9 @@ class _Child:
         self.must_wait = False
         return self.stop
 
-    def _progress(self, completed: int, total: int, current: str | None) -> None:
+    def _progress(self, completed: int, total: int, current: str | None, **more: Any) -> None:
         self.progress = RunProgress(completed, total, current)
-        self.send(t="progress", completed=completed, total=total, current=current)
+        self.send(t="progress", completed=completed, total=total, current=current, **more)
         if completed < total:  # the parent answers every event that has a node after it
             self.owed += 1
 
@@ -153,6 +150,8 @@ class _Child:
         self.owed -= 1
         if reply == b"stop":
             self.stop = StopRun("cancelled", CANCELLED_MESSAGE)
+        elif reply == b"continue":
+            self.stop = StopRun("continued", CONTINUED_MESSAGE)
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -177,7 +176,7 @@ class _Parent:
     def supervise(self) -> Ended:
         while True:
             now = time.monotonic()
-            remaining = self.control.remaining()
+            remaining = self.control.kill_remaining()
             if remaining <= 0:
                 return self.timed_out()
             # The consumer's heartbeat: a stop it asks for is answered at the next boundary.
@@ -207,8 +206,10 @@ class _Parent:
         if kind == "log":
             self.lines.append(event["line"])
         elif kind == "progress":
+            if event.get("node"):
+                self.control.node_done(event["node"], event["seconds"])
             self.control.note(event["completed"], event["total"], event["current"])
-            if event["completed"] == 0 and event["total"] > 0:
+            if event.get("start") and event["completed"] < event["total"]:
                 self.start_event = event
                 self.start_due = time.monotonic() + START_REPORT_DELAY_SECONDS
                 return None
@@ -216,6 +217,8 @@ class _Parent:
                 self.start_event = None
                 self.reply(stop=False)
             self.report(event)
+        elif kind == "checkpoint":
+            self.control.checkpoint_started = time.monotonic()
         elif kind == "end":
             self.ended = True
             return Ended.from_event(event, joined(self.lines))
@@ -225,11 +228,13 @@ class _Parent:
         completed, total = event["completed"], event["total"]
         stop = self.control.report(completed, total, event["current"])
         if completed < total:
-            self.reply(stop=stop)
+            self.reply(stop=stop, go_on=stop or not self.control.should_continue())
 
-    def reply(self, *, stop: bool) -> None:
+    def reply(self, *, stop: bool, go_on: bool = True) -> None:
+        """ "stop" (a cancel), "continue" (checkpoint at this boundary) or "go"."""
+        answer = b"stop\n" if stop else b"go\n" if go_on else b"continue\n"
         with contextlib.suppress(BrokenPipeError):
-            os.write(self.replies, b"stop\n" if stop else b"go\n")
+            os.write(self.replies, answer)
 
     def timed_out(self) -> Ended:
         self.kill()
@@ -259,7 +264,7 @@ class _Parent:
         """Wait up to ``grace`` seconds for the child to exit, else kill it; reap it either
         way, and kill whatever it left running. Returns its wait status."""
         if self.exit_status is None:
-            status = _wait_exit(self.pid, grace)
+            status = wait_exit(self.pid, grace)
             if status is None:
                 self.kill()
                 status = os.waitpid(self.pid, 0)[1]
@@ -273,23 +278,3 @@ class _Parent:
         for fd in (self.events, self.replies):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def _wait_exit(pid: int, timeout: float) -> int | None:
-    """Reap ``pid`` once it exits and return its wait status; None after ``timeout``."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return status
-            time.sleep(0.002)
-        return None
-    try:
-        if not select.select([fd], [], [], timeout)[0]:
-            return None
-    finally:
-        os.close(fd)
-    return os.waitpid(pid, 0)[1]

@@ -8,6 +8,7 @@ the job's outcome in one place.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class Ended:
     results: dict[str, Any] | None = None
     staged: list[StagedOutput] = field(default_factory=list)
     log: str = ""
+    checkpoint: str | None = None  # status "continued": where it was saved
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -39,12 +41,20 @@ class Ended:
             "error": self.error,
             "results": self.results,
             "staged": [item.to_dict() for item in self.staged],
+            "checkpoint": self.checkpoint,
         }
 
     @classmethod
     def from_event(cls, event: dict[str, Any], log: str) -> Ended:
         staged = [StagedOutput(**item) for item in event.get("staged") or []]
-        return cls(event["status"], event.get("error"), event.get("results"), staged, log)
+        return cls(
+            event["status"],
+            event.get("error"),
+            event.get("results"),
+            staged,
+            log,
+            event.get("checkpoint"),
+        )
 
 
 def attempt(work: Work, events: RunEvents, where: Callable[[], RunProgress],
@@ -52,6 +62,9 @@ def attempt(work: Work, events: RunEvents, where: Callable[[], RunProgress],
     try:
         executed = work(events)
     except StopRun as stop:
+        if stop.status == "continued":  # not an error: the job goes on elsewhere
+            log(log_line("INFO", "kedro_jobs", f"{stop} (checkpoint: {stop.checkpoint})"))
+            return Ended("continued", checkpoint=stop.checkpoint)
         log(log_line("WARNING", "kedro_jobs", str(stop)))
         return Ended(stop.status, str(stop))
     except Exception as error:  # the pipeline's own error: it fails the job
@@ -66,14 +79,20 @@ class _InlineEvents:
     def __init__(self, control: RunControl) -> None:
         self.control = control
 
-    def started(self, total: int, first: str | None) -> None:
-        self.control.report(0, total, first)
+    def started(self, completed: int, total: int, first: str | None) -> None:
+        self.control.report(completed, total, first)
 
-    def node_finished(self, completed: int, total: int, upcoming: str | None) -> None:
+    def node_finished(
+        self, completed: int, total: int, upcoming: str | None, node: str, seconds: float
+    ) -> None:
+        self.control.node_done(node, seconds)
         self.control.report(completed, total, upcoming)
 
     def stop_reason(self) -> StopRun | None:
         return self.control.stop_reason()
+
+    def checkpointing(self) -> None:
+        self.control.checkpoint_started = time.monotonic()
 
 
 def run_inline(work: Work, control: RunControl) -> Ended:

@@ -6,7 +6,9 @@ that report progress, stop the run at a node boundary, and point its file datase
 job's own data (data.py). Isolation "fork" (the default) runs each job in a child forked from
 this warm process (forked.py); "inline" runs it here (isolation.py), for places that cannot
 fork, and checks the deadline between nodes only. Either way the outcome is made here, in one
-place: outputs committed on success, staging discarded always.
+place: outputs committed on success, staging discarded always. A job longer than one
+invocation stops at a node boundary with a checkpoint (status "continued") and goes on from
+it in the next (checkpoint.py); its checkpoints are removed once it ends.
 
 Measured by `make bench` (2 shared cores; `hello`, 2 nodes; warm; no-op progress sink):
     inline ~20-25 ms a job     fork ~36-42 ms a job: the fork adds ~17 ms (~6 ms the fork
@@ -29,7 +31,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from kedro_jobs.runner.control import RunControl
+from kedro_jobs.runner.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    Manifest,
+    delete,
+    job_checkpoints,
+    read_manifest,
+)
+from kedro_jobs.runner.control import CHECKPOINT_ALLOWANCE_SECONDS, ContinuePolicy, RunControl
 from kedro_jobs.runner.data import DataPlan
 from kedro_jobs.runner.isolation import Ended, run_inline
 from kedro_jobs.runner.log import log_line
@@ -107,19 +117,45 @@ class KedroRunner:
         return build_manifest(self.package_name, self._pipelines)
 
     def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
-        """Run one job; past ``deadline`` (a time.monotonic() value) it is stopped."""
+        """Run one job, or its next segment from ``request.checkpoint``; past ``deadline`` (a
+        time.monotonic() value) it is stopped, or, with ``request.may_continue``, it stops
+        at a node boundary with too little time left for the next node (status "continued",
+        ``checkpoint`` set)."""
         control = RunControl(progress, deadline)
         if request.pipeline_name not in self._pipelines:
             message = unknown_pipeline_message(request.pipeline_name, self.pipeline_names)
-            ended = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message) + "\n")
-            return self._outcome(ended, control, [])
+            return self._failed(message, request, control)
+        root = self.data_root or str(self.project_path)
+        resumed: Manifest | None = None
+        if request.checkpoint:
+            try:
+                resumed = read_manifest(request.checkpoint, request.job_id)
+            except CheckpointError as error:
+                return self._failed(str(error), request, control)
+        control.policy = _policy(request, resumed)
         ensure_configured(self.package_name)
         plan = DataPlan.for_job(
-            self.project_path, self.data_root, self.staging_root, request.job_id
+            self.project_path,
+            self.data_root,
+            self.staging_root,
+            request.job_id,
+            resumed.save_version if resumed else None,
+        )
+        # A segment number the consumer did not advance must not overwrite the checkpoint
+        # this run goes on from.
+        segment = max(request.segment, resumed.segment + 1 if resumed else 1)
+        checkpoints = Checkpointer(
+            f"{job_checkpoints(root, request.job_id)}/{segment}",
+            plan,
+            request.job_id,
+            request.pipeline_name,
+            segment,
+            request.checkpoint,
+            resumed,
         )
         from kedro_jobs.runner.session import execute
 
-        work = partial(execute, self.project_path, request, plan=plan)
+        work = partial(execute, self.project_path, request, plan=plan, checkpoints=checkpoints)
         try:
             if self.isolation == "inline":
                 ended = run_inline(work, control)
@@ -130,7 +166,34 @@ class KedroRunner:
             outputs = self._commit(ended, plan)
         finally:
             plan.discard()
+        self._clean_checkpoints(ended, request, control, root)
         return self._outcome(ended, control, outputs)
+
+    def _failed(self, message: str, request: RunRequest, control: RunControl) -> RunOutcome:
+        ended = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message) + "\n")
+        self._clean_checkpoints(ended, request, control, self.data_root or str(self.project_path))
+        return self._outcome(ended, control, [])
+
+    @staticmethod
+    def _clean_checkpoints(
+        ended: Ended, request: RunRequest, control: RunControl, root: str
+    ) -> None:
+        """The checkpoint a segment went on from is spent once it saved its own; all of a
+        job's are once it ends. A job that never saved or read one has none to remove."""
+        if ended.status == "continued" and ended.checkpoint is None:  # cannot go on
+            ended.status, ended.error = "failed", "The run stopped without a checkpoint"
+        if ended.status == "continued":
+            spent = request.checkpoint if request.checkpoint != ended.checkpoint else None
+        elif request.checkpoint or control.checkpoint_started is not None:
+            spent = job_checkpoints(root, request.job_id)
+        else:
+            return
+        if spent is None:
+            return
+        try:
+            delete(spent)
+        except Exception:  # the outcome stands; an orphan checkpoint only costs storage
+            logger.exception("could not remove checkpoint %s", spent)
 
     @staticmethod
     def _commit(ended: Ended, plan: DataPlan) -> list[dict[str, Any]]:
@@ -156,4 +219,19 @@ class KedroRunner:
             duration=time.monotonic() - control.started,
             progress=control.final_progress(ended.status),
             outputs=outputs,
+            checkpoint=ended.checkpoint if ended.status == "continued" else None,
+            node_durations=dict(control.durations),
         )
+
+
+def _policy(request: RunRequest, resumed: Manifest | None) -> ContinuePolicy:
+    allowance = CHECKPOINT_ALLOWANCE_SECONDS
+    if resumed is not None:  # the last checkpoint's save, measured, with room to spare
+        allowance = max(allowance, 2 * resumed.save_seconds)
+    return ContinuePolicy(
+        allowed=request.may_continue,
+        estimates=dict(request.node_estimates),
+        margin=request.continue_margin_seconds,
+        seen=dict(resumed.node_durations) if resumed else {},
+        checkpoint_allowance=allowance,
+    )

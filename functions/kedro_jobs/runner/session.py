@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kedro_jobs.runner.checkpoint import Checkpointer
 from kedro_jobs.runner.data import DataPlan, StagedOutput
 from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
@@ -23,8 +24,8 @@ _FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_o
 
 @dataclass(frozen=True)
 class Executed:
-    results: dict[str, Any]  # JSON-safe in-memory free outputs
-    staged: list[StagedOutput]  # what the run saved, still in staging
+    results: dict[str, Any]  # JSON-safe in-memory free outputs (earlier segments' too)
+    staged: list[StagedOutput]  # what the job saved (earlier segments too), still in staging
 
 
 def nested_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +65,16 @@ def _use_save_version(session: Any, version: str) -> None:
     session._store["session_id"] = version
 
 
-def execute(project_path: Path, request: RunRequest, events: RunEvents, plan: DataPlan) -> Executed:
-    """Run the pipeline in this process. Raises the pipeline's error or StopRun."""
+def execute(
+    project_path: Path,
+    request: RunRequest,
+    events: RunEvents,
+    plan: DataPlan,
+    checkpoints: Checkpointer,
+) -> Executed:
+    """Run the pipeline in this process, or the nodes its checkpoint left (``checkpoints``
+    says where to save one, and which one this run goes on from). Raises the pipeline's
+    error or StopRun."""
     from kedro.framework.session import KedroSession
     from kedro.io import MemoryDataset
     from kedro.runner import SequentialRunner
@@ -79,23 +88,31 @@ def execute(project_path: Path, request: RunRequest, events: RunEvents, plan: Da
         save_on_close=False,
     )
     _use_save_version(session, plan.save_version)
+    resumed = checkpoints.resumed
     with session, in_directory(project_path):
+        restored = checkpoints.restore()
+        done_before = len(resumed.completed) if resumed else 0
         # Kedro has no public way to add a hook to one session; its manager is per session.
-        session._hook_manager.register(ProgressHook(events))
-        session._hook_manager.register(DataPlanHook(plan))
+        session._hook_manager.register(ProgressHook(events, checkpoints, done_before))
+        session._hook_manager.register(DataPlanHook(plan, restored))
         filters = {k: options[k] for k in _FILTERS if options.get(k)}
+        namespaces = options.get("namespaces") or None
+        if resumed is not None:
+            # The nodes left are a subset of the filtered pipeline: they replace its filters.
+            filters, namespaces = {"node_names": resumed.remaining}, None
         outputs = session.run(
             pipeline_names=[request.pipeline_name],
             runner=SequentialRunner(),
-            namespaces=options.get("namespaces") or None,
+            namespaces=namespaces,
             load_versions=options.get("load_versions") or None,
             **filters,
         )
     # Kedro returns every output's dataset: only the in-memory ones are results. A saved
     # output is listed as an output once committed, never loaded back (some cannot be).
-    results = {
-        name: to_json_safe(dataset.load())
+    results = dict(resumed.results) if resumed else {}
+    results.update(
+        (name, to_json_safe(dataset.load()))
         for name, dataset in outputs.items()
         if isinstance(dataset, MemoryDataset)
-    }
-    return Executed(results, list(plan.staged))
+    )
+    return Executed(results, [*plan.carried, *plan.staged])

@@ -72,11 +72,13 @@ class RunOutcome:
 
 
 class StopRun(Exception):
-    """Raised at a node boundary to end the run early (cancel, or the inline deadline)."""
+    """Raised at a node boundary to end the run early (cancel, the inline deadline, or a
+    continuation in another invocation)."""
 
-    def __init__(self, status: Status, message: str) -> None:
+    def __init__(self, status: Status, message: str, checkpoint: str | None = None) -> None:
         super().__init__(message)
         self.status: Status = status
+        self.checkpoint = checkpoint  # status "continued": where the checkpoint was saved
 
 
 CANCELLED_MESSAGE = "Cancelled by the user while running"

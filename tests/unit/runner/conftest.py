@@ -188,3 +188,28 @@ def data_isolated(
         yield data_runner
     finally:
         data_runner.isolation = "inline"
+
+
+@pytest.fixture(scope="session")
+def continuation_runner(tmp_path_factory: pytest.TempPathFactory) -> KedroRunner:
+    """A runner on the three-node continuation project, staging in a folder the tests
+    watch; each test gives it a data root of its own."""
+    from tests.support.continuation_project import write_continuation_project
+
+    base = tmp_path_factory.mktemp("continuation")
+    project = write_continuation_project(base / "project")
+    return KedroRunner(project, isolation="inline", staging_dir=str(base / "staging"))
+
+
+@pytest.fixture(params=["inline", "fork"])
+def continuing(
+    request: pytest.FixtureRequest, continuation_runner: KedroRunner, tmp_path: Path
+) -> Iterator[KedroRunner]:
+    """The continuation runner in each isolation mode, on an empty data root."""
+    continuation_runner.isolation = request.param
+    continuation_runner.data_root = str(tmp_path / "root")
+    try:
+        yield continuation_runner
+    finally:
+        continuation_runner.isolation = "inline"
+        continuation_runner.data_root = ""

@@ -1,0 +1,253 @@
+"""A job's checkpoint between two invocations: what the remaining nodes need that is not a
+committed file, saved at a node boundary and restored by the next segment.
+
+Saved under ``<data root>/.kedro-jobs/checkpoints/<job id>/<segment>/`` (a local folder or
+S3, through fsspec as outputs are published): every in-memory dataset a remaining node still
+reads (pickled), every file the job has staged so far (they are committed only when the whole
+job completes), the in-memory results already produced, and ``manifest.json``, written last,
+so a checkpoint without one is incomplete and never read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro_jobs.runner.data import DataPlan, StagedOutput
+from kedro_jobs.runner.results import to_json_safe
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+_FORMAT = 1
+
+
+def job_checkpoints(root: str, job_id: str) -> str:
+    """The folder holding every checkpoint of one job (``root``: the data root)."""
+    return f"{root.rstrip('/')}/.kedro-jobs/checkpoints/{job_id}"
+
+
+def _fs(location: str) -> tuple[Any, str]:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(location)
+    return fs, str(path)
+
+
+def delete(location: str) -> None:
+    """Remove a checkpoint (or a job's checkpoints folder); absent is fine."""
+    fs, path = _fs(location)
+    try:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        pass
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be saved or read: the job fails (it cannot go on)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    job_id: str
+    pipeline_name: str
+    segment: int
+    save_version: str  # every segment saves versioned datasets with this one version
+    completed: list[str]  # node names, all segments so far, in the order they ran
+    total: int  # nodes of the job's whole (filtered) pipeline
+    remaining: list[str]
+    memory: dict[str, str]  # dataset name -> its pickle, relative to the checkpoint
+    staged: list[dict[str, Any]]  # StagedOutput, ``staged`` relative to the staging folder
+    files: list[str]  # every carried file, relative to the staging folder
+    results: dict[str, Any]  # JSON-safe in-memory free outputs already produced
+    node_durations: dict[str, float]  # seconds, every node run so far
+    save_seconds: float = 0.0
+    format: int = _FORMAT
+
+
+def read_manifest(location: str, job_id: str) -> Manifest:
+    try:
+        fs, path = _fs(location)
+        with fs.open(f"{path}/{MANIFEST}", "rb") as handle:
+            raw = json.load(handle)
+        if raw.get("format") != _FORMAT:
+            raise ValueError(f"unknown checkpoint format {raw.get('format')!r}")
+        manifest = Manifest(**raw)
+    except Exception as error:
+        raise CheckpointError(f"The checkpoint {location} could not be read: {error!r}") from error
+    if manifest.job_id != job_id:
+        raise CheckpointError(f"The checkpoint {location} is job {manifest.job_id}'s")
+    return manifest
+
+
+@dataclass
+class Checkpointer:
+    """Saves and restores one job's checkpoints, in the process that holds the catalog."""
+
+    location: str  # where this segment saves its checkpoint
+    plan: DataPlan
+    job_id: str
+    pipeline_name: str
+    segment: int
+    resumed_from: str | None = None  # the checkpoint this segment goes on from
+    resumed: Manifest | None = None  # its manifest (read before the run)
+    load_seconds: float = 0.0
+
+    # -- the next segment ---------------------------------------------------------------
+
+    def restore(self) -> dict[str, Any]:
+        """Bring the carried staged files into this run's staging (``plan.carried``) and
+        return the saved in-memory values, by dataset name."""
+        manifest, location = self.resumed, self.resumed_from
+        if manifest is None or location is None:
+            return {}
+        started = time.monotonic()
+        fs, root = _fs(location)
+        staging = self.plan.staging
+        for relative in manifest.files:
+            local = staging / relative
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(f"{root}/staged/{relative}", str(local))
+        self.plan.carried = [
+            StagedOutput(**{**item, "staged": str(staging / item["staged"])})
+            for item in manifest.staged
+        ]
+        values: dict[str, Any] = {}
+        for name, relative in manifest.memory.items():
+            with fs.open(f"{root}/{relative}", "rb") as handle:
+                values[name] = pickle.load(handle)  # noqa: S301 - the job's own checkpoint
+        self.load_seconds = time.monotonic() - started
+        logger.info(
+            "Resumed from %s in %.2f s: %d values, %d files",
+            location,
+            self.load_seconds,
+            len(values),
+            len(manifest.files),
+        )
+        return values
+
+    # -- this segment stops ---------------------------------------------------------------
+
+    def save(
+        self,
+        pipeline: Any,
+        catalog: Any,
+        completed_here: list[str],
+        durations: dict[str, float],
+    ) -> str:
+        """Save what the nodes after ``completed_here`` need; returns the location. A partial
+        checkpoint is removed if saving fails."""
+        started = time.monotonic()
+        try:
+            manifest = self._save(pipeline, catalog, completed_here, durations, started)
+        except Exception as error:
+            delete(self.location)
+            raise CheckpointError(
+                f"The job needs another invocation, but its checkpoint could not be saved to "
+                f"{self.location}: {error!r}"
+            ) from error
+        logger.info(
+            "Checkpoint saved to %s in %.2f s: %d values, %d files",
+            self.location,
+            manifest.save_seconds,
+            len(manifest.memory),
+            len(manifest.files),
+        )
+        return self.location
+
+    def _save(
+        self,
+        pipeline: Any,
+        catalog: Any,
+        completed_here: list[str],
+        durations: dict[str, float],
+        started: float,
+    ) -> Manifest:
+        from kedro.io import MemoryDataset
+
+        previous = self.resumed
+        done = set(completed_here)
+        remaining = [n for n in pipeline.nodes if n.name not in done]
+        produced = {ds for n in pipeline.nodes if n.name in done for ds in n.outputs}
+        needed = {
+            name
+            for name in set().union(*(n.inputs for n in remaining))
+            - set().union(*(n.outputs for n in remaining))
+            if not name.startswith("params:") and name != "parameters"  # the session's own
+        }
+        fs, root = _fs(self.location)
+        if fs.exists(root):  # left by an attempt of this segment that did not finish
+            fs.rm(root, recursive=True)
+        _make_dirs(fs, root)
+        memory: dict[str, str] = {}
+        for index, name in enumerate(sorted(needed)):
+            dataset = catalog.get(name)
+            if isinstance(dataset, MemoryDataset) and dataset.exists():
+                relative = f"memory/{index}.pkl"
+                _make_dirs(fs, f"{root}/memory")
+                with fs.open(f"{root}/{relative}", "wb") as handle:
+                    # The value as held, not load()'s copy: a big table is not copied again.
+                    pickle.dump(dataset._data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                memory[name] = relative
+        results = dict(previous.results) if previous else {}
+        for name in sorted(pipeline.outputs() & produced):
+            dataset = catalog.get(name)
+            if isinstance(dataset, MemoryDataset) and dataset.exists():
+                results[name] = to_json_safe(dataset.load())
+        staged, files = self._carry(fs, root)
+        manifest = Manifest(
+            job_id=self.job_id,
+            pipeline_name=self.pipeline_name,
+            segment=self.segment,
+            save_version=self.plan.save_version,
+            completed=[*(previous.completed if previous else []), *completed_here],
+            # A resumed segment's pipeline is the remaining nodes only.
+            total=previous.total if previous else len(pipeline.nodes),
+            remaining=[n.name for n in remaining],
+            memory=memory,
+            staged=staged,
+            files=files,
+            results=results,
+            node_durations={**(previous.node_durations if previous else {}), **durations},
+        )
+        manifest = Manifest(**{**asdict(manifest), "save_seconds": time.monotonic() - started})
+        with fs.open(f"{root}/{MANIFEST}", "w") as handle:
+            json.dump(asdict(manifest), handle)
+        return manifest
+
+    def _carry(self, fs: Any, root: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """Copy every staged file saved so far (this segment's and those carried from earlier
+        ones) into the checkpoint."""
+        staging = self.plan.staging
+        items: list[dict[str, Any]] = []
+        sources: dict[str, Path] = {}
+        for item in [*self.plan.carried, *self.plan.staged]:
+            path = Path(item.staged)
+            if not path.exists():
+                continue  # a dataset of a remaining node, not saved yet
+            relative = path.relative_to(staging).as_posix()
+            items.append({**item.to_dict(), "staged": relative})
+            found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for file in found:
+                sources[file.relative_to(staging).as_posix()] = file
+        if sources:
+            names = sorted(sources)
+            targets = [f"{root}/staged/{name}" for name in names]
+            for target in targets:
+                _make_dirs(fs, target.rsplit("/", 1)[0])
+            # One call: s3fs uploads the files concurrently.
+            fs.put([str(sources[name]) for name in names], targets)
+        return items, sorted(sources)
+
+
+def _make_dirs(fs: Any, path: str) -> None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):  # object stores have no folders to make
+        fs.makedirs(path, exist_ok=True)

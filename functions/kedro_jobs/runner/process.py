@@ -1,0 +1,42 @@
+"""Process helpers for the forked child (forked.py): tied to its parent's life, and reaped
+without blocking past a grace."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+
+
+def die_with_parent() -> None:
+    """If the consumer dies (killed, out of memory), its job's code must not go on alone:
+    ask Linux to SIGKILL this child then (prctl PR_SET_PDEATHSIG)."""
+    parent = os.getppid()
+    with contextlib.suppress(Exception):  # not Linux: the parent's own kill still applies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def wait_exit(pid: int, timeout: float) -> int | None:
+    """Reap ``pid`` once it exits and return its wait status; None after ``timeout``."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.002)
+        return None
+    try:
+        if not select.select([fd], [], [], timeout)[0]:
+            return None
+    finally:
+        os.close(fd)
+    return os.waitpid(pid, 0)[1]
