@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from kedro_jobs.runner.runner import KedroRunner
+from kedro_jobs.runner.types import RunRequest
 from kedro_jobs_local.resources import LocalResources
 from tests.support.continuation_project import (
     NODES,
-    run_segments,
     segment_request,
     write_continuation_project,
 )
@@ -65,7 +65,7 @@ def test_a_job_continued_on_an_s3_data_root_checkpoints_to_the_bucket(
     assert second.status == "continued"
     assert {key.split("/")[4] for key in _keys(aws, stack.bucket, prefix)} == {"2"}
 
-    # The last segment; then the whole job again, segment by segment, to compare results.
+    # The last segment; then the job in one run, to compare results.
     last = runner.run(
         segment_request("job-s3", checkpoint=second.checkpoint, segment=3),
         lambda *_: False,
@@ -79,5 +79,9 @@ def test_a_job_continued_on_an_s3_data_root_checkpoints_to_the_bucket(
     assert "data/data/02_intermediate/table.csv" in committed
     assert sum(k.startswith("data/data/06_models/model.pickle/") for k in committed) == 1
     assert last.results is not None and last.results["early"] == {"started_with": 6}
-    whole, _ = run_segments(runner, "job-s3-again")
-    assert whole[-1].results == last.results
+    whole = runner.run(
+        RunRequest("job-s3-whole", "steps", {}, {}),
+        lambda *_: False,
+        deadline=time.monotonic() + 30,
+    )
+    assert whole.status == "completed" and whole.results == last.results
