@@ -1,15 +1,60 @@
 """Job state changes told to other systems. The store calls these after each write that
 changes a job (one home: every function that changes a job does so through the store).
 
-Publishing is best effort: it never fails the write that caused it.
+Publishing is best effort: it never fails the write that caused it. A failure is logged
+("job event not published"), counted on the publisher and sent as the CloudWatch metric
+``JobEventsNotPublished``. See docs/events.md for the event's shape and ordering.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
-from kedro_jobs.core.models import Job
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
+
+from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "kedro-jobs"
+DETAIL_TYPE = "Job State Change"
+# At most one progress event per job this often (per process); state changes always go.
+PROGRESS_INTERVAL_SECONDS = 5.0
+# EventBridge's limit on one PutEvents entry (source + detail-type + detail + resources).
+MAX_ENTRY_BYTES = 256 * 1024
+# How the record keeps its own books, not what it says about the job.
+INTERNAL_FIELDS = frozenset(
+    {"lease_expires_at", "handed_off", "continuations", "dispatch_due", "checkpoint"}
+)
+# Left out, in this order, while an event is over the limit (results first: they are the
+# only large field a receiver can fetch again, from GET /jobs/{id}).
+DROPPABLE_FIELDS = ("results", "outputs", "segments", "parameters")
+# After EventBridge could not be reached, nothing is sent for this long: a job then waits
+# for one timed-out call per pause, not one per event.
+PAUSE_AFTER_UNREACHABLE_SECONDS = 30.0
+FAILURE_METRIC = "JobEventsNotPublished"
+FAILURE_MESSAGE = "job event not published"
+
+# Tighter than core.aws (3 s connect / 10 s read, 3 attempts): an event is never worth
+# holding a job for.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2},
+    connect_timeout=1,
+    read_timeout=2,
+)
+_UNREACHABLE = (BotoConnectionError, HTTPClientError)
+
+Change = Literal["state", "progress"]
 
 
 class JobEvents(Protocol):
@@ -33,5 +78,148 @@ class NoEvents:
         return None
 
 
+def entry_size(entry: dict[str, Any]) -> int:
+    """An entry's size as EventBridge counts it against MAX_ENTRY_BYTES."""
+    size = 14 if "Time" in entry else 0
+    for key in ("Source", "DetailType", "Detail"):
+        size += len(str(entry.get(key, "")).encode())
+    return size + sum(len(r.encode()) for r in entry.get("Resources", []))
+
+
+def detail(job: Job, change: Change, *, now: datetime | None = None) -> dict[str, Any]:
+    """The event's detail: the job's public fields, ``change`` ("state" or "progress") and,
+    when some had to be left out to fit an event, ``omitted`` naming them."""
+    if change == "progress" and now is not None:
+        # The store writes a progress update's updated_at just before this; the job handed
+        # here carries the claim's. Now is within milliseconds of the write, and keeps a
+        # job's events sortable by updated_at.
+        job = job.model_copy(update={"updated_at": max(now, job.updated_at or now)})
+    body: dict[str, Any] = job.model_dump(mode="json", exclude=set(INTERNAL_FIELDS))
+    body["change"] = change
+    return body
+
+
+def entry(job: Job, change: Change, bus: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """One PutEvents entry for the job, within EventBridge's size limit (large fields left
+    out and named in ``omitted``)."""
+    body = detail(job, change, now=now)
+    omitted: list[str] = []
+    out = _entry(body, bus)
+    for name in DROPPABLE_FIELDS:
+        if entry_size(out) <= MAX_ENTRY_BYTES:
+            break
+        if body.get(name) is None:
+            continue
+        body.pop(name)
+        omitted.append(name)
+        body["omitted"] = omitted
+        out = _entry(body, bus)
+    if entry_size(out) > MAX_ENTRY_BYTES:
+        raise ValueError(f"the event is {entry_size(out)} bytes even without {omitted}")
+    return out
+
+
+def _entry(body: dict[str, Any], bus: str) -> dict[str, Any]:
+    return {
+        "Source": SOURCE,
+        "DetailType": DETAIL_TYPE,
+        "Detail": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        "EventBusName": bus,
+    }
+
+
+class EventBridgeEvents:
+    """Publishes each change of a job on an EventBridge bus, best effort.
+
+    ``published``, ``failed`` and ``throttled`` count this publisher's events (per
+    container): what was sent, what could not be (logged and sent as a metric), and the
+    progress events left out by the per-job interval.
+    """
+
+    def __init__(
+        self,
+        bus: str,
+        *,
+        client: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+    ) -> None:
+        self.bus = bus
+        self._client = client
+        self._clock = clock
+        self.progress_interval = progress_interval
+        self.published = 0
+        self.failed = 0
+        self.throttled = 0
+        self._last_progress: dict[str, float] = {}
+        self._paused_until = 0.0
+        self._lock = threading.Lock()  # progress may come from the heartbeat's thread
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            # Its own client: the shared one's timeouts and retries are for the job's data.
+            self._client = boto3.session.Session().client("events", config=_CONFIG)
+        return self._client
+
+    def changed(self, job: Job) -> None:
+        self._publish(job, "state")
+
+    def progressed(self, job: Job) -> None:
+        now = self._clock()
+        with self._lock:
+            last = self._last_progress.get(job.id)
+            if last is not None and now - last < self.progress_interval:
+                self.throttled += 1
+                return
+            if len(self._last_progress) > 1000:  # a warm container runs many jobs
+                horizon = now - self.progress_interval
+                self._last_progress = {k: t for k, t in self._last_progress.items() if t > horizon}
+            self._last_progress[job.id] = now
+        self._publish(job, "progress")
+
+    def _publish(self, job: Job, change: Change) -> None:
+        # Nothing here may raise: the write that called it has already happened.
+        try:
+            if self._clock() < self._paused_until:
+                self._failed(job, "EventBridge was unreachable moments ago; not trying yet")
+                return
+            resp = self.client.put_events(Entries=[entry(job, change, self.bus, now=utcnow())])
+        except _UNREACHABLE as exc:
+            self._paused_until = self._clock() + PAUSE_AFTER_UNREACHABLE_SECONDS
+            self._failed(job, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:  # best effort, whatever went wrong
+            self._failed(job, f"{type(exc).__name__}: {exc}")
+            return
+        if resp.get("FailedEntryCount"):
+            first = (resp.get("Entries") or [{}])[0]
+            self._failed(job, f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}")
+            return
+        self.published += 1
+
+    def _failed(self, job: Job, reason: str) -> None:
+        self.failed += 1
+        try:
+            logger.warning(
+                FAILURE_MESSAGE,
+                extra={"job_id": job.id, "status": str(job.status), "reason": reason},
+            )
+            _count_failure()
+        except Exception:  # noqa: S110 - counting a failure must not fail either
+            pass
+
+
+def _count_failure() -> None:
+    """One CloudWatch metric (an EMF line on stdout, no API call), emitted now: the
+    functions that change jobs do not all flush a Metrics object."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(name=FAILURE_METRIC, unit=MetricUnit.Count, value=1):
+        pass
+
+
 def events_from_settings(settings: Settings) -> JobEvents:
-    return NoEvents()
+    if not settings.event_bus_name:
+        return NoEvents()
+    return EventBridgeEvents(settings.event_bus_name)
