@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -7,12 +9,14 @@ import pytest
 
 from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
+from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.resources import LocalResources
-from tests.support.events import http_api_event, response_json, rest_api_event
+from tests.support.events import http_api_event, response_json, rest_api_event, sqs_event
+from tests.support.kedro_project import use_record, write_project
 
 
 class Aws:
@@ -99,3 +103,40 @@ class ApiCall:
 @pytest.fixture
 def api_call(aws: Aws) -> ApiCall:
     return ApiCall()
+
+
+# -- the consumer handler over a real Kedro project ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kedro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> Path:
+    path = tmp_path / "executions.txt"
+    use_record(path)
+    return path
+
+
+Invoke = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def invoke(
+    aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Invoke]:
+    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
+    get_settings.cache_clear()
+    consumer_handler.consumer.cache_clear()
+
+    def run(
+        *bodies: str, timeout: float = 30.0, message_ids: list[str] | None = None
+    ) -> dict[str, Any]:
+        event = sqs_event(*bodies, message_ids=message_ids)
+        result: dict[str, Any] = consumer_handler.handler(event, LocalContext(timeout))
+        return result
+
+    yield run
+    consumer_handler.consumer.cache_clear()

@@ -20,7 +20,6 @@ from tests.support.events import sqs_event
 from tests.support.kedro_project import executions
 
 from .conftest import Aws
-from .test_consumer_handler import kedro_project, record  # noqa: F401 - fixtures
 
 CONSUMER = """
 import json, sys
@@ -46,8 +45,8 @@ def _submitted(store: JobStore, pipeline: str, **params: object) -> tuple[Job, d
 
 def test_a_killed_consumer_is_replaced_and_the_job_completes(
     aws: Aws,
-    kedro_project: Path,  # noqa: F811
-    record: Path,  # noqa: F811
+    kedro_project: Path,
+    record: Path,
 ) -> None:
     store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
     job, event = _submitted(store, "slow", seconds=2)
@@ -73,8 +72,8 @@ def test_a_killed_consumer_is_replaced_and_the_job_completes(
 
 def test_a_job_that_kills_every_consumer_fails_after_max_attempts(
     aws: Aws,
-    kedro_project: Path,  # noqa: F811
-    record: Path,  # noqa: F811
+    kedro_project: Path,
+    record: Path,
 ) -> None:
     store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
     job, event = _submitted(store, "kills_consumer")

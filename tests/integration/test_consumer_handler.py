@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,49 +20,9 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import ClaimOutcome, JobStore
-from tests.support.events import sqs_event
-from tests.support.kedro_project import executions, use_record, write_project
+from tests.support.kedro_project import executions
 
-from .conftest import Aws
-
-
-@pytest.fixture(scope="session")
-def kedro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_project(tmp_path_factory.mktemp("project"))
-
-
-@pytest.fixture
-def record(tmp_path: Path) -> Path:
-    path = tmp_path / "executions.txt"
-    use_record(path)
-    return path
-
-
-Invoke = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture
-def invoke(
-    aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Invoke]:
-    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
-
-    def run(
-        *bodies: str, timeout: float = 30.0, message_ids: list[str] | None = None
-    ) -> dict[str, Any]:
-        event = sqs_event(*bodies, message_ids=message_ids)
-        result: dict[str, Any] = consumer_handler.handler(event, LocalContext(timeout))
-        return result
-
-    yield run
-    consumer_handler.consumer.cache_clear()
-
-
-@pytest.fixture
-def store(aws: Aws) -> JobStore:
-    return JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
+from .conftest import Aws, Invoke
 
 
 def invoke_while(invoke: Invoke, body: str, meanwhile: Callable[[], None]) -> dict[str, Any]:
@@ -260,7 +220,9 @@ def test_cancel_between_nodes(invoke: Invoke, store: JobStore, record: Path) -> 
 def test_a_job_over_its_time_budget_is_stopped(
     invoke: Invoke, store: JobStore, record: Path
 ) -> None:
-    job, body = submitted(store, "slow", seconds=30)
+    # Its first node alone is longer than the invocation: a segment runs at least one node,
+    # so it cannot continue elsewhere and is stopped.
+    job, body = submitted(store, "slow_start", x=1, seconds=30)
     margin = get_settings().timeout_margin_seconds
     started = time.monotonic()
     assert invoke(body, timeout=margin + 2) == {"batchItemFailures": []}

@@ -20,7 +20,6 @@ from kedro_jobs.core.store import JobStore
 from tests.support.events import sqs_event
 
 from .conftest import Aws
-from .test_consumer_handler import kedro_project, record  # noqa: F401 - fixtures
 
 GOOD = {"version": 1, "pipeline_name": "two_nodes"}
 
@@ -56,7 +55,7 @@ def _named(job_id: str, **fields: Any) -> str:
 
 
 @pytest.fixture
-def invoke(aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811
+def invoke(aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
     get_settings.cache_clear()
     consumer_handler.consumer.cache_clear()

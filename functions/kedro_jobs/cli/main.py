@@ -137,6 +137,9 @@ def _show_job(console: Console, job: dict[str, Any]) -> None:
         grid.add_row("options", Text(json.dumps(job["options"])))
     if job.get("retry_of"):
         grid.add_row("retry of", Text(job["retry_of"]))
+    segments = job.get("segments") or []
+    if len(segments) > 1 or job.get("compute") == "fargate":
+        grid.add_row("ran on", Text(_segments(job.get("compute") or "lambda", segments)))
     if job.get("cancel_requested") and job["status"] not in TERMINAL:
         grid.add_row("cancel", "requested: stops at the next node")
     if job.get("error_message"):
@@ -226,6 +229,14 @@ def _update_bars(
 # --- Commands --------------------------------------------------------------------------------
 
 
+def _segments(compute: str, segments: list[dict[str, Any]]) -> str:
+    """ "lambda, 3 segments (step1 | step2 | step3)": where the run went, node by node."""
+    if not segments:
+        return compute
+    nodes = " | ".join(", ".join(s.get("nodes") or []) or "-" for s in segments)
+    return f"{compute}, {len(segments)} segment(s) ({nodes})"
+
+
 def _request_body(args: argparse.Namespace) -> dict[str, Any]:
     parameters: dict[str, Any] = {}
     for text in args.params or []:
@@ -242,6 +253,10 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         body["load_versions"] = versions
     if args.env:
         body["env"] = args.env
+    if args.compute:
+        body["compute"] = args.compute
+    if args.max_job_seconds:
+        body["max_job_seconds"] = args.max_job_seconds
     return body
 
 
@@ -436,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
     submit.add_argument("--load-versions", action="append", metavar="DATASET:VERSION,...")
     submit.add_argument("--env", "-e", help="the Kedro configuration environment")
+    submit.add_argument(
+        "--compute",
+        choices=("lambda", "fargate"),
+        help="where it runs: lambda (the default; long jobs continue across invocations) "
+        "or fargate (one ECS task, for nodes longer than 15 minutes)",
+    )
+    submit.add_argument(
+        "--max-job-seconds", type=int, metavar="N", help="fail the job if its run takes longer"
+    )
     submit.add_argument("--idempotency-key", help="the same key returns the same job for 24 h")
     submit.add_argument(
         "--watch", "-w", action="store_true", help="follow it; exit 0 only if it completes"

@@ -444,6 +444,7 @@
       ["Finished", fmtTime(job.completed_at)],
       ["Duration", duration(job)],
       ["Attempts", job.attempts],
+      ["Ran on", ranOn(job)],
       ["Source", job.source],
       ["User", job.user_id],
     ];
@@ -460,6 +461,14 @@
     if (job.cancel_requested && !TERMINAL.has(job.status)) {
       dl.append(el("dt", { text: "Cancel" }), el("dd", { text: "requested: stops at the next node" }));
     }
+  }
+
+  // "lambda, 3 segments: step1 | step2 | step3": where a run longer than one invocation went.
+  function ranOn(job) {
+    const segments = job.segments || [];
+    if (segments.length < 2 && job.compute !== "fargate") return "";
+    const nodes = segments.map((s) => (s.nodes || []).join(", ") || "-").join(" | ");
+    return segments.length ? `${job.compute}, ${segments.length} segment(s): ${nodes}` : job.compute;
   }
 
   function renderJob(job, info) {
@@ -688,6 +697,7 @@
     }
     const env = $("opt-env").value.trim();
     if (env) body.env = env;
+    if ($("opt-compute").value) body.compute = $("opt-compute").value;
     return body;
   }
 

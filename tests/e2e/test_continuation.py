@@ -1,0 +1,79 @@
+"""Jobs longer than one invocation, through `make dev --consumer-timeout 60` over HTTP: three
+33 s nodes passing in-memory values (99 s in all) complete in segments with the result of an
+uninterrupted run, and a cancel between segments ends the job with its last node never run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.kedro_project import counting_stack_env, executions
+
+from .conftest import running_local_stack
+
+NODE_SECONDS = 33
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def test_three_33s_nodes_complete_in_segments_and_a_cancel_between_them_ends_a_job(
+    tmp_path: Path,
+) -> None:
+    env, record = counting_stack_env(tmp_path, "segmented_project")
+    with running_local_stack(tmp_path / "dev.log", workers=3, env=env) as stack:
+        api = stack.client()
+
+        def submit(x: int, seconds: float) -> str:
+            body = {"pipeline_name": "steps", "parameters": {"x": x, "seconds": seconds}}
+            response = api.post("/api/v1/jobs", json=body)
+            assert response.status_code == 202, response.text
+            job_id: str = response.json()["id"]
+            return job_id
+
+        def job(job_id: str) -> dict[str, Any]:
+            body: dict[str, Any] = api.get(f"/api/v1/jobs/{job_id}").json()
+            return body
+
+        long_job = submit(1, NODE_SECONDS)
+        to_cancel = submit(10, NODE_SECONDS)
+        quick = submit(1, 0)  # the same pipeline, uninterrupted
+
+        # Cancelled once its first segment has handed off (it is then between segments, or
+        # running its second, and stops at the next boundary).
+        _until("a first segment", lambda: job(to_cancel).get("segments"), 3 * NODE_SECONDS)
+        assert api.post(f"/api/v1/jobs/{to_cancel}/cancel").status_code == 200
+
+        finished = _until(
+            "all three jobs finished",
+            lambda: all(job(j)["status"] in TERMINAL for j in (long_job, to_cancel, quick)),
+            5 * NODE_SECONDS + 60,
+        )
+        assert finished
+        done, cancelled, whole = job(long_job), job(to_cancel), job(quick)
+        assert whole["status"] == "completed" and len(whole["segments"]) == 1, whole
+        assert done["status"] == "completed", done
+        assert done["results"] == whole["results"] == {"three": 4}
+        segments = done["segments"]
+        assert len(segments) >= 2, segments
+        assert [n for s in segments for n in s["nodes"]] == ["step1", "step2", "step3"]
+        assert segments[-1]["ended"] == "completed"
+        assert all(s["ended"] == "continued" for s in segments[:-1])
+        assert done["progress"]["completed_nodes"] == 3
+        assert cancelled["status"] == "cancelled", cancelled
+        counted = executions(record)
+        # Every node of the long job ran once; the cancelled job's last node never ran.
+        assert counted["step 1"] == 2 and counted["step 2"] == 2 and counted["step 3"] == 2
+        assert counted["step 10"] == 1 and counted["step 11"] <= 1 and counted["step 12"] == 0
+        log = api.get(f"/api/v1/jobs/{long_job}/logs").text
+        assert log.index("step1") < log.index("step2") < log.index("step3")
