@@ -111,9 +111,12 @@ class Checkpointer:
         fs, root = _fs(location)
         staging = self.plan.staging
         for relative in manifest.files:
-            local = staging / relative
-            local.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(f"{root}/staged/{relative}", str(local))
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        if manifest.files:  # one call: s3fs downloads the files concurrently
+            fs.get(
+                [f"{root}/staged/{relative}" for relative in manifest.files],
+                [str(staging / relative) for relative in manifest.files],
+            )
         self.plan.carried = [
             StagedOutput(**{**item, "staged": str(staging / item["staged"])})
             for item in manifest.staged
@@ -124,7 +127,7 @@ class Checkpointer:
                 values[name] = pickle.load(handle)  # noqa: S301 - the job's own checkpoint
         self.load_seconds = time.monotonic() - started
         logger.info(
-            "Resumed from %s in %.2f s: %d values, %d files",
+            "Resumed from %s in %.3f s: %d values, %d files",
             location,
             self.load_seconds,
             len(values),
@@ -153,7 +156,7 @@ class Checkpointer:
                 f"{self.location}: {error!r}"
             ) from error
         logger.info(
-            "Checkpoint saved to %s in %.2f s: %d values, %d files",
+            "Checkpoint saved to %s in %.3f s: %d values, %d files",
             self.location,
             manifest.save_seconds,
             len(manifest.memory),
