@@ -163,9 +163,10 @@ def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
     assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}]
     assert "sqs:ChangeMessageVisibility" in consumer  # a retryable record's backoff
     dead_letters = _actions(cfn, "DeadLetterFunction")
-    assert dead_letters == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert dead_letters == {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents"}
     sweeper = _actions(cfn, "SweeperFunction")
     assert sweeper == {
+        "events:PutEvents",
         "dynamodb:Query",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",

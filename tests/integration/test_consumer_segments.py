@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
@@ -15,7 +17,13 @@ from tests.support.kedro_project import executions
 
 from .conftest import Aws, Invoke
 
-STEP_SECONDS = 1.0
+STEP_SECONDS = 3.0
+
+
+@pytest.fixture(autouse=True)
+def _record_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nodes record the value they got: which job's node ran is counted."""
+    monkeypatch.setenv("KEDRO_JOBS_TEST_RECORD_VALUES", "1")
 
 
 def _submitted(store: JobStore, x: int) -> tuple[Job, str]:
@@ -32,7 +40,7 @@ def _submitted(store: JobStore, x: int) -> tuple[Job, str]:
 
 def _short_invocation() -> float:
     """An invocation with room for one step and not two."""
-    return get_settings().timeout_margin_seconds + STEP_SECONDS * 1.6
+    return get_settings().timeout_margin_seconds + STEP_SECONDS * 1.8
 
 
 def _run_segments(invoke: Invoke, aws: Aws, body: str, *, limit: int = 6) -> int:

@@ -682,12 +682,13 @@ class JobStore:
         """Record progress: one write per node. Returns whether a cancel was requested, or
         None if this run no longer owns the job (its lease was taken over). Nothing comes
         back from a write that succeeds; a requested cancel fails it and the item says why."""
+        written = utcnow()
         try:
             self._write(
                 job.id,
                 set_values={
                     "progress": {"S": progress.model_dump_json()},
-                    "updated_at": {"S": iso(utcnow())},
+                    "updated_at": {"S": iso(written)},
                 },
                 condition="#s = :running AND attempts = :n AND cancel_requested = :no",
                 condition_values={
@@ -703,7 +704,7 @@ class JobStore:
                 "N": str(job.attempts)
             }
             return True if owned else None
-        self.events.progressed(job.model_copy(update={"progress": progress}))
+        self.events.progressed(job.model_copy(update={"progress": progress, "updated_at": written}))
         return False
 
     def finish(
