@@ -203,6 +203,15 @@ class Heartbeat:
                 return
 
 
+def local_fargate_env(res: LocalResources) -> dict[str, str]:
+    """Fargate jobs run here as local task processes (kedro_jobs_local/tasks.py), so the
+    stack offers them: the API accepts "compute": "fargate" only when FARGATE_CLUSTER is set,
+    and locally it is the template's cluster name (its ECS resources need an image URI)."""
+    spec = res.template["Resources"].get("FargateCluster", {}).get("Properties", {})
+    name = res.resolver(spec["ClusterName"]) if "ClusterName" in spec else "local"
+    return {"FARGATE_CLUSTER": str(name)}
+
+
 def banner(
     res: LocalResources,
     api: str,
@@ -348,6 +357,7 @@ def _run(
         # The template's data root is the bucket (Lambda's project folder is read-only);
         # locally it is --data-root, by default the project folder, as `kedro run` writes.
         os.environ["JOBS_DATA_ROOT"] = args.data_root
+        os.environ.update(local_fargate_env(res))
         return res
 
     res = prepare()

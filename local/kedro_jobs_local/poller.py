@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 
 from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs_local import tasks
 from kedro_jobs_local.lifetime import exit_with_parent
 
 logger = logging.getLogger("kedro_jobs_local.poller")
@@ -191,27 +192,33 @@ def run_poller(
     # boto3 finds AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL, itself.
     sqs = boto3.client("sqs", endpoint_url=endpoint_url) if endpoint_url else boto3.client("sqs")
     failures = 0
-    # Stop with the process that started us, however it ended (even SIGKILL).
-    while not stopping and os.getppid() == parent:
-        try:
-            poll_once(sqs, config, handler, status)
-            failures = 0
-        except Exception as exc:  # the queue may be unreachable for a while; keep polling
-            failures += 1
-            delay = min(_MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
-            # One line per failure, and fewer and fewer of them: not a traceback a second.
-            logger.warning("%s: poll failed (%s); retrying in %.1f s",
-                           config.function_name, _reason(exc), delay)  # fmt: skip
-            deadline = time.monotonic() + delay
-            while not stopping and time.monotonic() < deadline:
-                time.sleep(0.1)
+    try:
+        # Stop with the process that started us, however it ended (even SIGKILL).
+        while not stopping and os.getppid() == parent:
+            try:
+                poll_once(sqs, config, handler, status)
+                failures = 0
+            except Exception as exc:  # the queue may be unreachable for a while; keep polling
+                failures += 1
+                delay = min(_MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+                # One line per failure, and fewer and fewer of them: not a traceback a second.
+                logger.warning("%s: poll failed (%s); retrying in %.1f s",
+                               config.function_name, _reason(exc), delay)  # fmt: skip
+                deadline = time.monotonic() + delay
+                while not stopping and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            tasks.reap_all()  # the Fargate tasks this poller started that ended
+    finally:
+        tasks.stop_all()  # and those still running: none outlives its poller
 
 
 def warm_consumer() -> None:
     """Lambda's init phase, locally: bootstrap the Kedro project before the first poll, so
-    no job pays Kedro's start-up (2-7 s) and a broken project shows at start."""
+    no job pays Kedro's start-up (2-7 s) and a broken project shows at start. Jobs with
+    ``compute: fargate`` then run as local task processes (kedro_jobs_local/tasks.py)."""
     from kedro_jobs.consumer.handler import consumer
 
+    tasks.install_local_tasks()
     _ = consumer().runner  # the property bootstraps the project, once per process
 
 
