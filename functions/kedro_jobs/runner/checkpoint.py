@@ -98,6 +98,13 @@ class Checkpointer:
     resumed_from: str | None = None  # the checkpoint this segment goes on from
     resumed: Manifest | None = None  # its manifest (read before the run)
     load_seconds: float = 0.0
+    save_seconds: float = 0.0
+
+    @property
+    def seconds(self) -> float | None:
+        """Time spent on checkpoints by this segment (None: none loaded or saved)."""
+        spent = self.load_seconds + self.save_seconds
+        return spent if self.resumed is not None or self.save_seconds else None
 
     # -- the next segment ---------------------------------------------------------------
 
@@ -162,6 +169,7 @@ class Checkpointer:
             len(manifest.memory),
             len(manifest.files),
         )
+        self.save_seconds = time.monotonic() - started
         return self.location
 
     def _save(

@@ -76,7 +76,7 @@ class ProgressHook:
             self.events.checkpointing()
             done = self.order[: self.completed]
             where = self.checkpoints.save(self.pipeline, catalog, done, self.durations)
-            raise StopRun("continued", str(stop), checkpoint=where)
+            raise StopRun("continued", str(stop), where, self.checkpoints.seconds)
         if stop is not None:
             raise stop
         self.current = node.name

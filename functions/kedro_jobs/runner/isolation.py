@@ -34,6 +34,7 @@ class Ended:
     staged: list[StagedOutput] = field(default_factory=list)
     log: str = ""
     checkpoint: str | None = None  # status "continued": where it was saved
+    checkpoint_seconds: float | None = None
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -42,6 +43,7 @@ class Ended:
             "results": self.results,
             "staged": [item.to_dict() for item in self.staged],
             "checkpoint": self.checkpoint,
+            "checkpoint_seconds": self.checkpoint_seconds,
         }
 
     @classmethod
@@ -54,6 +56,7 @@ class Ended:
             staged,
             log,
             event.get("checkpoint"),
+            event.get("checkpoint_seconds"),
         )
 
 
@@ -64,13 +67,20 @@ def attempt(work: Work, events: RunEvents, where: Callable[[], RunProgress],
     except StopRun as stop:
         if stop.status == "continued":  # not an error: the job goes on elsewhere
             log(log_line("INFO", "kedro_jobs", f"{stop} (checkpoint: {stop.checkpoint})"))
-            return Ended("continued", checkpoint=stop.checkpoint)
+            return Ended(
+                "continued", checkpoint=stop.checkpoint, checkpoint_seconds=stop.checkpoint_seconds
+            )
         log(log_line("WARNING", "kedro_jobs", str(stop)))
         return Ended(stop.status, str(stop))
     except Exception as error:  # the pipeline's own error: it fails the job
         log(log_line("ERROR", "kedro_jobs", traceback.format_exc()))
         return Ended("failed", error_message(error, where().current))
-    return Ended("completed", results=executed.results, staged=executed.staged)
+    return Ended(
+        "completed",
+        results=executed.results,
+        staged=executed.staged,
+        checkpoint_seconds=executed.checkpoint_seconds,
+    )
 
 
 class _InlineEvents:

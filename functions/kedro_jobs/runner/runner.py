@@ -221,6 +221,7 @@ class KedroRunner:
             outputs=outputs,
             checkpoint=ended.checkpoint if ended.status == "continued" else None,
             node_durations=dict(control.durations),
+            checkpoint_seconds=ended.checkpoint_seconds,
         )
 
 

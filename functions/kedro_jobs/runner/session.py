@@ -26,6 +26,7 @@ _FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_o
 class Executed:
     results: dict[str, Any]  # JSON-safe in-memory free outputs (earlier segments' too)
     staged: list[StagedOutput]  # what the job saved (earlier segments too), still in staging
+    checkpoint_seconds: float | None = None  # loading the checkpoint this run went on from
 
 
 def nested_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -115,4 +116,4 @@ def execute(
         for name, dataset in outputs.items()
         if isinstance(dataset, MemoryDataset)
     )
-    return Executed(results, [*plan.carried, *plan.staged])
+    return Executed(results, [*plan.carried, *plan.staged], checkpoints.seconds)

@@ -69,16 +69,26 @@ class RunOutcome:
     checkpoint: str | None = None
     # Seconds each node of this segment took (by node name), in the order they ran.
     node_durations: dict[str, float] = field(default_factory=dict)
+    # Seconds this segment spent on checkpoints: loading the one it went on from and saving
+    # its own (None: it did neither).
+    checkpoint_seconds: float | None = None
 
 
 class StopRun(Exception):
     """Raised at a node boundary to end the run early (cancel, the inline deadline, or a
     continuation in another invocation)."""
 
-    def __init__(self, status: Status, message: str, checkpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        status: Status,
+        message: str,
+        checkpoint: str | None = None,
+        checkpoint_seconds: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status: Status = status
         self.checkpoint = checkpoint  # status "continued": where the checkpoint was saved
+        self.checkpoint_seconds = checkpoint_seconds  # loading the last one and saving it
 
 
 CANCELLED_MESSAGE = "Cancelled by the user while running"

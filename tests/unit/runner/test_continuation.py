@@ -63,6 +63,9 @@ def test_a_job_run_one_node_a_segment_ends_as_one_uninterrupted_run(
     assert executions(record) == dict.fromkeys(NODES, 1)
     assert [list(o.node_durations) for o in outcomes] == [["first"], ["second"], ["third"]]
     assert all(seconds > 0 for o in outcomes for seconds in o.node_durations.values())
+    # Checkpoint time: saved in the first, loaded and saved in the second, loaded in the last.
+    assert all(o.checkpoint_seconds is not None and o.checkpoint_seconds >= 0 for o in outcomes)
+    assert whole.checkpoint_seconds is None
     # Progress counts across segments, of the job's whole pipeline.
     assert [(o.progress.completed, o.progress.total) for o in outcomes] == [(1, 3), (2, 3), (3, 3)]
     assert [o.progress.current for o in outcomes] == ["second", "third", None]
