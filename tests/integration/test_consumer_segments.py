@@ -78,6 +78,9 @@ def test_a_job_longer_than_an_invocation_completes_in_segments(
     assert [s.ended for s in segments] == ["continued"] * (invocations - 1) + ["completed"]
     assert [n for s in segments for n in s.nodes] == ["step1", "step2", "step3"]
     assert all(s.compute == "lambda" and s.invocation for s in segments)
+    # Each saved or loaded a checkpoint, and says what that took.
+    assert all(s.checkpoint_seconds is not None for s in segments)
+    assert uninterrupted.segments and uninterrupted.segments[0].checkpoint_seconds is None
     # The same result as one uninterrupted run, each node run once in each job.
     assert done.results == uninterrupted.results == {"three": 4}
     assert executions(record) == {"step 1": 2, "step 2": 2, "step 3": 2}

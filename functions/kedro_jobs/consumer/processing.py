@@ -395,7 +395,7 @@ class Consumer:
     def _continue(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
         """Hand the job to the next segment, and send its message for it. If the send fails
         the job waits, handed off, until the sweeper sends it (after its grace lease)."""
-        done = ended_segment(segment, "continued", list(outcome.node_durations), None)
+        done = ended_segment(segment, "continued", outcome)
         handed = self.recorder.hand_off(job, outcome, [*(job.segments or []), done])
         if handed is None:
             return None
@@ -407,7 +407,7 @@ class Consumer:
         return handed
 
     def _end(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
-        done = ended_segment(segment, _ENDED[outcome.status], list(outcome.node_durations), None)
+        done = ended_segment(segment, _ENDED[outcome.status], outcome)
         segments = [*(job.segments or []), done]
         elapsed = sum((s.ended_at - s.started_at).total_seconds() for s in segments if s.ended_at)
         return self.recorder.finish(

@@ -19,6 +19,7 @@ from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.models import Compute, Job, Segment, utcnow
 from kedro_jobs.core.settings import Settings
+from kedro_jobs.runner.types import RunOutcome
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -80,15 +81,14 @@ def new_segment(job: Job, compute: Compute, invocation: str | None) -> Segment:
     )
 
 
-def ended_segment(
-    segment: Segment, ended: str, nodes: list[str], checkpoint: float | None
-) -> Segment:
+def ended_segment(segment: Segment, ended: str, outcome: RunOutcome) -> Segment:
+    checkpoint = outcome.checkpoint_seconds
     return segment.model_copy(
         update={
             "ended_at": utcnow(),
             "ended": ended,
-            "nodes": nodes,
-            "checkpoint_seconds": checkpoint,
+            "nodes": list(outcome.node_durations),  # in the order they ran
+            "checkpoint_seconds": round(checkpoint, 3) if checkpoint is not None else None,
         }
     )
 

@@ -49,6 +49,20 @@ def delete(location: str) -> None:
         pass
 
 
+def delete_all_but(root: str, job_id: str, keep: set[str]) -> None:
+    """Remove a job's checkpoints other than ``keep`` (locations)."""
+    folder = job_checkpoints(root, job_id)
+    fs, path = _fs(folder)
+    kept = {_fs(location)[1].rstrip("/") for location in keep}
+    try:
+        entries = fs.ls(path, detail=False) if fs.exists(path) else []
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if str(entry).rstrip("/") not in kept:
+            fs.rm(entry, recursive=True)
+
+
 class CheckpointError(Exception):
     """A checkpoint could not be saved or read: the job fails (it cannot go on)."""
 

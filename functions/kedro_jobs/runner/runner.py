@@ -36,6 +36,7 @@ from kedro_jobs.runner.checkpoint import (
     CheckpointError,
     Manifest,
     delete,
+    delete_all_but,
     job_checkpoints,
     read_manifest,
 )
@@ -178,22 +179,21 @@ class KedroRunner:
     def _clean_checkpoints(
         ended: Ended, request: RunRequest, control: RunControl, root: str
     ) -> None:
-        """The checkpoint a segment went on from is spent once it saved its own; all of a
-        job's are once it ends. A job that never saved or read one has none to remove."""
+        """All of a job's checkpoints are spent once it ends. A segment that saved its own
+        keeps the one it went on from: until the consumer has recorded the new one, the job's
+        record still names the old, and a consumer that dies in between leaves the job to be
+        taken over from it. Older ones (recorded as superseded by the one this segment read)
+        go. A job that never saved or read one has none to remove."""
         if ended.status == "continued" and ended.checkpoint is None:  # cannot go on
             ended.status, ended.error = "failed", "The run stopped without a checkpoint"
-        if ended.status == "continued":
-            spent = request.checkpoint if request.checkpoint != ended.checkpoint else None
-        elif request.checkpoint or control.checkpoint_started is not None:
-            spent = job_checkpoints(root, request.job_id)
-        else:
-            return
-        if spent is None:
-            return
         try:
-            delete(spent)
+            if ended.status == "continued":
+                keep = {c for c in (request.checkpoint, ended.checkpoint) if c}
+                delete_all_but(root, request.job_id, keep)
+            elif request.checkpoint or control.checkpoint_started is not None:
+                delete(job_checkpoints(root, request.job_id))
         except Exception:  # the outcome stands; an orphan checkpoint only costs storage
-            logger.exception("could not remove checkpoint %s", spent)
+            logger.exception("could not remove spent checkpoints of job %s", request.job_id)
 
     @staticmethod
     def _commit(ended: Ended, plan: DataPlan) -> list[dict[str, Any]]:

@@ -89,7 +89,7 @@ def test_a_job_run_one_node_a_segment_ends_as_one_uninterrupted_run(
     assert _staging_empty(continuing)
 
 
-def test_a_segment_leaves_its_checkpoint_and_removes_the_one_it_went_on_from(
+def test_a_segment_keeps_the_checkpoint_it_went_on_from_until_the_next_reads_its_own(
     continuing: KedroRunner, record: Path
 ) -> None:
     root = Path(continuing.data_root)
@@ -115,11 +115,29 @@ def test_a_segment_leaves_its_checkpoint_and_removes_the_one_it_went_on_from(
     )
 
     assert second.status == "continued" and second.checkpoint == str(checkpoints / "2")
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["2"]
+    # "1" stays: until the consumer records "2", the job's record names "1", and a consumer
+    # that dies in between leaves the job to be taken over from it.
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["1", "2"]
     manifest = json.loads((checkpoints / "2" / "manifest.json").read_text())
     assert manifest["completed"] == ["first", "second"] and manifest["remaining"] == ["third"]
     assert sorted(item["name"] for item in manifest["staged"]) == ["early_copy", "model", "table"]
     assert not (root / "data").exists()
+
+    # A takeover from "1" (the consumer died before recording "2") goes on as well, and "2",
+    # never recorded, is replaced by its own.
+    again = continuing.run(
+        segment_request("job-k", checkpoint=first.checkpoint, segment=2),
+        lambda *_: False,
+        deadline=_in(30),
+    )
+    assert again.status == "continued" and again.checkpoint == str(checkpoints / "2")
+    third = continuing.run(
+        segment_request("job-k", checkpoint=again.checkpoint, segment=3),
+        lambda *_: False,
+        deadline=_in(30),
+    )
+    assert third.status == "completed"
+    assert not checkpoints.exists()
 
 
 def test_with_enough_time_a_job_that_may_continue_runs_in_one_segment(
