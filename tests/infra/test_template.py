@@ -208,6 +208,9 @@ def test_bucket_is_private_encrypted_and_expires_logs(template: dict[str, Any]) 
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     rules = {r["Prefix"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
     assert rules["logs/"]["ExpirationInDays"] == {"Ref": "LogRetentionDays"}
+    # A job abandoned between segments leaves a checkpoint: gone within two days.
+    assert rules["data/.kedro-jobs/checkpoints/"]["ExpirationInDays"] == 2
+    assert rules["outputs/"]["ExpirationInDays"] == 90
 
 
 def test_outputs(cfn: dict[str, Any]) -> None:
