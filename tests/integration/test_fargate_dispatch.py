@@ -23,16 +23,11 @@ from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs_local.moto_server import MotoServer
 from tests.support.events import sqs_event
-from tests.support.kedro_project import use_record, write_project
+from tests.support.kedro_project import use_record
 
 from .conftest import ApiCall, Aws
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def kedro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_project(tmp_path_factory.mktemp("project"))
 
 
 class Ecs:
@@ -261,3 +256,38 @@ def test_ecs_failures_in_the_response_are_a_dependency_failure() -> None:
         launcher.launch("job-1", token="t" * 100)
     long_token = launcher.request("job-1", token="t" * 100)["clientToken"]
     assert len(long_token) == 64
+
+
+def test_a_node_that_outlives_a_lambda_invocation_moves_the_job_to_fargate(
+    ecs: Ecs, aws: Aws, api_call: ApiCall, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, job, _ = api_call(
+        "POST",
+        "/api/v1/jobs",
+        body={"pipeline_name": "slow_start", "parameters": {"x": 2, "seconds": 4}},
+    )
+    assert status == 202 and job["compute"] == "lambda"
+    # An invocation with less time than the first node needs.
+    short = LocalContext(get_settings().timeout_margin_seconds + 1.5)
+    event = sqs_event(queued_body(aws), message_ids=["m-1"])
+    assert consumer_handler.handler(event, short) == {"batchItemFailures": []}
+    moved = store.get(job["id"])
+    assert moved is not None and str(moved.status) == "running" and moved.handed_off
+    assert moved.compute == "fargate"
+    [(compute, ended)] = [(s.compute, s.ended) for s in moved.segments or []]
+    assert (compute, ended) == ("lambda", "timed_out")
+
+    # Its message now asks for Fargate: one task, which runs the job to the end.
+    body = queued_body(aws)
+    assert json.loads(body)["compute"] == "fargate"
+    assert deliver(body, "m-2") == {"batchItemFailures": []}
+    [task] = ecs.tasks()
+    monkeypatch.setenv(task_module.TASK_ID_ENV, task["taskArn"])
+    assert task_module.main([job["id"]]) == 0
+    done = store.get(job["id"])
+    assert done is not None and str(done.status) == "completed", done.error_message
+    assert done.results == {"finished": {"value": 2}}
+    assert [(s.compute, s.ended) for s in done.segments or []] == [
+        ("lambda", "timed_out"),
+        ("fargate", "completed"),
+    ]

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kedro_jobs.core.artifacts import ArtifactStore, log_key, outputs_key, results_key
 from kedro_jobs.core.errors import DependencyUnavailable
-from kedro_jobs.core.models import Job, Progress, Segment, json_size
+from kedro_jobs.core.models import Compute, Job, Progress, Segment, json_size
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
@@ -56,17 +56,25 @@ class Recorder:
                 logger.warning("earlier segments' log not read", extra={"reason": exc.reason})
         return self.artifacts.put_text(log_key(job.id), text)
 
-    def hand_off(self, job: Job, outcome: RunOutcome, segments: list[Segment]) -> Job | None:
-        """The segment stopped at a node boundary with a checkpoint: the job stays running,
-        handed off to the next segment."""
-        assert outcome.checkpoint is not None
+    def hand_off(
+        self,
+        job: Job,
+        outcome: RunOutcome,
+        segments: list[Segment],
+        *,
+        checkpoint: str | None,
+        compute: Compute | None = None,
+    ) -> Job | None:
+        """The segment stopped: the job stays running, handed off to the next segment, which
+        goes on from ``checkpoint`` (on ``compute``, if it changes)."""
         self.write_log(job, outcome.log)
         handed = self.store.hand_off(
             job,
-            checkpoint=outcome.checkpoint,
+            checkpoint=checkpoint,
             segments=segments,
             progress=to_progress(outcome.progress),
             lease_seconds=float(self.settings.job_lease_seconds),
+            compute=compute,
         )
         if handed is None:
             logger.warning("job changed hands before its hand-off was written; dropped")

@@ -366,6 +366,10 @@ class Consumer:
         except ProjectLoadFailed as failed:
             return self._end(job, segment, RunOutcome("failed", None, str(failed), "", 0.0))
         estimates = self.node_stats.read(job.pipeline_name)
+        # A node that outlives this invocation moves the job to Fargate, where one is offered.
+        may_move = (
+            compute == "lambda" and budget.may_continue and self.dispatcher.launcher is not None
+        )
         outcome = runner.run(
             RunRequest(
                 job_id=job.id,
@@ -377,6 +381,7 @@ class Consumer:
                 node_estimates=estimates,
                 segment=segment.segment,
                 continue_margin_seconds=self.settings.continue_margin_seconds,
+                keep_checkpoint_on_timeout=may_move,
             ),
             _Sink(on_progress, heartbeat),
             deadline=budget.deadline,
@@ -385,6 +390,8 @@ class Consumer:
             logger.warning("job was taken over by another delivery; its outcome is not recorded")
             return None
         self.node_stats.update(job.pipeline_name, estimates, outcome.node_durations)
+        if outcome.status == "timed_out" and may_move and not budget.limit_binding:
+            return self._move_to_fargate(job, segment, outcome)
         if outcome.status == "timed_out" and budget.limit_binding:
             limit = job_limit_seconds(job, self.settings)
             outcome = replace(outcome, error_message=over_limit_message(limit, segment.segment))
@@ -396,7 +403,9 @@ class Consumer:
         """Hand the job to the next segment, and send its message for it. If the send fails
         the job waits, handed off, until the sweeper sends it (after its grace lease)."""
         done = ended_segment(segment, "continued", outcome)
-        handed = self.recorder.hand_off(job, outcome, [*(job.segments or []), done])
+        handed = self.recorder.hand_off(
+            job, outcome, [*(job.segments or []), done], checkpoint=outcome.checkpoint
+        )
         if handed is None:
             return None
         try:
@@ -404,6 +413,28 @@ class Consumer:
         except DependencyUnavailable as exc:
             logger.warning("continuation not sent; the sweeper will", extra={"reason": exc.reason})
         logger.info("job continues in another segment", extra={"segment": segment.segment + 1})
+        return handed
+
+    def _move_to_fargate(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+        """A node did not fit in an invocation: the job goes on as a Fargate task, from the
+        checkpoint this segment went on from (or from its first node)."""
+        done = ended_segment(segment, "timed_out", outcome)
+        handed = self.recorder.hand_off(
+            job,
+            outcome,
+            [*(job.segments or []), done],
+            checkpoint=job.checkpoint,
+            compute="fargate",
+        )
+        if handed is None:
+            return None
+        try:
+            self.queue.send(encode(handed.to_message()))
+        except DependencyUnavailable as exc:
+            logger.warning(
+                "move to Fargate not sent; the sweeper will", extra={"reason": exc.reason}
+            )
+        logger.info("a node outlived the invocation: the job goes on on Fargate")
         return handed
 
     def _end(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:

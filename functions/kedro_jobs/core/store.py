@@ -29,6 +29,7 @@ from kedro_jobs.core.errors import (
 )
 from kedro_jobs.core.events import JobEvents, NoEvents
 from kedro_jobs.core.models import (
+    Compute,
     Job,
     JobPage,
     Progress,
@@ -749,10 +750,11 @@ class JobStore:
         self,
         job: Job,
         *,
-        checkpoint: str,
+        checkpoint: str | None,
         segments: list[Segment],
         progress: Progress,
         lease_seconds: float,
+        compute: Compute | None = None,
     ) -> Job | None:
         """The run that owns ``job`` saved a checkpoint and lets go: the job stays running,
         handed off, for the next segment to claim at once. Its lease is a grace period: if
@@ -760,7 +762,6 @@ class JobStore:
         it again. None if this run no longer owns the job."""
         lease_end = time.time() + lease_seconds
         values = {
-            "checkpoint": {"S": checkpoint},
             "segments": _segments(segments),
             "progress": {"S": progress.model_dump_json()},
             "handed_off": {"BOOL": True},
@@ -768,6 +769,10 @@ class JobStore:
             "updated_at": {"S": iso(utcnow())},
             **_sweep(JobStatus.RUNNING, lease_end),
         }
+        if checkpoint:
+            values["checkpoint"] = {"S": checkpoint}
+        if compute:
+            values["compute"] = {"S": compute}
         try:
             self._write(job.id, set_values=values, returns="NONE", **self._owned(job))
         except _ConditionFailed:
@@ -785,13 +790,15 @@ class JobStore:
                 job_id,
                 set_values={"dispatch_due": {"N": repr(until)}, "sweep_due": {"N": repr(until)}},
                 condition=(
-                    "(#s = :pending OR (#s = :running AND lease_expires_at < :now)) AND "
+                    "(#s = :pending OR (#s = :running AND "
+                    "(lease_expires_at < :now OR handed_off = :yes))) AND "
                     "(attribute_not_exists(dispatch_due) OR dispatch_due < :now)"
                 ),
                 condition_values={
                     ":pending": {"S": "pending"},
                     ":running": {"S": "running"},
                     ":now": now,
+                    ":yes": {"BOOL": True},
                 },
                 returns="NONE",
             )

@@ -190,6 +190,8 @@ class KedroRunner:
             if ended.status == "continued":
                 keep = {c for c in (request.checkpoint, ended.checkpoint) if c}
                 delete_all_but(root, request.job_id, keep)
+            elif ended.status == "timed_out" and request.keep_checkpoint_on_timeout:
+                delete_all_but(root, request.job_id, {request.checkpoint or ""} - {""})
             elif request.checkpoint or control.checkpoint_started is not None:
                 delete(job_checkpoints(root, request.job_id))
         except Exception:  # the outcome stands; an orphan checkpoint only costs storage

@@ -32,6 +32,9 @@ class RunRequest:
     # Before a node with no estimate (and none run yet in this segment), go on only with at
     # least this much time left.
     continue_margin_seconds: float = 30.0
+    # A node that outlives the invocation ends the run "timed_out"; with this set, the
+    # checkpoint the run went on from is kept, so the job can go on elsewhere (on Fargate).
+    keep_checkpoint_on_timeout: bool = False
 
 
 class ProgressSink(Protocol):
