@@ -16,6 +16,11 @@ def log_line(level: str, name: str, message: str) -> str:
     return f"{timestamp()} {level} {name}: {message}"
 
 
+# Kedro's runner suggests `kedro run --from-nodes ...` when a run stops early: not how a job
+# goes on here (a segment continues by itself; a failed job is retried through the API).
+_RESUME_HINT = "You can resume the pipeline run"
+
+
 class _LineHandler(logging.Handler):
     def __init__(self, emit_line: Callable[[str], None]) -> None:
         super().__init__(logging.INFO)
@@ -23,6 +28,8 @@ class _LineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):  # a bad record must not fail the job
+            if _RESUME_HINT in str(record.msg):
+                return
             line = log_line(record.levelname, record.name, record.getMessage())
             if record.exc_info and record.exc_info[1] is not None:
                 exc = record.exc_info[1]

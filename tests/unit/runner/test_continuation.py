@@ -99,6 +99,9 @@ def test_a_segment_keeps_the_checkpoint_it_went_on_from_until_the_next_reads_its
 
     assert first.status == "continued"
     assert first.checkpoint == str(checkpoints / "1")
+    # The log says the job goes on, not Kedro's `kedro run --from-nodes` hint.
+    assert "continuing in a new invocation" in first.log
+    assert "--from-nodes" not in first.log
     manifest = json.loads((checkpoints / "1" / "manifest.json").read_text())
     assert manifest["completed"] == ["first"] and manifest["remaining"] == ["second", "third"]
     assert manifest["total"] == 3 and list(manifest["node_durations"]) == ["first"]
