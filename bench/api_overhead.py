@@ -20,9 +20,9 @@ def measure(table: str, queue_url: str, requests: int = 500) -> dict[str, Any]:
 
     from kedro_jobs.api import handler as api
     from kedro_jobs.api.services import Services
-    from kedro_jobs.consumer.context import LocalContext
     from kedro_jobs.core.settings import get_settings
-    from tests.support.events import http_api_event
+    from kedro_jobs_local.lambda_context import LocalContext
+    from kedro_jobs_local.lambda_events import http_api_event
 
     get_settings.cache_clear()
     api.app.state.services = Services(get_settings())

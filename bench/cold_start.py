@@ -45,9 +45,9 @@ import json, sys, time
 start = time.perf_counter()
 import kedro_jobs.consumer.handler as h
 from kedro_jobs.core.store import JobStore
-from kedro_jobs.consumer.context import LocalContext
-sys.path.insert(0, {root!r})
-from tests.support.events import sqs_event
+sys.path.insert(0, {local!r})  # this tree's stand-ins, whichever tree's functions are measured
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import sqs_event
 finished = []
 finish = JobStore.finish
 def timed_finish(*args, **kwargs):
@@ -74,7 +74,7 @@ def _fresh(code: str, env: dict[str, str], *args: str) -> float:
 
 def _first_job(env: dict[str, str], key: str) -> tuple[float, float]:
     out = subprocess.run(
-        [sys.executable, "-c", FIRST_JOB.format(root=str(ROOT)), key],
+        [sys.executable, "-c", FIRST_JOB.format(local=str(ROOT / "local")), key],
         env=env,
         check=True,
         capture_output=True,

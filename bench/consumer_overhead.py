@@ -36,8 +36,8 @@ def measure(rounds: int = 15, subprocess_every: int = 3) -> dict[str, Any]:
     from kedro.runner import SequentialRunner
 
     from kedro_jobs.consumer import handler as consumer_handler
-    from kedro_jobs.consumer.context import LocalContext
-    from tests.support.events import sqs_event
+    from kedro_jobs_local.lambda_context import LocalContext
+    from kedro_jobs_local.lambda_events import sqs_event
 
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
     kedro_cli = str(Path(sys.executable).with_name("kedro"))
@@ -166,7 +166,6 @@ class _AwsWait:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     from kedro_jobs_local.moto_server import running_moto
     from kedro_jobs_local.resources import create_resources
 

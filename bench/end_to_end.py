@@ -13,7 +13,10 @@ from typing import Any
 
 import httpx
 
+from kedro_jobs.core.states import TERMINAL
 from kedro_jobs_local.moto_server import free_port
+
+FINISHED = {str(status) for status in TERMINAL}  # as the API writes them
 
 
 def _seconds(record: dict[str, Any], start: str, end: str) -> float:
@@ -73,7 +76,7 @@ def run_once(workers: int, jobs: int) -> dict[str, Any]:
                 for job_id in ids:
                     if job_id not in records:
                         record = client.get(f"/jobs/{job_id}").json()
-                        if record["status"] in {"completed", "failed", "cancelled"}:
+                        if record["status"] in FINISHED:
                             records[job_id] = record
                 time.sleep(0.2)
         latencies = [_seconds(r, "created_at", "completed_at") for r in records.values()]

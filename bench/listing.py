@@ -86,9 +86,9 @@ def measure(
 
     from kedro_jobs.api import handler as api
     from kedro_jobs.api.services import Services
-    from kedro_jobs.consumer.context import LocalContext
     from kedro_jobs.core.settings import get_settings
-    from tests.support.events import http_api_event, response_json
+    from kedro_jobs_local.lambda_context import LocalContext
+    from kedro_jobs_local.lambda_events import http_api_event, response_json
 
     get_settings.cache_clear()
     api.app.state.services = Services(get_settings())

@@ -20,11 +20,12 @@ from typing import Any
 import boto3
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from kedro_jobs.core.states import TERMINAL
+from kedro_jobs_local.counting_project import counting_stack_env, executions
+from kedro_jobs_local.dev_stack import running_local_stack
 
-from tests.e2e.conftest import running_local_stack  # noqa: E402
-from tests.support.kedro_project import counting_stack_env, executions  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+FINISHED = {str(status) for status in TERMINAL}  # as the API writes them
 
 SUBMISSIONS = 1_000
 CLIENTS = 20
@@ -92,7 +93,7 @@ def main() -> int:
                 for job_id in accepted:
                     if job_id not in records:
                         record_ = client.get(f"/api/v1/jobs/{job_id}").json()
-                        if record_["status"] in {"completed", "failed", "cancelled"}:
+                        if record_["status"] in FINISHED:
                             records[job_id] = record_
                 time.sleep(1)
             missing = [j for j in accepted if client.get(f"/api/v1/jobs/{j}").status_code != 200]

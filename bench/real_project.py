@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.end_to_end import wait_healthy
+from bench.end_to_end import FINISHED, wait_healthy
 from kedro_jobs_local.moto_server import free_port
 
 
@@ -40,7 +40,7 @@ def _service_run(client: httpx.Client, pipeline: str) -> float:
     job_id = client.post("/jobs", json={"pipeline_name": pipeline}).json()["id"]
     while True:
         job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in {"completed", "failed", "cancelled"}:
+        if job["status"] in FINISHED:
             break
         time.sleep(0.02)
     if job["status"] != "completed":

@@ -15,35 +15,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from kedro_jobs_local.banner import banner
+from kedro_jobs_local.endpoints import answers, needs_moto, port_taken
 from kedro_jobs_local.lifetime import exit_with_parent, parent_is_make
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.poller import PollerConfig
-from kedro_jobs_local.resources import LocalResources, create_resources, load_template
+from kedro_jobs_local.poller_heartbeats import Heartbeat
+from kedro_jobs_local.resources import LocalResources, create_resources
+from kedro_jobs_local.state_folder import state_folder
 from kedro_jobs_local.supervisor import Child, CrashLoop, StartFailed, Stop, Supervisor, spawn
+from kedro_jobs_local.template import load_template
 
 logger = logging.getLogger("kedro_jobs_local")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = ROOT / ".kedro-jobs"
-# The services the local stack uses; any without an endpoint of its own goes to moto.
-SERVICES = ("dynamodb", "sqs", "s3")
 
 DEFAULT_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -64,145 +60,6 @@ def _parameter(template: dict[str, Any], name: str, fallback: str) -> str:
     return str(template.get("Parameters", {}).get(name, {}).get("Default", fallback))
 
 
-def external_endpoint() -> str | None:
-    """An endpoint the user already set for every service (LocalStack, say)."""
-    return os.environ.get("AWS_ENDPOINT_URL") or None
-
-
-def needs_moto() -> bool:
-    """Whether a service of the stack has no endpoint of its own (then moto serves it)."""
-    if external_endpoint():
-        return False
-    return not all(os.environ.get(f"AWS_ENDPOINT_URL_{s.upper()}") for s in SERVICES)
-
-
-def endpoint_of(service: str) -> str:
-    return (
-        os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
-        or os.environ.get("AWS_ENDPOINT_URL")
-        or "(AWS)"
-    )
-
-
-def _port_taken(host: str, port: int) -> bool:
-    """Someone listens there. (Connections of a previous run still closing do not count:
-    the servers bind with SO_REUSEADDR, and so does this check.)"""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
-            return True
-    except urllib.error.HTTPError:
-        return True  # it answered (a 503 is an answer: the API is up)
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def state_folder(path: Path | None, *, fresh: bool) -> Iterator[Path | None]:
-    """The state folder, locked for this run. `fresh` moves its old content to
-    `<folder>/previous/` (replacing an older one) rather than deleting it."""
-    if path is None:
-        yield None
-        return
-    path.mkdir(parents=True, exist_ok=True)
-    with (path / "lock").open("a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            raise SystemExit(
-                f"{path} is in use by another `make dev` (pid {lock.read().strip() or '?'}): "
-                "stop it, or give this one its own folder with --state-dir"
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(str(os.getpid()))
-        lock.flush()
-        moto = path / "moto"
-        if fresh and moto.exists():
-            previous = path / "previous"
-            shutil.rmtree(previous, ignore_errors=True)
-            previous.mkdir()
-            moto.rename(previous / "moto")
-            logger.info("--fresh: the previous state is kept in %s", previous)
-        yield path
-
-
-class Heartbeat:
-    """Writes each poller's heartbeat from the small status file it keeps (see poller.py),
-    so the API reads consumers through S3 as it would on AWS."""
-
-    def __init__(self, bucket: str, status_dir: Path) -> None:
-        from kedro_jobs.core.heartbeats import Heartbeats
-
-        self.beats = Heartbeats(bucket)
-        self.status_dir = status_dir
-        self.pollers: dict[str, tuple[Child, str, datetime]] = {}
-        self._written: dict[str, tuple[float, str]] = {}  # when, and in which state
-        self._complained = 0.0
-
-    def path(self, name: str) -> Path:
-        return self.status_dir / f"{name}.json"
-
-    def started(self, child: Child, queue_name: str) -> None:
-        self.pollers[child.name] = (child, queue_name, datetime.now(UTC))
-        self._written.pop(child.name, None)
-        # What a dead predecessor last said is not what this one does.
-        self.path(child.name).unlink(missing_ok=True)
-
-    def tick(self) -> None:
-        """Called every second: a beat for each poller whose state changed (at most one a
-        second) or whose last beat is BEAT_SECONDS old."""
-        from kedro_jobs.core.errors import DependencyUnavailable
-        from kedro_jobs.core.heartbeats import BEAT_SECONDS, ConsumerBeat
-
-        now = datetime.now(UTC)
-
-        def at(seconds: float | None) -> datetime | None:
-            return datetime.fromtimestamp(seconds, UTC) if seconds else None
-
-        for name, (child, queue, started) in self.pollers.items():
-            if not child.alive():
-                continue  # the supervisor is restarting it; its old beat goes stale
-            try:
-                status = json.loads(self.path(name).read_text())
-            except (OSError, ValueError):
-                status = {"state": "starting"}
-            state = str(status.get("state", "starting"))
-            written, was = self._written.get(name, (0.0, ""))
-            if state == was and time.monotonic() - written < BEAT_SECONDS:
-                continue
-            beat = ConsumerBeat(
-                consumer=name,
-                queue=queue,
-                state=state,
-                pid=child.pid,
-                started_at=started,
-                last_poll_at=at(status.get("last_poll_at")),
-                busy_until=at(status.get("busy_until")),
-                batches=int(status.get("batches", 0)),
-                restarts=child.restarts,
-                written_at=now,
-            )
-            try:
-                self.beats.beat(beat)
-                self._written[name] = (time.monotonic(), state)
-            except DependencyUnavailable as exc:
-                if time.monotonic() - self._complained > 30:
-                    self._complained = time.monotonic()
-                    logger.warning("heartbeats not written: %s", exc.reason)
-                return
-
-
 def local_fargate_env(res: LocalResources) -> dict[str, str]:
     """Fargate jobs run here as local task processes (kedro_jobs_local/tasks.py), so the
     stack offers them: the API accepts "compute": "fargate" only when FARGATE_CLUSTER is set,
@@ -210,46 +67,6 @@ def local_fargate_env(res: LocalResources) -> dict[str, str]:
     spec = res.template["Resources"].get("FargateCluster", {}).get("Properties", {})
     name = res.resolver(spec["ClusterName"]) if "ClusterName" in spec else "local"
     return {"FARGATE_CLUSTER": str(name)}
-
-
-def banner(
-    res: LocalResources,
-    api: str,
-    workers: int,
-    project: Path,
-    pipelines: list[str],
-    state_dir: Path | None,
-    data_root: str,
-) -> str:
-    example = next((p for p in pipelines if p != "__default__"), "__default__")
-    endpoints = {s: endpoint_of(s) for s in SERVICES}
-    if len(set(endpoints.values())) == 1:
-        aws = f"  AWS endpoint   {endpoints['sqs']}\n"
-    else:
-        aws = "".join(f"  {s + ' endpoint':<15}{url}\n" for s, url in endpoints.items())
-    sqs_endpoint = endpoints["sqs"]
-    return f"""
-kedro-jobs is running locally
-  API            {api}/api/v1   (docs: {api}/docs, health: {api}/api/v1/health)
-{aws}  region         {os.environ.get("AWS_DEFAULT_REGION")}
-  jobs table     {res.table_name}
-  queue          {res.queue_url}
-  dead letters   {res.dlq_url}
-  bucket         {res.bucket}
-  Kedro project  {project}
-  pipelines      {", ".join(pipelines) or "(none published)"}
-  data root      {data_root or "(the project folder)"}
-  consumers      {workers}
-  state          {state_dir or "(in memory: gone when this stops)"}
-
-Submit over HTTP:
-  curl -s -X POST {api}/api/v1/jobs -H 'Content-Type: application/json' \\
-       -d '{{"pipeline_name": "{example}", "parameters": {{}}}}'
-Or put a message on the queue, as another system would:
-  aws --endpoint-url {sqs_endpoint} sqs send-message \\
-      --queue-url {res.queue_url} --message-body '{{"version": 1, "pipeline_name": "{example}"}}'
-Ctrl-C (or SIGTERM, SIGHUP) stops everything; the state stays for the next start.
-"""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -303,7 +120,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     for host, port, what in [(args.host, args.port, "--port")] + (
         [(args.host, args.moto_port, "--moto-port")] if moto else []
     ):
-        if _port_taken(host, port):
+        if port_taken(host, port):
             logger.error("%s:%d is taken (another make dev?): choose another with %s",
                          host, port, what)  # fmt: skip
             return 2
@@ -398,7 +215,7 @@ def _run(
     ]  # fmt: skip
 
     def start_api() -> Any:
-        return spawn(api_argv, ready=lambda: _answers(f"{api}/api/v1/health"))
+        return spawn(api_argv, ready=lambda: answers(f"{api}/api/v1/health"))
 
     supervisor.add(Child("api", start_api, stage=1))
 
@@ -435,7 +252,7 @@ def _run(
                 function_timeout=60,
                 function_name="DeadLetterFunction",
             ),
-            "kedro_jobs.consumer.dlq_handler:handler",
+            "kedro_jobs.dead_letters.handler:handler",
         )
     )
     for name, config, handler in pollers:

@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import make_server
 
     from kedro_jobs_local.lifetime import exit_with_parent
-    from kedro_jobs_local.state import StateError, StateKeeper
+    from kedro_jobs_local.state import StateKeeper
+    from kedro_jobs_local.state_snapshot import StateError
 
     parser = argparse.ArgumentParser(description="moto server with atomic DynamoDB writes")
     parser.add_argument("-H", "--host", default="127.0.0.1")

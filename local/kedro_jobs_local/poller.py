@@ -6,7 +6,6 @@ with `ReportBatchItemFailures` on AWS."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -18,8 +17,9 @@ from typing import Any
 
 import boto3
 
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs_local import tasks
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import to_lambda_record
 from kedro_jobs_local.lifetime import exit_with_parent
 
 logger = logging.getLogger("kedro_jobs_local.poller")
@@ -39,41 +39,6 @@ class PollerConfig:
     # "module:function" called once before polling, like Lambda's init phase (for the
     # consumer: warm_consumer below, which bootstraps the Kedro project).
     warm_up: str | None = None
-
-
-def to_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """One received SQS message in the shape Lambda delivers it."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            key: attributes[key]
-            for key in (
-                "ApproximateReceiveCount",
-                "SentTimestamp",
-                "SenderId",
-                "ApproximateFirstReceiveTimestamp",
-            )
-            if key in attributes
-        },
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": value.get("DataType", "String"),
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody")
-        or hashlib.md5(message["Body"].encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
 
 
 def poll_once(

@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Any
 
-from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lifetime import exit_with_parent
 
 logger = logging.getLogger("kedro_jobs_local.sweeper")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     every = args.every
     if every is None:
-        from kedro_jobs_local.resources import load_template
+        from kedro_jobs_local.template import load_template
 
         every = schedule_seconds(load_template())
     logger.info("sweeping every %.0f s (pid %d)", every, os.getpid())

@@ -17,8 +17,7 @@ import pytest
 from kedro_jobs.core.models import Job, OutputInfo, utcnow
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
-
-from .conftest import LocalStack
+from kedro_jobs_local.dev_stack import LocalStack
 
 TERMINAL = {"completed", "failed", "cancelled"}
 SCRIPT = Path(sys.executable).with_name("kedro-jobs")

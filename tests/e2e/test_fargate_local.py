@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import running_local_stack
+from kedro_jobs_local.dev_stack import running_local_stack
 
 SLOW = {"pipeline_name": "reporting", "parameters": {"reporting": {"delay_seconds": 60}}}
 

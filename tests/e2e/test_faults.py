@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kedro_project import counting_stack_env, executions
-
-from .conftest import LocalStack, running_local_stack
+from kedro_jobs_local.counting_project import counting_stack_env, executions
+from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 
 JOBS = 100
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import LocalStack
+from kedro_jobs_local.dev_stack import LocalStack
 
 TERMINAL = {"completed", "failed", "cancelled"}
 

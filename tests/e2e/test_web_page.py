@@ -31,8 +31,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from kedro_jobs.core.models import Job, OutputInfo, Progress, utcnow
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
-
-from .conftest import LocalStack, running_local_stack
+from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kedro_jobs_local.resources import load_template
+from kedro_jobs_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".tools" / "sam" / "bin" / "sam"

@@ -22,9 +22,9 @@ from typing import Any
 import boto3
 import pytest
 
+from kedro_jobs_local.lambda_events import sqs_event
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.resources import LocalResources
-from tests.support.events import sqs_event
 
 from .conftest import ROOT
 
@@ -242,7 +242,8 @@ assert h.__file__.startswith(root), h.__file__
 for package in ("kedro", "build"):  # build: pypa's, which Kedro needs; once shadowed by staging
     imported = importlib.import_module(package)
     assert imported.__file__ and imported.__file__.startswith(root), imported.__file__
-from kedro_jobs.consumer.context import LocalContext
+sys.path.append(sys.argv[4])  # after the checks: only the stand-in Lambda context from there
+from kedro_jobs_local.lambda_context import LocalContext
 print(json.dumps(getattr(h, name)(json.loads(sys.argv[2]), LocalContext(60))))
 """
 
@@ -267,7 +268,7 @@ def _run_job(
     event = sqs_event(body, message_ids=[key])
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", _INVOKE, str(image.task_root), json.dumps(event),
-         image.cmd[0]],
+         image.cmd[0], str(ROOT / "local")],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -13,7 +13,8 @@ import boto3
 import pytest
 
 from kedro_jobs_local.moto_server import MotoServer
-from kedro_jobs_local.resources import create_resources, load_template, reset_resources
+from kedro_jobs_local.resources import create_resources, reset_resources
+from kedro_jobs_local.template import load_template
 
 from .conftest import ROOT
 

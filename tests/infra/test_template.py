@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kedro_jobs_local.resources import resolve_value
+from kedro_jobs_local.template import resolve_value
 
 from .conftest import ROOT, transformed
 

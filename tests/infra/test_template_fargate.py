@@ -9,7 +9,7 @@ import pytest
 
 from kedro_jobs.core.compute import TASK_ENTRY_POINT
 from kedro_jobs.core.settings import Settings
-from kedro_jobs_local.resources import resolve_value
+from kedro_jobs_local.template import resolve_value
 
 from .conftest import transformed
 

@@ -11,10 +11,10 @@ import pytest
 
 from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.artifacts import MANIFEST_KEY, log_key
 from kedro_jobs.core.settings import get_settings
-from tests.support.events import http_api_event, response_json, rest_api_event
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import http_api_event, response_json, rest_api_event
 
 from .conftest import Aws
 

@@ -11,13 +11,13 @@ import pytest
 
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunRequest
+from kedro_jobs_local.counting_project import RECORD_VAR, executions
 from kedro_jobs_local.resources import LocalResources
 from tests.support.continuation_project import (
     NODES,
     segment_request,
     write_continuation_project,
 )
-from tests.support.kedro_project import RECORD_VAR, executions
 
 from .conftest import Aws
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.consumer.processing import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import ClaimOutcome, JobStore
-from tests.support.kedro_project import executions
+from kedro_jobs_local.counting_project import executions
+from kedro_jobs_local.lambda_context import LocalContext
 
 from .conftest import Aws, Invoke
 

@@ -13,7 +13,7 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from tests.support.kedro_project import executions
+from kedro_jobs_local.counting_project import executions
 
 from .conftest import Aws, Invoke
 

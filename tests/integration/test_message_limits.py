@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from tests.support.events import sqs_event
-from tests.support.kedro_project import use_record, write_project
+from kedro_jobs_local.counting_project import use_record, write_project
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import sqs_event
 
 from .conftest import ApiCall, Aws
 

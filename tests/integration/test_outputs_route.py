@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from kedro_jobs.api import handler as api
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.artifacts import ArtifactStore, outputs_key
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from tests.support.events import http_api_event
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import http_api_event
 
 from .conftest import ApiCall, Aws
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from tests.support.events import sqs_event
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import sqs_event
 
 from .conftest import Aws
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunOutcome, RunRequest
-from tests.support.kedro_project import write_pyproject
+from kedro_jobs_local.counting_project import write_pyproject
 
 NODES = ("first", "second", "third")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.kedro_project import write_pyproject
+from kedro_jobs_local.counting_project import write_pyproject
 
 PIPELINES = ("__default__", "data_processing", "data_science", "reporting", "failing")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 # One warm container: three invocations, one job each, then each job's record.
 _INVOKE = """
 import json, sys
-from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs_local.lambda_context import LocalContext
 import kedro_jobs.consumer.handler as h
 for pipeline in sys.argv[1:]:
     body = json.dumps({"version": 1, "pipeline_name": pipeline, "idempotency_key": pipeline})

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from kedro_jobs.cli.main import _request_body, build_parser
+from kedro_jobs.cli.commands import _request_body
+from kedro_jobs.cli.main import build_parser
 from kedro_jobs.cli.params import (
     UsageError,
     merge,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kedro_jobs.cli.main import _request_body, _segments, build_parser
+from kedro_jobs.cli.commands import _request_body
+from kedro_jobs.cli.main import build_parser
+from kedro_jobs.cli.render import _segments
 
 
 def _body(*argv: str) -> dict[str, object]:

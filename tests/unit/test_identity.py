@@ -1,4 +1,4 @@
-"""Who the caller is, for each API Gateway event shape (from tests/events/ samples)."""
+"""Who the caller is, for each API Gateway event shape (from kedro_jobs_local/sample_events/)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kedro_jobs.api.identity import ANONYMOUS, user_from_event
-from tests.support.events import http_api_event, rest_api_event
+from kedro_jobs_local.lambda_events import http_api_event, rest_api_event
 
 
 def _with_authorizer(event: dict[str, Any], authorizer: dict[str, Any]) -> dict[str, Any]:

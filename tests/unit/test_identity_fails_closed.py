@@ -10,8 +10,8 @@ from fastapi import HTTPException
 
 from kedro_jobs.api.identity import ANONYMOUS, user_from_event
 from kedro_jobs.core.settings import Settings
-from kedro_jobs_local.resources import load_template, resolve_value
-from tests.support.events import http_api_event, rest_api_event
+from kedro_jobs_local.lambda_events import http_api_event, rest_api_event
+from kedro_jobs_local.template import load_template, resolve_value
 
 
 def _jwt(claims: dict[str, str]) -> dict[str, Any]:

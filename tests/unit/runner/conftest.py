@@ -14,7 +14,7 @@ import pytest
 
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunOutcome, RunRequest
-from tests.support.kedro_project import RECORD_VAR, write_project
+from kedro_jobs_local.counting_project import RECORD_VAR, write_project
 
 _EXTRA_NODES = """
 import subprocess

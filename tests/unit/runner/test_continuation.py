@@ -14,8 +14,8 @@ from typing import Any
 from kedro_jobs.runner.control import ContinuePolicy, RunControl
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunOutcome, RunRequest
+from kedro_jobs_local.counting_project import executions
 from tests.support.continuation_project import NODES, run_segments, segment_request
-from tests.support.kedro_project import executions
 
 
 def _committed(root: Path) -> tuple[dict[str, bytes], set[str]]:

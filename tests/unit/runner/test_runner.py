@@ -13,7 +13,7 @@ import pytest
 
 from kedro_jobs.runner import forked
 from kedro_jobs.runner.runner import KedroRunner
-from tests.support.kedro_project import executions
+from kedro_jobs_local.counting_project import executions
 
 from .conftest import no_zombies_soon, run
 

@@ -1,16 +1,18 @@
-"""Real API Gateway and SQS event payloads (as `sam local generate-event` prints them, kept in
-tests/events/), re-aimed at one request."""
+"""The events Lambda hands a function, built off Lambda: real API Gateway and SQS payloads (as
+`sam local generate-event` prints them, kept in sample_events/) re-aimed at one request, for
+the tests and the benchmarks; and an SQS batch from received messages, for the local pollers."""
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
+EVENTS = Path(__file__).resolve().parent / "sample_events"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -93,6 +95,41 @@ def sqs_event(
             record["eventSourceARN"] = queue_arn
         records.append(record)
     return {"Records": records}
+
+
+def to_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One received SQS message in the shape Lambda delivers it."""
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            key: attributes[key]
+            for key in (
+                "ApproximateReceiveCount",
+                "SentTimestamp",
+                "SenderId",
+                "ApproximateFirstReceiveTimestamp",
+            )
+            if key in attributes
+        },
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType", "String"),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody")
+        or hashlib.md5(message["Body"].encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
 
 
 def response_json(response: dict[str, Any]) -> Any:

@@ -1,6 +1,6 @@
-"""A small real Kedro project written into a directory, like Kedro's own tests do. Its nodes
-append their names to the file named by $KEDRO_JOBS_TEST_RECORD, so "ran exactly once" is
-counted, not assumed."""
+"""A small real Kedro project written into a directory, like Kedro's own tests do, for the
+tests and the load benchmark. Its nodes append their names to the file named by
+$KEDRO_JOBS_TEST_RECORD, so "ran exactly once" is counted, not assumed."""
 
 from __future__ import annotations
 
