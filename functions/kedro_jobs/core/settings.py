@@ -35,7 +35,6 @@ class Settings(BaseSettings):
     # Stop a job this long before the Lambda's deadline so the failure can still be written.
     timeout_margin_seconds: float = Field(10.0, ge=0.5)
     results_inline_max_bytes: int = Field(32_768, ge=1024, le=300_000)
-    max_parameters_bytes: int = Field(65_536, ge=1024)
     idempotency_ttl_seconds: int = Field(86_400, ge=60)
     job_ttl_days: int = Field(90, ge=0)  # 0 keeps jobs forever
     isolation: str = Field("fork", pattern="^(fork|inline)$", validation_alias="RUN_ISOLATION")

@@ -1,4 +1,5 @@
-"""The job state machine: which transitions exist. The store makes each one a conditional write."""
+"""The job state machine: which transitions exist. It is the one source: the store builds the
+status condition of every write that moves a job from this table (store/expressions.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class JobStatus(StrEnum):
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 # pending -> failed covers a job that could not be queued, whose message could not be parsed,
-# or whose message was dead-lettered. running -> running is a re-claim after an expired lease.
+# or whose message was dead-lettered. running -> running is a re-claim after an expired lease,
+# the next segment's claim after a hand-off, or a cancel asked of a running job.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
     JobStatus.RUNNING: frozenset(

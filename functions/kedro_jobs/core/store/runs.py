@@ -1,0 +1,164 @@
+"""The writes of the run that claimed a job, all fenced: the attempt number the claim set is
+the fencing token, so a run whose lease was taken over writes nothing. Also the endings of a
+run whose worker is gone (its lease expired, or it handed the job off)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kedro_jobs.core.models import Compute, Job, Progress, Segment, utcnow
+from kedro_jobs.core.states import TERMINAL, JobStatus
+from kedro_jobs.core.store import texts
+from kedro_jobs.core.store.expressions import Cond, before, eq, moving
+from kedro_jobs.core.store.items import AttributeValue, encode, from_item, status_change, sweep
+from kedro_jobs.core.store.table import ConditionFailed, Table
+
+NOT_CANCELLED = eq("cancel_requested", False)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The fencing condition of the run that claimed ``job``: the job is still running on
+    the attempt that claim set."""
+
+    job: Job
+
+    def to(self, target: JobStatus) -> Cond:
+        """The condition of this run's write moving the job to ``target``."""
+        return moving(JobStatus.RUNNING, target) & eq("attempts", self.job.attempts)
+
+    def held_by(self, item: dict[str, AttributeValue]) -> bool:
+        """Whether ``item`` (as a failed write found it) is still this run's."""
+        return item.get("status") == encode("status", JobStatus.RUNNING) and item.get(
+            "attempts"
+        ) == encode("attempts", self.job.attempts)
+
+
+def abandoned(now: float) -> Cond:
+    """No live worker holds the job: its lease expired, or its last segment handed it off."""
+    return before("lease_expires_at", now) | eq("handed_off", True)
+
+
+class Runs(Table):
+    def heartbeat(self, job: Job, *, lease_seconds: float) -> bool | None:
+        """The running consumer extends its lease. Returns whether a cancel was requested
+        (the lease is extended all the same: the consumer is alive and stops at the next
+        node), or None if this run no longer owns the job. One write, two if a cancel was
+        asked."""
+        lease_end = time.time() + lease_seconds
+        extend = {"lease_expires_at": lease_end, "sweep_due": lease_end}
+        fence = Fence(job)
+        try:
+            self._write(job.id, extend, fence.to(JobStatus.RUNNING) & NOT_CANCELLED)
+        except ConditionFailed as failed:
+            if not fence.held_by(failed.item):
+                return None
+            extended = self._update(job.id, extend, fence.to(JobStatus.RUNNING))
+            return True if extended is not None else None
+        return False
+
+    def report_progress(self, job: Job, progress: Progress) -> bool | None:
+        """Record progress: one write per node. Returns whether a cancel was requested, or
+        None if this run no longer owns the job (its lease was taken over). Nothing comes
+        back from a write that succeeds; a requested cancel fails it and the item says why."""
+        written = utcnow()
+        values = {"progress": progress, "updated_at": written}
+        fence = Fence(job)
+        try:
+            self._write(job.id, values, fence.to(JobStatus.RUNNING) & NOT_CANCELLED)
+        except ConditionFailed as failed:
+            return True if fence.held_by(failed.item) else None
+        self.events.progressed(job.model_copy(update=values))
+        return False
+
+    def finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        *,
+        results: dict[str, Any] | None = None,
+        results_location: str | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+        outputs_location: str | None = None,
+        error_message: str | None = None,
+        execution_time: float | None = None,
+        progress: Progress | None = None,
+        log_location: str | None = None,
+        segments: list[Segment] | None = None,
+    ) -> Job | None:
+        """running -> completed | failed | cancelled, by the run that owns the job."""
+        assert status in TERMINAL
+        values = status_change(job.user_id, status)
+        given = {
+            "results": results,
+            "results_location": results_location,
+            "outputs": outputs,
+            "outputs_location": outputs_location,
+            "error_message": error_message,
+            "progress": progress,
+            "log_location": log_location,
+            "segments": segments,
+        }
+        values.update({name: value for name, value in given.items() if value})
+        if execution_time is not None:
+            values["execution_time"] = float(execution_time)
+        try:
+            # Nothing comes back (the results can be 32 KB): the record is what was written.
+            self._write(job.id, values, Fence(job).to(status))
+        except ConditionFailed:
+            return None
+        return self._changed(self._as_written(job, values))
+
+    def hand_off(
+        self,
+        job: Job,
+        *,
+        checkpoint: str | None,
+        segments: list[Segment],
+        progress: Progress,
+        lease_seconds: float,
+        compute: Compute | None = None,
+    ) -> Job | None:
+        """The run that owns ``job`` saved a checkpoint and lets go: the job stays running,
+        handed off, for the next segment to claim at once. Its lease is a grace period: if
+        no segment claims it by then (the continuation message was lost), the sweeper sends
+        it again. None if this run no longer owns the job."""
+        lease_end = time.time() + lease_seconds
+        values: dict[str, Any] = {
+            "segments": segments,
+            "progress": progress,
+            "handed_off": True,
+            "lease_expires_at": lease_end,
+            "updated_at": utcnow(),
+            **sweep(JobStatus.RUNNING, lease_end),
+        }
+        if checkpoint:
+            values["checkpoint"] = checkpoint
+        if compute:
+            values["compute"] = compute
+        try:
+            self._write(job.id, values, Fence(job).to(JobStatus.RUNNING))
+        except ConditionFailed:
+            return None
+        return self._changed(self._as_written(job, values))
+
+    def fail_exhausted(self, job: Job, max_attempts: int) -> Job | None:
+        """A running job whose lease expired on its last allowed attempt: failed, saying so
+        (None if it changed meanwhile)."""
+        message = texts.gave_up(job.attempts, max_attempts)
+        return self._end_abandoned(job, JobStatus.FAILED, message)
+
+    def cancel_abandoned(self, job: Job) -> Job | None:
+        """A running job with a cancel asked and no live consumer (its lease expired, or it
+        is between two segments): it ends cancelled now, and a later claim finds it finished
+        (None if it changed)."""
+        message = texts.cancelled_abandoned(job.handed_off)
+        return self._end_abandoned(job, JobStatus.CANCELLED, message)
+
+    def _end_abandoned(self, job: Job, status: JobStatus, message: str) -> Job | None:
+        values = {**status_change(job.user_id, status), "error_message": message}
+        when = Fence(job).to(status) & abandoned(time.time())
+        attrs = self._update(job.id, values, when)
+        return self._changed(from_item(attrs, lenient=True)) if attrs else None
