@@ -57,7 +57,7 @@ def test_api_handler_does_not_import_kedro_or_create_clients() -> None:
         "kedro_jobs.core.queue",
         "kedro_jobs.core.artifacts",
         "kedro_jobs.core.manifest",
-        "kedro_jobs.core.submission",
+        "kedro_jobs.core.jobs",
         "kedro_jobs.core.settings",
     ],
 )

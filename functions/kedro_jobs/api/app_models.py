@@ -19,3 +19,7 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Request body over 256 KB"},
     503: {"model": ErrorBody, "description": "DynamoDB, SQS or S3 unavailable; retry"},
 }
+
+JOB_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such job, or not yours"}
+}

@@ -19,8 +19,8 @@ from kedro_jobs.core.errors import (
     NotOffered,
     UnknownPipeline,
 )
+from kedro_jobs.core.jobs import JobNotQueued
 from kedro_jobs.core.queue import UnsendableMessage
-from kedro_jobs.core.submission import JobNotQueued
 
 _STATUS: dict[type[JobsError], int] = {
     JobNotFound: 404,

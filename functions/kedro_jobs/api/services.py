@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from fastapi import Request
 
+from kedro_jobs.api.idempotency import SubmitOnce
 from kedro_jobs.core.artifacts import ArtifactStore
-from kedro_jobs.core.aws import client
 from kedro_jobs.core.manifest import ManifestReader
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import Settings, get_settings
@@ -37,12 +36,8 @@ class Services:
         return ManifestReader(self.artifacts)
 
     @cached_property
-    def idempotency_store(self) -> Any:
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-        return DynamoDBPersistenceLayer(
-            table_name=self.settings.idempotency_table_name, boto3_client=client("dynamodb")
-        )
+    def submit_once(self) -> SubmitOnce:
+        return SubmitOnce(self.settings)
 
 
 def get_services(request: Request) -> Services:

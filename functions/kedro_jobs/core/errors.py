@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kedro_jobs.names import unknown_pipeline_message
+
 
 class JobsError(Exception):
     """Base of every error the core raises on purpose."""
@@ -35,9 +37,7 @@ class InvalidCursor(JobsError):
 
 class UnknownPipeline(JobsError):
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(
-            f"Unknown pipeline {name!r}. Known pipelines: {', '.join(sorted(known)) or '(none)'}"
-        )
+        super().__init__(unknown_pipeline_message(name, known))
         self.name = name
         self.known = known
 

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from kedro_jobs.core.states import JobStatus
+from kedro_jobs.names import JOB_ID_PATTERN
 
 PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 MAX_PARAMETERS_BYTES = 65_536
@@ -181,7 +182,7 @@ class JobMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1]
-    job_id: Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    job_id: Annotated[StrictStr, StringConstraints(pattern=JOB_ID_PATTERN)] | None = None
     pipeline_name: PipelineName
     parameters: dict[StrictStr, Any] = Field(default_factory=dict)
     options: RunOptions = Field(default_factory=RunOptions)

@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from kedro_jobs.names import unknown_pipeline_message
 from kedro_jobs.runner.checkpoint import (
     Checkpointer,
     CheckpointError,
@@ -58,10 +59,6 @@ logger = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
 
 Isolation = Literal["fork", "inline"]
-
-
-def unknown_pipeline_message(name: str, known: list[str]) -> str:
-    return f"Unknown pipeline {name!r}. Known pipelines: {', '.join(sorted(known)) or '(none)'}"
 
 
 class KedroRunner:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from kedro_jobs.api.services import Services, get_services
+from kedro_jobs.api.deps import Deps
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.heartbeats import Backlog, ConsumerBeat, Heartbeats, assess, read_backlog
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Health of the table, queue and bucket, and of the consumers")
-def health(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+def health(services: Deps) -> JSONResponse:
     settings = services.settings
     found: dict[str, Any] = {}
 

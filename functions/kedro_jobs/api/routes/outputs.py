@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
@@ -18,9 +18,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from kedro_jobs.api.app_models import ErrorBody
+from kedro_jobs.api.app_models import JOB_NOT_FOUND, ErrorBody
+from kedro_jobs.api.deps import Deps, JobId, User
 from kedro_jobs.api.identity import AUTH_RESPONSES
-from kedro_jobs.api.routes.jobs import Deps, JobId, User
 from kedro_jobs.api.services import Services
 from kedro_jobs.core.artifacts import parse_s3_uri
 from kedro_jobs.core.models import Job, OutputInfo
@@ -71,9 +71,12 @@ def _recorded(services: Services, job: Job) -> list[OutputInfo]:
         ) from exc
 
 
-def _download_path(job_id: str, name: str) -> str:
+def _download_path(request: Request, job_id: str, name: str) -> str:
     # `@` and `.` stay as they are, so the URL reads like the name; anything else is escaped.
-    return f"/api/v1/jobs/{quote(job_id, safe='')}/outputs/{quote(name, safe='@')}"
+    path = request.app.url_path_for(
+        "download_output", job_id=quote(job_id, safe=""), dataset=quote(name, safe="@")
+    )
+    return str(path)
 
 
 def _url(output: OutputInfo, job_id: str, request: Request, services: Services) -> str | None:
@@ -83,20 +86,15 @@ def _url(output: OutputInfo, job_id: str, request: Request, services: Services) 
         )
         return url
     if os.path.isabs(output.uri):
-        return str(request.base_url).rstrip("/") + _download_path(job_id, output.name)
+        return str(request.base_url).rstrip("/") + _download_path(request, job_id, output.name)
     return None
-
-
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such job, or not yours"}
-}
 
 
 @router.get(
     "/{job_id}/outputs",
     response_model=OutputList,
     summary="The datasets the job saved, with download URLs",
-    responses=_NOT_FOUND,
+    responses=JOB_NOT_FOUND,
 )
 def list_outputs(job_id: JobId, request: Request, services: Deps, user: User) -> OutputList:
     job = services.store.get_for_user(job_id, user)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from kedro_jobs.api.app_models import ErrorBody
-from kedro_jobs.api.services import Services, get_services
+from kedro_jobs.api.deps import Deps
 from kedro_jobs.core.manifest import Manifest, PipelineInfo
+from kedro_jobs.names import unknown_pipeline_message
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
-Deps = Annotated[Services, Depends(get_services)]
 
 
 class PipelineList(BaseModel):
@@ -57,6 +57,6 @@ def list_pipelines(services: Deps) -> PipelineList:
 def get_pipeline(name: str, services: Deps) -> PipelineInfo:
     manifest = _loaded(services.manifest.get())
     if manifest is None or name not in manifest.pipelines:
-        known = ", ".join(sorted(manifest.pipelines)) if manifest else "(no manifest published)"
-        raise HTTPException(404, f"Unknown pipeline {name!r}. Known pipelines: {known}")
+        known = manifest.pipelines if manifest else None
+        raise HTTPException(404, unknown_pipeline_message(name, known))
     return manifest.pipelines[name]

@@ -1,0 +1,153 @@
+"""The API's use cases that make a job: submit and retry. The routes call these and only
+turn the result into HTTP.
+
+Submitting: what the job asks of the deployment is checked, and its pipeline against the
+manifest; then the message is checked sendable, the item is written, and the message is
+sent. A failed send (of any kind) fails the job, so no `pending` item is left without a
+message. Reading and cancelling a job are one store call each (`JobStore.get_for_user`,
+`request_cancel`, `list_jobs`), which the routes make themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from kedro_jobs.core.errors import (
+    DependencyUnavailable,
+    InvalidTransition,
+    JobsError,
+    NotOffered,
+    UnknownPipeline,
+)
+from kedro_jobs.core.manifest import Manifest, ManifestReader
+from kedro_jobs.core.models import Compute, Job, JobRequest
+from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
+from kedro_jobs.core.settings import Settings
+from kedro_jobs.core.store import JobStore
+
+logger = logging.getLogger(__name__)
+
+
+class Backends(Protocol):
+    """What the use cases need; read only when used (the API's `Services` is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> JobStore: ...
+    @property
+    def queue(self) -> JobQueue: ...
+    @property
+    def manifest(self) -> ManifestReader: ...
+
+
+class JobNotQueued(JobsError):
+    """The job was written but its message could not be sent: it will not run."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(
+            f"Job {job_id!r} could not be queued ({reason}); it will not run. Submit it again."
+        )
+        self.job_id = job_id
+        self.reason = reason
+
+
+def submit(
+    backends: Backends, user: str, request: JobRequest, *, retry_of: str | None = None
+) -> Job:
+    """A new job for ``user``, written and queued (``retry_of``: the job it runs again)."""
+    check_offered(backends.settings, request.compute, request.max_job_seconds)
+    check_pipeline(backends.manifest.get(), request.pipeline_name)
+    job = Job.new(
+        pipeline_name=request.pipeline_name,
+        parameters=request.parameters,
+        options=request.options.given(),
+        user_id=user,
+        retry_of=retry_of,
+        compute=request.compute,
+        max_job_seconds=request.max_job_seconds,
+    )
+    return _write_then_send(backends.store, backends.queue, job)
+
+
+def retry(backends: Backends, job_id: str, user: str) -> Job:
+    """A new job with the request of ``user``'s finished job ``job_id``."""
+    original = backends.store.get_for_user(job_id, user)
+    if not original.status.terminal:
+        raise InvalidTransition(job_id, original.status, "retried until it has finished")
+    if original.unreadable:
+        raise InvalidTransition(
+            job_id, original.status, "retried: its stored request could not be read in full"
+        )
+    return submit(backends, user, _request_of(original), retry_of=original.id)
+
+
+def _request_of(job: Job) -> JobRequest:
+    """The request that made ``job``, as it would be accepted today."""
+    try:
+        return JobRequest(
+            pipeline_name=job.pipeline_name,
+            parameters=job.parameters,
+            options=job.options,
+            compute=job.compute,
+            max_job_seconds=job.max_job_seconds,
+        )
+    except ValidationError as exc:  # a job from before a limit was added, e.g. `env: ".."`
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidTransition(
+            job.id,
+            job.status,
+            f"retried: its request is no longer accepted ({where}: {first['msg']})",
+        ) from exc
+
+
+def check_pipeline(manifest: Manifest | None, pipeline_name: str) -> None:
+    """With a manifest, an unknown name is rejected; without one, any name is accepted
+    (the consumer reports an unknown pipeline as the job's failure), and so with one from a
+    project that failed to load (the job then fails at once saying why)."""
+    if manifest is None or manifest.load_error is not None:
+        return
+    if pipeline_name not in manifest.pipelines:
+        raise UnknownPipeline(pipeline_name, list(manifest.pipelines))
+
+
+def check_offered(settings: Settings, compute: Compute, max_job_seconds: int | None) -> None:
+    """What a job asks of the deployment: Fargate only where a cluster is configured; a
+    time limit no longer than the deployment's (a job may ask for less, never more)."""
+    if compute == "fargate" and not settings.fargate_cluster:
+        raise NotOffered(
+            'compute "fargate" is not offered by this deployment (no FARGATE_CLUSTER); '
+            'use "lambda", which continues long jobs across invocations'
+        )
+    if max_job_seconds is not None and max_job_seconds > settings.max_job_seconds:
+        raise NotOffered(
+            f"max_job_seconds {max_job_seconds} is over this deployment's limit of "
+            f"{settings.max_job_seconds} s; ask for {settings.max_job_seconds} or less"
+        )
+
+
+def _write_then_send(store: JobStore, queue: JobQueue, job: Job) -> Job:
+    try:
+        body = encode(job.to_message())  # before the write: a bad message writes nothing
+    except ValidationError as exc:
+        raise UnsendableMessage(f"it is not a valid job message: {exc.errors()[0]['msg']}") from exc
+    store.create(job)
+    try:
+        queue.send(body)
+    except Exception as exc:  # of any kind, botocore's or not: the item must not stay pending
+        if isinstance(exc, DependencyUnavailable):
+            reason = str(exc)
+        else:
+            reason = f"unexpected {type(exc).__name__}"
+            logger.exception("sending the message of job %s failed", job.id)
+        unqueued = JobNotQueued(job.id, reason)
+        try:
+            store.fail(job.id, str(unqueued))
+        except Exception:
+            logger.exception("could not mark unqueued job %s failed", job.id)
+        raise unqueued from exc
+    return job

@@ -1,0 +1,18 @@
+"""Facts about names that every function states the same way: what a job id looks like, and
+what a caller is told about an unknown pipeline. No imports but the standard library, so
+every package may use it, the runner included (which may not import the core)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# Any id the API or a queue message gives a job; an id of another shape names no job.
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
+def unknown_pipeline_message(name: str, known: Iterable[str] | None) -> str:
+    """``known``: the project's pipeline names; None where no manifest has been published."""
+    listed = "(no manifest published)" if known is None else ", ".join(sorted(known)) or "(none)"
+    return f"Unknown pipeline {name!r}. Known pipelines: {listed}"
