@@ -66,7 +66,7 @@ class Dispatcher:
             options=message.options.given(),
             user_id=message.user_id or "anonymous",
             source="sqs",
-            compute=message.compute,
+            compute="fargate",
             max_job_seconds=message.max_job_seconds,
         )
         with contextlib.suppress(JobAlreadyExists):

@@ -190,7 +190,9 @@ class JobMessage(BaseModel):
     idempotency_key: (
         Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None
     ) = None
-    compute: Compute = "lambda"
+    # None is "lambda": a message says where only when it is elsewhere (the message stays
+    # what it was for every job that runs on Lambda).
+    compute: Compute | None = None
     max_job_seconds: MaxJobSeconds | None = None
 
     _params = field_validator("parameters")(_check_parameters)
@@ -334,7 +336,7 @@ class Job(BaseModel):
             parameters=self.parameters,
             options=RunOptions(**self.options),
             user_id=self.user_id,
-            compute=self.compute,
+            compute=self.compute if self.compute != "lambda" else None,
             max_job_seconds=self.max_job_seconds,
         )
 
