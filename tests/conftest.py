@@ -4,7 +4,7 @@ bucket created from template.yaml (never retyped here)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -28,17 +28,10 @@ for _var in [v for v in os.environ if v.startswith("AWS_ENDPOINT_URL")]:
 
 from kedro_jobs_local.moto_server import MotoServer  # noqa: E402
 from kedro_jobs_local.resources import LocalResources, create_resources, reset_resources  # noqa: E402
+from tests.support.containers import reset_singletons  # noqa: E402
 
 # The shortest timeout the template allows.
 TEST_PARAMETERS = {"ConsumerTimeout": "60"}
-
-
-def _clear_caches() -> None:
-    from kedro_jobs.core.aws import client
-    from kedro_jobs.core.settings import get_settings
-
-    client.cache_clear()
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -59,16 +52,28 @@ def stack(moto_server: MotoServer) -> Iterator[LocalResources]:
     os.environ["AWS_ENDPOINT_URL"] = moto_server.endpoint_url
     os.environ.update(resources.function_env("ConsumerFunction"))
     os.environ.update(resources.function_env("ApiFunction"))
-    _clear_caches()
+    reset_singletons()
     yield resources
     os.environ.clear()
     os.environ.update(saved)
-    _clear_caches()
+    reset_singletons()
 
 
 @pytest.fixture
-def clean_stack(stack: LocalResources, moto_server: MotoServer) -> LocalResources:
-    """Empty table, queues and bucket for one test."""
+def fresh_functions() -> Iterator[Callable[[], None]]:
+    """A fresh Lambda container for the test: the functions' per-container singletons
+    (settings, AWS clients, the consumer, the dead-letter store, the sweeper) are forgotten
+    before and after it. Call the fixture's value to forget them again after changing the
+    environment they are built from."""
+    reset_singletons()
+    yield reset_singletons
+    reset_singletons()
+
+
+@pytest.fixture
+def clean_stack(
+    stack: LocalResources, moto_server: MotoServer, fresh_functions: Callable[[], None]
+) -> LocalResources:
+    """Empty table, queues and bucket for one test, in a fresh container."""
     reset_resources(stack, endpoint_url=moto_server.endpoint_url)
-    _clear_caches()
     return stack

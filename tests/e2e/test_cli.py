@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ import pytest
 from kedro_jobs.core.models import Job, OutputInfo, utcnow
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
-from kedro_jobs_local.dev_stack import LocalStack
 
-TERMINAL = {"completed", "failed", "cancelled"}
+from .conftest import TERMINAL, LocalStack
+
 SCRIPT = Path(sys.executable).with_name("kedro-jobs")
 BUCKET = "kedro-jobs-artifacts-123456789012-us-east-1"  # make dev's, fixed
 
@@ -43,7 +44,7 @@ def submitted_id(output: str) -> str:
     return output.split("Submitted ", 1)[1].split()[0]
 
 
-def wait_for(stack: LocalStack, job_id: str, statuses: set[str]) -> dict[str, Any]:
+def wait_for(stack: LocalStack, job_id: str, statuses: Collection[str]) -> dict[str, Any]:
     deadline = time.monotonic() + 90
     with stack.client() as client:
         while True:

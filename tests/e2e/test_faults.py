@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kedro_jobs_local.counting_project import counting_stack_env, executions
-from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
+from tests.support.kedro_project import counting_stack_env, executions
+
+from .conftest import TERMINAL, LocalStack, running_local_stack
 
 JOBS = 100
 
@@ -122,7 +123,7 @@ def test_timeout_and_cancel_under_load(counting_stack: tuple[LocalStack, Path]) 
             end = time.monotonic() + 120
             while True:
                 job: dict[str, object] = client.get(f"/api/v1/jobs/{job_id}").json()
-                if job["status"] in {"completed", "failed", "cancelled"} or time.monotonic() > end:
+                if job["status"] in TERMINAL or time.monotonic() > end:
                     return job
                 time.sleep(0.2)
 

@@ -7,20 +7,7 @@ import json
 import time
 from typing import Any
 
-import httpx
-
-from kedro_jobs_local.dev_stack import LocalStack
-
-TERMINAL = {"completed", "failed", "cancelled"}
-
-
-def wait_for(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        record: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
-        if record["status"] in TERMINAL or time.monotonic() > deadline:
-            return record
-        time.sleep(0.1)
+from .conftest import LocalStack, wait_for
 
 
 def test_the_old_services_workflow(local_stack: LocalStack) -> None:

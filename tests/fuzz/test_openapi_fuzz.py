@@ -4,6 +4,7 @@ breaks the schema (undocumented status codes, wrong content type, body not match
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 import schemathesis
@@ -25,8 +26,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
 
 
 @pytest.fixture(autouse=True)
-def _services(stack: LocalResources) -> None:
-    get_settings.cache_clear()
+def _services(stack: LocalResources, fresh_functions: Callable[[], None]) -> None:
     app.state.services = Services(get_settings())
 
 

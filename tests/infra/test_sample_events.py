@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,12 +12,12 @@ from kedro_jobs.api import handler as api_handler
 from kedro_jobs.api.services import Services
 from kedro_jobs.consumer import dlq_handler
 from kedro_jobs.consumer import handler as consumer_handler
+from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lambda_events import response_json
 from kedro_jobs_local.resources import LocalResources
+from tests.support.events import response_json
 
 from .conftest import ROOT
 
@@ -28,15 +28,17 @@ def _event(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fresh(clean_stack: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+def fresh(
+    clean_stack: LocalResources,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_functions: Callable[[], None],
+) -> Services:
+    """A fresh container (clean_stack's) on the bundled example project, the API served."""
     monkeypatch.delenv("KEDRO_PROJECT_PATH", raising=False)  # the bundled example project
-    consumer_handler.consumer.cache_clear()
-    dlq_handler.store.cache_clear()
+    fresh_functions()
     services = Services(get_settings())
     api_handler.app.state.services = services
-    yield services
-    consumer_handler.consumer.cache_clear()
-    dlq_handler.store.cache_clear()
+    return services
 
 
 def test_api_events(fresh: Services) -> None:

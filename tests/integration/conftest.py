@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +10,13 @@ import pytest
 from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
 from kedro_jobs.consumer import handler as consumer_handler
+from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
-from kedro_jobs_local.counting_project import use_record, write_project
-from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lambda_events import http_api_event, response_json, rest_api_event, sqs_event
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.resources import LocalResources
+from tests.support.events import http_api_event, response_json, rest_api_event, sqs_event
+from tests.support.kedro_project import use_record, write_project
 
 
 class Aws:
@@ -125,11 +125,17 @@ Invoke = Callable[..., dict[str, Any]]
 
 @pytest.fixture
 def invoke(
-    aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Invoke]:
+    aws: Aws,
+    kedro_project: Path,
+    record: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_functions: Callable[[], None],
+) -> Invoke:
+    """The consumer's Lambda handler, in a fresh container, on the test project: ``invoke(
+    *bodies, timeout=30.0, message_ids=None)`` delivers one SQS event with those bodies and
+    returns the handler's response (its partial batch failures)."""
     monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
+    fresh_functions()
 
     def run(
         *bodies: str, timeout: float = 30.0, message_ids: list[str] | None = None
@@ -138,5 +144,4 @@ def invoke(
         result: dict[str, Any] = consumer_handler.handler(event, LocalContext(timeout))
         return result
 
-    yield run
-    consumer_handler.consumer.cache_clear()
+    return run

@@ -13,33 +13,17 @@ from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
 from kedro_jobs.core.artifacts import MANIFEST_KEY, log_key
 from kedro_jobs.core.settings import get_settings
-from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lambda_events import http_api_event, response_json, rest_api_event
 
-from .conftest import Aws
+from .conftest import ApiCall, Aws
 
 Call = Callable[..., tuple[int, Any, dict[str, str]]]
 
 
 @pytest.fixture
-def call(aws: Aws) -> Call:
-    """Invoke the Lambda handler with an HTTP API v2 event (or v1 with ``rest=True``)."""
-    api.app.state.services = Services(get_settings())
-
-    def invoke(
-        method: str, path: str, *, rest: bool = False, user: str | None = None, **kw: Any
-    ) -> tuple[int, Any, dict[str, str]]:
-        if rest:
-            event = rest_api_event(method, path, principal=user, **kw)
-        else:
-            event = http_api_event(method, path, claims={"sub": user} if user else None, **kw)
-        response = api.handler(event, LocalContext(29, "ApiFunction"))
-        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-        content_type = headers.get("content-type", "")
-        body = response_json(response) if "json" in content_type else response.get("body")
-        return response["statusCode"], body, headers
-
-    return invoke
+def call(api_call: ApiCall) -> Call:
+    """Invoke the Lambda handler with an HTTP API v2 event (or v1 with ``rest=True``): the
+    conftest's ``api_call``."""
+    return api_call
 
 
 @pytest.mark.parametrize("rest", [False, True], ids=["http-api-v2", "rest-api-v1"])

@@ -141,7 +141,7 @@ def _put_damaged(aws: Aws, *, status: str, **attributes: Any) -> str:
     return job.id
 
 
-def test_a_damaged_item_never_breaks_a_read(api_call: ApiCall, aws: Aws) -> None:
+def test_a_damaged_item_never_breaks_a_read(api_call: ApiCall, aws: Aws, store: JobStore) -> None:
     # What the bug left behind: a pending job whose parameters nest 300 deep (its message was
     # never sent), and a finished job whose stored results are not JSON.
     stuck = _put_damaged(aws, status="pending", parameters={"S": json.dumps(nested(300))})
@@ -163,7 +163,6 @@ def test_a_damaged_item_never_breaks_a_read(api_call: ApiCall, aws: Aws) -> None
     status, refused, _ = api_call("POST", f"{JOBS}/{broken}/retry")
     assert status == 409 and "could not be read in full" in refused["detail"]
     # The store can still fail such a job (the API after a failed send, the DLQ handler).
-    store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
     other = _put_damaged(aws, status="pending", parameters={"S": "[" * 100_000})
     failed = store.fail(other, "given up")
     assert failed is not None and failed.status == "failed"

@@ -16,15 +16,14 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from kedro_jobs_local.counting_project import executions
-from kedro_jobs_local.lambda_events import sqs_event
-
-from .conftest import Aws
+from tests.support.events import sqs_event
+from tests.support.jobs import submitted
+from tests.support.kedro_project import executions
 
 CONSUMER = """
 import json, sys
 from kedro_jobs.consumer import handler
-from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs.consumer.context import LocalContext
 print(json.dumps(handler.handler(json.loads(sys.argv[1]), LocalContext(float(sys.argv[2])))))
 """
 
@@ -38,17 +37,15 @@ def _consumer(event: dict[str, object], timeout: float, project: Path) -> subpro
 
 
 def _submitted(store: JobStore, pipeline: str, **params: object) -> tuple[Job, dict[str, object]]:
-    job = store.create(Job.new(pipeline_name=pipeline, parameters=params, options={}, user_id="u"))
-    body = job.to_message().model_dump_json(exclude_none=True)
+    job, body = submitted(store, pipeline, **params)
     return job, sqs_event(body, message_ids=[f"msg-{job.id}"])
 
 
 def test_a_killed_consumer_is_replaced_and_the_job_completes(
-    aws: Aws,
     kedro_project: Path,
     record: Path,
+    store: JobStore,
 ) -> None:
-    store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
     job, event = _submitted(store, "slow", seconds=2)
     first = _consumer(event, timeout=4, project=kedro_project)
     deadline = time.monotonic() + 30
@@ -71,11 +68,10 @@ def test_a_killed_consumer_is_replaced_and_the_job_completes(
 
 
 def test_a_job_that_kills_every_consumer_fails_after_max_attempts(
-    aws: Aws,
     kedro_project: Path,
     record: Path,
+    store: JobStore,
 ) -> None:
-    store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
     job, event = _submitted(store, "kills_consumer")
     attempts = get_settings().max_attempts
     for attempt in range(1, attempts + 1):

@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
+from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.consumer.processing import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
-from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import ClaimOutcome, JobStore
-from kedro_jobs_local.counting_project import executions
-from kedro_jobs_local.lambda_context import LocalContext
+from tests.support.containers import reset_singletons
+from tests.support.jobs import submitted
+from tests.support.kedro_project import executions
 
 from .conftest import Aws, Invoke
 
@@ -33,11 +34,6 @@ def invoke_while(invoke: Invoke, body: str, meanwhile: Callable[[], None]) -> di
         return invoke(body)
     finally:
         thread.join()
-
-
-def submitted(store: JobStore, pipeline: str, **params: Any) -> tuple[Job, str]:
-    job = store.create(Job.new(pipeline_name=pipeline, parameters=params, options={}, user_id="u"))
-    return job, job.to_message().model_dump_json(exclude_none=True)
 
 
 def test_completed_run_records_results_progress_and_log(
@@ -255,8 +251,7 @@ def test_a_worker_that_dies_fails_the_job_clearly(invoke: Invoke, store: JobStor
 
 def test_infrastructure_errors_are_retried(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBS_TABLE_NAME", "table-that-is-gone")
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
+    reset_singletons()
     body = json.dumps({"version": 1, "pipeline_name": "two_nodes"})
     assert invoke(body, message_ids=["m-1"]) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
 
@@ -268,8 +263,7 @@ def test_table_throttled_at_the_end_of_a_run_is_retried_to_the_right_state(
 
     job, body = submitted(store, "two_nodes", x=4)
     monkeypatch.setenv("TIMEOUT_MARGIN_SECONDS", "0.5")  # a 3 s invocation may run a job
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
+    reset_singletons()
     consumer = consumer_handler.consumer()
     real_update = consumer.store.client.update_item
     throttled = {"count": 0}

@@ -13,7 +13,8 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from kedro_jobs_local.counting_project import executions
+from tests.support.jobs import submitted
+from tests.support.kedro_project import executions
 
 from .conftest import Aws, Invoke
 
@@ -27,15 +28,7 @@ def _record_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _submitted(store: JobStore, x: int) -> tuple[Job, str]:
-    job = store.create(
-        Job.new(
-            pipeline_name="steps",
-            parameters={"x": x, "seconds": STEP_SECONDS},
-            options={},
-            user_id="u",
-        )
-    )
-    return job, job.to_message().model_dump_json(exclude_none=True)
+    return submitted(store, "steps", x=x, seconds=STEP_SECONDS)
 
 
 def _short_invocation() -> float:

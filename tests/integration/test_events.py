@@ -15,14 +15,14 @@ import boto3
 import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
+from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.events import DETAIL_TYPE, INTERNAL_FIELDS, SOURCE, EventBridgeEvents
-from kedro_jobs.core.settings import get_settings
-from kedro_jobs_local.counting_project import use_record, write_project
-from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lambda_events import sqs_event
 from kedro_jobs_local.moto_server import MotoServer
+from tests.support.containers import reset_singletons
+from tests.support.events import sqs_event
+from tests.support.kedro_project import write_project
 
-from .conftest import ApiCall, Aws
+from .conftest import ApiCall, Aws, Invoke
 
 
 @pytest.fixture(scope="module")
@@ -85,26 +85,16 @@ Run = Callable[[str], dict[str, Any]]
 
 
 @pytest.fixture
-def run(
-    aws: Aws, kedro_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Run]:
+def run(aws: Aws, invoke: Invoke) -> Run:
     """Deliver the jobs queue's next message to the consumer handler (as Lambda would)."""
-    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
-    use_record(tmp_path / "executions.txt")
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
 
     def deliver(job_id: str) -> dict[str, Any]:
         messages = aws.messages()
         assert len(messages) == 1, messages
         assert json.loads(messages[0]["Body"])["job_id"] == job_id
-        result: dict[str, Any] = consumer_handler.handler(
-            sqs_event(messages[0]["Body"]), LocalContext(30)
-        )
-        return result
+        return invoke(messages[0]["Body"])
 
-    yield deliver
-    consumer_handler.consumer.cache_clear()
+    return deliver
 
 
 def _publisher_of_consumer() -> EventBridgeEvents:
@@ -193,7 +183,7 @@ def test_a_bus_that_does_not_exist_fails_no_job(
 ) -> None:
     services = api_call.configure(event_bus_name="no-such-bus")
     monkeypatch.setenv("EVENT_BUS_NAME", "no-such-bus")
-    get_settings.cache_clear()
+    reset_singletons()
     job = _submit(api_call, "two_nodes", x=1)
     assert run(job["id"]) == {"batchItemFailures": []}
     _, record, _ = api_call("GET", f"/api/v1/jobs/{job['id']}")
@@ -241,11 +231,8 @@ def test_the_dead_letter_handler_publishes_the_failure_it_writes(
 
     job = _submit(api_call, "two_nodes")
     body = aws.messages()[0]["Body"]
-    dlq_handler.store.cache_clear()
-    try:
-        result = dlq_handler.handler(sqs_event(body), LocalContext(30, "DeadLetterFunction"))
-    finally:
-        dlq_handler.store.cache_clear()
+    # The dead-letter handler's store is built in this test's fresh container (clean_stack).
+    result = dlq_handler.handler(sqs_event(body), LocalContext(30, "DeadLetterFunction"))
     assert result == {"batchItemFailures": []}
     events = tap.of(job["id"])
     assert _states(events) == [("pending", "state"), ("failed", "state")]

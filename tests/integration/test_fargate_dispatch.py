@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +15,15 @@ import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer import task as task_module
+from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.consumer.dispatch import NO_FARGATE
 from kedro_jobs.core.aws import client
 from kedro_jobs.core.compute import JOB_TAG, EcsTaskLauncher, launcher_from_settings
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
-from kedro_jobs_local.counting_project import use_record
-from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lambda_events import sqs_event
 from kedro_jobs_local.moto_server import MotoServer
+from tests.support.events import sqs_event
+from tests.support.kedro_project import use_record
 
 from .conftest import ApiCall, Aws
 
@@ -99,7 +99,8 @@ def ecs(
     kedro_project: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Ecs]:
+    fresh_functions: Callable[[], None],
+) -> Ecs:
     """The deployment's Fargate settings in the environment, as the template sets them; the
     handler's consumer and the API built from them."""
     cluster = Ecs(moto_server.endpoint_url)
@@ -107,16 +108,11 @@ def ecs(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
     use_record(tmp_path / "executions.txt")
-    get_settings.cache_clear()
-    client.cache_clear()
-    consumer_handler.consumer.cache_clear()
+    fresh_functions()
     api_call.configure()
     # What the launcher sends (moto's task shape has no networkConfiguration to read back).
     client("ecs").meta.events.register("provide-client-params.ecs.RunTask", cluster.record)
-    yield cluster
-    consumer_handler.consumer.cache_clear()
-    client.cache_clear()
-    get_settings.cache_clear()
+    return cluster
 
 
 def deliver(body: str, message_id: str = "m-1") -> dict[str, Any]:

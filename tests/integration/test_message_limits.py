@@ -5,45 +5,11 @@ and a real moto server."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs_local.counting_project import use_record, write_project
-from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lambda_events import sqs_event
 
-from .conftest import ApiCall, Aws
-
-Invoke = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_project(tmp_path_factory.mktemp("project"))
-
-
-@pytest.fixture
-def invoke(
-    aws: Aws, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Invoke]:
-    use_record(tmp_path / "executions.txt")
-    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
-
-    def run(*bodies: str, message_ids: list[str] | None = None) -> dict[str, Any]:
-        event = sqs_event(*bodies, message_ids=message_ids)
-        result: dict[str, Any] = consumer_handler.handler(event, LocalContext(30))
-        return result
-
-    yield run
-    consumer_handler.consumer.cache_clear()
+from .conftest import ApiCall, Aws, Invoke
 
 
 def nested(levels: int) -> dict[str, Any]:

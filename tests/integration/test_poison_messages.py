@@ -6,20 +6,13 @@ reported failed, so it never waits out the visibility timeout on the main queue)
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.core.models import Job
-from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lambda_events import sqs_event
 
-from .conftest import Aws
+from .conftest import Aws, Invoke
 
 GOOD = {"version": 1, "pipeline_name": "two_nodes"}
 
@@ -54,19 +47,9 @@ def _named(job_id: str, **fields: Any) -> str:
     return json.dumps({"version": 1, "job_id": job_id, **fields})
 
 
-@pytest.fixture
-def invoke(aws: Aws, kedro_project: Path, record: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
-    yield lambda bodies, ids: consumer_handler.handler(
-        sqs_event(*bodies, message_ids=ids), LocalContext(60)
-    )
-    consumer_handler.consumer.cache_clear()
-
-
-def test_poison_messages_never_stop_the_good_ones(invoke: Any, aws: Aws) -> None:
-    store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
+def test_poison_messages_never_stop_the_good_ones(
+    invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
     # Jobs the API made whose messages arrive mangled: those jobs fail with the reason.
     mangled = {
         "wrong-type": {"pipeline_name": 5},
@@ -91,7 +74,7 @@ def test_poison_messages_never_stop_the_good_ones(invoke: Any, aws: Aws) -> None
     for start in range(0, len(bodies), 10):
         batch = bodies[start : start + 10]
         ids = [f"m{start + i}" for i in range(len(batch))]
-        result = invoke(batch, ids)
+        result = invoke(*batch, message_ids=ids, timeout=60)
         reported |= {f["itemIdentifier"] for f in result["batchItemFailures"]}
     by_id = {f"m{i}": body for i, body in enumerate(bodies)}
     # Nothing is left to come back: no record is reported failed.

@@ -3,39 +3,38 @@ the real error, burns no delivery, and the pipelines route says why it lists not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import kedro_jobs.consumer.handler as consumer_handler
 from kedro_jobs.core.models import Job
-from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from kedro_jobs_local.counting_project import write_project
-from kedro_jobs_local.lambda_events import sqs_event
+from tests.support.events import sqs_event
+from tests.support.kedro_project import write_project
 
-from .conftest import ApiCall, Aws
+from .conftest import ApiCall
 
-from kedro_jobs_local.lambda_context import LocalContext  # isort: skip
+from kedro_jobs.consumer.context import LocalContext  # isort: skip
 
 
 @pytest.fixture
-def broken_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def broken_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_functions: Callable[[], None]
+) -> Path:
     project = write_project(tmp_path / "broken", package="broken_project")
     registry = project / "src" / "broken_project" / "pipeline_registry.py"
     registry.write_text("import sklearn_that_is_not_installed\n" + registry.read_text())
     monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))
-    get_settings.cache_clear()
-    consumer_handler.consumer.cache_clear()
-    yield project
-    consumer_handler.consumer.cache_clear()
+    fresh_functions()
+    return project
 
 
 def test_jobs_of_a_project_that_cannot_load_fail_at_once_with_its_error(
-    aws: Aws, broken_project: Path, api_call: ApiCall
+    broken_project: Path, api_call: ApiCall, store: JobStore
 ) -> None:
-    store = JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
     jobs = [
         store.create(Job.new(pipeline_name="two_nodes", parameters={}, options={}, user_id="u"))
         for _ in range(2)

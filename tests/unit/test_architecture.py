@@ -4,47 +4,14 @@ client at import time."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-_PROBE = """
-import json, sys
-import botocore.client
-created = []
-original = botocore.client.ClientCreator.create_client
-def spy(self, service_name, *a, **k):
-    created.append(service_name)
-    return original(self, service_name, *a, **k)
-botocore.client.ClientCreator.create_client = spy
-import importlib
-for name in sys.argv[1:]:
-    importlib.import_module(name)
-print(json.dumps({"modules": sorted(sys.modules), "clients": created}))
-"""
-
-
-def _import_in_fresh_interpreter(*modules: str, **env: str) -> dict[str, list[str]]:
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, *modules],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", **env},
-    )
-    result: dict[str, list[str]] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
-def _top_level(modules: list[str]) -> set[str]:
-    return {m.split(".")[0] for m in modules}
+from tests.support.fresh_interpreter import import_in_fresh_interpreter, top_level
 
 
 def test_api_handler_does_not_import_kedro_or_create_clients() -> None:
-    result = _import_in_fresh_interpreter("kedro_jobs.api.handler")
-    assert not {"kedro", "kedro_datasets", "pandas"} & _top_level(result["modules"])
+    result = import_in_fresh_interpreter("kedro_jobs.api.handler")
+    assert not {"kedro", "kedro_datasets", "pandas"} & top_level(result["modules"])
     assert not any(m.startswith("kedro_jobs.consumer") for m in result["modules"])
     assert result["clients"] == []
 
@@ -62,13 +29,13 @@ def test_api_handler_does_not_import_kedro_or_create_clients() -> None:
     ],
 )
 def test_core_imports_neither_fastapi_nor_kedro(module: str) -> None:
-    result = _import_in_fresh_interpreter(module)
-    assert not {"fastapi", "starlette", "mangum", "kedro"} & _top_level(result["modules"])
+    result = import_in_fresh_interpreter(module)
+    assert not {"fastapi", "starlette", "mangum", "kedro"} & top_level(result["modules"])
     assert result["clients"] == []
 
 
 def test_consumer_handlers_create_no_client_at_import() -> None:
-    result = _import_in_fresh_interpreter(
+    result = import_in_fresh_interpreter(
         "kedro_jobs.consumer.handler", "kedro_jobs.consumer.dlq_handler"
     )
     assert result["clients"] == []
@@ -89,6 +56,6 @@ def test_the_xray_sdk_is_loaded_only_when_tracing_is_on(
 ) -> None:
     # The template's Tracing parameter sets POWERTOOLS_TRACE_DISABLED. Off, the SDK (~50 ms
     # of a cold start in Lambda) is never imported.
-    result = _import_in_fresh_interpreter(handler, **env)
-    assert ("aws_xray_sdk" in _top_level(result["modules"])) is traced
+    result = import_in_fresh_interpreter(handler, **env)
+    assert ("aws_xray_sdk" in top_level(result["modules"])) is traced
     assert [c for c in result["clients"] if c != "xray"] == []

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from kedro_jobs_local.resources import load_template
 from kedro_jobs_local.sweeper import schedule_seconds
-from kedro_jobs_local.template import load_template
-from tests.unit.test_architecture import _import_in_fresh_interpreter, _top_level
+from tests.support.fresh_interpreter import import_in_fresh_interpreter, top_level
 
 
 def test_the_sweeper_handler_imports_no_kedro_and_creates_no_client() -> None:
-    result = _import_in_fresh_interpreter("kedro_jobs.sweeper.handler")
-    assert not {"kedro", "kedro_datasets", "fastapi"} & _top_level(result["modules"])
+    result = import_in_fresh_interpreter("kedro_jobs.sweeper.handler")
+    assert not {"kedro", "kedro_datasets", "fastapi"} & top_level(result["modules"])
     assert not any(m.startswith("kedro_jobs.runner") for m in result["modules"])
     assert result["clients"] == []
 
