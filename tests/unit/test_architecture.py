@@ -36,7 +36,7 @@ def test_core_imports_neither_fastapi_nor_kedro(module: str) -> None:
 
 def test_consumer_handlers_create_no_client_at_import() -> None:
     result = import_in_fresh_interpreter(
-        "kedro_jobs.consumer.handler", "kedro_jobs.consumer.dlq_handler"
+        "kedro_jobs.consumer.handler", "kedro_jobs.dead_letters.handler"
     )
     assert result["clients"] == []
 
