@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kedro_jobs_local.counting_project import counting_stack_env, executions
-from kedro_jobs_local.dev_stack import running_local_stack
+from tests.support.kedro_project import counting_stack_env, executions
 
-from .conftest import TERMINAL
+from .conftest import TERMINAL, running_local_stack
 
 NODE_SECONDS = 33
 

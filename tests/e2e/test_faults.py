@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kedro_jobs_local.counting_project import counting_stack_env, executions
-from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
+from tests.support.kedro_project import counting_stack_env, executions
 
-from .conftest import TERMINAL
+from .conftest import TERMINAL, LocalStack, running_local_stack
 
 JOBS = 100
 

@@ -7,9 +7,7 @@ import json
 import time
 from typing import Any
 
-from kedro_jobs_local.dev_stack import LocalStack
-
-from .conftest import wait_for
+from .conftest import LocalStack, wait_for
 
 
 def test_the_old_services_workflow(local_stack: LocalStack) -> None:

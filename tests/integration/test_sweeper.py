@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import kedro_jobs.consumer.handler  # noqa: F401 - the consumer's parent logger
-from kedro_jobs.consumer.processing import Consumer
+from kedro_jobs.consumer.delivery import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.models import Job

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kedro_jobs.consumer.messages import BadMessage, parse_body
 from kedro_jobs.core.errors import InvalidCursor
+from kedro_jobs.core.messages import BadMessage, parse_body
 from kedro_jobs.core.models import (
     JOB_ID_NAMESPACE,
     MAX_NESTING,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kedro_jobs.consumer.messages import BadMessage, parse_body
+from kedro_jobs.core.messages import BadMessage, parse_body
 from kedro_jobs.core.models import JobMessage
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kedro_jobs.consumer.processing import (
+from kedro_jobs.consumer.delivery import (
     RETRY_MAX_SECONDS,
     OutOfTime,
     PoisonMessage,

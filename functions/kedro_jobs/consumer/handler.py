@@ -1,4 +1,5 @@
-"""The consumer Lambda entry point: Powertools' BatchProcessor with partial batch responses.
+"""The consumer Lambda entry point: an SQS batch with partial batch responses, each record
+through :class:`~kedro_jobs.consumer.delivery.Consumer`.
 
 Only the Powertools objects are made at import; the Kedro project is bootstrapped and the
 AWS clients are created on the first invocation, once per container; the pipeline manifest
@@ -12,15 +13,11 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kedro_jobs.consumer.processing import Consumer
+from kedro_jobs.consumer.delivery import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.batch import process_batch
 from kedro_jobs.core.compute import launcher_from_settings
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
@@ -31,8 +28,6 @@ logger = Logger(service="kedro-jobs-consumer")
 # would be written twice (once as JSON, once as plain text), and billed twice in CloudWatch.
 logging.getLogger(logger.name).propagate = False
 metrics = Metrics(namespace="KedroJobs", service="kedro-jobs-consumer")
-# Report every failed record, even when all failed, rather than fail the invocation.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _make_runner() -> Any:
@@ -75,10 +70,6 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 @traced("kedro-jobs-consumer")
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    response = dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    response = process_batch(event, context, record_handler)
     consumer().publish_manifest_once()
     return response

@@ -17,12 +17,15 @@ from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
+# A run's status: what becomes of the job, and how its segment ended.
 _STATUS = {
     "completed": JobStatus.COMPLETED,
     "failed": JobStatus.FAILED,
     "timed_out": JobStatus.FAILED,
     "cancelled": JobStatus.CANCELLED,
 }
+SEGMENT_ENDED = {"completed": "completed", "failed": "failed", "timed_out": "failed",
+                 "cancelled": "cancelled", "continued": "continued"}  # fmt: skip
 
 
 def to_progress(progress: RunProgress) -> Progress:

@@ -1,4 +1,5 @@
-"""Reading a job message out of an SQS record body, with a clear reason when it can't be."""
+"""Reading a job message out of an SQS record body, with a clear reason when it can't be
+(the consumer and the dead-letter function read the same bodies)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The dead-letter consumer: a job whose message was dead-lettered is failed with the
-reason, so no job waits forever for a message that is gone."""
+"""The dead-letter function's entry point: a job whose message was dead-lettered is failed
+with the reason, so no job waits forever for a message that is gone."""
 
 from __future__ import annotations
 
@@ -7,22 +7,16 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kedro_jobs.consumer.messages import BadMessage, parse_body
+from kedro_jobs.core.batch import process_batch
 from kedro_jobs.core.errors import JobNotFound
+from kedro_jobs.core.messages import BadMessage, parse_body
 from kedro_jobs.core.queue import REASON_ATTRIBUTE
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 
 logger = Logger(service="kedro-jobs-dlq")
-# Report every failed record, even when all failed, rather than fail the invocation.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class JobStillRunning(Exception):
@@ -78,8 +72,4 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    return process_batch(event, context, record_handler)

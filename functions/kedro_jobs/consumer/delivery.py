@@ -1,0 +1,227 @@
+"""One SQS record to one job run: parse, claim, run, record. The handler is a thin shell
+around :class:`Consumer`; a Fargate task runs its job through the same class.
+
+Exactly once: a job runs only after a conditional pending->running claim; a duplicate
+delivery finds it running under a live lease (or finished) and does nothing. The claim is a
+short lease that the run's heartbeat extends; if the consumer dies, the sweeper sends the
+job again once the lease has expired, and the attempt number fences the old run's writes.
+
+Retry or not, decided once (``retry_delay``): errors in the user's pipeline fail the job and
+are not retried; a message that can never succeed goes to the dead-letter queue at once;
+infrastructure errors (throttling, 5xx, timeouts) and a lack of time are reported to SQS
+with the record made visible again after a short backoff by its receive count.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+from kedro_jobs.consumer.claim import Claimer, claimed
+from kedro_jobs.consumer.context import remaining_seconds
+from kedro_jobs.consumer.dispatch import Dispatcher
+from kedro_jobs.consumer.outcome import Recorder
+from kedro_jobs.consumer.project import ProjectLoadFailed, Runner, project_load_message
+from kedro_jobs.consumer.run import SegmentRun
+from kedro_jobs.consumer.segments import NodeStats
+from kedro_jobs.core.artifacts import ArtifactStore
+from kedro_jobs.core.compute import TaskLauncher
+from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.manifest import Manifest, ManifestReader
+from kedro_jobs.core.messages import BadMessage, parse_body
+from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.settings import Settings
+from kedro_jobs.core.store import JobStore
+
+logger = Logger(service="kedro-jobs-consumer", child=True)
+
+
+class PoisonMessage(Exception):
+    """A record that names no job and cannot be read: reported failed, so it reaches the DLQ."""
+
+
+class OutOfTime(Exception):
+    """Too little of the invocation is left to start this record: SQS delivers it again."""
+
+
+# Failures that a later delivery may not meet: the record comes back after a short backoff.
+RETRYABLE: tuple[type[Exception], ...] = (DependencyUnavailable, OutOfTime)
+RETRY_FIRST_SECONDS = 5
+RETRY_MAX_SECONDS = 60
+
+
+def retry_delay(exc: BaseException, receive_count: int) -> int | None:
+    """Seconds until a failed record is delivered again, or None to leave it to the queue's
+    own visibility timeout (an unexpected error: six times the function's timeout). Doubles
+    with each receive up to RETRY_MAX_SECONDS, with jitter so a burst of throttled records
+    does not come back at one instant."""
+    if not isinstance(exc, RETRYABLE):
+        return None
+    ceiling = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (max(1, receive_count) - 1))
+    # Jitter, not security: the standard generator is right.
+    return max(1, round(random.uniform(ceiling / 2, ceiling)))  # noqa: S311  # nosec B311
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: JobStore,
+        artifacts: ArtifactStore,
+        runner_factory: Callable[[], Runner],
+        metrics: Metrics | None = None,
+        queue: JobQueue | None = None,
+        dead_letters: JobQueue | None = None,
+        launcher: TaskLauncher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue or JobQueue(settings.jobs_queue_url)
+        self.dead_letters = dead_letters or (
+            JobQueue(settings.jobs_dlq_url) if settings.jobs_dlq_url else None
+        )
+        self.artifacts = artifacts
+        self._runner_factory = runner_factory
+        self._runner: Runner | None = None
+        self.load_error: str | None = None  # why the project could not be loaded, if it could not
+        self.metrics = metrics
+        self._manifest_published = False
+        self.recorder = Recorder(settings, store, artifacts, metrics)
+        self.node_stats = NodeStats(artifacts)
+        self.dispatcher = Dispatcher(store, launcher)
+        self.claims = Claimer(settings, store, self.recorder)
+        self.segments = SegmentRun(
+            settings,
+            store=store,
+            queue=self.queue,
+            recorder=self.recorder,
+            node_stats=self.node_stats,
+            dispatcher=self.dispatcher,
+            runner=lambda: self.runner,
+        )
+
+    @property
+    def runner(self) -> Runner:
+        """The Kedro project is bootstrapped once per container, on the first job. A project
+        that cannot load (a missing package, a broken registry) raises ProjectLoadFailed
+        from then on: loading it again would fail the same way."""
+        if self._runner is None:
+            if self.load_error is not None:
+                raise ProjectLoadFailed(self.load_error)
+            try:
+                self._runner = self._runner_factory()
+            except Exception as exc:
+                self.load_error = project_load_message(exc)
+                logger.exception("the Kedro project could not be loaded")
+                raise ProjectLoadFailed(self.load_error) from exc
+        return self._runner
+
+    def publish_manifest(self) -> str:
+        try:
+            manifest = Manifest.model_validate(self.runner.manifest())
+        except ProjectLoadFailed as failed:  # the API then says why no pipeline is listed
+            manifest = Manifest(load_error=str(failed))
+        return ManifestReader(self.artifacts).publish(manifest)
+
+    def publish_manifest_once(self) -> None:
+        """The pipeline manifest (what the API lists), once per container. The handler calls
+        this after a batch, so that the first job does not wait for it (~0.1 s of a cold
+        start)."""
+        if self._manifest_published:
+            return
+        self._manifest_published = True
+        try:
+            location = self.publish_manifest()
+            logger.info("pipeline manifest published", extra={"location": location})
+        except DependencyUnavailable as exc:
+            # The jobs can still run; the API keeps the last manifest it had.
+            logger.warning("pipeline manifest not published", extra={"reason": exc.reason})
+
+    # -- one record -------------------------------------------------------------------------
+
+    def handle(
+        self,
+        body: str,
+        message_id: str,
+        *,
+        receipt_handle: str | None = None,
+        receive_count: int = 1,
+        context: Any = None,
+    ) -> None:
+        """One SQS record. A retryable failure is made visible again after a short backoff
+        before it is raised (and so reported as a batch item failure)."""
+        try:
+            self.process(body, message_id, context)
+        except Exception as exc:
+            delay = retry_delay(exc, receive_count)
+            if delay is not None and receipt_handle:
+                try:
+                    self.queue.retry_in(receipt_handle, delay)
+                    logger.warning(
+                        "record will be tried again",
+                        extra={"in_seconds": delay, "receive_count": receive_count},
+                    )
+                except DependencyUnavailable as why:  # it comes back after the timeout
+                    logger.warning("retry delay not set", extra={"reason": why.reason})
+            raise
+
+    def process(self, body: str, message_id: str, context: Any = None) -> None:
+        budget = remaining_seconds(context, float(self.settings.lease_seconds))
+        if budget <= self.settings.timeout_margin_seconds:
+            raise OutOfTime(f"{budget:.1f}s left in this invocation; not starting a job")
+        parsed = parse_body(body)
+        if isinstance(parsed, BadMessage):
+            self._reject(parsed, body, message_id)
+            return
+        job_id = parsed.derived_job_id(message_id)
+        logger.append_keys(job_id=job_id)
+        try:
+            if parsed.compute == "fargate":
+                self.dispatcher.dispatch(job_id, parsed)
+                return
+            claim = self.claims.for_delivery(job_id, parsed, budget)
+            job = claimed(claim, "job not run by this delivery")
+            if job is not None:
+                invocation = getattr(context, "aws_request_id", None)
+                self.segments.run(job, budget, invocation=invocation)
+        finally:
+            logger.remove_keys(["job_id"])
+
+    def run_task(self, job_id: str, *, task_id: str | None = None) -> str:
+        """The job as one Fargate task (consumer/task.py): claimed like any delivery, run
+        without continuation (a task has hours, not minutes). Returns what became of it: the
+        claim's outcome, or the job's status."""
+        logger.append_keys(job_id=job_id)
+        try:
+            budget = float(self.settings.fargate_task_seconds)
+            claim = self.claims.for_task(job_id, budget)
+            job = claimed(claim, "job not run by this task")
+            if job is None:
+                return claim.outcome.value
+            ended = self.segments.run(job, budget, invocation=task_id, compute="fargate")
+            return str(ended.status) if ended is not None else "lost"
+        finally:
+            logger.remove_keys(["job_id"])
+
+    def _reject(self, bad: BadMessage, body: str, message_id: str) -> None:
+        if bad.job_id is None:
+            # It can never succeed: straight to the dead-letter queue with why, and
+            # acknowledged, rather than maxReceiveCount visibility timeouts on this queue.
+            logger.error(
+                "unreadable message", extra={"reason": bad.reason, "message_id": message_id}
+            )
+            if self.dead_letters is None:
+                raise PoisonMessage(bad.reason)
+            self.dead_letters.dead_letter(body, bad.reason)
+            self.recorder.count("MessagesDeadLettered")
+            return
+        failed = self.store.fail(bad.job_id, f"Job message could not be read: {bad.reason}")
+        logger.error(
+            "unreadable message for job", extra={"job_id": bad.job_id, "reason": bad.reason}
+        )
+        if failed is None:
+            logger.info("job already finished; message dropped", extra={"job_id": bad.job_id})

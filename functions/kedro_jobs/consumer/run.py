@@ -1,0 +1,238 @@
+"""One segment of a claimed job's run, and what becomes of the job after it.
+
+The runner runs the job's nodes until they are done, the job is cancelled or taken over, or
+the segment's time is up; its progress sink records progress and beats the heartbeat that
+keeps the claim's lease, and learns of a cancel or a take-over. Then the job ends, goes on
+in another segment (from the checkpoint the runner saved), or moves to Fargate (a node did
+not fit in an invocation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+from aws_lambda_powertools import Logger
+
+from kedro_jobs.consumer.claim import lease_seconds
+from kedro_jobs.consumer.dispatch import Dispatcher
+from kedro_jobs.consumer.outcome import SEGMENT_ENDED, Recorder
+from kedro_jobs.consumer.project import ProjectLoadFailed, Runner
+from kedro_jobs.consumer.segments import (
+    NodeStats,
+    budget_for,
+    ended_segment,
+    job_limit_seconds,
+    new_segment,
+    over_limit_message,
+)
+from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.models import Compute, Job, Progress, Segment
+from kedro_jobs.core.queue import JobQueue, encode
+from kedro_jobs.core.settings import Settings
+from kedro_jobs.core.store import JobStore
+from kedro_jobs.runner.types import RunOutcome, RunRequest
+
+logger = Logger(service="kedro-jobs-consumer", child=True)
+
+
+class JobSink:
+    """The run's progress sink, with the heartbeat the runner's RunControl calls. Both tell
+    the run to stop when a cancel was asked; ``lost`` is set when this run no longer owns
+    the job (another delivery took it over)."""
+
+    def __init__(self, store: JobStore, job: Job, lease: float) -> None:
+        self.store = store
+        self.job = job
+        self.lease = lease
+        self.lost = False
+        self._next_beat = time.monotonic() + lease / 3
+
+    def heartbeat(self) -> bool:
+        """True while the run goes on (beaten at most every third of the lease)."""
+        now = time.monotonic()
+        if now < self._next_beat:
+            return True
+        self._next_beat = now + self.lease / 3
+        # If it is not recorded, the next beat tries again; a lease lost meanwhile is fenced
+        # by the attempt.
+        beat = partial(self.store.heartbeat, self.job, lease_seconds=self.lease)
+        return not self._stop(beat, "heartbeat not recorded")
+
+    def __call__(self, completed: int, total: int, current: str | None, /) -> bool:
+        """True when the run should stop."""
+        if total and completed >= total:
+            return False  # the final write records it; nothing is left to cancel
+        progress = Progress(total_nodes=total, completed_nodes=completed, current_node=current)
+        # Progress is best effort: if it is not recorded the run goes on, and the final
+        # write retries.
+        return self._stop(
+            partial(self.store.report_progress, self.job, progress), "progress not recorded"
+        )
+
+    def _stop(self, write: Callable[[], bool | None], unrecorded: str) -> bool:
+        """One write to the job that tells whether the run should stop: a cancel was asked,
+        or the job changed hands (None). A write that fails does not stop the run."""
+        try:
+            cancel = write()
+        except DependencyUnavailable as exc:
+            logger.warning(unrecorded, extra={"reason": exc.reason})
+            return False
+        if cancel is None:
+            self.lost = True
+            return True
+        return cancel
+
+
+class SegmentRun:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: JobStore,
+        queue: JobQueue,
+        recorder: Recorder,
+        node_stats: NodeStats,
+        dispatcher: Dispatcher,
+        runner: Callable[[], Runner],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.recorder = recorder
+        self.node_stats = node_stats
+        self.dispatcher = dispatcher
+        self._runner = runner  # loads the project on the first job (ProjectLoadFailed)
+
+    def run(
+        self,
+        job: Job,
+        seconds: float,
+        *,
+        invocation: str | None,
+        compute: Compute = "lambda",
+    ) -> Job | None:
+        """One segment of the claimed job, with ``seconds`` left of this invocation (or
+        task). Returns the record as it was written, or None if the job changed hands."""
+        budget = budget_for(job, self.settings, seconds)
+        segment = new_segment(job, compute, invocation)
+        if budget.over:  # the segments before used up its max_job_seconds
+            message = over_limit_message(job_limit_seconds(job, self.settings), segment.segment - 1)
+            return self._end(job, segment, RunOutcome("failed", None, message, "", 0.0))
+        sink = JobSink(self.store, job, lease_seconds(self.settings, seconds))
+        logger.info(
+            "job started",
+            extra={
+                "pipeline": job.pipeline_name,
+                "attempt": job.attempts,
+                "segment": segment.segment,
+                "compute": compute,
+            },
+        )
+        try:
+            runner = self._runner()
+        except ProjectLoadFailed as failed:
+            return self._end(job, segment, RunOutcome("failed", None, str(failed), "", 0.0))
+        estimates = self.node_stats.read(job.pipeline_name)
+        # A node that outlives this invocation moves the job to Fargate, where one is offered.
+        may_move = (
+            compute == "lambda" and budget.may_continue and self.dispatcher.launcher is not None
+        )
+        outcome = runner.run(
+            RunRequest(
+                job_id=job.id,
+                pipeline_name=job.pipeline_name,
+                parameters=job.parameters,
+                options=job.options,
+                checkpoint=job.checkpoint,
+                may_continue=budget.may_continue,
+                node_estimates=estimates,
+                segment=segment.segment,
+                continue_margin_seconds=self.settings.continue_margin_seconds,
+                keep_checkpoint_on_timeout=may_move,
+            ),
+            sink,
+            deadline=budget.deadline,
+        )
+        if sink.lost:
+            logger.warning("job was taken over by another delivery; its outcome is not recorded")
+            return None
+        self.node_stats.update(job.pipeline_name, estimates, outcome.node_durations)
+        if outcome.status == "timed_out" and may_move and not budget.limit_binding:
+            return self._move_to_fargate(job, segment, outcome)
+        if outcome.status == "timed_out" and budget.limit_binding:
+            limit = job_limit_seconds(job, self.settings)
+            outcome = replace(outcome, error_message=over_limit_message(limit, segment.segment))
+        if outcome.status == "continued" and outcome.checkpoint is not None:
+            return self._continue(job, segment, outcome)
+        return self._end(job, segment, outcome)
+
+    def _continue(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+        """The segment stopped at a node boundary: the next one goes on from its checkpoint."""
+        handed = self._hand_off(
+            job,
+            segment,
+            outcome,
+            ended="continued",
+            checkpoint=outcome.checkpoint,
+            unsent="continuation not sent; the sweeper will",
+        )
+        if handed is not None:
+            logger.info("job continues in another segment", extra={"segment": segment.segment + 1})
+        return handed
+
+    def _move_to_fargate(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+        """A node did not fit in an invocation: the job goes on as a Fargate task, from the
+        checkpoint this segment went on from (or from its first node)."""
+        handed = self._hand_off(
+            job,
+            segment,
+            outcome,
+            ended="timed_out",
+            checkpoint=job.checkpoint,
+            compute="fargate",
+            unsent="move to Fargate not sent; the sweeper will",
+        )
+        if handed is not None:
+            logger.info("a node outlived the invocation: the job goes on on Fargate")
+        return handed
+
+    def _hand_off(
+        self,
+        job: Job,
+        segment: Segment,
+        outcome: RunOutcome,
+        *,
+        ended: str,
+        checkpoint: str | None,
+        compute: Compute | None = None,
+        unsent: str,
+    ) -> Job | None:
+        """The job stays running, handed off to the next segment, and its message is sent. If
+        the send fails the job waits, handed off, until the sweeper sends it (after its grace
+        lease)."""
+        done = ended_segment(segment, ended, outcome)
+        handed = self.recorder.hand_off(
+            job,
+            outcome,
+            [*(job.segments or []), done],
+            checkpoint=checkpoint,
+            compute=compute,
+        )
+        if handed is None:
+            return None
+        try:
+            self.queue.send(encode(handed.to_message()))
+        except DependencyUnavailable as exc:
+            logger.warning(unsent, extra={"reason": exc.reason})
+        return handed
+
+    def _end(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+        done = ended_segment(segment, SEGMENT_ENDED[outcome.status], outcome)
+        segments = [*(job.segments or []), done]
+        elapsed = sum((s.ended_at - s.started_at).total_seconds() for s in segments if s.ended_at)
+        return self.recorder.finish(
+            job, outcome, segments, execution_time=elapsed if len(segments) > 1 else None
+        )
