@@ -18,8 +18,9 @@ import pytest
 from kedro_jobs.core.models import Job, OutputInfo, utcnow
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
+from kedro_jobs_local.dev_stack import LocalStack
 
-from .conftest import TERMINAL, LocalStack
+from .conftest import TERMINAL
 
 SCRIPT = Path(sys.executable).with_name("kedro-jobs")
 BUCKET = "kedro-jobs-artifacts-123456789012-us-east-1"  # make dev's, fixed

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.kedro_project import counting_stack_env, executions
+from kedro_jobs_local.counting_project import counting_stack_env, executions
+from kedro_jobs_local.dev_stack import running_local_stack
 
-from .conftest import TERMINAL, running_local_stack
+from .conftest import TERMINAL
 
 NODE_SECONDS = 33
 

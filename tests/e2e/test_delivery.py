@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 
-from tests.support.kedro_project import counting_stack_env, executions
+from kedro_jobs_local.counting_project import counting_stack_env, executions
+from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 
-from .conftest import TERMINAL, LocalStack, running_local_stack
+from .conftest import TERMINAL
 
 # Bodies that can never succeed and name no job: 16 kinds.
 BAD_BODIES = [

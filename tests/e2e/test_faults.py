@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kedro_project import counting_stack_env, executions
+from kedro_jobs_local.counting_project import counting_stack_env, executions
+from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 
-from .conftest import TERMINAL, LocalStack, running_local_stack
+from .conftest import TERMINAL
 
 JOBS = 100
 

@@ -7,7 +7,9 @@ import json
 import time
 from typing import Any
 
-from .conftest import LocalStack, wait_for
+from kedro_jobs_local.dev_stack import LocalStack
+
+from .conftest import wait_for
 
 
 def test_the_old_services_workflow(local_stack: LocalStack) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import LocalStack, running_local_stack, stop_and_count, wait_for, wait_healthy
+from kedro_jobs_local.dev_stack import LocalStack, running_local_stack, stop_and_count, wait_healthy
+
+from .conftest import wait_for
 
 SLOW = {"pipeline_name": "reporting", "parameters": {"reporting": {"delay_seconds": 30}}}
 

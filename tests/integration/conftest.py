@@ -10,13 +10,13 @@ import pytest
 from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
 from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
+from kedro_jobs_local.counting_project import use_record, write_project
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import http_api_event, response_json, rest_api_event, sqs_event
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.resources import LocalResources
-from tests.support.events import http_api_event, response_json, rest_api_event, sqs_event
-from tests.support.kedro_project import use_record, write_project
 
 
 class Aws:

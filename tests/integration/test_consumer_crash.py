@@ -16,14 +16,14 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from tests.support.events import sqs_event
+from kedro_jobs_local.counting_project import executions
+from kedro_jobs_local.lambda_events import sqs_event
 from tests.support.jobs import submitted
-from tests.support.kedro_project import executions
 
 CONSUMER = """
 import json, sys
 from kedro_jobs.consumer import handler
-from kedro_jobs.consumer.context import LocalContext
+from kedro_jobs_local.lambda_context import LocalContext
 print(json.dumps(handler.handler(json.loads(sys.argv[1]), LocalContext(float(sys.argv[2])))))
 """
 

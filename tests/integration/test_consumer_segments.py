@@ -13,8 +13,8 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
+from kedro_jobs_local.counting_project import executions
 from tests.support.jobs import submitted
-from tests.support.kedro_project import executions
 
 from .conftest import Aws, Invoke
 

@@ -15,15 +15,15 @@ import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer import task as task_module
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.consumer.dispatch import NO_FARGATE
 from kedro_jobs.core.aws import client
 from kedro_jobs.core.compute import JOB_TAG, EcsTaskLauncher, launcher_from_settings
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
+from kedro_jobs_local.counting_project import use_record
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import sqs_event
 from kedro_jobs_local.moto_server import MotoServer
-from tests.support.events import sqs_event
-from tests.support.kedro_project import use_record
 
 from .conftest import ApiCall, Aws
 

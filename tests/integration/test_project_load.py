@@ -12,12 +12,12 @@ import kedro_jobs.consumer.handler as consumer_handler
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
-from tests.support.events import sqs_event
-from tests.support.kedro_project import write_project
+from kedro_jobs_local.counting_project import write_project
+from kedro_jobs_local.lambda_events import sqs_event
 
 from .conftest import ApiCall
 
-from kedro_jobs.consumer.context import LocalContext  # isort: skip
+from kedro_jobs_local.lambda_context import LocalContext  # isort: skip
 
 
 @pytest.fixture

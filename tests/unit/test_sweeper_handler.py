@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kedro_jobs_local.resources import load_template
 from kedro_jobs_local.sweeper import schedule_seconds
+from kedro_jobs_local.template import load_template
 from tests.support.fresh_interpreter import import_in_fresh_interpreter, top_level
 
 

@@ -13,11 +13,12 @@ import boto3
 import httpx
 import pytest
 
+from kedro_jobs_local.dev_stack import running_local_stack
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.resources import create_resources
 from tests.support.lambda_disk import run_as_lambda
 
-from ..conftest import TERMINAL, running_local_stack
+from ..conftest import TERMINAL
 
 
 def _wait(client: httpx.Client, job_ids: list[str], timeout: float = 900) -> list[dict[str, Any]]:
