@@ -11,13 +11,13 @@ import pytest
 from kedro_jobs.api import handler as api_handler
 from kedro_jobs.api.services import Services
 from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.dead_letters import handler as dlq_handler
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import response_json
 from kedro_jobs_local.resources import LocalResources
-from tests.support.events import response_json
 
 from .conftest import ROOT
 

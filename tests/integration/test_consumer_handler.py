@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.consumer.delivery import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import ClaimOutcome, JobStore
+from kedro_jobs_local.counting_project import executions
+from kedro_jobs_local.lambda_context import LocalContext
 from tests.support.containers import reset_singletons
 from tests.support.jobs import submitted
-from tests.support.kedro_project import executions
 
 from .conftest import Aws, Invoke
 

@@ -15,12 +15,12 @@ import boto3
 import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
-from kedro_jobs.consumer.context import LocalContext
 from kedro_jobs.core.events import DETAIL_TYPE, INTERNAL_FIELDS, SOURCE, EventBridgeEvents
+from kedro_jobs_local.counting_project import write_project
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import sqs_event
 from kedro_jobs_local.moto_server import MotoServer
 from tests.support.containers import reset_singletons
-from tests.support.events import sqs_event
-from tests.support.kedro_project import write_project
 
 from .conftest import ApiCall, Aws, Invoke
 
