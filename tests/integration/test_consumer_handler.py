@@ -262,7 +262,9 @@ def test_table_throttled_at_the_end_of_a_run_is_retried_to_the_right_state(
     from botocore.exceptions import ClientError
 
     job, body = submitted(store, "two_nodes", x=4)
-    monkeypatch.setenv("TIMEOUT_MARGIN_SECONDS", "0.5")  # a 3 s invocation may run a job
+    # A 6 s invocation may run the job, with room to spare: its second node must not be
+    # left to another segment (the checkpoint allowance is 2 s).
+    monkeypatch.setenv("TIMEOUT_MARGIN_SECONDS", "0.5")
     reset_singletons()
     consumer = consumer_handler.consumer()
     real_update = consumer.store.client.update_item
@@ -279,12 +281,12 @@ def test_table_throttled_at_the_end_of_a_run_is_retried_to_the_right_state(
         return real_update(**kwargs)
 
     monkeypatch.setattr(consumer.store.client, "update_item", update_item)
-    assert invoke(body, timeout=3, message_ids=["m-1"]) == {
+    assert invoke(body, timeout=6, message_ids=["m-1"]) == {
         "batchItemFailures": [{"itemIdentifier": "m-1"}]
     }
     assert store.get(job.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
     monkeypatch.setattr(consumer.store.client, "update_item", real_update)
-    time.sleep(3.2)  # SQS brings the record back after the lease (the invocation) is over
+    time.sleep(6.2)  # SQS brings the record back after the lease (the invocation) is over
     assert invoke(body, message_ids=["m-1"]) == {"batchItemFailures": []}
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.COMPLETED and done.attempts == 2
