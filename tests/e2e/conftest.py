@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -21,6 +21,17 @@ import pytest
 from kedro_jobs.core.states import TERMINAL
 from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 from kedro_jobs_local.procfs import descendants
+
+
+def until(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    """``check()``'s first truthy answer, polled every half second; fails naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.5)
 
 
 def wait_for(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:

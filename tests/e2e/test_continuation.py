@@ -4,27 +4,15 @@ uninterrupted run, and a cancel between segments ends the job with its last node
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kedro_jobs_local.counting_project import counting_stack_env, executions
 from kedro_jobs_local.dev_stack import running_local_stack
 
-from .conftest import TERMINAL
+from .conftest import TERMINAL, until
 
 NODE_SECONDS = 33
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
-        time.sleep(0.5)
 
 
 def test_three_33s_nodes_complete_in_segments_and_a_cancel_between_them_ends_a_job(
@@ -51,10 +39,10 @@ def test_three_33s_nodes_complete_in_segments_and_a_cancel_between_them_ends_a_j
 
         # Cancelled once its first segment has handed off (it is then between segments, or
         # running its second, and stops at the next boundary).
-        _until("a first segment", lambda: job(to_cancel).get("segments"), 3 * NODE_SECONDS)
+        until("a first segment", lambda: job(to_cancel).get("segments"), 3 * NODE_SECONDS)
         assert api.post(f"/api/v1/jobs/{to_cancel}/cancel").status_code == 200
 
-        finished = _until(
+        finished = until(
             "all three jobs finished",
             lambda: all(job(j)["status"] in TERMINAL for j in (long_job, to_cancel, quick)),
             5 * NODE_SECONDS + 60,

@@ -19,7 +19,7 @@ import httpx
 from kedro_jobs_local.counting_project import counting_stack_env, executions
 from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 
-from .conftest import TERMINAL
+from .conftest import TERMINAL, until
 
 # Bodies that can never succeed and name no job: 16 kinds.
 BAD_BODIES = [
@@ -40,16 +40,6 @@ BAD_BODIES = [
     json.dumps({"version": 1, "pipeline_name": "two_nodes", "job_id": "../../etc/passwd"}),
     json.dumps({"Type": "Notification", "Message": "not json either"}),
 ]
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
-        time.sleep(0.5)
 
 
 def _queue_depth(sqs: Any, queue_url: str) -> int:
@@ -102,19 +92,19 @@ def test_delivery_at_the_template_defaults(tmp_path: Path) -> None:
             sqs.send_message(QueueUrl=queue, MessageBody=body)
             if i % 4 == 0:
                 good.append(submit("two_nodes", x=3000 + i))
-        _until("bad bodies off the main queue", lambda: _queue_depth(sqs, queue) == 0, 60)
+        until("bad bodies off the main queue", lambda: _queue_depth(sqs, queue) == 0, 60)
         poison_seconds = time.monotonic() - sent
         assert all(job(j)["status"] == "completed" for j in good)
 
         # 2. Two jobs mid-node; both consumers SIGKILLed; one job cancelled meanwhile.
         to_finish = submit("slow", x=4001, seconds=10)
         to_cancel = submit("slow", x=4002, seconds=10)
-        _until(
+        until(
             "both naps started",
             lambda: executions(record)["nap 4001"] and executions(record)["nap 4002"],
             60,
         )
-        busy = _until("two busy consumers", lambda: len(_busy_consumers(stack)) == 2, 10)
+        busy = until("two busy consumers", lambda: len(_busy_consumers(stack)) == 2, 10)
         assert busy
         for pid in _busy_consumers(stack):
             os.kill(pid, signal.SIGKILL)
@@ -122,9 +112,9 @@ def test_delivery_at_the_template_defaults(tmp_path: Path) -> None:
         cancel = client.post(f"/api/v1/jobs/{to_cancel}/cancel")
         assert cancel.status_code == 200, cancel.text
 
-        finished = _until("the killed consumer's job ended", lambda: _ended(job, to_finish), 300)
+        finished = until("the killed consumer's job ended", lambda: _ended(job, to_finish), 300)
         finish_seconds = time.monotonic() - killed
-        cancelled = _until("the cancelled job ended", lambda: _ended(job, to_cancel), 300)
+        cancelled = until("the cancelled job ended", lambda: _ended(job, to_cancel), 300)
         cancel_seconds = time.monotonic() - killed
         assert finished["status"] == "completed", finished
         assert finished["attempts"] == 2  # taken over by another claim
