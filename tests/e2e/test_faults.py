@@ -128,14 +128,17 @@ def test_timeout_and_cancel_under_load(counting_stack: tuple[LocalStack, Path]) 
                     return job
                 time.sleep(0.2)
 
-        timed_out = final(too_slow)
-        assert timed_out["status"] == "failed"
-        assert "time budget" in str(timed_out["error_message"])
+        # Its 30 s node outlives the 5 s budget: stopped there, and (make dev offers Fargate,
+        # as local task processes) the job goes on as a task from its last checkpoint.
+        moved = final(too_slow)
+        assert moved["status"] == "completed", moved
+        segments = [(s["compute"], s["ended"]) for s in moved["segments"]]  # type: ignore[attr-defined]
+        assert segments[-2:] == [("lambda", "timed_out"), ("fargate", "completed")], segments
         assert final(to_cancel)["status"] == "cancelled"
         assert all(final(j)["status"] == "completed" for j in load)
     time.sleep(1)
     ran = executions(record)
-    # Neither stopped job ran a node after it was stopped.
-    assert ran["finish 1001"] == 0 and ran["nap 1001"] == 1
+    # The stopped node ran again on Fargate, once; the cancelled job ran no node after it.
+    assert ran["nap 1001"] == 2 and ran["finish 1001"] == 1
     assert ran["finish 1002"] == 0 and ran["nap 1002"] == 1
     assert all(ran[f"double {2000 + i}"] == 1 for i in range(40))
