@@ -4,7 +4,6 @@ breaks the schema (undocumented status codes, wrong content type, body not match
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 import pytest
 import schemathesis
@@ -26,7 +25,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
 
 
 @pytest.fixture(autouse=True)
-def _services(stack: LocalResources, fresh_functions: Callable[[], None]) -> None:
+def _services(clean_stack: LocalResources) -> None:
+    # An empty bucket: no pipeline manifest from an earlier test, so any pipeline name that
+    # fits the schema is accepted (a manifest would make a valid name a 422).
     # A deployment that offers all the schema allows: Fargate, and no lower time limit than
     # a request may ask for (else a valid request is a 422 by deployment, not by schema).
     offered = {"fargate_cluster": "fuzz", "max_job_seconds": 2**62}

@@ -20,6 +20,7 @@ def test_api_handler_does_not_import_kedro_or_create_clients() -> None:
     "module",
     [
         "kedro_jobs.core.models",
+        "kedro_jobs.core.requests",
         "kedro_jobs.core.store",
         "kedro_jobs.core.queue",
         "kedro_jobs.core.artifacts",

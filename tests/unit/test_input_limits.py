@@ -13,16 +13,16 @@ from pydantic import ValidationError
 
 from kedro_jobs.core.errors import InvalidCursor
 from kedro_jobs.core.messages import BadMessage, parse_body
-from kedro_jobs.core.models import (
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.queue import MAX_MESSAGE_BYTES, UnsendableMessage, encode
+from kedro_jobs.core.requests import (
     JOB_ID_NAMESPACE,
     MAX_NESTING,
-    Job,
     JobMessage,
     JobRequest,
     RunOptions,
     nesting_depth,
 )
-from kedro_jobs.core.queue import MAX_MESSAGE_BYTES, UnsendableMessage, encode
 from kedro_jobs.core.store import decode_cursor, from_item, to_item
 
 

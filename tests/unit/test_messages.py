@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kedro_jobs.core.messages import BadMessage, parse_body
-from kedro_jobs.core.models import JobMessage
+from kedro_jobs.core.requests import JobMessage
 
 
 def test_good_message() -> None:

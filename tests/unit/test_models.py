@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from kedro_jobs.core.errors import InvalidCursor
-from kedro_jobs.core.models import Job, JobMessage, JobRequest, RunOptions
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.requests import JobMessage, JobRequest, RunOptions
 from kedro_jobs.core.store import decode_cursor, encode_cursor
 
 

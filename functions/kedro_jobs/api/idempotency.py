@@ -26,7 +26,8 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
 from fastapi import HTTPException
 
 from kedro_jobs.core.aws import client
-from kedro_jobs.core.models import Job, JobRequest
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.requests import JobRequest
 from kedro_jobs.core.settings import Settings
 
 _SERIALIZER = PydanticSerializer(model=Job)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from kedro_jobs.consumer.outcome import Recorder
-from kedro_jobs.core.models import Job, JobMessage
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import Claim, ClaimOutcome, JobStore
 

@@ -16,7 +16,8 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.compute import TaskLauncher
 from kedro_jobs.core.errors import DependencyUnavailable, JobAlreadyExists
-from kedro_jobs.core.models import Job, JobMessage
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.store import JobStore
 
 logger = Logger(service="kedro-jobs-consumer", child=True)

@@ -9,7 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kedro_jobs.core.artifacts import ArtifactStore, log_key, outputs_key, results_key
 from kedro_jobs.core.errors import DependencyUnavailable
-from kedro_jobs.core.models import Compute, Job, Progress, Segment, json_size
+from kedro_jobs.core.models import Job, Progress, Segment
+from kedro_jobs.core.requests import Compute, json_size
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore

@@ -29,8 +29,9 @@ from kedro_jobs.consumer.segments import (
     over_limit_message,
 )
 from kedro_jobs.core.errors import DependencyUnavailable
-from kedro_jobs.core.models import Compute, Job, Progress, Segment
+from kedro_jobs.core.models import Job, Progress, Segment
 from kedro_jobs.core.queue import JobQueue, encode
+from kedro_jobs.core.requests import Compute
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs.runner.types import RunOutcome, RunRequest

@@ -17,7 +17,8 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.errors import DependencyUnavailable
-from kedro_jobs.core.models import Compute, Job, Segment, utcnow
+from kedro_jobs.core.models import Job, Segment, utcnow
+from kedro_jobs.core.requests import Compute
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.runner.types import RunOutcome
 

@@ -23,8 +23,9 @@ from kedro_jobs.core.errors import (
     UnknownPipeline,
 )
 from kedro_jobs.core.manifest import Manifest, ManifestReader
-from kedro_jobs.core.models import Compute, Job, JobRequest
+from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
+from kedro_jobs.core.requests import Compute, JobRequest
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import JobStore
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kedro_jobs.core.models import JobMessage
 from kedro_jobs.core.queue import MAX_MESSAGE_BYTES  # anything larger is not from SQS
+from kedro_jobs.core.requests import JobMessage
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -1,63 +1,15 @@
-"""Pydantic models of the contracts: submit request, run options, queue message, job record."""
+"""The job record and what it holds (progress, segments, outputs), and the record's times."""
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    StrictStr,
-    StringConstraints,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from kedro_jobs.core.requests import Compute, JobMessage, RunOptions
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.names import JOB_ID_PATTERN
-
-PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
-MAX_PARAMETERS_BYTES = 65_536
-MAX_OPTION_ITEMS = 1_000
-# Objects and arrays in `parameters` nest at most this deep (`parameters` itself is level 1).
-# Kedro merges runtime params recursively and pydantic serialises at most ~255 levels: a
-# deeper value would be accepted here and fail later, in the send or the run.
-MAX_NESTING = 32
-# A run option `env` names a folder of the project's conf/: no separators, no "." or "..".
-ENV_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
-
-PipelineName = Annotated[StrictStr, StringConstraints(pattern=PIPELINE_NAME_PATTERN)]
-
-
-def _check_env(value: str) -> str:
-    if not re.fullmatch(ENV_PATTERN, value):
-        raise ValueError(
-            "env must name a folder of the project's conf/: letters, digits, '_', '-' and '.', "
-            "not starting with '.', at most 64 characters"
-        )
-    return value
-
-
-# The pattern is checked by _check_env, for a message that says what a valid name is.
-EnvName = Annotated[
-    StrictStr,
-    AfterValidator(_check_env),
-    WithJsonSchema({"type": "string", "pattern": ENV_PATTERN}),
-]
-ShortStr = Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
-NameList = Annotated[list[ShortStr], Field(max_length=MAX_OPTION_ITEMS)]
-
-# Job ids derived from a foreign message live in their own UUID namespace, so they are stable
-# across redeliveries and never collide with the API's random ids.
-JOB_ID_NAMESPACE = uuid.UUID("5b0e4c1e-8a7a-4d3e-9a57-6b1f0d7c2e11")
 
 
 def utcnow() -> datetime:
@@ -67,152 +19,6 @@ def utcnow() -> datetime:
 def iso(dt: datetime) -> str:
     """Fixed-width ISO-8601 UTC, so stored timestamps sort as strings."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-
-
-def nesting_depth(value: Any) -> int:
-    """How deep objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1). A loop, not
-    recursion: a value too deep for the interpreter's stack is measured like any other."""
-    deepest = 0
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def check_nesting(name: str, value: Any) -> None:
-    """ValueError (saying how deep, and the limit) if ``value`` nests over MAX_NESTING."""
-    depth = nesting_depth(value)
-    if depth > MAX_NESTING:
-        raise ValueError(f"{name} nest {depth} levels deep; the limit is {MAX_NESTING}")
-
-
-def _check_parameters(value: dict[str, Any]) -> dict[str, Any]:
-    check_nesting("parameters", value)  # first: the checks below recurse
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError as exc:
-        raise ValueError("parameters must be plain JSON: NaN and Infinity are not allowed") from exc
-    size = json_size(value)
-    if size > MAX_PARAMETERS_BYTES:
-        raise ValueError(
-            f"parameters is {size} bytes serialised; the limit is {MAX_PARAMETERS_BYTES}"
-        )
-    return value
-
-
-Compute = Literal["lambda", "fargate"]
-"""Where a job runs: the consumer Lambda (continuing across invocations at node boundaries
-when it needs longer), or one ECS Fargate task from the same image."""
-
-
-MaxJobSeconds = Annotated[int, Field(ge=60)]
-
-
-class RunOptions(BaseModel):
-    """Optional run options, mirroring `kedro run`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tags: NameList | None = None
-    node_names: NameList | None = None
-    from_nodes: NameList | None = None
-    to_nodes: NameList | None = None
-    from_inputs: NameList | None = None
-    to_outputs: NameList | None = None
-    namespaces: NameList | None = None
-    load_versions: dict[ShortStr, ShortStr] | None = Field(None, max_length=MAX_OPTION_ITEMS)
-    env: EnvName | None = None
-
-    def given(self) -> dict[str, Any]:
-        """Only the options the caller set."""
-        return self.model_dump(exclude_none=True)
-
-
-RUN_OPTION_NAMES = frozenset(RunOptions.model_fields)
-
-
-class JobRequest(BaseModel):
-    """Body of ``POST /api/v1/jobs``: run options may sit at the top level (like `kedro run`
-    flags) or under ``options`` (the shape of the job record), not both for one option."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pipeline_name: PipelineName
-    parameters: dict[StrictStr, Any] = Field(default_factory=dict)
-    options: RunOptions = Field(default_factory=RunOptions)
-    compute: Compute = "lambda"
-    # At most the deployment's MAX_JOB_SECONDS (checked on submit: the API knows it).
-    max_job_seconds: MaxJobSeconds | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lift_top_level_options(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        top = {k: data[k] for k in RUN_OPTION_NAMES if k in data}
-        if not top:
-            return data
-        rest = {k: v for k, v in data.items() if k not in RUN_OPTION_NAMES}
-        nested = data.get("options", {})
-        if not isinstance(nested, dict):
-            return rest  # field validation reports the bad `options` (`[]`, null, ...) alone
-        both = sorted(set(top) & set(nested))
-        if both:
-            raise ValueError(f"run option(s) given twice, at the top level and in options: {both}")
-        return {**rest, "options": {**nested, **top}}
-
-    _params = field_validator("parameters")(_check_parameters)
-
-
-class JobMessage(BaseModel):
-    """The queue message, version 1. The API always sets ``job_id``; other systems may not."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: Literal[1]
-    job_id: Annotated[StrictStr, StringConstraints(pattern=JOB_ID_PATTERN)] | None = None
-    pipeline_name: PipelineName
-    parameters: dict[StrictStr, Any] = Field(default_factory=dict)
-    options: RunOptions = Field(default_factory=RunOptions)
-    user_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None = None
-    idempotency_key: (
-        Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None
-    ) = None
-    # None is "lambda": a message says where only when it is elsewhere (the message stays
-    # what it was for every job that runs on Lambda).
-    compute: Compute | None = None
-    max_job_seconds: MaxJobSeconds | None = None
-
-    _params = field_validator("parameters")(_check_parameters)
-
-    def derived_job_id(self, message_id: str) -> str:
-        """A stable id for a message with no ``job_id``: redelivery never makes a second job,
-        and two (user, idempotency key) pairs never share one."""
-        if self.job_id:
-            return self.job_id
-        if not self.idempotency_key:
-            return str(uuid.uuid5(JOB_ID_NAMESPACE, f"msg:{message_id}"))
-        user = self.user_id or ""
-        if ":" in user:
-            # "key:<user>:<key>" is ambiguous once the user holds a ':' ("team:a" + "K" and
-            # "team" + "a:K"); such a user gets a JSON pair, under a prefix no first-form seed
-            # has. A user without ':' keeps the first form, so ids already made stay the same.
-            seed = "key2:" + json.dumps([user, self.idempotency_key])
-        else:
-            seed = f"key:{user}:{self.idempotency_key}"
-        return str(uuid.uuid5(JOB_ID_NAMESPACE, seed))
 
 
 class OutputInfo(BaseModel):

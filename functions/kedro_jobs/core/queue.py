@@ -8,7 +8,7 @@ from pydantic_core import PydanticSerializationError
 
 from kedro_jobs.core.aws import aws_errors, client
 from kedro_jobs.core.errors import JobsError
-from kedro_jobs.core.models import JobMessage
+from kedro_jobs.core.requests import JobMessage
 
 _DEPENDENCY = "SQS"
 # SQS's own limit on a message body (bytes, UTF-8).

@@ -14,7 +14,8 @@ from kedro_jobs.api.identity import AUTH_RESPONSES
 from kedro_jobs.api.telemetry import metrics
 from kedro_jobs.core import jobs
 from kedro_jobs.core.artifacts import log_key
-from kedro_jobs.core.models import Job, JobPage, JobRequest, PipelineName
+from kedro_jobs.core.models import Job, JobPage
+from kedro_jobs.core.requests import JobRequest, PipelineName
 from kedro_jobs.core.states import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)

@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from kedro_jobs.core.models import Job, check_nesting, iso, utcnow
+from kedro_jobs.core.models import Job, iso, utcnow
+from kedro_jobs.core.requests import check_nesting
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import texts
 

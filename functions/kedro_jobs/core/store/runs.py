@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_jobs.core.models import Compute, Job, Progress, Segment, utcnow
+from kedro_jobs.core.models import Job, Progress, Segment, utcnow
+from kedro_jobs.core.requests import Compute
 from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import texts
 from kedro_jobs.core.store.expressions import Cond, before, eq, moving
