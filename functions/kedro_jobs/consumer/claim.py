@@ -75,14 +75,6 @@ class Claimer:
     def _create_claimed(
         self, job_id: str, message: JobMessage, user_id: str, lease: float
     ) -> Claim | None:
-        job = Job.new(
-            job_id=job_id,
-            pipeline_name=message.pipeline_name,
-            parameters=message.parameters,
-            options=message.options.given(),
-            user_id=user_id,
-            source="sqs",
-            max_job_seconds=message.max_job_seconds,
-        )
+        job = Job.from_message(job_id, message, compute="lambda")
         created = self.store.create_claimed(job, lease_seconds=lease)
         return None if created is None else Claim(ClaimOutcome.CLAIMED, created)
