@@ -37,7 +37,9 @@ Description = Annotated[StrictStr, StringConstraints(max_length=512)]
 WindowMinutes = Annotated[int, Field(ge=1, le=1440)]
 
 
-def _check_expression(value: str) -> str:
+def _check_expression(value: str | None) -> str | None:
+    if value is None:  # PATCH: unchanged
+        return None
     try:
         expr = parse(value)
     except InvalidExpression as exc:
@@ -45,7 +47,9 @@ def _check_expression(value: str) -> str:
     return expr.text
 
 
-def _check_zone(value: str) -> str:
+def _check_zone(value: str | None) -> str | None:
+    if value is None:  # PATCH: unchanged
+        return None
     try:
         zone(value)
     except InvalidExpression as exc:
