@@ -70,6 +70,12 @@ def _add_missing_indexes(ddb: Any, name: str, props: dict[str, Any]) -> None:
 def create_schedule_group(scheduler: Any, name: str) -> str:
     """An EventBridge Scheduler schedule group (kept if it exists)."""
     try:
+        scheduler.get_schedule_group(Name=name)
+        return name  # asked first: moto's create replaces a group, schedules and all
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+    try:
         scheduler.create_schedule_group(Name=name)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConflictException":

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
+
 from kedro_jobs.core.settings import Settings
+from kedro_jobs_local.moto_server import MotoServer
+from kedro_jobs_local.resources import create_resources
 
 from .conftest import transformed
 
@@ -70,3 +74,25 @@ def test_the_api_is_told_the_group_role_and_queue(template: dict[str, Any]) -> N
     assert variables["JOBS_QUEUE_ARN"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
     fields = Settings.model_fields
     assert {"schedule_group_name", "scheduler_role_arn", "jobs_queue_arn"} <= set(fields)
+
+
+def test_local_resources_make_the_group_and_keep_its_schedules(moto_server: MotoServer) -> None:
+    url = moto_server.endpoint_url
+    res = create_resources(endpoint_url=url, stack_name="infra-s")
+    group = res.resolver.refs["ScheduleGroup"]
+    assert group == "infra-s-schedules"
+    assert res.function_env("ApiFunction")["SCHEDULE_GROUP_NAME"] == group
+    scheduler = boto3.client("scheduler", endpoint_url=url)
+    scheduler.create_schedule(
+        Name="kept",
+        GroupName=group,
+        ScheduleExpression="rate(1 day)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": res.resolver.attrs[("JobsQueue", "Arn")],
+            "RoleArn": "arn:aws:iam::1:role/r",
+        },
+    )
+    create_resources(endpoint_url=url, stack_name="infra-s")  # again, as make dev's restart does
+    names = [s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]]
+    assert names == ["kept"]

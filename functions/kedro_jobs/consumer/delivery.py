@@ -95,7 +95,7 @@ class Consumer:
         self.node_stats = NodeStats(artifacts)
         self.dispatcher = Dispatcher(store, launcher)
         self.claims = Claimer(settings, store, self.recorder)
-        self.overlap = OverlapPolicy(settings, store, self.queue)
+        self.overlap = OverlapPolicy(store, self.queue)
         self.segments = SegmentRun(
             settings,
             store=store,

@@ -22,7 +22,6 @@ from aws_lambda_powertools import Logger
 from kedro_jobs.core.models import Job, iso, utcnow
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.requests import JobMessage
-from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
 
@@ -43,8 +42,7 @@ def skipped_message(schedule: str, running: str) -> str:
 
 
 class OverlapPolicy:
-    def __init__(self, settings: Settings, store: JobStore, queue: JobQueue) -> None:
-        self.settings = settings
+    def __init__(self, store: JobStore, queue: JobQueue) -> None:
         self.store = store
         self.queue = queue
 
@@ -89,8 +87,9 @@ class OverlapPolicy:
     def _wait(self, job_id: str, message: JobMessage, body: str) -> None:
         job = Job.from_message(job_id, message, compute=message.compute or "lambda")
         self.store.create_if_new(job)
-        until = time.time() + QUEUE_RECHECK_SECONDS + self.settings.sweep_after_seconds
-        self.store.defer(job_id, until=until)
+        # Its next look is due then: only if that look never comes (the message was lost)
+        # does the sweeper send it again, SWEEP_AFTER_SECONDS later.
+        self.store.defer(job_id, until=time.time() + QUEUE_RECHECK_SECONDS)
         # A new message, not this one made visible later: its receive count starts again, so
         # a long wait never sends the fire to the dead-letter queue.
         self.queue.send_later(body, QUEUE_RECHECK_SECONDS)
