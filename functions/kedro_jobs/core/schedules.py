@@ -284,10 +284,11 @@ def change(backends: Backends, user: str, name: str, patch: ScheduleChange) -> S
         patch.expression if "expression" in given and patch.expression else stored.expression
     )
     timezone = patch.timezone if "timezone" in given and patch.timezone else stored.timezone
-    try:
-        _check_not_past(expression, timezone)
-    except ValueError as exc:
-        raise InvalidSchedule(str(exc)) from exc
+    if "expression" in given or "timezone" in given:  # an at() that has fired may be edited
+        try:
+            _check_not_past(expression, timezone)
+        except ValueError as exc:
+            raise InvalidSchedule(str(exc)) from exc
     job = patch.job if patch.job is not None else current.job
     if patch.job is not None:
         _check_job(backends, user, job)
