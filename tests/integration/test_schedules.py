@@ -298,3 +298,31 @@ def test_the_local_firer_fires_a_missed_at_schedule_once_after_a_restart(
 
     assert [fire for _, fire in firer().tick()] == [datetime.fromisoformat(soon + "+00:00")]
     assert firer().tick() == []  # restarted again: not a second time
+
+
+@pytest.mark.parametrize(
+    ("expression", "target_input"),
+    [
+        ("rate(1 day)", '{"not": "a job message"}'),
+        ("cron(0 2 * * *)", None),  # an expression the API would have refused
+    ],
+)
+def test_a_schedule_edited_outside_the_api_is_a_409_never_a_500(
+    api_call: ApiCall, aws: Aws, expression: str, target_input: str | None
+) -> None:
+    api_call("POST", API, body=NIGHTLY)
+    (schedule,) = stored(aws)
+    target = dict(schedule["Target"])
+    if target_input is not None:
+        target["Input"] = target_input
+    scheduler_client(aws).update_schedule(
+        Name=schedule["Name"],
+        GroupName=schedule["GroupName"],
+        ScheduleExpression=expression,
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
+    status, body, _ = api_call("GET", f"{API}/nightly")
+    assert status == 409 and "cannot be read" in body["detail"]
+    assert api_call("GET", API)[1]["schedules"] == []
+    assert api_call("DELETE", f"{API}/nightly")[0] == 204  # it can still be deleted

@@ -156,7 +156,7 @@ def _scheduler(backends: Backends) -> Scheduler:
     return backends.scheduler
 
 
-def _check_job(backends: Backends, user: str, request: JobRequest) -> None:
+def _check_job(backends: Backends, request: JobRequest) -> None:
     """As POST /jobs checks a job: what it asks of the deployment, its pipeline."""
     jobs.check_offered(backends.settings, request.compute, request.max_job_seconds)
     jobs.check_pipeline(backends.manifest.get(), request.pipeline_name)
@@ -212,13 +212,16 @@ def _view(backends: Backends, user: str, stored: StoredSchedule) -> Schedule:
     fires: list[datetime] = []
     if stored.state == "ENABLED":
         now = utcnow()
-        fires = next_fires(
-            parse(stored.expression),
-            zone(stored.timezone),
-            after=now,
-            count=NEXT_FIRES,
-            anchor=(stored.created_at or now).replace(microsecond=0),
-        )
+        try:
+            fires = next_fires(
+                parse(stored.expression),
+                zone(stored.timezone),
+                after=now,
+                count=NEXT_FIRES,
+                anchor=(stored.created_at or now).replace(microsecond=0),
+            )
+        except InvalidExpression as exc:  # edited outside the API
+            raise UnreadableSchedule(stored.name, str(exc)) from exc
     runs = backends.store.schedule_runs(user, stored.name, limit=1)
     last = (
         LastRun(id=runs[0].id, status=runs[0].status, created_at=runs[0].created_at)
@@ -243,7 +246,7 @@ def _view(backends: Backends, user: str, stored: StoredSchedule) -> Schedule:
 
 def create(backends: Backends, user: str, request: ScheduleRequest) -> Schedule:
     scheduler = _scheduler(backends)
-    _check_job(backends, user, request.job)
+    _check_job(backends, request.job)
     stored = StoredSchedule(
         name=request.name,
         expression=request.expression,
@@ -291,7 +294,7 @@ def change(backends: Backends, user: str, name: str, patch: ScheduleChange) -> S
             raise InvalidSchedule(str(exc)) from exc
     job = patch.job if patch.job is not None else current.job
     if patch.job is not None:
-        _check_job(backends, user, job)
+        _check_job(backends, job)
     overlap = patch.overlap if patch.overlap is not None else current.overlap
     updated = StoredSchedule(
         name=name,
@@ -340,7 +343,7 @@ def run_now(backends: Backends, user: str, name: str) -> Job:
     """A fire now, outside the schedule's times: a job like its fires' (same message, the
     overlap policy applies), written and queued as POST /jobs does."""
     schedule = get(backends, user, name)
-    _check_job(backends, user, schedule.job)
+    _check_job(backends, schedule.job)
     now = datetime.now(UTC).replace(microsecond=0)
     message = _message(user, name, schedule.job, schedule.overlap, now)
     job = Job.from_message(message.derived_job_id(""), message, compute=schedule.job.compute)
