@@ -7,9 +7,10 @@ EventBridge cron, rate and at, in the schedule's time zone) and sends the target
 Across a restart of `make dev` (its state folder keeps the schedules with the rest):
 - an ``at()`` schedule whose time passed while the stack was down fires once on start (the
   at() schedules fired are remembered in the state folder, so none fires twice);
-- cron and rate fires missed while it was down are not made up: firing starts again from
-  the restart, the next fire time on (a backlog of missed nightly runs all at once is rarely
-  what anyone wants, and EventBridge itself never lets a fire go missing this way).
+- cron and rate fires missed while it was down are not made up, but for those of the last
+  minute before it started: firing starts again from the restart (a backlog of missed
+  nightly runs all at once is rarely what anyone wants, and EventBridge itself never lets a
+  fire go missing this way).
 A paused schedule's fires are not made up when it is resumed, as on EventBridge. A new rate()
 schedule fires as soon as it is created, then every interval, as on EventBridge.
 
@@ -37,6 +38,7 @@ logger = logging.getLogger("kedro_jobs_local.scheduler")
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 EXECUTION_ID = "<aws.scheduler.execution-id>"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+START_GRACE = timedelta(minutes=1)
 
 
 def now_utc() -> datetime:
@@ -64,7 +66,10 @@ class Firer:
         self.sqs = sqs
         self.state_file = state_file
         self.clock = clock
-        self.started = clock()
+        # Fires due this long before the firer started are still sent: a schedule made while
+        # `make dev` was starting (the API is up before the firer) fires as it would on AWS,
+        # and a fire sent twice makes no second job (its job id comes from its time).
+        self.started = clock() - START_GRACE
         # Per schedule: fires up to this time are done (in memory: see the module's doc).
         self.cursors: dict[str, datetime] = {}
         self.fired_at: set[str] = set()  # at() schedules fired: "name|expression"

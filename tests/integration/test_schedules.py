@@ -326,3 +326,21 @@ def test_a_schedule_edited_outside_the_api_is_a_409_never_a_500(
     assert status == 409 and "cannot be read" in body["detail"]
     assert api_call("GET", API)[1]["schedules"] == []
     assert api_call("DELETE", f"{API}/nightly")[0] == 204  # it can still be deleted
+
+
+def test_a_schedule_made_while_make_dev_starts_fires_when_the_firer_is_up(
+    api_call: ApiCall, aws: Aws
+) -> None:
+    # The API is up before the firer: a rate() schedule made in between fires at once all
+    # the same, as on EventBridge.
+    api_call("POST", API, body={**NIGHTLY, "expression": "rate(1 hour)", "timezone": "UTC"})
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=20))
+    firer = Firer(
+        group=get_settings().schedule_group_name,
+        scheduler=scheduler_client(aws),
+        sqs=aws.sqs,
+        clock=clock,
+    )
+    assert len(firer.tick()) == 1
+    clock.now += timedelta(minutes=30)
+    assert firer.tick() == []
