@@ -161,6 +161,11 @@ def test_a_fire_delivered_twice_makes_one_job_with_the_schedules_fields(
     assert status == 200 and [j["id"] for j in listed["jobs"]] == [job.id]
     assert listed["jobs"][0]["scheduled_for"] == "2026-12-08T01:00:00Z"
     assert api_call("GET", "/api/v1/jobs", query={"schedule": "other"})[1]["jobs"] == []
+    # With the other filters: on the index's own attributes, still one Query.
+    by = {"schedule": "nightly", "status": "completed", "pipeline_name": "two_nodes"}
+    assert [j["id"] for j in api_call("GET", "/api/v1/jobs", query=by)[1]["jobs"]] == [job.id]
+    for other in ({"status": "failed"}, {"pipeline_name": "p"}):
+        assert api_call("GET", "/api/v1/jobs", query={**by, **other})[1]["jobs"] == []
     status, schedule, _ = api_call("GET", f"{API}/nightly")
     assert schedule["last_run"]["id"] == job.id
     assert schedule["last_run"]["status"] == "completed"
