@@ -175,7 +175,9 @@ def write_report(results: dict[str, Any], docs: Path) -> None:
         "The table's three indexes hold keys only (one the status too): a progress write "
         "touches no index, and a job's results are stored once (with all attributes "
         "projected, every write was written four times). X-Ray is off by default (the "
-        "template's `Tracing` parameter); on, it adds about $5 per million traces.",
+        "template's `Tracing` parameter); on, it adds about $5 per million traces. "
+        "A job a schedule makes adds EventBridge Scheduler's $1 per million invocations "
+        "(14 million a month free; docs/schedules.md).",
         "",
         f"The old design always on (2 worker VMs, an API VM, Redis): **${cost['celery_monthly_fixed']:.0f} "
         "a month** whatever the load. At full capacity it would cost "

@@ -269,6 +269,12 @@ def _run(
     # The template's scheduled sweeper, at its rate (kedro_jobs_local/sweeper.py).
     sweeper_argv = [sys.executable, "-m", "kedro_jobs_local.sweeper", "--parent", me]
     supervisor.add(Child("sweeper", lambda: spawn(sweeper_argv), stage=2, stop_timeout=5))
+    # EventBridge Scheduler's part: moto keeps schedules, this fires them (scheduler.py).
+    scheduler_argv = [sys.executable, "-m", "kedro_jobs_local.scheduler", "--parent", me]
+    if state_dir:
+        # With the rest of the state (--fresh sets it aside with it).
+        scheduler_argv += ["--state-file", str(state_dir / "moto" / "scheduler-fired.json")]
+    supervisor.add(Child("scheduler", lambda: spawn(scheduler_argv), stage=2, stop_timeout=5))
 
     out.write(banner(res, api, args.workers, project, pipelines, state_dir, args.data_root))
     out.flush()

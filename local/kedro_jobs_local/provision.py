@@ -1,6 +1,7 @@
 """Each kind of the template's resources made through the AWS API, from its resolved
-properties: a DynamoDB table, an SQS queue, an S3 bucket. Idempotent: what exists is reused
-and its settings applied again. Only boto3: it runs in LocalStack's own Python too."""
+properties: a DynamoDB table, an SQS queue, an S3 bucket, a schedule group. Idempotent: what
+exists is reused and its settings applied again. Only boto3: it runs in LocalStack's own
+Python too."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def create_table(ddb: Any, props: dict[str, Any]) -> str:
             TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
     except ddb.exceptions.ResourceInUseException:
-        pass  # already there: creating is idempotent
+        # Already there (a kept local state): creating is idempotent, and an index the
+        # template gained since is added.
+        _add_missing_indexes(ddb, name, props)
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
         with contextlib.suppress(ClientError):  # some emulators lack TTL; it only expires items
@@ -46,6 +49,38 @@ def create_table(ddb: Any, props: dict[str, Any]) -> str:
                 PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
             )
     return str(name)
+
+
+def _add_missing_indexes(ddb: Any, name: str, props: dict[str, Any]) -> None:
+    table = ddb.describe_table(TableName=name)["Table"]
+    have = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    for index in props.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in have:
+            continue
+        keys = {key["AttributeName"] for key in index["KeySchema"]}
+        ddb.update_table(
+            TableName=name,
+            AttributeDefinitions=[
+                a for a in props["AttributeDefinitions"] if a["AttributeName"] in keys
+            ],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+
+
+def create_schedule_group(scheduler: Any, name: str) -> str:
+    """An EventBridge Scheduler schedule group (kept if it exists)."""
+    try:
+        scheduler.get_schedule_group(Name=name)
+        return name  # asked first: moto's create replaces a group, schedules and all
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+    try:
+        scheduler.create_schedule_group(Name=name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConflictException":
+            raise
+    return name
 
 
 _QUEUE_ATTRIBUTES = {

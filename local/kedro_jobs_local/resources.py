@@ -21,7 +21,12 @@ from typing import Any
 import boto3
 
 if __package__:
-    from kedro_jobs_local.provision import create_bucket, create_queue, create_table
+    from kedro_jobs_local.provision import (
+        create_bucket,
+        create_queue,
+        create_schedule_group,
+        create_table,
+    )
     from kedro_jobs_local.template import (
         DEFAULT_ACCOUNT,
         DEFAULT_STACK,
@@ -31,7 +36,7 @@ if __package__:
         load_template,
     )
 else:  # run as a script (LocalStack's init hook): its own folder is on sys.path
-    from provision import create_bucket, create_queue, create_table
+    from provision import create_bucket, create_queue, create_schedule_group, create_table
     from template import DEFAULT_ACCOUNT, DEFAULT_STACK, NO_VALUE, TEMPLATE, Resolver, load_template
 
 
@@ -123,6 +128,14 @@ def create_resources(
         resolve.refs[name] = bucket
         resolve.attrs[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
 
+    for name in of_type("AWS::Scheduler::ScheduleGroup"):
+        group = resolve(resources[name]["Properties"])["Name"]
+        create_schedule_group(_client("scheduler", session, endpoint_url), group)
+        resolve.refs[name] = group
+    for name in of_type("AWS::IAM::Role"):
+        # Nothing local checks roles: the ARN the template's functions are given is enough.
+        resolve.attrs[(name, "Arn")] = f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{stack_name}-{name}"
+
     return LocalResources(
         table_name=resolve.refs["JobsTable"],
         idempotency_table_name=resolve.refs["IdempotencyTable"],
@@ -137,7 +150,7 @@ def create_resources(
 def reset_resources(
     res: LocalResources, *, session: boto3.Session | None = None, endpoint_url: str | None = None
 ) -> None:
-    """Empty the table, queues and bucket (between tests), keeping the resources."""
+    """Empty the table, queues, bucket and schedule group (between tests), keeping them."""
     ddb = _client("dynamodb", session, endpoint_url)
     sqs = _client("sqs", session, endpoint_url)
     s3 = _client("s3", session, endpoint_url)
@@ -150,6 +163,12 @@ def reset_resources(
     for url in (res.queue_url, res.dlq_url):
         sqs.delete_queue(QueueUrl=url)
     _create_queues(sqs, res.template["Resources"], res.resolver)
+    group = res.resolver.refs.get("ScheduleGroup") if res.resolver else None
+    if group:
+        scheduler = _client("scheduler", session, endpoint_url)
+        for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group):
+            for schedule in page["Schedules"]:
+                scheduler.delete_schedule(Name=schedule["Name"], GroupName=group)
     # Every version and delete marker: the template's bucket is versioned.
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=res.bucket):
         keys = [

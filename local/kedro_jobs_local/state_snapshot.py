@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 1
-PERSISTED = ("dynamodb", "sqs", "s3")
+PERSISTED = ("dynamodb", "sqs", "s3", "scheduler")
 SNAPSHOT = "snapshot.pickle"
 
 

@@ -483,3 +483,70 @@ def test_the_page_is_served_with_a_strict_content_security_policy(stack: LocalSt
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert httpx.get(f"{stack.api}/ui/app.js", timeout=10).status_code == 200
     assert httpx.get(f"{stack.api}/ui/router.py", timeout=10).status_code == 404
+
+
+# --- Schedules (schedules.js) ------------------------------------------------------------------
+
+
+def schedule_row(driver: WebDriver, name: str) -> WebElement | None:
+    found = driver.find_elements(By.CSS_SELECTOR, f'#schedules-body tr[data-schedule="{name}"]')
+    return found[0] if found else None
+
+
+def fill_schedule(driver: WebDriver, stack: LocalStack, name: str, expression: str) -> None:
+    open_hash(driver, stack, "#/submit")
+    wait(
+        driver,
+        lambda d: any(
+            o.get_attribute("value") == "hello"
+            for o in Select(d.find_element(By.ID, "submit-pipeline")).options
+        ),
+        "the pipelines in the form",
+    )
+    Select(driver.find_element(By.ID, "submit-pipeline")).select_by_value("hello")
+    for field, value in (
+        ("schedule-name", name),
+        ("schedule-expression", expression),
+        ("schedule-timezone", "Europe/Paris"),
+    ):
+        box = driver.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    Select(driver.find_element(By.ID, "schedule-overlap")).select_by_value("skip")
+    driver.find_element(By.ID, "schedule-create").click()
+
+
+def test_a_schedule_is_made_from_the_form_listed_paused_and_deleted(
+    page: WebDriver, stack: LocalStack, screenshots: Path
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    # A bad expression is refused, naming what is wrong; nothing is made.
+    fill_schedule(page, stack, name, "cron(0 2 * * *)")
+    wait(page, lambda d: "6 fields" in text(d, "submit-error"), "the expression's error")
+    with stack.client() as client:
+        assert client.get(f"/api/v1/schedules/{name}").status_code == 404
+
+    fill_schedule(page, stack, name, "cron(0 2 * * ? *)")
+    wait(page, lambda d: d.current_url.endswith("#/schedules"), "the schedules tab")
+    row = wait(page, lambda d: schedule_row(d, name), "the new schedule in the list")
+    shown = row.text
+    assert "enabled" in shown and "cron(0 2 * * ? *)" in shown and "Europe/Paris" in shown
+    assert "hello" in shown and "skip" in shown
+    with stack.client() as client:
+        schedule = client.get(f"/api/v1/schedules/{name}").json()
+    assert schedule["job"]["pipeline_name"] == "hello" and len(schedule["next_fires"]) == 5
+
+    page.save_screenshot(str(screenshots / "schedules.png"))
+    row.find_element(By.XPATH, ".//button[text()='Pause']").click()
+    wait(page, lambda d: "paused" in (schedule_row(d, name) or row).text, "paused")
+    wait(page, lambda d: schedule_row(d, name), "the row").find_element(
+        By.XPATH, ".//button[text()='Resume']"
+    ).click()
+    wait(page, lambda d: "enabled" in (schedule_row(d, name) or row).text, "resumed")
+
+    wait(page, lambda d: schedule_row(d, name), "the row").find_element(
+        By.XPATH, ".//button[text()='Delete']"
+    ).click()
+    wait(page, lambda d: schedule_row(d, name) is None, "the schedule gone from the list")
+    with stack.client() as client:
+        assert client.get(f"/api/v1/schedules/{name}").status_code == 404

@@ -29,7 +29,7 @@ def test_resources_match_the_template(moto_server: MotoServer) -> None:
     ddb = boto3.client("dynamodb", endpoint_url=url)
     table = ddb.describe_table(TableName=res.table_name)["Table"]
     assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {
-        "by_user", "by_user_status", "by_user_pipeline", "sweep",
+        "by_user", "by_user_status", "by_user_pipeline", "sweep", "by_user_schedule",
     }  # fmt: skip
     ttl = ddb.describe_time_to_live(TableName=res.table_name)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"

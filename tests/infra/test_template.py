@@ -174,7 +174,7 @@ def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
         "sqs:SendMessage",
     }
     # "*" only for reads AWS does not scope to resources.
-    unscoped = {"cloudwatch:GetMetricStatistics"}
+    unscoped = {"cloudwatch:GetMetricStatistics", "scheduler:ListSchedules"}
     for function in ("ApiFunction", "ConsumerFunction", "DeadLetterFunction", "SweeperFunction"):
         for statement in _statements(cfn, function):
             resources = statement["Resource"]
@@ -194,6 +194,7 @@ def test_table_indexes_ttl_and_recovery(template: dict[str, Any]) -> None:
         "by_user_status",
         "by_user_pipeline",
         "sweep",
+        "by_user_schedule",
     }
     # Keys only (the status too where a listing filters on it): no write to a job's
     # progress or results is written again to an index.
@@ -203,6 +204,11 @@ def test_table_indexes_ttl_and_recovery(template: dict[str, Any]) -> None:
         "by_user_status": {"ProjectionType": "KEYS_ONLY"},
         "by_user_pipeline": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
         "sweep": {"ProjectionType": "KEYS_ONLY"},
+        # A schedule's runs, with what the overlap check and a schedule's last status read.
+        "by_user_schedule": {
+            "ProjectionType": "INCLUDE",
+            "NonKeyAttributes": ["status", "pipeline_name", "scheduled_for"],
+        },
     }
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

@@ -21,6 +21,8 @@ from kedro_jobs.core.errors import (
 )
 from kedro_jobs.core.jobs import JobNotQueued
 from kedro_jobs.core.queue import UnsendableMessage
+from kedro_jobs.core.scheduler import ScheduleExists, ScheduleNotFound
+from kedro_jobs.core.schedules import InvalidSchedule, UnreadableSchedule
 
 _STATUS: dict[type[JobsError], int] = {
     JobNotFound: 404,
@@ -32,6 +34,10 @@ _STATUS: dict[type[JobsError], int] = {
     UnsendableMessage: 422,  # checked before anything is written
     DependencyUnavailable: 503,
     JobNotQueued: 503,  # written, then not sent: the detail names the job
+    ScheduleNotFound: 404,
+    ScheduleExists: 409,
+    InvalidSchedule: 422,
+    UnreadableSchedule: 409,  # in the group, but not as this API writes schedules
 }
 
 

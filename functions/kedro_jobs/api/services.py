@@ -11,6 +11,7 @@ from kedro_jobs.api.idempotency import SubmitOnce
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.manifest import ManifestReader
 from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.scheduler import Scheduler
 from kedro_jobs.core.settings import Settings, get_settings
 from kedro_jobs.core.store import JobStore
 
@@ -34,6 +35,11 @@ class Services:
     @cached_property
     def manifest(self) -> ManifestReader:
         return ManifestReader(self.artifacts)
+
+    @cached_property
+    def scheduler(self) -> Scheduler:
+        s = self.settings
+        return Scheduler(s.schedule_group_name, s.scheduler_role_arn, s.jobs_queue_arn)
 
     @cached_property
     def submit_once(self) -> SubmitOnce:

@@ -29,6 +29,7 @@ from kedro_jobs.cli.commands import (
 )
 from kedro_jobs.cli.exit_codes import EXIT_API, EXIT_USAGE
 from kedro_jobs.cli.params import UsageError
+from kedro_jobs.cli.schedules import add_commands as add_schedule_commands
 
 DEFAULT_API = "http://127.0.0.1:8000"
 
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument("job_id", metavar="ID")
     outputs.add_argument("--download", metavar="DIR", help="save each one into DIR")
     outputs.add_argument("--json", action="store_true", help="print the list as JSON")
+
+    add_schedule_commands(commands, common)  # `kedro-jobs schedule ...` (cli/schedules.py)
     return parser
 
 

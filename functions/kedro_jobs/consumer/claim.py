@@ -53,13 +53,13 @@ class Claimer:
             # A message from another system: its job id is derived from the message, so the
             # first delivery makes the job, already claimed, in one write; a redelivery
             # finds it and claims as usual.
-            created = self._create_claimed(job_id, message, user_id, lease)
+            created = self._create_claimed(job_id, message, lease)
             if created is not None:
                 return created
         claim = self._claim(job_id, lease, user_id=user_id)
         if claim.outcome is ClaimOutcome.NOT_FOUND:
             # Another system chose the job id itself: the same, with its id.
-            created = self._create_claimed(job_id, message, user_id, lease)
+            created = self._create_claimed(job_id, message, lease)
             if created is not None:
                 return created
             claim = self._claim(job_id, lease)
@@ -72,17 +72,7 @@ class Claimer:
             job_id, lease_seconds=lease, max_attempts=self.settings.max_attempts, user_id=user_id
         )
 
-    def _create_claimed(
-        self, job_id: str, message: JobMessage, user_id: str, lease: float
-    ) -> Claim | None:
-        job = Job.new(
-            job_id=job_id,
-            pipeline_name=message.pipeline_name,
-            parameters=message.parameters,
-            options=message.options.given(),
-            user_id=user_id,
-            source="sqs",
-            max_job_seconds=message.max_job_seconds,
-        )
+    def _create_claimed(self, job_id: str, message: JobMessage, lease: float) -> Claim | None:
+        job = Job.from_message(job_id, message, compute="lambda")
         created = self.store.create_claimed(job, lease_seconds=lease)
         return None if created is None else Claim(ClaimOutcome.CLAIMED, created)

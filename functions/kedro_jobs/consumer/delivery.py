@@ -24,6 +24,7 @@ from kedro_jobs.consumer.claim import Claimer, claimed
 from kedro_jobs.consumer.context import remaining_seconds
 from kedro_jobs.consumer.dispatch import Dispatcher
 from kedro_jobs.consumer.outcome import Recorder
+from kedro_jobs.consumer.overlap import OverlapPolicy
 from kedro_jobs.consumer.project import ProjectLoadFailed, Runner, project_load_message
 from kedro_jobs.consumer.run import SegmentRun
 from kedro_jobs.consumer.segments import NodeStats
@@ -94,6 +95,7 @@ class Consumer:
         self.node_stats = NodeStats(artifacts)
         self.dispatcher = Dispatcher(store, launcher)
         self.claims = Claimer(settings, store, self.recorder)
+        self.overlap = OverlapPolicy(store, self.queue)
         self.segments = SegmentRun(
             settings,
             store=store,
@@ -180,6 +182,8 @@ class Consumer:
         job_id = parsed.derived_job_id(message_id)
         logger.append_keys(job_id=job_id)
         try:
+            if not self.overlap.admit(job_id, parsed, body):
+                return
             if parsed.compute == "fargate":
                 self.dispatcher.dispatch(job_id, parsed)
                 return

@@ -60,15 +60,6 @@ class Dispatcher:
 
     def _create(self, job_id: str, message: JobMessage) -> None:
         """A message from another system makes its job, pending, as the task will find it."""
-        job = Job.new(
-            job_id=job_id,
-            pipeline_name=message.pipeline_name,
-            parameters=message.parameters,
-            options=message.options.given(),
-            user_id=message.user_id or "anonymous",
-            source="sqs",
-            compute="fargate",
-            max_job_seconds=message.max_job_seconds,
-        )
+        job = Job.from_message(job_id, message, compute="fargate")
         with contextlib.suppress(JobAlreadyExists):
             self.store.create(job)

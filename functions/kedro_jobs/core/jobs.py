@@ -131,6 +131,11 @@ def check_offered(settings: Settings, compute: Compute, max_job_seconds: int | N
         )
 
 
+def enqueue(backends: Backends, job: Job) -> Job:
+    """Write ``job`` and send its message (a schedule's run-now job, made elsewhere)."""
+    return _write_then_send(backends.store, backends.queue, job)
+
+
 def _write_then_send(store: JobStore, queue: JobQueue, job: Job) -> Job:
     try:
         body = encode(job.to_message())  # before the write: a bad message writes nothing

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from kedro_jobs.core.requests import Compute, JobMessage, RunOptions
+from kedro_jobs.core.requests import Compute, JobMessage, Overlap, RunOptions
 from kedro_jobs.core.states import JobStatus
 
 
@@ -71,7 +71,7 @@ class Job(BaseModel):
     progress: Progress | None = None
     retry_of: str | None = None
     attempts: int = 0
-    source: Literal["api", "sqs"] = "api"
+    source: Literal["api", "sqs", "schedule"] = "api"
     cancel_requested: bool = False
     results_location: str | None = None
     outputs: list[OutputInfo] | None = None  # what the run saved (committed on success)
@@ -91,6 +91,11 @@ class Job(BaseModel):
     continuations: int = 0
     # A Fargate task was asked for this job; until then (epoch seconds) it is not asked again.
     dispatch_due: float | None = None
+    # A schedule's run: the schedule's name, the fire time it ran for, and the schedule's
+    # overlap policy when it fired (None: not a schedule's run).
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
+    overlap: Overlap | None = None
     # Fields of a damaged stored item left out when it was read for display (store.from_item).
     _unreadable: tuple[str, ...] = PrivateAttr(default=())
 
@@ -113,11 +118,14 @@ class Job(BaseModel):
         parameters: dict[str, Any],
         options: dict[str, Any],
         user_id: str,
-        source: Literal["api", "sqs"] = "api",
+        source: Literal["api", "sqs", "schedule"] = "api",
         job_id: str | None = None,
         retry_of: str | None = None,
         compute: Compute = "lambda",
         max_job_seconds: int | None = None,
+        schedule: str | None = None,
+        scheduled_for: datetime | None = None,
+        overlap: Overlap | None = None,
     ) -> Job:
         now = utcnow()
         return cls(
@@ -132,6 +140,26 @@ class Job(BaseModel):
             retry_of=retry_of,
             compute=compute,
             max_job_seconds=max_job_seconds,
+            schedule=schedule,
+            scheduled_for=scheduled_for,
+            overlap=overlap,
+        )
+
+    @classmethod
+    def from_message(cls, job_id: str, message: JobMessage, *, compute: Compute) -> Job:
+        """The job a message from another system (or a schedule's fire) makes."""
+        return cls.new(
+            job_id=job_id,
+            pipeline_name=message.pipeline_name,
+            parameters=message.parameters,
+            options=message.options.given(),
+            user_id=message.user_id or "anonymous",
+            source="schedule" if message.schedule else "sqs",
+            compute=compute,
+            max_job_seconds=message.max_job_seconds,
+            schedule=message.schedule,
+            scheduled_for=message.scheduled_for,
+            overlap=message.overlap,
         )
 
     def to_message(self) -> JobMessage:
@@ -144,6 +172,9 @@ class Job(BaseModel):
             user_id=self.user_id,
             compute=self.compute if self.compute != "lambda" else None,
             max_job_seconds=self.max_job_seconds,
+            schedule=self.schedule,
+            scheduled_for=self.scheduled_for,
+            overlap=self.overlap,
         )
 
 

@@ -56,6 +56,14 @@ class JobQueue:
             resp = self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
         return str(resp["MessageId"])
 
+    def send_later(self, body: str, seconds: int) -> str:
+        """Send ``body`` to be delivered in ``seconds`` (SQS allows up to 900)."""
+        with aws_errors(_DEPENDENCY):
+            resp = self.client.send_message(
+                QueueUrl=self.queue_url, MessageBody=body, DelaySeconds=seconds
+            )
+        return str(resp["MessageId"])
+
     def dead_letter(self, body: str, reason: str) -> str:
         """Put a message that can never succeed on this queue (the dead-letter queue) as it
         came, with why in its ``reason`` attribute; returns the new message id."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -165,6 +166,18 @@ class JobRequest(BaseModel):
     _params = field_validator("parameters")(_check_parameters)
 
 
+Overlap = Literal["allow", "skip", "queue"]
+"""What a schedule's fire does while an earlier run of the same schedule is still running:
+run anyway (allow), record the fire as a cancelled job and run nothing (skip), or wait for
+the earlier runs to end (queue). See docs/schedules.md."""
+
+# A schedule's name; EventBridge Scheduler's names are at most 64 characters, and the owner's
+# digest takes 17 of them (core/scheduler.py).
+SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,47}$"
+SCHEDULE_NAME = re.compile(SCHEDULE_NAME_PATTERN)
+ScheduleName = Annotated[StrictStr, StringConstraints(pattern=SCHEDULE_NAME_PATTERN)]
+
+
 class JobMessage(BaseModel):
     """The queue message, version 1. The API always sets ``job_id``; other systems may not."""
 
@@ -183,14 +196,30 @@ class JobMessage(BaseModel):
     # what it was for every job that runs on Lambda).
     compute: Compute | None = None
     max_job_seconds: MaxJobSeconds | None = None
+    # A schedule's fire (EventBridge Scheduler fills ``scheduled_for`` in with the fire's
+    # scheduled time): its job id comes from the schedule and that time, so a fire the
+    # scheduler delivers twice makes one job.
+    schedule: ScheduleName | None = None
+    scheduled_for: datetime | None = None
+    overlap: Overlap | None = None
 
     _params = field_validator("parameters")(_check_parameters)
+
+    @model_validator(mode="after")
+    def _fire_has_its_time(self) -> JobMessage:
+        if (self.schedule is None) != (self.scheduled_for is None):
+            raise ValueError("schedule and scheduled_for come together")
+        return self
 
     def derived_job_id(self, message_id: str) -> str:
         """A stable id for a message with no ``job_id``: redelivery never makes a second job,
         and two (user, idempotency key) pairs never share one."""
         if self.job_id:
             return self.job_id
+        if self.schedule is not None and self.scheduled_for is not None:
+            fire = self.scheduled_for.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            seed = "schedule:" + json.dumps([self.user_id or "", self.schedule, fire])
+            return str(uuid.uuid5(JOB_ID_NAMESPACE, seed))
         if not self.idempotency_key:
             return str(uuid.uuid5(JOB_ID_NAMESPACE, f"msg:{message_id}"))
         user = self.user_id or ""

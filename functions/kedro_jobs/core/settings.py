@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     fargate_task_seconds: int = Field(28_800, ge=60)
     # EventBridge bus that job state changes are published on (empty: none are published).
     event_bus_name: str = ""
+    # EventBridge Scheduler, for schedules (empty group: schedules are not offered): the
+    # schedule group the API keeps them in, the role Scheduler sends their messages with, and
+    # the queue it sends them to (its ARN).
+    schedule_group_name: str = ""
+    scheduler_role_arn: str = ""
+    jobs_queue_arn: str = ""
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

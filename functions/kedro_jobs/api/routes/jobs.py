@@ -15,7 +15,7 @@ from kedro_jobs.api.telemetry import metrics
 from kedro_jobs.core import jobs
 from kedro_jobs.core.artifacts import log_key
 from kedro_jobs.core.models import Job, JobPage
-from kedro_jobs.core.requests import JobRequest, PipelineName
+from kedro_jobs.core.requests import JobRequest, PipelineName, ScheduleName
 from kedro_jobs.core.states import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
@@ -81,9 +81,15 @@ def list_jobs(
     status: JobStatus | None = None,
     pipeline_name: Annotated[PipelineName | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    schedule: Annotated[ScheduleName | None, Query(description="A schedule's runs")] = None,
 ) -> JobPage:
     return services.store.list_jobs(
-        user, status=status, pipeline_name=pipeline_name, limit=limit, cursor=cursor
+        user,
+        status=status,
+        pipeline_name=pipeline_name,
+        limit=limit,
+        cursor=cursor,
+        schedule=schedule,
     )
 
 

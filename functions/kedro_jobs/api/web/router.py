@@ -1,4 +1,4 @@
-"""Serves the web page at `/` and its two assets under `/ui/`. The files are package data;
+"""Serves the web page at `/` and its assets under `/ui/`. The files are package data;
 the page talks to `/api/v1` from the browser, with the caller's token, like any client."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ router = APIRouter(include_in_schema=False)
 _ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
+    "schedules.js": "text/javascript; charset=utf-8",
 }
 
 # The page runs only its own script and style, and reaches only its own API; a value that

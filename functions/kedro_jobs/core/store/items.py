@@ -41,6 +41,7 @@ SCHEMA: dict[str, Kind] = {
         ("parameters", "results", "options", "progress", "outputs", "segments"), Kind.JSON
     ),
     **dict.fromkeys(("created_at", "started_at", "completed_at", "updated_at"), Kind.TIME),
+    "scheduled_for": Kind.TIME,
     # The store's own: ``resends`` (how often the sweeper re-sent the job), ``expires_at``
     # (the table's TTL, epoch seconds).
     **dict.fromkeys(("attempts", "max_job_seconds", "continuations", "resends"), Kind.INT),
@@ -109,6 +110,11 @@ def pipeline_key(user_id: str, pipeline_name: str) -> str:
     return f"{user_id}#{pipeline_name}"
 
 
+def schedule_key(user_id: str, schedule: str) -> str:
+    """``user_schedule``: the hash key of the by-schedule index (a schedule's runs)."""
+    return f"{user_id}#{schedule}"
+
+
 def sweep(status: JobStatus, due: float) -> dict[str, Any]:
     """A live job's entry in the sweeper's index: its status, and when it is due."""
     return {"sweep": status, "sweep_due": due}
@@ -138,6 +144,8 @@ def to_item(job: Job, *, ttl_days: int = 0) -> dict[str, AttributeValue]:
     }
     values["user_status"] = status_key(job.user_id, job.status)
     values["user_pipeline"] = pipeline_key(job.user_id, job.pipeline_name)
+    if job.schedule is not None:
+        values["user_schedule"] = schedule_key(job.user_id, job.schedule)
     if job.status is JobStatus.PENDING:
         values.update(sweep(job.status, job.created_at.timestamp()))
     elif job.status is JobStatus.RUNNING:

@@ -2,8 +2,8 @@
 
 One class for its callers, made of its parts: jobs.py (create, read, fail, cancel),
 listing.py (a user's jobs by index), claims.py (claiming a run), runs.py (the claimed run's
-fenced writes) and delivery.py (the sweeper's index, the dispatch marks), all writing
-through table.py with items built by items.py."""
+fenced writes), delivery.py (the sweeper's index, the dispatch marks) and schedule_runs.py
+(a schedule's runs), all writing through table.py with items built by items.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from kedro_jobs.core.store.claims import Claims
 from kedro_jobs.core.store.delivery import Delivery
 from kedro_jobs.core.store.jobs import Jobs
 from kedro_jobs.core.store.listing import Listing
+from kedro_jobs.core.store.schedule_runs import ScheduleRuns
 
 
-class JobStore(Jobs, Claims, Listing, Delivery):
+class JobStore(Jobs, Claims, Listing, Delivery, ScheduleRuns):
     """Jobs in one DynamoDB table. The client is injected, or created on first use."""

@@ -15,17 +15,26 @@ from kedro_jobs.core.errors import DependencyUnavailable, InvalidCursor
 from kedro_jobs.core.models import Job, JobPage
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store.expressions import Placeholders, eq, is_status
-from kedro_jobs.core.store.items import AttributeValue, from_item, key, pipeline_key, status_key
+from kedro_jobs.core.store.items import (
+    AttributeValue,
+    from_item,
+    key,
+    pipeline_key,
+    schedule_key,
+    status_key,
+)
 from kedro_jobs.core.store.table import DEPENDENCY, Table
 
 # The listing indexes (keys only), by their hash attribute.
 _INDEX_BY_USER = "by_user"
 _INDEX_BY_STATUS = "by_user_status"
 _INDEX_BY_PIPELINE = "by_user_pipeline"
+_INDEX_BY_SCHEDULE = "by_user_schedule"  # sparse: only a schedule's runs are in it
 _INDEX_HASH = {
     _INDEX_BY_USER: "user_id",
     _INDEX_BY_STATUS: "user_status",
     _INDEX_BY_PIPELINE: "user_pipeline",
+    _INDEX_BY_SCHEDULE: "user_schedule",
 }
 # A filtered listing (status and pipeline together) reads at most this many index pages per
 # request, then hands back a cursor: the request's cost stays bounded.
@@ -57,8 +66,12 @@ def decode_cursor(cursor: str, *, hash_attr: str, hash_value: str) -> dict[str, 
     return {name: {"S": value} for name, value in plain.items()}
 
 
-def _index(user_id: str, status: JobStatus | None, pipeline_name: str | None) -> tuple[str, str]:
+def _index(
+    user_id: str, status: JobStatus | None, pipeline_name: str | None, schedule: str | None
+) -> tuple[str, str]:
     """The index a listing reads, and its hash key's value."""
+    if schedule is not None:
+        return _INDEX_BY_SCHEDULE, schedule_key(user_id, schedule)
     if pipeline_name is not None:
         return _INDEX_BY_PIPELINE, pipeline_key(user_id, pipeline_name)
     if status is not None:
@@ -75,9 +88,11 @@ class Listing(Table):
         pipeline_name: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        schedule: str | None = None,
     ) -> JobPage:
-        """Newest first, one user's jobs, optionally by status and/or pipeline."""
-        index, hash_value = _index(user_id, status, pipeline_name)
+        """Newest first, one user's jobs, optionally by status and/or pipeline, or a
+        schedule's runs (optionally by status and/or pipeline)."""
+        index, hash_value = _index(user_id, status, pipeline_name, schedule)
         hash_attr = _INDEX_HASH[index]
         start = (
             decode_cursor(cursor, hash_attr=hash_attr, hash_value=hash_value) if cursor else None
@@ -91,7 +106,14 @@ class Listing(Table):
             # One extra item tells whether another page exists without an empty last page.
             "Limit": limit + 1,
         }
-        if pipeline_name is not None and status is not None:  # by pipeline, then status
+        if index == _INDEX_BY_SCHEDULE:  # the index holds both attributes
+            filters = [is_status(status)] if status is not None else []
+            if pipeline_name is not None:
+                filters.append(eq("pipeline_name", pipeline_name))
+            if filters:
+                combined = filters[0] if len(filters) == 1 else filters[0] & filters[1]
+                query["FilterExpression"] = combined.render(placeholders)
+        elif pipeline_name is not None and status is not None:  # by pipeline, then status
             query["FilterExpression"] = is_status(status).render(placeholders)
         query["ExpressionAttributeNames"] = placeholders.names
         query["ExpressionAttributeValues"] = placeholders.values

@@ -216,6 +216,9 @@
     } else if (parts[0] === "submit") {
       showView("submit");
       openSubmit(query.get("pipeline"), generation);
+    } else if (parts[0] === "schedules") {
+      showView("schedules"); // schedules.js
+      if (window.kedroSchedules) window.kedroSchedules.open(generation);
     } else if (parts[0] === "token") {
       showView("token");
       openToken();
@@ -763,6 +766,9 @@
   });
 
   // --- Start ---------------------------------------------------------------------------------
+
+  // What schedules.js (the Schedules tab) uses of this file.
+  window.kedroJobs = { api, el, statusBadge, fmtTime, readForm, current: () => generation };
 
   window.addEventListener("hashchange", route);
   showTokenState();
