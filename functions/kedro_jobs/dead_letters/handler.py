@@ -3,6 +3,7 @@ with the reason, so no job waits forever for a message that is gone."""
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -11,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kedro_jobs.core.batch import process_batch
 from kedro_jobs.core.errors import JobNotFound
+from kedro_jobs.core.liveness import held
 from kedro_jobs.core.messages import BadMessage, parse_body
 from kedro_jobs.core.queue import REASON_ATTRIBUTE
 from kedro_jobs.core.settings import get_settings
@@ -56,6 +58,8 @@ def dead_letter(record: SQSRecord, jobs: JobStore) -> None:
             raise JobNotFound(job_id)
         if job.status.terminal:
             return
+        if held(job, time.time()):
+            raise JobStillRunning(job_id)
         if jobs.fail(job_id, message, only_if_lease_expired=True) is None:
             fresh = jobs.get(job_id)
             if fresh is not None and not fresh.status.terminal:

@@ -6,6 +6,7 @@ import time
 
 from kedro_jobs.core.aws import aws_errors
 from kedro_jobs.core.errors import InvalidTransition, JobNotFound
+from kedro_jobs.core.liveness import held
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import texts
@@ -61,7 +62,7 @@ class Jobs(Runs):
                     "error_message": texts.CANCELLED_BEFORE_START,
                 }
                 attrs = self._update(job_id, values, moving(JobStatus.PENDING, JobStatus.CANCELLED))
-            elif job.handed_off or (job.lease_expires_at or 0.0) < time.time():
+            elif not held(job, time.time()):
                 # No live consumer holds it: nothing would see the flag, so it ends now.
                 attrs = None
                 cancelled = self.cancel_abandoned(job)
