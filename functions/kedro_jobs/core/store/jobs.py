@@ -49,6 +49,14 @@ class Jobs(Runs):
         attrs = self._update(job_id, values, when)
         return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
+    def fail_pending(self, job: Job, error_message: str) -> Job | None:
+        """pending -> failed, only while still pending and still ``job``'s owner's (a job
+        claimed since it was read is left to its run). None if it was not pending."""
+        values = {**status_change(job.user_id, JobStatus.FAILED), "error_message": error_message}
+        when = moving(JobStatus.PENDING, JobStatus.FAILED) & eq("user_id", job.user_id)
+        attrs = self._update(job.id, values, when)
+        return self._changed(from_item(attrs, lenient=True)) if attrs else None
+
     def request_cancel(self, job_id: str, user_id: str) -> Job:
         """pending -> cancelled at once; running -> cancel_requested (the consumer stops at
         the next node boundary); terminal -> InvalidTransition."""
