@@ -88,6 +88,17 @@ def test_idempotency_key_returns_the_first_job(call: Call, aws: Aws) -> None:
     assert other[0] == 202 and other[1]["id"] != first[1]["id"]
 
 
+def test_idempotency_keys_of_two_users_never_collide(call: Call, aws: Aws) -> None:
+    # Joined with a newline, ("a\nb", "c") and ("a", "b\nc") were one key: the second user
+    # was handed the first user's job.
+    body = {"pipeline_name": "data_loading"}
+    first = call("POST", "/api/v1/jobs", body=body, headers={"Idempotency-Key": "c"}, user="a\nb")
+    second = call("POST", "/api/v1/jobs", body=body, headers={"Idempotency-Key": "b\nc"}, user="a")
+    assert first[0] == second[0] == 202
+    assert first[1]["id"] != second[1]["id"]
+    assert (first[1]["user_id"], second[1]["user_id"]) == ("a\nb", "a")
+
+
 BAD_BODIES: list[Any] = [
     b"{not json",
     b"",
