@@ -252,3 +252,27 @@ def test_logs_never_carry_tokens_or_the_raw_event(
     assert secret not in logged
     assert "Authorization" not in logged and "authorization" not in logged
     assert "requestContext" not in logged  # no whole raw event either
+
+
+SIMPLE_CROSS_SITE = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+
+
+@pytest.mark.parametrize("content_type", SIMPLE_CROSS_SITE)
+def test_a_simple_cross_site_request_changes_nothing(
+    call: Call, aws: Aws, content_type: str
+) -> None:
+    headers = {"content-type": content_type}
+    body = {"pipeline_name": "data_loading"}
+    status, answer, _ = call("POST", "/api/v1/jobs", body=body, headers=headers)
+    assert status == 415 and "application/json" in answer["detail"]
+    assert aws.items() == [] and aws.messages() == []
+    _, job, _ = call("POST", "/api/v1/jobs", body=body)
+    for action in ("cancel", "retry"):
+        status, _, _ = call("POST", f"/api/v1/jobs/{job['id']}/{action}", headers=headers)
+        assert status == 415
+    assert len(aws.items()) == 1
+    assert call("GET", f"/api/v1/jobs/{job['id']}")[1]["status"] == "pending"
+    # What the web page and the CLI send: JSON, or the header where there is no body.
+    client = {**headers, "X-Kedro-Jobs-Client": "cli"}
+    status, cancelled, _ = call("POST", f"/api/v1/jobs/{job['id']}/cancel", headers=client)
+    assert status == 200 and cancelled["status"] == "cancelled"

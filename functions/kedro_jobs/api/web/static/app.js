@@ -129,6 +129,8 @@
     const headers = { Accept: options.text ? "text/plain" : "application/json" };
     if (token()) headers.Authorization = `Bearer ${token()}`;
     const init = { method: options.method || "GET", headers, cache: "no-store" };
+    // Every change is refused without JSON or this header (no cross-site form can send it).
+    if (init.method !== "GET") headers["X-Kedro-Jobs-Client"] = "web";
     if (options.body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.body);
