@@ -226,6 +226,23 @@ def test_pipelines_come_from_the_manifest(call: Call, aws: Aws) -> None:
     assert call("GET", "/api/v1/pipelines/nope")[0] == 404
     status, body, _ = call("POST", "/api/v1/jobs", body={"pipeline_name": "nope"})
     assert status == 422 and "data_loading, reporting" in body["detail"]
+    # Run options that select no node are refused at submit, saying what exists.
+    for options, says in (
+        ({"tags": ["nope"]}, "select no node of pipeline 'data_loading'. Its nodes: load"),
+        ({"node_names": ["lode"]}, "no node named lode; its nodes: load"),
+        ({"namespaces": ["x"]}, "no node in namespace x"),
+    ):
+        status, body, _ = call(
+            "POST", "/api/v1/jobs", body={"pipeline_name": "data_loading", **options}
+        )
+        assert status == 422 and says in body["detail"]
+    assert len(aws.items()) == 1  # only the job made before the manifest
+    assert (
+        call(
+            "POST", "/api/v1/jobs", body={"pipeline_name": "data_loading", "node_names": ["load"]}
+        )[0]
+        == 202
+    )
 
 
 def test_health_names_the_failing_dependency(call: Call, aws: Aws) -> None:
