@@ -245,6 +245,20 @@ def test_pipelines_come_from_the_manifest(call: Call, aws: Aws) -> None:
     )
 
 
+def test_a_pipeline_whose_name_a_job_cannot_take_is_listed_saying_why(call: Call, aws: Aws) -> None:
+    manifest = {"pipelines": {"data processing": {}, "data_loading": {}}}
+    aws.s3.put_object(
+        Bucket=aws.resources.bucket, Key=MANIFEST_KEY, Body=json.dumps(manifest).encode()
+    )
+    api.app.state.services = Services(get_settings())
+    listed = {p["name"]: p for p in call("GET", "/api/v1/pipelines")[1]["pipelines"]}
+    assert listed["data_loading"]["submittable"] and listed["data_loading"]["reason"] is None
+    odd = listed["data processing"]
+    assert odd["submittable"] is False and "rename it" in odd["reason"]
+    status, _, _ = call("POST", "/api/v1/jobs", body={"pipeline_name": "data processing"})
+    assert status == 422
+
+
 def test_health_names_the_failing_dependency(call: Call, aws: Aws) -> None:
     status, body, _ = call("GET", "/api/v1/health")
     assert status == 200 and body["checks"] == {"table": "ok", "queue": "ok", "bucket": "ok"}
