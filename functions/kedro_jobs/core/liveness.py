@@ -9,6 +9,10 @@ backlog; its message is sent again only when the queue holds fewer messages than
 jobs to take (one was lost), at most as many as are missing, so a backlog never multiplies
 messages. A pending job is failed only after MAX_ATTEMPTS looks SWEEP_AFTER_SECONDS apart in
 which no consumer was working at all.
+
+The store's writes that act on the answer re-check it atomically in their conditions (a
+lease still expired, the same attempt: ``store/runs.py`` ``abandoned``, ``Fence``), so a
+heartbeat or a claim between the read and the write wins.
 """
 
 from __future__ import annotations
