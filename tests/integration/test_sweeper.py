@@ -300,3 +300,17 @@ def test_jobs_no_consumer_takes_end_failed_saying_so_without_multiplying_message
         ended = store.get(job.id)
         assert ended is not None and ended.status is JobStatus.FAILED
         assert "no consumer took it" in (ended.error_message or "")
+
+
+def test_a_message_taken_by_a_consumer_that_died_before_claiming_is_sent_again(
+    store: JobStore, sweeper: Sweeper, aws: Aws, settings: Settings
+) -> None:
+    job = _job(store)
+    JobQueue(settings.jobs_queue_url, sqs=aws.sqs).send(job.to_message())
+    start = time.time()
+    # Received, then the consumer died: the message is invisible for the visibility timeout.
+    aws.sqs.receive_message(QueueUrl=settings.jobs_queue_url, VisibilityTimeout=VISIBILITY)
+    assert sweeper.sweep(now=start + AFTER + 1).resent == [job.id]
+    assert _sent(aws) == [job.id]  # the one sent again, for a live consumer to take
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
+    assert claim.outcome is ClaimOutcome.CLAIMED

@@ -73,3 +73,13 @@ def test_a_job_nobody_takes_ends_lost_after_max_attempts_looks() -> None:
     assert decide(job, T0 + 200, LIMITS, facts=queued, looks=3) is Action.LOST
     gone = _facts(waiting=0, pending=1)  # and its message is gone too: sent once more
     assert decide(job, T0 + 200, LIMITS, facts=gone, looks=0) is Action.RESEND
+
+
+def test_a_message_held_by_a_consumer_that_died_counts_as_lost_once_nobody_works() -> None:
+    job = _job()
+    # Taken, never claimed, invisible for the visibility timeout: behind a working consumer
+    # it waits its turn; once nobody works it is sent again for a live consumer to take.
+    stuck = _facts(waiting=0, in_flight=1, pending=1, live=0)
+    assert decide(job, T0 + 200, LIMITS, facts=stuck) is Action.RESEND
+    busy = _facts(waiting=5, in_flight=2, pending=6, live=1)
+    assert decide(job, T0 + 200, LIMITS, facts=busy) is Action.WAITING

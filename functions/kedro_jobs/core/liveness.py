@@ -69,7 +69,12 @@ class QueueFacts:
     @property
     def missing_messages(self) -> int:
         """Jobs to take (pending, and the runs whose message is still in flight) that no
-        message on the queue accounts for: at most this many messages were lost."""
+        message on the queue accounts for: at most this many messages were lost. With no
+        consumer working, a message in flight is one a consumer took and died holding: it
+        stays invisible for the visibility timeout (5400 s at the defaults), so it counts
+        as lost."""
+        if not self.consumer_alive:
+            return max(0, self.pending_jobs - self.waiting)
         return max(0, self.pending_jobs + self.live_runs - self.waiting - self.in_flight)
 
     def after_send(self) -> QueueFacts:
