@@ -7,6 +7,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+# The owner of a job made with no identity, and the prefix of a machine client's identity:
+# no caller may name itself either (the API answers 403, a queue message is refused).
+ANONYMOUS = "anonymous"
+CLIENT_PREFIX = "client:"
+
+
+def reserved_user(name: str) -> bool:
+    return name == ANONYMOUS or name.startswith(CLIENT_PREFIX)
+
+
 # Any id the API or a queue message gives a job; an id of another shape names no job.
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 JOB_ID = re.compile(JOB_ID_PATTERN)

@@ -39,7 +39,8 @@ class LocalStack:
     endpoints: dict[str, str] = field(default_factory=dict)  # per service, where not moto
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api, timeout=30)
+        # A cancel or retry without a JSON body says it is no cross-site request.
+        return httpx.Client(base_url=self.api, timeout=30, headers={"X-Kedro-Jobs-Client": "test"})
 
     def aws(self, service: str) -> Any:
         """A boto3 client of the service where this stack has it (moto or LocalStack)."""

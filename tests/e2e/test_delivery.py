@@ -21,8 +21,25 @@ from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 
 from .conftest import TERMINAL, until
 
-# Bodies that can never succeed and name no job: 16 kinds.
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def _unknown(**fields: Any) -> str:
+    """A bad body naming a job nobody made (issue 19: it sat on the main queue for 5 x the
+    visibility timeout)."""
+    return json.dumps({"version": 1, "job_id": "nobody-made-this", **fields})
+
+
+# Bodies that can never succeed and name no job (or one that does not exist): 19 kinds.
 BAD_BODIES = [
+    _unknown(pipeline_name="two_nodes", surprise=1),
+    _unknown(pipeline_name="two_nodes", parameters={"p": "x" * 70_000}),
+    _unknown(pipeline_name="two_nodes", parameters=_nested(300)),
     "not json",
     "{",
     "[]",

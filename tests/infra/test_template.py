@@ -172,6 +172,7 @@ def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "sqs:SendMessage",
+        "sqs:GetQueueAttributes",  # the queue's depth: waiting is not lost
     }
     # "*" only for reads AWS does not scope to resources.
     unscoped = {"cloudwatch:GetMetricStatistics", "scheduler:ListSchedules"}

@@ -88,6 +88,17 @@ def test_idempotency_key_returns_the_first_job(call: Call, aws: Aws) -> None:
     assert other[0] == 202 and other[1]["id"] != first[1]["id"]
 
 
+def test_idempotency_keys_of_two_users_never_collide(call: Call, aws: Aws) -> None:
+    # Joined with a newline, ("a\nb", "c") and ("a", "b\nc") were one key: the second user
+    # was handed the first user's job.
+    body = {"pipeline_name": "data_loading"}
+    first = call("POST", "/api/v1/jobs", body=body, headers={"Idempotency-Key": "c"}, user="a\nb")
+    second = call("POST", "/api/v1/jobs", body=body, headers={"Idempotency-Key": "b\nc"}, user="a")
+    assert first[0] == second[0] == 202
+    assert first[1]["id"] != second[1]["id"]
+    assert (first[1]["user_id"], second[1]["user_id"]) == ("a\nb", "a")
+
+
 BAD_BODIES: list[Any] = [
     b"{not json",
     b"",
@@ -215,6 +226,37 @@ def test_pipelines_come_from_the_manifest(call: Call, aws: Aws) -> None:
     assert call("GET", "/api/v1/pipelines/nope")[0] == 404
     status, body, _ = call("POST", "/api/v1/jobs", body={"pipeline_name": "nope"})
     assert status == 422 and "data_loading, reporting" in body["detail"]
+    # Run options that select no node are refused at submit, saying what exists.
+    for options, says in (
+        ({"tags": ["nope"]}, "select no node of pipeline 'data_loading'. Its nodes: load"),
+        ({"node_names": ["lode"]}, "no node named lode; its nodes: load"),
+        ({"namespaces": ["x"]}, "no node in namespace x"),
+    ):
+        status, body, _ = call(
+            "POST", "/api/v1/jobs", body={"pipeline_name": "data_loading", **options}
+        )
+        assert status == 422 and says in body["detail"]
+    assert len(aws.items()) == 1  # only the job made before the manifest
+    assert (
+        call(
+            "POST", "/api/v1/jobs", body={"pipeline_name": "data_loading", "node_names": ["load"]}
+        )[0]
+        == 202
+    )
+
+
+def test_a_pipeline_whose_name_a_job_cannot_take_is_listed_saying_why(call: Call, aws: Aws) -> None:
+    manifest = {"pipelines": {"data processing": {}, "data_loading": {}}}
+    aws.s3.put_object(
+        Bucket=aws.resources.bucket, Key=MANIFEST_KEY, Body=json.dumps(manifest).encode()
+    )
+    api.app.state.services = Services(get_settings())
+    listed = {p["name"]: p for p in call("GET", "/api/v1/pipelines")[1]["pipelines"]}
+    assert listed["data_loading"]["submittable"] and listed["data_loading"]["reason"] is None
+    odd = listed["data processing"]
+    assert odd["submittable"] is False and "rename it" in odd["reason"]
+    status, _, _ = call("POST", "/api/v1/jobs", body={"pipeline_name": "data processing"})
+    assert status == 422
 
 
 def test_health_names_the_failing_dependency(call: Call, aws: Aws) -> None:
@@ -241,3 +283,27 @@ def test_logs_never_carry_tokens_or_the_raw_event(
     assert secret not in logged
     assert "Authorization" not in logged and "authorization" not in logged
     assert "requestContext" not in logged  # no whole raw event either
+
+
+SIMPLE_CROSS_SITE = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+
+
+@pytest.mark.parametrize("content_type", SIMPLE_CROSS_SITE)
+def test_a_simple_cross_site_request_changes_nothing(
+    call: Call, aws: Aws, content_type: str
+) -> None:
+    headers = {"content-type": content_type}
+    body = {"pipeline_name": "data_loading"}
+    status, answer, _ = call("POST", "/api/v1/jobs", body=body, headers=headers)
+    assert status == 415 and "application/json" in answer["detail"]
+    assert aws.items() == [] and aws.messages() == []
+    _, job, _ = call("POST", "/api/v1/jobs", body=body)
+    for action in ("cancel", "retry"):
+        status, _, _ = call("POST", f"/api/v1/jobs/{job['id']}/{action}", headers=headers)
+        assert status == 415
+    assert len(aws.items()) == 1
+    assert call("GET", f"/api/v1/jobs/{job['id']}")[1]["status"] == "pending"
+    # What the web page and the CLI send: JSON, or the header where there is no body.
+    client = {**headers, "X-Kedro-Jobs-Client": "cli"}
+    status, cancelled, _ = call("POST", f"/api/v1/jobs/{job['id']}/cancel", headers=client)
+    assert status == 200 and cancelled["status"] == "cancelled"

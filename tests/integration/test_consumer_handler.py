@@ -170,7 +170,7 @@ def test_a_malformed_record_does_not_affect_the_others(
 ) -> None:
     good, good_body = submitted(store, "two_nodes")
     named, _ = submitted(store, "two_nodes")
-    bad_named = json.dumps({"version": 1, "job_id": named.id, "pipeline_name": 7})
+    bad_named = json.dumps({"version": 1, "job_id": named.id, "pipeline_name": 7, "user_id": "u"})
     result = invoke(
         "not json at all", good_body, bad_named, message_ids=["poison", "good", "named"]
     )

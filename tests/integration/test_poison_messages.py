@@ -64,7 +64,8 @@ def test_poison_messages_never_stop_the_good_ones(
         store.create(
             Job.new(job_id=job_id, pipeline_name=name, parameters={}, options={}, user_id="u")
         )
-    named = [_named(job_id, **fields) for job_id, fields in mangled.items()]
+    # Each says it is from the job's owner, as the API's own messages do.
+    named = [_named(job_id, user_id="u", **fields) for job_id, fields in mangled.items()]
     goods = [json.dumps({**GOOD, "idempotency_key": f"good-{i}"}) for i in range(6)]
     bad = ORPHANS + named
     assert len(bad) >= 20

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import kedro_jobs.consumer.handler  # noqa: F401 - the consumer's parent logger
 from kedro_jobs.consumer.delivery import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.liveness import Limits
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import Settings
@@ -133,9 +135,11 @@ def test_a_pending_job_never_taken_is_sent_again_then_failed(
     job = _job(store)
     start = time.time()
     assert sweeper.sweep(now=start + AFTER - 5).resent == []  # young: its message is coming
-    for n in range(1, 4):
-        assert sweeper.sweep(now=start + n * (AFTER + 1)).resent == [job.id]
-    assert _sent(aws) == [job.id] * 3
+    # Its message was never sent: sent once; then it is on the queue, and looks are counted.
+    assert sweeper.sweep(now=start + AFTER + 1).resent == [job.id]
+    for n in range(2, 4):
+        assert sweeper.sweep(now=start + n * (AFTER + 1)).resent == []
+    assert _sent(aws) == [job.id]  # never multiplied
     assert sweeper.sweep(now=start + 4 * (AFTER + 1)).failed == [job.id]
     failed = store.get(job.id)
     assert failed is not None and failed.status is JobStatus.FAILED
@@ -148,7 +152,7 @@ def test_a_job_claimed_after_the_sweeper_found_it_is_not_sent_again(store: JobSt
     job = _job(store)
     [found] = store.stranded(JobStatus.PENDING, due_before=time.time() + AFTER + 1)
     store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
-    assert store.mark_resent(found, next_due=time.time()) is False
+    assert store.mark_looked(found, next_due=time.time(), looks=1) is False
     assert store.fail_stranded(found, "never taken") is None
     assert store.get(job.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
 
@@ -183,3 +187,130 @@ def test_a_retryable_failure_comes_back_within_seconds(
         ).get("Messages", [])
     assert back and back[0]["MessageId"] == message["MessageId"]
     assert back[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
+# The template's defaults (template.yaml, core/settings.py): the consumer's timeout 900 s, so
+# the queue's visibility timeout 5400 s; SWEEP_AFTER_SECONDS 180; MAX_ATTEMPTS 3; a sweep a
+# minute. A backlog is longer than SWEEP_AFTER_SECONDS x MAX_ATTEMPTS when one consumer
+# takes longer than that to reach the last job.
+VISIBILITY = 5400
+SWEEP_EVERY = 60.0
+
+
+@dataclass
+class Backlog:
+    failed: set[str] = field(default_factory=set)
+    resent: int = 0
+    most_messages: int = 0  # on the queue (visible + in flight), at any sweep
+    most_excess: int = 0  # messages on the queue beyond the jobs still waiting or running
+
+
+def _one_consumer_backlog(
+    settings: Settings, store: JobStore, aws: Aws, *, jobs: int, run_seconds: float
+) -> Backlog:
+    """``jobs`` jobs submitted at once (each with its message, as the API sends it), one
+    consumer taking them one by one, each running ``run_seconds``; the sweeper runs every
+    minute meanwhile. Time is injected: the sweeper is given the simulated time, and the
+    consumer's lease is set to end when its run would."""
+    queue = JobQueue(settings.jobs_queue_url, sqs=aws.sqs)
+    sweeper = Sweeper(settings, store=store, queue=queue)
+    for _ in range(jobs):
+        queue.send(_job(store).to_message())
+    start = time.time()
+    clock, next_sweep, seen = start, start + SWEEP_EVERY, Backlog()
+
+    def sweeps_until(moment: float) -> None:
+        nonlocal next_sweep
+        while next_sweep <= moment:
+            report = sweeper.sweep(now=next_sweep)
+            seen.failed |= set(report.failed)
+            seen.resent += len(report.resent)
+            messages = sum(queue.depth())
+            live = store.count_live(JobStatus.PENDING) + store.count_live(JobStatus.RUNNING)
+            seen.most_messages = max(seen.most_messages, messages)
+            seen.most_excess = max(seen.most_excess, messages - live)
+            next_sweep += SWEEP_EVERY
+
+    while True:
+        got = aws.sqs.receive_message(
+            QueueUrl=settings.jobs_queue_url, VisibilityTimeout=VISIBILITY, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not got:
+            break
+        job_id = json.loads(got[0]["Body"])["job_id"]
+        lease = clock + run_seconds + settings.job_lease_seconds - time.time()
+        claim = store.claim(job_id, lease_seconds=lease, max_attempts=3, user_id="u")
+        if claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None:
+            sweeps_until(clock + run_seconds)  # the sweeper runs while the job does
+            clock += run_seconds
+            assert store.finish(claim.job, JobStatus.COMPLETED) is not None
+        aws.sqs.delete_message(
+            QueueUrl=settings.jobs_queue_url, ReceiptHandle=got[0]["ReceiptHandle"]
+        )
+    sweeps_until(clock + settings.sweep_after_seconds * (settings.max_attempts + 1))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("after", "max_attempts", "run_seconds", "jobs"),
+    # At the template's defaults, 21 jobs of 55 s: 1155 s of work, over twice 180 s x 3.
+    # Shortened: 20 jobs of 20 s, 400 s of work where 30 s x 1 used to be the limit.
+    [(180, 3, 55.0, 21), (30, 1, 20.0, 20)],
+    ids=["template-defaults", "shortened"],
+)
+def test_jobs_waiting_behind_a_backlog_are_never_failed_nor_multiplied(
+    settings: Settings,
+    store: JobStore,
+    aws: Aws,
+    after: int,
+    max_attempts: int,
+    run_seconds: float,
+    jobs: int,
+) -> None:
+    assert jobs * run_seconds > 2 * after * max_attempts
+    timed = settings.model_copy(update={"sweep_after_seconds": after, "max_attempts": max_attempts})
+    seen = _one_consumer_backlog(timed, store, aws, jobs=jobs, run_seconds=run_seconds)
+    assert seen.failed == set()
+    assert seen.resent == 0
+    assert seen.most_messages <= jobs
+    assert seen.most_excess <= 0
+    done = [store.get(item["id"]["S"]) for item in aws.items()]
+    assert [job.status for job in done if job] == [JobStatus.COMPLETED] * jobs
+
+
+def test_jobs_no_consumer_takes_end_failed_saying_so_without_multiplying_messages(
+    store: JobStore, sweeper: Sweeper, aws: Aws, settings: Settings
+) -> None:
+    queue = JobQueue(settings.jobs_queue_url, sqs=aws.sqs)
+    jobs = [_job(store) for _ in range(5)]
+    for job in jobs:
+        queue.send(job.to_message())
+    start, failed, most = time.time(), set(), 0
+    moment = start
+    while moment < start + 20 * AFTER and len(failed) < len(jobs):
+        moment += SWEEP_EVERY
+        failed |= set(sweeper.sweep(now=moment).failed)
+        most = max(most, sum(queue.depth()))
+    assert failed == {job.id for job in jobs}
+    assert most == len(jobs)  # their own messages, none sent again
+    limits = Limits.of(settings)
+    # Each look is at least AFTER after the last, at the first sweep that finds it due.
+    assert moment - start <= (AFTER + SWEEP_EVERY) * (limits.max_attempts + 1)
+    for job in jobs:
+        ended = store.get(job.id)
+        assert ended is not None and ended.status is JobStatus.FAILED
+        assert "no consumer took it" in (ended.error_message or "")
+
+
+def test_a_message_taken_by_a_consumer_that_died_before_claiming_is_sent_again(
+    store: JobStore, sweeper: Sweeper, aws: Aws, settings: Settings
+) -> None:
+    job = _job(store)
+    JobQueue(settings.jobs_queue_url, sqs=aws.sqs).send(job.to_message())
+    start = time.time()
+    # Received, then the consumer died: the message is invisible for the visibility timeout.
+    aws.sqs.receive_message(QueueUrl=settings.jobs_queue_url, VisibilityTimeout=VISIBILITY)
+    assert sweeper.sweep(now=start + AFTER + 1).resent == [job.id]
+    assert _sent(aws) == [job.id]  # the one sent again, for a live consumer to take
+    claim = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
+    assert claim.outcome is ClaimOutcome.CLAIMED

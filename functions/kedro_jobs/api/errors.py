@@ -23,6 +23,7 @@ from kedro_jobs.core.jobs import JobNotQueued
 from kedro_jobs.core.queue import UnsendableMessage
 from kedro_jobs.core.scheduler import ScheduleExists, ScheduleNotFound
 from kedro_jobs.core.schedules import InvalidSchedule, UnreadableSchedule
+from kedro_jobs.core.selection import NothingSelected
 
 _STATUS: dict[type[JobsError], int] = {
     JobNotFound: 404,
@@ -31,6 +32,7 @@ _STATUS: dict[type[JobsError], int] = {
     InvalidCursor: 422,
     UnknownPipeline: 422,
     NotOffered: 422,
+    NothingSelected: 422,
     UnsendableMessage: 422,  # checked before anything is written
     DependencyUnavailable: 503,
     JobNotQueued: 503,  # written, then not sent: the detail names the job

@@ -8,6 +8,7 @@ replay returns it for `IDEMPOTENCY_TTL_SECONDS`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,15 @@ from kedro_jobs.core.requests import JobRequest
 from kedro_jobs.core.settings import Settings
 
 _SERIALIZER = PydanticSerializer(model=Job)
+
+
+def scoped_key(user: str, key: str) -> str:
+    """(``user``, ``key``) as one unambiguous string. Where neither holds a newline, the
+    form records were made with before ("user\nkey": split at its only newline); otherwise a
+    JSON pair, which holds no raw newline, so it never equals a key of the first form."""
+    if "\n" not in user and "\n" not in key:
+        return f"{user}\n{key}"
+    return json.dumps([user, key])
 
 
 def _submit(make: Callable[[], Job], data: dict[str, Any]) -> Job:
@@ -74,7 +84,8 @@ class SubmitOnce:
         self.config.lambda_context = lambda_context
         try:
             job: Job = self._once(
-                make=make, data={"key": f"{user}\n{key}", "body": request.model_dump(mode="json")}
+                make=make,
+                data={"key": scoped_key(user, key), "body": request.model_dump(mode="json")},
             )
         except IdempotencyValidationError as exc:
             raise HTTPException(

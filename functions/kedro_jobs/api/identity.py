@@ -17,9 +17,8 @@ from fastapi import HTTPException, Request
 
 from kedro_jobs.api.app_models import ErrorBody
 from kedro_jobs.api.services import get_services
-
-ANONYMOUS = "anonymous"
-CLIENT_PREFIX = "client:"
+from kedro_jobs.names import ANONYMOUS as ANONYMOUS
+from kedro_jobs.names import CLIENT_PREFIX, reserved_user
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No caller identity in the authorized request"},
@@ -90,7 +89,7 @@ def user_from_event(event: dict[str, Any] | None, *, required: bool = False) -> 
     name, is_client = found
     if is_client:
         return f"{CLIENT_PREFIX}{name}"
-    if name == ANONYMOUS or name.startswith(CLIENT_PREFIX):
+    if reserved_user(name):
         raise HTTPException(403, f"The caller identity {name[:64]!r} is a reserved name")
     return name
 

@@ -50,7 +50,8 @@ def job_path(job_id: str, *rest: str) -> str:
 class Api:
     def __init__(self, api: str, token: str | None = None, *, timeout: float = 30.0) -> None:
         self.root = base_url(api)
-        headers = {"User-Agent": "kedro-jobs-cli"}
+        # The header the API asks of a change with no JSON body (cancel, retry).
+        headers = {"User-Agent": "kedro-jobs-cli", "X-Kedro-Jobs-Client": "cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(base_url=self.root, headers=headers, timeout=timeout)

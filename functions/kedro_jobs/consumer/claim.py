@@ -10,6 +10,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from kedro_jobs.consumer.outcome import Recorder
+from kedro_jobs.core.messages import check_may_create
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.settings import Settings
@@ -73,6 +74,7 @@ class Claimer:
         )
 
     def _create_claimed(self, job_id: str, message: JobMessage, lease: float) -> Claim | None:
+        check_may_create(message)
         job = Job.from_message(job_id, message, compute="lambda")
         created = self.store.create_claimed(job, lease_seconds=lease)
         return None if created is None else Claim(ClaimOutcome.CLAIMED, created)

@@ -32,9 +32,11 @@ from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.compute import TaskLauncher
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.manifest import Manifest, ManifestReader
-from kedro_jobs.core.messages import BadMessage, parse_body
+from kedro_jobs.core.messages import BadMessage, RefusedMessage, may_change, parse_body
 from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.settings import Settings
+from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -182,18 +184,25 @@ class Consumer:
         job_id = parsed.derived_job_id(message_id)
         logger.append_keys(job_id=job_id)
         try:
-            if not self.overlap.admit(job_id, parsed, body):
-                return
-            if parsed.compute == "fargate":
-                self.dispatcher.dispatch(job_id, parsed)
-                return
-            claim = self.claims.for_delivery(job_id, parsed, budget)
-            job = claimed(claim, "job not run by this delivery")
-            if job is not None:
-                invocation = getattr(context, "aws_request_id", None)
-                self.segments.run(job, budget, invocation=invocation)
+            self._deliver(job_id, parsed, body, budget, context)
+        except RefusedMessage as refused:
+            self.refuse(body, refused.reason, message_id)
         finally:
             logger.remove_keys(["job_id"])
+
+    def _deliver(
+        self, job_id: str, message: JobMessage, body: str, budget: float, context: Any
+    ) -> None:
+        if not self.overlap.admit(job_id, message, body):
+            return
+        if message.compute == "fargate":
+            self.dispatcher.dispatch(job_id, message)
+            return
+        claim = self.claims.for_delivery(job_id, message, budget)
+        job = claimed(claim, "job not run by this delivery")
+        if job is not None:
+            invocation = getattr(context, "aws_request_id", None)
+            self.segments.run(job, budget, invocation=invocation)
 
     def run_task(self, job_id: str, *, task_id: str | None = None) -> str:
         """The job as one Fargate task (consumer/task.py): claimed like any delivery, run
@@ -212,20 +221,42 @@ class Consumer:
             logger.remove_keys(["job_id"])
 
     def _reject(self, bad: BadMessage, body: str, message_id: str) -> None:
+        """An unreadable message. It fails the job it names only if that job is pending and
+        its sender's own (the API's message, mangled); a job it names that does not exist,
+        is running, or is someone else's is left alone and the message goes to the
+        dead-letter queue at once with why; one naming a finished job is dropped."""
         if bad.job_id is None:
             # It can never succeed: straight to the dead-letter queue with why, and
             # acknowledged, rather than maxReceiveCount visibility timeouts on this queue.
-            logger.error(
-                "unreadable message", extra={"reason": bad.reason, "message_id": message_id}
-            )
-            if self.dead_letters is None:
-                raise PoisonMessage(bad.reason)
-            self.dead_letters.dead_letter(body, bad.reason)
-            self.recorder.count("MessagesDeadLettered")
+            self._dead_letter(body, bad.reason, message_id)
             return
-        failed = self.store.fail(bad.job_id, f"Job message could not be read: {bad.reason}")
-        logger.error(
-            "unreadable message for job", extra={"job_id": bad.job_id, "reason": bad.reason}
-        )
-        if failed is None:
-            logger.info("job already finished; message dropped", extra={"job_id": bad.job_id})
+        job = self.store.get(bad.job_id, lenient=True)
+        if job is None:
+            why = f"it names job {bad.job_id!r}, which does not exist ({bad.reason})"
+            self._dead_letter(body, why, message_id)
+            return
+        if job.status.terminal:
+            logger.info("unreadable message for a finished job; dropped", extra={"job_id": job.id})
+            return
+        if job.status is JobStatus.PENDING and may_change(job, bad.user_id):
+            failed = self.store.fail_pending(job, f"Job message could not be read: {bad.reason}")
+            if failed is not None:
+                logger.error(
+                    "unreadable message for job", extra={"job_id": job.id, "reason": bad.reason}
+                )
+                return
+        whose = "running" if may_change(job, bad.user_id) else "another user's"
+        why = f"it names job {job.id!r}, which is {whose} and left alone ({bad.reason})"
+        self._dead_letter(body, why, message_id)
+
+    def refuse(self, body: str, reason: str, message_id: str) -> None:
+        """A readable message that may not make its job (consumer/claim.py): refused like an
+        unreadable one, on the dead-letter queue with why."""
+        self._dead_letter(body, reason, message_id)
+
+    def _dead_letter(self, body: str, reason: str, message_id: str) -> None:
+        logger.error("message refused", extra={"reason": reason, "message_id": message_id})
+        if self.dead_letters is None:
+            raise PoisonMessage(reason)
+        self.dead_letters.dead_letter(body, reason)
+        self.recorder.count("MessagesDeadLettered")

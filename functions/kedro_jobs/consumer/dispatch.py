@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.compute import TaskLauncher
 from kedro_jobs.core.errors import DependencyUnavailable, JobAlreadyExists
+from kedro_jobs.core.messages import check_may_create, may_change
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.store import JobStore
@@ -38,8 +39,12 @@ class Dispatcher:
         self.launcher = launcher
 
     def dispatch(self, job_id: str, message: JobMessage) -> None:
-        if message.job_id is None or self.store.get(job_id) is None:
+        existing = None if message.job_id is None else self.store.get(job_id)
+        if existing is None:
             self._create(job_id, message)
+        elif not may_change(existing, message.user_id):
+            logger.info("job not dispatched: the message's sender could not have made it")
+            return
         if self.launcher is None:
             self.store.fail(job_id, NO_FARGATE)
             return
@@ -60,6 +65,7 @@ class Dispatcher:
 
     def _create(self, job_id: str, message: JobMessage) -> None:
         """A message from another system makes its job, pending, as the task will find it."""
+        check_may_create(message)
         job = Job.from_message(job_id, message, compute="fargate")
         with contextlib.suppress(JobAlreadyExists):
             self.store.create(job)

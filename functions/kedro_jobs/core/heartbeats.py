@@ -168,7 +168,7 @@ def _oldest_age(queue_name: str) -> float | None:
 
 @dataclass(frozen=True)
 class ConsumerHealth:
-    status: str  # ok | degraded
+    status: str  # ok | starting | degraded
     detail: str | None
     backlog: Backlog
     beats: list[ConsumerBeat]
@@ -179,7 +179,8 @@ def assess(
     backlog: Backlog, beats: list[ConsumerBeat], queue_name: str, now: datetime | None = None
 ) -> ConsumerHealth:
     """Degraded when jobs wait and nothing takes them: consumers are known but none of the
-    jobs queue's is alive, or the oldest waiting job is older than STALL_AGE_SECONDS."""
+    jobs queue's is alive, or the oldest waiting job is older than STALL_AGE_SECONDS.
+    Starting while the consumers known are alive but none has polled the queue yet."""
     now = now or datetime.now(UTC)
     mine = [b for b in beats if b.queue == queue_name]
     alive = [b.consumer for b in mine if b.alive(now)]
@@ -190,4 +191,11 @@ def assess(
         detail = (
             f"{backlog.waiting} job(s) waiting; the oldest for {backlog.oldest_age_seconds:.0f} s"
         )
-    return ConsumerHealth("degraded" if detail else "ok", detail, backlog, beats, alive)
+    if detail:
+        return ConsumerHealth("degraded", detail, backlog, beats, alive)
+    polled = [b for b in mine if b.alive(now) and b.last_poll_at is not None]
+    if alive and not polled:
+        # Warming up (a Kedro project's bootstrap takes seconds): a job sent now waits.
+        detail = f"{len(alive)} consumer(s) starting; none has polled the queue yet"
+        return ConsumerHealth("starting", detail, backlog, beats, alive)
+    return ConsumerHealth("ok", None, backlog, beats, alive)

@@ -11,7 +11,7 @@ message. Reading and cancelling a job are one store call each (`JobStore.get_for
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -26,6 +26,7 @@ from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
 from kedro_jobs.core.requests import Compute, JobRequest
+from kedro_jobs.core.selection import selected_nodes
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import JobStore
 
@@ -61,7 +62,7 @@ def submit(
 ) -> Job:
     """A new job for ``user``, written and queued (``retry_of``: the job it runs again)."""
     check_offered(backends.settings, request.compute, request.max_job_seconds)
-    check_pipeline(backends.manifest.get(), request.pipeline_name)
+    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options.given())
     job = Job.new(
         pipeline_name=request.pipeline_name,
         parameters=request.parameters,
@@ -106,14 +107,19 @@ def _request_of(job: Job) -> JobRequest:
         ) from exc
 
 
-def check_pipeline(manifest: Manifest | None, pipeline_name: str) -> None:
-    """With a manifest, an unknown name is rejected; without one, any name is accepted
-    (the consumer reports an unknown pipeline as the job's failure), and so with one from a
-    project that failed to load (the job then fails at once saying why)."""
+def check_pipeline(
+    manifest: Manifest | None, pipeline_name: str, options: dict[str, Any] | None = None
+) -> None:
+    """With a manifest, an unknown name is rejected, and run options that select no node of
+    the pipeline (core/selection.py); without one, any name is accepted (the consumer reports
+    an unknown pipeline as the job's failure), and so with one from a project that failed to
+    load (the job then fails at once saying why)."""
     if manifest is None or manifest.load_error is not None:
         return
     if pipeline_name not in manifest.pipelines:
         raise UnknownPipeline(pipeline_name, list(manifest.pipelines))
+    if options:
+        selected_nodes(manifest.pipelines[pipeline_name], options)
 
 
 def check_offered(settings: Settings, compute: Compute, max_job_seconds: int | None) -> None:

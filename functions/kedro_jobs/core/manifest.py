@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from kedro_jobs.core.artifacts import MANIFEST_KEY, ArtifactStore
+from kedro_jobs.core.requests import PIPELINE_NAME_PATTERN
 
 
 class NodeInfo(BaseModel):
@@ -25,6 +27,25 @@ class PipelineInfo(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     parameters: list[str] = Field(default_factory=list)
+
+    # A Kedro project may name a pipeline anything; a job's pipeline_name is checked against
+    # PIPELINE_NAME_PATTERN. Such a pipeline is listed, saying why it cannot be submitted.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def submittable(self) -> bool:
+        return self.reason is None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reason(self) -> str | None:
+        """Why no job can run this pipeline, or None."""
+        if re.fullmatch(PIPELINE_NAME_PATTERN, self.name):
+            return None
+        return (
+            f"Its name does not fit a job's pipeline_name ({PIPELINE_NAME_PATTERN}: letters, "
+            "digits, '_', '.' and '-', at most 128): rename it in the project's pipeline "
+            "registry to submit it"
+        )
 
 
 class Manifest(BaseModel):

@@ -1,25 +1,63 @@
 """Reading a job message out of an SQS record body, with a clear reason when it can't be
-(the consumer and the dead-letter function read the same bodies)."""
+(the consumer and the dead-letter function read the same bodies), and what a message may do:
+only change a job its sender could have made, and never make one for a reserved name."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import MAX_MESSAGE_BYTES  # anything larger is not from SQS
 from kedro_jobs.core.requests import JobMessage
-
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from kedro_jobs.names import ANONYMOUS, JOB_ID, reserved_user
 
 
 @dataclass(frozen=True)
 class BadMessage:
     reason: str
     job_id: str | None  # the job it names, if it names one, so that job can be failed
+    user_id: str | None = None  # who it says sent it, if it says so readably
+
+
+class RefusedMessage(Exception):
+    """A readable message that may not do what it asks (see ``refusal``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_may_create(message: JobMessage) -> None:
+    """RefusedMessage if ``message`` may not make its job."""
+    why = refusal(message)
+    if why is not None:
+        raise RefusedMessage(why)
+
+
+def sender(user_id: str | None) -> str:
+    """Whom a message speaks for: its ``user_id``, or "anonymous" (the API's own messages
+    always say)."""
+    return user_id or ANONYMOUS
+
+
+def may_change(job: Job, user_id: str | None) -> bool:
+    """A message may only change a job its sender could have made: the owner's own."""
+    return job.user_id == sender(user_id)
+
+
+def refusal(message: JobMessage) -> str | None:
+    """Why ``message`` may not make a job, or None: a reserved name as its ``user_id`` (no
+    caller of the API may pass as the shared anonymous owner or as a machine client: 403)."""
+    if message.user_id is not None and reserved_user(message.user_id):
+        return (
+            f"user_id {message.user_id[:64]!r} is a reserved name; a queue message may not "
+            "make a job for it (the API refuses it with 403): leave user_id out, or name a user"
+        )
+    return None
 
 
 def _unwrap_sns(data: Any) -> Any:
@@ -56,8 +94,10 @@ def parse_body(body: str) -> JobMessage | BadMessage:
     if not isinstance(data, dict):
         return BadMessage(f"message body is a JSON {type(data).__name__}, not an object", None)
     job_id = data.get("job_id")
-    named = job_id if isinstance(job_id, str) and _JOB_ID.match(job_id) else None
+    named = job_id if isinstance(job_id, str) and JOB_ID.match(job_id) else None
+    user_id = data.get("user_id")
+    said = user_id if isinstance(user_id, str) and user_id else None
     try:
         return JobMessage.model_validate(data)
     except ValidationError as exc:
-        return BadMessage(f"invalid job message: {_describe(exc)}", named)
+        return BadMessage(f"invalid job message: {_describe(exc)}", named, said)

@@ -84,6 +84,21 @@ class JobQueue:
                 QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
 
+    def depth(self) -> tuple[int, int]:
+        """(visible, in flight): SQS's ApproximateNumberOfMessages and -NotVisible."""
+        with aws_errors(_DEPENDENCY):
+            attrs = self.client.get_queue_attributes(
+                QueueUrl=self.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+        return (
+            int(attrs.get("ApproximateNumberOfMessages", 0)),
+            int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        )
+
     def ping(self) -> None:
         with aws_errors(_DEPENDENCY):
             self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])

@@ -3,6 +3,7 @@ with the reason, so no job waits forever for a message that is gone."""
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -11,7 +12,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kedro_jobs.core.batch import process_batch
 from kedro_jobs.core.errors import JobNotFound
-from kedro_jobs.core.messages import BadMessage, parse_body
+from kedro_jobs.core.liveness import held
+from kedro_jobs.core.messages import BadMessage, may_change, parse_body
 from kedro_jobs.core.queue import REASON_ATTRIBUTE
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
@@ -33,17 +35,19 @@ def dead_letter(record: SQSRecord, jobs: JobStore) -> None:
     parsed = parse_body(record.body)
     receives = record.attributes.approximate_receive_count
     if isinstance(parsed, BadMessage):
-        job_id, why = parsed.job_id, parsed.reason
+        job_id, why, sender = parsed.job_id, parsed.reason, parsed.user_id
     else:
         job_id, why = parsed.derived_job_id(record.message_id), "it was not processed"
-    if job_id is None:
-        # Recorded here, then dropped: nothing can run it. The consumer's own reason, when it
-        # put the message here itself, is its `reason` attribute.
-        attributes = record.raw_event.get("messageAttributes") or {}
-        said = (attributes.get(REASON_ATTRIBUTE) or {}).get("stringValue")
+        sender = parsed.user_id
+    # The consumer's own reason, when it put the message here itself: it has already done
+    # what the message allowed (failed the job, or left it alone), so it is recorded here and
+    # dropped.
+    attributes = record.raw_event.get("messageAttributes") or {}
+    said = (attributes.get(REASON_ATTRIBUTE) or {}).get("stringValue")
+    if job_id is None or said:
         logger.error(
-            "dead-lettered message names no job; dropped",
-            extra={"reason": said or why, "message_id": record.message_id},
+            "dead-lettered message; dropped",
+            extra={"reason": said or why, "message_id": record.message_id, "job_id": job_id},
         )
         return
     message = (
@@ -56,6 +60,14 @@ def dead_letter(record: SQSRecord, jobs: JobStore) -> None:
             raise JobNotFound(job_id)
         if job.status.terminal:
             return
+        if not may_change(job, sender):
+            logger.error(
+                "dead-lettered message names another user's job; dropped",
+                extra={"job_id": job_id, "reason": why},
+            )
+            return
+        if held(job, time.time()):
+            raise JobStillRunning(job_id)
         if jobs.fail(job_id, message, only_if_lease_expired=True) is None:
             fresh = jobs.get(job_id)
             if fresh is not None and not fresh.status.terminal:

@@ -56,6 +56,7 @@ class ProgressHook:
         self.unsaved: set[str] = set()
         self.pipeline: Any = None
         self.current = ""
+        self.begun = False  # a node of this segment got past loading its inputs
         self.since = time.monotonic()  # a node's time runs from the end of the one before
         self.durations: dict[str, float] = {}
 
@@ -80,6 +81,15 @@ class ProgressHook:
         if stop is not None:
             raise stop
         self.current = node.name
+        self.begun = True
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        if not self.begun:
+            # Nothing of this segment ran (an input missing, a dataset that cannot load): no
+            # node is to blame, and none is shown running.
+            total = self.done_before + len(self.order)
+            self.events.started(self.done_before, total, None)
 
     @hook_impl
     def after_node_run(self, node: Any, outputs: dict[str, Any]) -> None:

@@ -75,6 +75,8 @@ def register_pipelines():
         node(finish, "doubled", "finished", name="finish", tags=["report"]),
     ])
     pipelines["spawner"] = pipeline([node(spawn_and_sleep, "params:x", "never", name="spawn")])
+    # Its first node's input is in no catalog: the run fails before any node runs.
+    pipelines["needs_input"] = pipeline([node(summarise, "no_such_table", "s", name="summarise")])
     return pipelines
 """
 

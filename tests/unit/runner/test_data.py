@@ -72,7 +72,9 @@ def test_a_pipeline_that_reads_nothing_committed_says_which_file_is_missing(
     outcome = run(data_isolated, "data_science")
     assert outcome.status == "failed"
     assert "clean_orders.parquet" in (outcome.error_message or "")
-    assert outcome.progress.current == "train" and outcome.progress.total == 2
+    # Its first input is missing: no node ran, so none is blamed (issue 19).
+    assert outcome.progress.current is None and outcome.progress.total == 2
+    assert "(node:" not in (outcome.error_message or "")
 
 
 @BOTH

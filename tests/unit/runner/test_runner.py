@@ -125,6 +125,15 @@ def test_a_pipeline_error_fails_the_job_naming_the_node(
     assert executions(record) == {"start": 1, "boom": 1}
 
 
+def test_an_error_before_any_node_runs_names_no_node(isolated: KedroRunner, record: Path) -> None:
+    outcome = run(isolated, "needs_input")
+    assert outcome.status == "failed"
+    assert "no_such_table" in (outcome.error_message or "")
+    assert "(node:" not in (outcome.error_message or "")
+    assert outcome.progress.current is None
+    assert executions(record) == {}
+
+
 def test_an_unknown_pipeline_fails_with_the_known_names(isolated: KedroRunner) -> None:
     outcome = run(isolated, "nope")
     assert outcome.status == "failed"

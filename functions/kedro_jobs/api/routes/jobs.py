@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from kedro_jobs.api.app_models import JOB_NOT_FOUND, ErrorBody
+from kedro_jobs.api.cross_site import CROSS_SITE_RESPONSES, refuse_cross_site
 from kedro_jobs.api.deps import Deps, JobId, User
 from kedro_jobs.api.identity import AUTH_RESPONSES
 from kedro_jobs.api.telemetry import metrics
@@ -52,7 +53,11 @@ def _located(http: Request, response: Response, job: Job) -> Job:
     status_code=202,
     response_model=Job,
     summary="Submit a pipeline run",
-    responses={409: {**_ERROR, "description": "Same Idempotency-Key still in progress"}},
+    responses={
+        409: {**_ERROR, "description": "Same Idempotency-Key still in progress"},
+        **CROSS_SITE_RESPONSES,
+    },
+    dependencies=[Depends(refuse_cross_site)],
 )
 def submit_job(
     request: JobRequest,
@@ -102,7 +107,8 @@ def get_job(job_id: JobId, services: Deps, user: User) -> Job:
     "/{job_id}/cancel",
     response_model=Job,
     summary="Cancel a job",
-    responses={**JOB_NOT_FOUND, **CONFLICT},
+    responses={**JOB_NOT_FOUND, **CONFLICT, **CROSS_SITE_RESPONSES},
+    dependencies=[Depends(refuse_cross_site)],
 )
 def cancel_job(job_id: JobId, services: Deps, user: User) -> Job:
     return services.store.request_cancel(job_id, user)
@@ -113,7 +119,8 @@ def cancel_job(job_id: JobId, services: Deps, user: User) -> Job:
     status_code=202,
     response_model=Job,
     summary="Run a job again",
-    responses={**JOB_NOT_FOUND, **CONFLICT},
+    responses={**JOB_NOT_FOUND, **CONFLICT, **CROSS_SITE_RESPONSES},
+    dependencies=[Depends(refuse_cross_site)],
 )
 def retry_job(job_id: JobId, http: Request, response: Response, services: Deps, user: User) -> Job:
     return _located(http, response, _counted(jobs.retry(services, job_id, user)))

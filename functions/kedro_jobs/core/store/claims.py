@@ -10,8 +10,9 @@ from enum import StrEnum
 from typing import Any
 
 from kedro_jobs.core.errors import JobAlreadyExists
+from kedro_jobs.core.liveness import Action, Limits, decide
 from kedro_jobs.core.models import Job
-from kedro_jobs.core.states import TERMINAL, JobStatus
+from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store.expressions import before, eq, moving
 from kedro_jobs.core.store.items import from_item, status_change, sweep
 from kedro_jobs.core.store.runs import NOT_CANCELLED, Runs
@@ -22,6 +23,7 @@ class ClaimOutcome(StrEnum):
     BUSY = "busy"  # running under a live lease elsewhere
     FINISHED = "finished"  # already terminal (or cancelled)
     EXHAUSTED = "exhausted"  # lease expired too often: failed now
+    FOREIGN = "foreign"  # another user's job: the message's sender could not have made it
     NOT_FOUND = "not_found"
 
 
@@ -68,28 +70,34 @@ class Claims(Runs):
             job = self.get(job_id)
             if job is None:
                 return Claim(ClaimOutcome.NOT_FOUND, None)
-            claim = self._claim_read(job, lease_seconds, max_attempts)
+            claim = self._claim_read(job, lease_seconds, max_attempts, user_id)
             if claim is not None:
                 return claim
         job = self.get(job_id)
         return Claim(ClaimOutcome.BUSY if job else ClaimOutcome.NOT_FOUND, job)
 
-    def _claim_read(self, job: Job, lease_seconds: float, max_attempts: int) -> Claim | None:
+    def _claim_read(
+        self, job: Job, lease_seconds: float, max_attempts: int, user_id: str | None = None
+    ) -> Claim | None:
         """What becomes of ``job`` as read: None if it changed since (read it again)."""
-        if job.status in TERMINAL:
-            return Claim(ClaimOutcome.FINISHED, job)
+        if user_id is not None and job.user_id != user_id:
+            # A message may only change a job its sender could have created.
+            return Claim(ClaimOutcome.FOREIGN, job)
         now = time.time()
-        running = job.status is JobStatus.RUNNING
-        # Its last segment saved a checkpoint and let go: the next one starts now.
-        continuing = running and job.handed_off
-        if running and not continuing and (job.lease_expires_at or 0.0) > now:
+        action = decide(job, now, Limits(max_attempts))
+        if action is Action.FINISHED:
+            return Claim(ClaimOutcome.FINISHED, job)
+        if action is Action.HELD:
             return Claim(ClaimOutcome.BUSY, job)
-        if running and job.cancel_requested:  # asked while no consumer held it: it ends here
+        if action is Action.CANCEL:  # asked while no consumer held it: it ends here
             cancelled = self.cancel_abandoned(job)
             return Claim(ClaimOutcome.FINISHED, cancelled) if cancelled else None
-        if running and not continuing and job.crashed_attempts >= max_attempts:
+        if action is Action.EXHAUSTED:
             failed = self.fail_exhausted(job, max_attempts)
             return Claim(ClaimOutcome.EXHAUSTED, failed) if failed else None
+        running = job.status is JobStatus.RUNNING
+        # Its last segment saved a checkpoint and let go: the next one starts now.
+        continuing = action is Action.CONTINUE
         # The attempt count we read is part of the condition: of two consumers that race
         # for one job, exactly one write succeeds.
         when = moving(job.status, JobStatus.RUNNING) & eq("attempts", job.attempts)

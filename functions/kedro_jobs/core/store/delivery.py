@@ -17,6 +17,7 @@ from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store.expressions import (
     Cond,
     Placeholders,
+    after,
     before,
     eq,
     exists,
@@ -34,11 +35,12 @@ _INDEX_SWEEP = "sweep"
 @dataclass(frozen=True)
 class Stranded:
     """A live job the sweeper found overdue: its record, the ``sweep_due`` it was found by
-    (the condition of the sweeper's own write) and how often the sweeper re-sent it."""
+    (the condition of the sweeper's own write) and how many of the sweeper's looks found it
+    untaken with no consumer working (core/liveness.py)."""
 
     job: Job
     due: float
-    resends: int
+    looks: int
 
     def as_found(self, *, to: JobStatus | None = None) -> Cond:
         """The job is as the sweeper found it: same status, attempt and ``sweep_due``
@@ -75,7 +77,7 @@ class Delivery(Table):
                     Stranded(
                         job=from_item(item, lenient=True),
                         due=decode("sweep_due", item["sweep_due"]),
-                        resends=decode("resends", item["resends"]) if "resends" in item else 0,
+                        looks=decode("looks", item["looks"]) if "looks" in item else 0,
                     )
                 )
             if not resp.get("LastEvaluatedKey"):
@@ -83,11 +85,37 @@ class Delivery(Table):
             query["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         return found[:limit]
 
-    def mark_resent(self, stranded: Stranded, *, next_due: float) -> bool:
-        """The sweeper takes a stranded job before sending its message again: True if the job
-        is as it was found (same status, attempt and ``sweep_due``), so of two sweepers only
-        one sends, and none once a consumer has claimed it or beaten its heartbeat."""
-        values = {"sweep_due": next_due, "resends": stranded.resends + 1}
+    def count_live(self, status: JobStatus, *, due_after: float | None = None) -> int:
+        """How many live jobs of ``status`` there are (``due_after``: only those whose
+        ``sweep_due`` is later, e.g. running jobs whose lease is live): a Query on the sparse
+        sweep index that counts keys, never a Scan."""
+        placeholders = Placeholders()
+        key = eq("sweep", status)
+        if due_after is not None:
+            key = key & after("sweep_due", due_after)
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": _INDEX_SWEEP,
+            "KeyConditionExpression": key.render(placeholders),
+            "ExpressionAttributeNames": placeholders.names,
+            "ExpressionAttributeValues": placeholders.values,
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            with aws_errors(DEPENDENCY):
+                resp = self.client.query(**query)
+            total += int(resp.get("Count", 0))
+            if not resp.get("LastEvaluatedKey"):
+                return total
+            query["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def mark_looked(self, stranded: Stranded, *, next_due: float, looks: int) -> bool:
+        """The sweeper notes its look at a stranded job (before sending its message again,
+        if it does): True if the job is as it was found (same status, attempt and
+        ``sweep_due``), so of two sweepers only one sends, and none once a consumer has
+        claimed it or beaten its heartbeat."""
+        values = {"sweep_due": next_due, "looks": looks}
         try:
             self._write(stranded.job.id, values, stranded.as_found())
         except ConditionFailed:

@@ -67,6 +67,10 @@ def before(attr: str, value: float) -> Cond:
     return Cond(lambda p: f"{p.name(attr)} < {p.value(attr, value)}")
 
 
+def after(attr: str, value: float) -> Cond:
+    return Cond(lambda p: f"{p.name(attr)} > {p.value(attr, value)}")
+
+
 def exists(attr: str) -> Cond:
     return Cond(lambda p: f"attribute_exists({p.name(attr)})")
 

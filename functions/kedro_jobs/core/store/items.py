@@ -42,9 +42,10 @@ SCHEMA: dict[str, Kind] = {
     ),
     **dict.fromkeys(("created_at", "started_at", "completed_at", "updated_at"), Kind.TIME),
     "scheduled_for": Kind.TIME,
-    # The store's own: ``resends`` (how often the sweeper re-sent the job), ``expires_at``
+    # The store's own: ``looks`` (sweeps that found the pending job untaken with no consumer
+    # working; liveness.py), ``expires_at``
     # (the table's TTL, epoch seconds).
-    **dict.fromkeys(("attempts", "max_job_seconds", "continuations", "resends"), Kind.INT),
+    **dict.fromkeys(("attempts", "max_job_seconds", "continuations", "looks"), Kind.INT),
     "expires_at": Kind.INT,
     # ``sweep_due``: when the sweeper looks at a live job again (see listing.py).
     **dict.fromkeys(("lease_expires_at", "execution_time", "dispatch_due"), Kind.FLOAT),

@@ -6,6 +6,7 @@ import time
 
 from kedro_jobs.core.aws import aws_errors
 from kedro_jobs.core.errors import InvalidTransition, JobNotFound
+from kedro_jobs.core.liveness import held
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import texts
@@ -48,6 +49,14 @@ class Jobs(Runs):
         attrs = self._update(job_id, values, when)
         return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
+    def fail_pending(self, job: Job, error_message: str) -> Job | None:
+        """pending -> failed, only while still pending and still ``job``'s owner's (a job
+        claimed since it was read is left to its run). None if it was not pending."""
+        values = {**status_change(job.user_id, JobStatus.FAILED), "error_message": error_message}
+        when = moving(JobStatus.PENDING, JobStatus.FAILED) & eq("user_id", job.user_id)
+        attrs = self._update(job.id, values, when)
+        return self._changed(from_item(attrs, lenient=True)) if attrs else None
+
     def request_cancel(self, job_id: str, user_id: str) -> Job:
         """pending -> cancelled at once; running -> cancel_requested (the consumer stops at
         the next node boundary); terminal -> InvalidTransition."""
@@ -61,7 +70,7 @@ class Jobs(Runs):
                     "error_message": texts.CANCELLED_BEFORE_START,
                 }
                 attrs = self._update(job_id, values, moving(JobStatus.PENDING, JobStatus.CANCELLED))
-            elif job.handed_off or (job.lease_expires_at or 0.0) < time.time():
+            elif not held(job, time.time()):
                 # No live consumer holds it: nothing would see the flag, so it ends now.
                 attrs = None
                 cancelled = self.cancel_abandoned(job)

@@ -129,6 +129,8 @@
     const headers = { Accept: options.text ? "text/plain" : "application/json" };
     if (token()) headers.Authorization = `Bearer ${token()}`;
     const init = { method: options.method || "GET", headers, cache: "no-store" };
+    // Every change is refused without JSON or this header (no cross-site form can send it).
+    if (init.method !== "GET") headers["X-Kedro-Jobs-Client"] = "web";
     if (options.body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.body);
@@ -645,10 +647,17 @@
     const select = $("submit-pipeline");
     const before = select.value;
     const keep = selected || before;
-    select.replaceChildren(...pipelines.map((p) => el("option", { value: p.name, text: p.name })));
-    if (keep && pipelines.some((p) => p.name === keep)) select.value = keep;
+    // A pipeline whose name a job cannot take is listed, disabled, saying why.
+    const option = (p) =>
+      p.submittable === false
+        ? el("option", { value: p.name, text: `${p.name} (cannot be submitted)`, title: p.reason, disabled: "" })
+        : el("option", { value: p.name, text: p.name });
+    select.replaceChildren(...pipelines.map(option));
+    const open = pipelines.filter((p) => p.submittable !== false);
+    if (keep && open.some((p) => p.name === keep)) select.value = keep;
+    else if (open.length) select.value = open[0].name;
     if (before && select.value !== before) clearForm();
-    $("submit-button").disabled = pipelines.length === 0;
+    $("submit-button").disabled = open.length === 0;
     if (!pipelines.length) {
       error.textContent = "No pipelines yet: the consumer has not published the project's manifest.";
       error.hidden = false;

@@ -1,0 +1,158 @@
+"""Which nodes a run's filters select, worked out from the pipeline manifest (the API may not
+import Kedro): the same rules as Kedro's ``Pipeline.filter``, so a run that would select no
+node, or name a node, namespace or dataset the pipeline does not have, is refused at submit
+with what exists, rather than accepted and failed later.
+
+Each filter is applied to the whole pipeline and the results intersected, as Kedro does:
+``tags`` keeps nodes with any of the tags; ``node_names`` those nodes; ``namespaces`` nodes in
+any of them (or below); ``from_nodes``/``from_inputs`` those and everything downstream;
+``to_nodes``/``to_outputs`` those and everything upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kedro_jobs.core.errors import JobsError
+from kedro_jobs.core.manifest import NodeInfo, PipelineInfo
+
+FILTERS = (
+    "tags",
+    "node_names",
+    "namespaces",
+    "from_nodes",
+    "to_nodes",
+    "from_inputs",
+    "to_outputs",
+)
+# At most this many names are listed in a refusal (a large project has hundreds).
+_LISTED = 30
+
+
+class NothingSelected(JobsError):
+    """The run options select no node of the pipeline, or name what it does not have."""
+
+
+def _listed(names: Iterable[str]) -> str:
+    ordered = sorted(set(names))
+    shown = ", ".join(ordered[:_LISTED]) or "(none)"
+    return shown + (f", ... ({len(ordered)} in all)" if len(ordered) > _LISTED else "")
+
+
+def _dataset(name: str) -> str:
+    """A dataset's name without its transcoding (``table@pandas`` is ``table``)."""
+    return name.split("@", 1)[0]
+
+
+def _downstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
+    chosen = set(start)
+    made = {_dataset(o) for n in nodes if n.name in chosen for o in n.outputs}
+    grew = True
+    while grew:
+        grew = False
+        for node in nodes:
+            if node.name not in chosen and made & {_dataset(i) for i in node.inputs}:
+                chosen.add(node.name)
+                made |= {_dataset(o) for o in node.outputs}
+                grew = True
+    return chosen
+
+
+def _upstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
+    chosen = set(start)
+    needed = {_dataset(i) for n in nodes if n.name in chosen for i in n.inputs}
+    grew = True
+    while grew:
+        grew = False
+        for node in nodes:
+            if node.name not in chosen and needed & {_dataset(o) for o in node.outputs}:
+                chosen.add(node.name)
+                needed |= {_dataset(i) for i in node.inputs}
+                grew = True
+    return chosen
+
+
+def selected_nodes(pipeline: PipelineInfo, options: dict[str, Any]) -> set[str]:
+    """The names of the nodes ``options`` select; NothingSelected saying why, and what
+    exists, if none or if a filter names what the pipeline does not have."""
+    nodes = pipeline.nodes
+    names = {n.name for n in nodes}
+    datasets = {_dataset(d) for n in nodes for d in (*n.inputs, *n.outputs)}
+    where = f"pipeline {pipeline.name!r}"
+
+    def known_nodes(option: str) -> set[str]:
+        given = set(options[option])
+        unknown = given - names
+        if unknown:
+            raise NothingSelected(
+                f"{option}: {where} has no node named {_listed(unknown)}; "
+                f"its nodes: {_listed(names)}"
+            )
+        return given
+
+    def known_datasets(option: str) -> set[str]:
+        given = {_dataset(d) for d in options[option]}
+        unknown = given - datasets
+        if unknown:
+            raise NothingSelected(
+                f"{option}: {where} has no dataset named {_listed(unknown)}; "
+                f"its datasets: {_listed(datasets)}"
+            )
+        return given
+
+    if not any(options.get(option) for option in FILTERS):
+        return names  # no filter: the whole pipeline, as Kedro runs it
+    subsets: list[tuple[str, set[str]]] = []
+    if options.get("tags"):
+        tags = set(options["tags"])
+        subsets.append(("tags", {n.name for n in nodes if tags & set(n.tags)}))
+    if options.get("node_names"):
+        subsets.append(("node_names", known_nodes("node_names")))
+    if options.get("namespaces"):
+        spaces = {n.namespace for n in nodes if n.namespace}
+        unmatched = [
+            s
+            for s in options["namespaces"]
+            if not any(x == s or x.startswith(f"{s}.") for x in spaces)
+        ]
+        if unmatched:
+            raise NothingSelected(
+                f"namespaces: {where} has no node in namespace {_listed(unmatched)}; "
+                f"its namespaces: {_listed(spaces)}"
+            )
+        wanted = options["namespaces"]
+        subsets.append(
+            (
+                "namespaces",
+                {
+                    n.name
+                    for n in nodes
+                    if n.namespace
+                    and any(n.namespace == s or n.namespace.startswith(f"{s}.") for s in wanted)
+                },
+            )
+        )
+    if options.get("from_nodes"):
+        subsets.append(("from_nodes", _downstream(nodes, known_nodes("from_nodes"))))
+    if options.get("to_nodes"):
+        subsets.append(("to_nodes", _upstream(nodes, known_nodes("to_nodes"))))
+    if options.get("from_inputs"):
+        given = known_datasets("from_inputs")
+        first = {n.name for n in nodes if given & {_dataset(i) for i in n.inputs}}
+        subsets.append(("from_inputs", _downstream(nodes, first)))
+    if options.get("to_outputs"):
+        given = known_datasets("to_outputs")
+        last = {n.name for n in nodes if given & {_dataset(o) for o in n.outputs}}
+        subsets.append(("to_outputs", _upstream(nodes, last)))
+    chosen = set(names)
+    for _, subset in subsets:
+        chosen &= subset
+    if not chosen:
+        used = ", ".join(option for option, _ in subsets) or "the pipeline itself"
+        tags = {t for n in nodes for t in n.tags}
+        raise NothingSelected(
+            f"The run options ({used}) select no node of {where}. Its nodes: {_listed(names)}; "
+            f"its tags: {_listed(tags)}"
+        )
+    return chosen
