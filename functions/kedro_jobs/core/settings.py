@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     fargate_task_seconds: int = Field(28_800, ge=60)
     # EventBridge bus that job state changes are published on (empty: none are published).
     event_bus_name: str = ""
+    # The HMAC key that signs job checkpoints (the template's Secrets Manager secret): a
+    # checkpoint is read only if signed with it. Empty: each runner signs with a key of its
+    # own, so another container cannot resume its checkpoints.
+    checkpoint_signing_key: SecretStr = SecretStr("")
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.
