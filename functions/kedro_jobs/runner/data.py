@@ -290,24 +290,27 @@ class DataPlan:
         """Publish what the run saved; returns the outputs (name, type, uri, version, size)."""
         outputs: list[dict[str, Any]] = []
         sizes: dict[str, int] = {}
+        counts: dict[str, int | None] = {}
         for item in staged:
             source = Path(item.staged)
             if item.staged not in sizes:
                 if not source.exists():
                     continue  # declared but never saved to its path
+                counts[item.staged] = _count(source, item.version)
                 sizes[item.staged] = self._publish(item)
             uri = item.target
             if item.version:
                 uri = f"{item.target}/{item.version}/{PurePosixPath(item.target).name}"
-            outputs.append(
-                {
-                    "name": item.name,
-                    "type": item.type,
-                    "uri": uri,
-                    "version": item.version,
-                    "size": sizes[item.staged],
-                }
-            )
+            output = {
+                "name": item.name,
+                "type": item.type,
+                "uri": uri,
+                "version": item.version,
+                "size": sizes[item.staged],
+            }
+            if counts[item.staged] is not None:
+                output["files"] = counts[item.staged]
+            outputs.append(output)
         return outputs
 
     def _publish(self, item: StagedOutput) -> int:
@@ -325,6 +328,13 @@ class DataPlan:
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _count(source: Path, version: str | None) -> int | None:
+    """Files of a folder output (None: one file). A versioned dataset's staged folder holds
+    its version's folder, whose one entry is the file or the folder it saved."""
+    path = source / version / source.name if version else source
+    return sum(1 for p in path.rglob("*") if p.is_file()) if path.is_dir() else None
 
 
 def _exists(target: str, storage_options: dict[str, Any]) -> bool:

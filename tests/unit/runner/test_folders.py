@@ -60,6 +60,7 @@ def test_a_partitioned_dataset_with_overwrite_holds_only_the_last_jobs_partition
     # Nothing left beside it from the swap.
     assert sorted(p.name for p in parts.parent.iterdir()) == ["parts"]
     assert second.outputs[0]["uri"] == str(parts)
+    assert second.outputs[0]["files"] == 2 and second.outputs[0]["size"] == 16
 
 
 def test_a_custom_dataset_writing_many_files_is_replaced_whole(folders: KedroRunner) -> None:
