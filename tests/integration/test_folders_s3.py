@@ -163,3 +163,22 @@ def test_a_lock_left_by_a_dead_committer_is_broken_once_stale(
     folders.publish_folder(_staged(tmp_path, "c", 2), target, {}, whole=True, locks=locks)
     assert _objects(aws, stack.bucket, "data/table/") == {"part-0": "c", "part-1": "c"}
     assert not _objects(aws, stack.bucket, "data/.kedro-jobs/locks/")
+
+
+def test_a_spark_read_on_s3_without_hadoop_aws_is_refused_before_any_node_runs(
+    aws: Aws, stack: LocalResources, s3_folder_runner: KedroRunner
+) -> None:
+    s3_folder_runner.data_root = f"s3://{stack.bucket}/data"
+    aws.s3.put_object(
+        Bucket=stack.bucket, Key="data/data/01_raw/events/part-0.parquet", Body=b"PAR1"
+    )
+
+    outcome = _run(s3_folder_runner, "spark_read", {"n": 1, "tag": "x"})
+
+    assert outcome.status == "failed"
+    message = outcome.error_message or ""
+    assert "SparkCannotReadS3" in message and "(node:" not in message
+    assert f"would read s3://{stack.bucket}/data/data/01_raw/events through Spark" in message
+    assert "hadoop-aws" in message and "spark.jars.packages" in message
+    assert outcome.progress.completed == 0
+    assert not _objects(aws, stack.bucket, "data/data/03_primary/parts/")  # nothing ran

@@ -1,7 +1,8 @@
 """A Kedro project whose outputs are folders, written into a directory: a PartitionedDataset
 with ``overwrite: true`` and one with Kedro's default (append), a small custom dataset that
-writes many files under one path, and a file whose name comes from a runtime parameter. Each
-run's files carry its ``tag``, so a folder mixing two runs is seen at once."""
+writes many files under one path, a file whose name comes from a runtime parameter, and a
+Spark table a node reads. Each run's files carry its ``tag``, so a folder mixing two runs is
+seen at once."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ appended:
 shards:
   type: {package}.datasets.ShardsDataset
   path: data/04_feature/shards
+
+events:
+  type: spark.SparkDataset
+  filepath: data/01_raw/events
+  file_format: parquet
 
 named:
   type: text.TextDataset
@@ -84,12 +90,16 @@ def shards(n, tag):
 
 def named(tag):
     return tag
+
+
+def count(events):
+    return events.count()
 """
 
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
 
-from {package}.nodes import named, one_more, partitions, shards
+from {package}.nodes import count, named, one_more, partitions, shards
 
 
 def register_pipelines():
@@ -100,6 +110,9 @@ def register_pipelines():
         "shards": pipeline([node(shards, ["params:n", "params:tag"], "shards",
                                  name="shards")]),
         "named": pipeline([node(named, "params:tag", "named", name="named")]),
+        "spark_read": pipeline([node(partitions, ["params:n", "params:tag"], "parts",
+                                     name="partitions"),
+                                node(count, "events", "rows", name="count")]),
         "__default__": pipeline([node(partitions, ["params:n", "params:tag"], "parts",
                                       name="partitions")]),
     }}

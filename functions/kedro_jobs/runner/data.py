@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro_jobs.runner.folders import publish_file, publish_folder
+from kedro_jobs.runner.spark import check_spark_read
 
 _PATH_KEYS = ("filepath", "path")
 _LOCAL_PROTOCOLS = ("", "file", "local")
@@ -207,8 +208,10 @@ class DataPlan:
             elif target in carried:  # saved by an earlier segment: its staged copy
                 self._rebuild(catalog, name, config, key, carried[target], load_versions)
             elif target != config[key] and _exists(target, _storage_options(config)):
+                check_spark_read(name, config, target)
                 self._rebuild(catalog, name, config, key, target, load_versions, keep=True)
-            # else: the project's own file (a raw input shipped with it), as configured
+            else:  # the project's own file (a raw input shipped with it), as configured
+                check_spark_read(name, config, config[key])
 
     def _placed(self, name: str, path: str) -> tuple[str, str]:
         """Where a dataset the run writes is committed, and staged; refused (UnsafePath)
