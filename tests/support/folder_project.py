@@ -28,6 +28,12 @@ shards:
   type: {package}.datasets.ShardsDataset
   path: data/04_feature/shards
 
+increments:
+  type: partitions.IncrementalDataset
+  path: data/02_intermediate/increments
+  dataset: text.TextDataset
+  filename_suffix: .txt
+
 events:
   type: spark.SparkDataset
   filepath: data/01_raw/events
@@ -94,12 +100,16 @@ def named(tag):
 
 def count(events):
     return events.count()
+
+
+def new_ones(increments):
+    return sorted(increments)
 """
 
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
 
-from {package}.nodes import count, named, one_more, partitions, shards
+from {package}.nodes import count, named, new_ones, one_more, partitions, shards
 
 
 def register_pipelines():
@@ -110,6 +120,8 @@ def register_pipelines():
         "shards": pipeline([node(shards, ["params:n", "params:tag"], "shards",
                                  name="shards")]),
         "named": pipeline([node(named, "params:tag", "named", name="named")]),
+        "incremental": pipeline([node(new_ones, "increments", "seen", name="new_ones",
+                                      confirms="increments")]),
         "spark_read": pipeline([node(partitions, ["params:n", "params:tag"], "parts",
                                      name="partitions"),
                                 node(count, "events", "rows", name="count")]),

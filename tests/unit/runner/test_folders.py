@@ -85,6 +85,24 @@ def test_a_partitioned_dataset_without_overwrite_keeps_kedros_append(
     }
 
 
+def test_an_incremental_dataset_checkpoint_behaves_as_in_kedro(folders: KedroRunner) -> None:
+    increments = _root(folders) / "data/02_intermediate/increments"
+    increments.mkdir(parents=True)
+    for name in ("a", "b"):
+        (increments / f"{name}.txt").write_text(name)
+
+    first = run(folders, "incremental")
+    (increments / "c.txt").write_text("c")
+    second = run(folders, "incremental")
+    third = run(folders, "incremental")
+
+    # Each run loads only the partitions after the checkpoint its last run confirmed.
+    assert first.results == {"seen": ["a", "b"]}, first.error_message
+    assert second.results == {"seen": ["c"]}
+    assert third.results == {"seen": []}
+    assert (increments / "CHECKPOINT").read_text() == "c"
+
+
 def test_concurrent_commits_of_one_folder_leave_one_jobs_files_whole(tmp_path: Path) -> None:
     target = tmp_path / "root" / "table"
     jobs = 4
