@@ -45,10 +45,10 @@ class Settings(BaseSettings):
     staging_dir: str = ""  # empty: the system's temporary folder (/tmp on Lambda)
     # How long a presigned download URL of a job's output works (SigV4 allows up to 7 days).
     output_url_seconds: int = Field(3600, ge=1, le=604_800)
-    # This API's own address (scheme://host[:port]), for download links of outputs in a
-    # local data root; empty: the links are relative to the API (/api/v1/...). Never taken
-    # from a request's Host header, which the client chooses.
-    api_base_url: str = Field("", pattern=r"^(https?://[^/?#\s]+)?$")
+    # This API's own address (scheme://host[:port][/stage]), for download links of outputs
+    # in a local data root and of folder outputs; empty: the links are relative to the API
+    # (/api/v1/...). Never taken from a request's Host header, which the client chooses.
+    api_base_url: str = Field("", pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$")
     # An authorizer stands in front of the API (the template sets it from JwtIssuer): a request
     # it let through must then carry an identity; none is 401/403, never "anonymous".
     auth_required: bool = False

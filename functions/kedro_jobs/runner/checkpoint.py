@@ -85,15 +85,17 @@ class Signer:
         if isinstance(key, str):
             key = key.encode()
         self.ephemeral = not key
-        if self.ephemeral:
+        self._key = key or secrets.token_bytes(32)
+        self._warned = False
+
+    def sign(self, payload: bytes) -> str:
+        if self.ephemeral and not self._warned:
+            self._warned = True
             logger.warning(
                 "No checkpoint signing key is configured (CHECKPOINT_SIGNING_KEY): checkpoints "
                 "are signed with a key of this process only, so another container cannot "
                 "resume them"
             )
-        self._key = key or secrets.token_bytes(32)
-
-    def sign(self, payload: bytes) -> str:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
     def verify(self, payload: bytes, signature: object) -> bool:

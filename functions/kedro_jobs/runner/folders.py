@@ -15,7 +15,8 @@ replaced whole, so afterwards it holds exactly the files of the job that committ
   and the last DELETE a reader listing the prefix sees the new files plus stale old ones
   (never a partial file); the window lasts as long as the upload. Commits of one folder are
   serialised by a lock object written with S3's conditional PUT (``If-None-Match: *``), so of
-  two jobs committing the same folder the last to commit wins whole, never a mix.
+  two jobs committing the same folder the last to commit wins whole, never a mix. (Another
+  remote store gets the same copy-then-delete, not serialised.)
 - A folder whose dataset appends (see data.py) gets the job's files added, each whole.
 """
 
@@ -30,7 +31,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,11 @@ def _local(fs: Any) -> bool:
     from fsspec.implementations.local import LocalFileSystem
 
     return isinstance(fs, LocalFileSystem)
+
+
+def _s3(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return bool({"s3", "s3a"} & set(protocols))
 
 
 def publish_file(source: Path, target: str, storage_options: dict[str, Any]) -> int:
@@ -91,7 +97,10 @@ def publish_folder(
     if not whole:
         _put_all(fs, source, files, root)
         return size
-    with _lock(fs, _lock_path(fs, target, root, locks)):
+    # Serialised where the store has conditional writes (S3); another remote store gets the
+    # same copy-then-delete, without the lock.
+    serialised = _s3(fs)
+    with _lock(fs, _lock_path(fs, target, root, locks)) if serialised else nullcontext():
         written = _put_all(fs, source, files, root)
         fs.invalidate_cache(root)
         stale = [key for key in fs.find(root) if key.rstrip("/") not in written]
@@ -137,7 +146,10 @@ def _swap_local(source: Path, target: Path) -> None:
         try:
             exchanged = _exchange(new, target)
         except NotImplementedError:
-            exchanged = _rename_aside(new, target)
+            try:
+                exchanged = _rename_aside(new, target)
+            except _Raced:
+                continue
         if exchanged is None:  # no folder there yet
             try:
                 os.rename(new, target)
@@ -170,6 +182,10 @@ def _exchange(new: Path, target: Path) -> Path | None:
     raise OSError(code, os.strerror(code), str(target))
 
 
+class _Raced(Exception):
+    """Another commit put its folder in place between our two renames: try again."""
+
+
 def _rename_aside(new: Path, target: Path) -> Path | None:
     """Without an exchange: the old folder aside, the new one into its place."""
     aside = _beside(target, "old")
@@ -177,7 +193,13 @@ def _rename_aside(new: Path, target: Path) -> Path | None:
         os.rename(target, aside)
     except FileNotFoundError:
         return None
-    os.rename(new, target)  # may fail if another commit got there first: the caller retries
+    try:
+        os.rename(new, target)
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        _remove(aside)  # what we moved aside was already replaced by that commit
+        raise _Raced from error
     return aside
 
 

@@ -103,7 +103,16 @@ def test_an_incremental_dataset_checkpoint_behaves_as_in_kedro(folders: KedroRun
     assert (increments / "CHECKPOINT").read_text() == "c"
 
 
-def test_concurrent_commits_of_one_folder_leave_one_jobs_files_whole(tmp_path: Path) -> None:
+def _no_exchange(new: Path, target: Path) -> Path | None:
+    raise NotImplementedError("RENAME_EXCHANGE")
+
+
+@pytest.mark.parametrize("swap", ["exchange", "rename aside"])
+def test_concurrent_commits_of_one_folder_leave_one_jobs_files_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: str
+) -> None:
+    if swap == "rename aside":  # a file system without RENAME_EXCHANGE
+        monkeypatch.setattr(folders_module, "_exchange", _no_exchange)
     target = tmp_path / "root" / "table"
     jobs = 4
     for round_ in range(15):
@@ -132,10 +141,7 @@ def test_concurrent_commits_of_one_folder_leave_one_jobs_files_whole(tmp_path: P
 def test_without_an_atomic_exchange_the_folder_is_still_replaced_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unsupported(new: Path, target: Path) -> Path | None:
-        raise NotImplementedError("RENAME_EXCHANGE")
-
-    monkeypatch.setattr(folders_module, "_exchange", unsupported)
+    monkeypatch.setattr(folders_module, "_exchange", _no_exchange)
     target = tmp_path / "root" / "table"
     for tag, count in (("first", 4), ("second", 2)):
         staged = tmp_path / tag
