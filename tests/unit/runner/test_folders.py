@@ -154,11 +154,18 @@ def test_without_an_atomic_exchange_the_folder_is_still_replaced_whole(
     assert sorted(p.name for p in target.parent.iterdir()) == ["table"]
 
 
-@pytest.mark.parametrize("fname", ["../../../escaped.txt", "../../../../../../tmp/escaped.txt"])
+@pytest.mark.parametrize(
+    ("fname", "isolation"),
+    [("../../../escaped.txt", "inline"), ("../../../../../../tmp/escaped.txt", "fork")],
+)
 def test_a_runtime_parameter_path_that_leaves_the_data_root_fails_the_job(
-    folders: KedroRunner, fname: str
+    folders: KedroRunner, fname: str, isolation: str
 ) -> None:
-    outcome = run(folders, "named", {"fname": fname, "tag": "x"})
+    folders.isolation = isolation  # type: ignore[assignment]
+    try:
+        outcome = run(folders, "named", {"fname": fname, "tag": "x"})
+    finally:
+        folders.isolation = "inline"
 
     assert outcome.status == "failed"
     assert "resolves outside the data root" in (outcome.error_message or "")
