@@ -155,7 +155,7 @@ def test_a_lock_left_by_a_dead_committer_is_broken_once_stale(
     lock = folders._lock_path(fs, target, root, locks)
     aws.s3.put_object(Bucket=stack.bucket, Key=lock.split("/", 1)[1], Body=b"{}")  # died
 
-    with pytest.raises(folders.FolderBusy, match="another job has been committing"):
+    with pytest.raises(folders.FolderBusy, match="another job kept committing this folder"):
         folders.publish_folder(_staged(tmp_path, "b", 1), target, {}, whole=True, locks=locks)
     assert _objects(aws, stack.bucket, "data/table/") == {"part-0": "a"}  # nothing changed
 
@@ -182,3 +182,26 @@ def test_a_spark_read_on_s3_without_hadoop_aws_is_refused_before_any_node_runs(
     assert "hadoop-aws" in message and "spark.jars.packages" in message
     assert outcome.progress.completed == 0
     assert not _objects(aws, stack.bucket, "data/data/03_primary/parts/")  # nothing ran
+
+
+def test_a_job_whose_folder_stays_locked_fails_saying_so_and_commits_nothing(
+    aws: Aws,
+    stack: LocalResources,
+    s3_folder_runner: KedroRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3_folder_runner.data_root = root = f"s3://{stack.bucket}/data"
+    target = f"{root}/data/03_primary/parts"
+    monkeypatch.setattr(folders, "LOCK_WAIT_SECONDS", 0.0)  # no time to wait for it
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(target)
+    lock = folders._lock_path(fs, target, path, f"{root}/.kedro-jobs/locks")
+    aws.s3.put_object(Bucket=stack.bucket, Key=lock.split("/", 1)[1], Body=b"{}")  # held
+
+    outcome = _run(s3_folder_runner, "partitions", {"n": 2, "tag": "blocked"})
+
+    assert outcome.status == "failed"
+    assert "Outputs could not be committed" in (outcome.error_message or "")
+    assert "another job kept committing this folder" in (outcome.error_message or "")
+    assert not _objects(aws, stack.bucket, "data/data/03_primary/parts/")

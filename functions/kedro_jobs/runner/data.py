@@ -155,6 +155,7 @@ class DataPlan:
         # Files earlier segments of the job staged (restored from its checkpoint): read from
         # here by the remaining nodes, committed with this run's own when the job completes.
         self.carried: list[StagedOutput] = []
+        self._lock_wait: float | None = None
 
     @classmethod
     def for_job(
@@ -289,8 +290,12 @@ class DataPlan:
 
     # -- after the run ---------------------------------------------------------------------
 
-    def commit(self, staged: list[StagedOutput]) -> list[dict[str, Any]]:
-        """Publish what the run saved; returns the outputs (name, type, uri, version, size)."""
+    def commit(
+        self, staged: list[StagedOutput], *, lock_wait: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Publish what the run saved; returns the outputs (name, type, uri, version, size,
+        files). ``lock_wait``: how long a folder's commit may wait for another job's."""
+        self._lock_wait = lock_wait
         outputs: list[dict[str, Any]] = []
         sizes: dict[str, int] = {}
         counts: dict[str, int | None] = {}
@@ -327,6 +332,7 @@ class DataPlan:
             item.storage_options,
             whole=item.whole,
             locks=f"{self.data_root.rstrip('/')}/.kedro-jobs/locks",
+            lock_wait=self._lock_wait,
         )
 
     def discard(self) -> None:

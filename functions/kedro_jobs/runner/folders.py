@@ -77,10 +77,18 @@ def publish_file(source: Path, target: str, storage_options: dict[str, Any]) -> 
 
 
 def publish_folder(
-    source: Path, target: str, storage_options: dict[str, Any], *, whole: bool, locks: str
+    source: Path,
+    target: str,
+    storage_options: dict[str, Any],
+    *,
+    whole: bool,
+    locks: str,
+    lock_wait: float | None = None,
 ) -> int:
     """Publish a staged folder to ``target``; ``whole``: replacing what is there. ``locks``:
-    where lock objects go (the data root's; a target elsewhere locks in its own bucket)."""
+    where lock objects go (the data root's; a target elsewhere locks in its own bucket).
+    ``lock_wait``: how long to wait for another job's commit of the folder at most (None:
+    LOCK_WAIT_SECONDS)."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(target, **storage_options)
@@ -100,7 +108,9 @@ def publish_folder(
     # Serialised where the store has conditional writes (S3); another remote store gets the
     # same copy-then-delete, without the lock.
     serialised = _s3(fs)
-    with _lock(fs, _lock_path(fs, target, root, locks)) if serialised else nullcontext():
+    wait = LOCK_WAIT_SECONDS if lock_wait is None else min(lock_wait, LOCK_WAIT_SECONDS)
+    lock = _lock(fs, _lock_path(fs, target, root, locks), wait)
+    with lock if serialised else nullcontext():
         written = _put_all(fs, source, files, root)
         fs.invalidate_cache(root)
         stale = [key for key in fs.find(root) if key.rstrip("/") not in written]
@@ -226,9 +236,9 @@ def _lock_path(fs: Any, target: str, root: str, locks: str) -> str:
 
 
 @contextmanager
-def _lock(fs: Any, path: str) -> Iterator[None]:
+def _lock(fs: Any, path: str, wait: float) -> Iterator[None]:
     body = json.dumps({"owner": uuid.uuid4().hex, "since": time.time()}).encode()
-    waited_until = time.monotonic() + LOCK_WAIT_SECONDS
+    waited_until = time.monotonic() + wait
     refused = 0
     while True:
         try:
@@ -242,8 +252,8 @@ def _lock(fs: Any, path: str) -> Iterator[None]:
                 continue  # released (or broken) meanwhile
             if time.monotonic() > waited_until:
                 raise FolderBusy(
-                    f"another job has been committing this folder for over "
-                    f"{LOCK_WAIT_SECONDS:.0f} s (lock {path})"
+                    f"another job kept committing this folder for the {wait:.0f} s this "
+                    f"commit could wait (lock {path})"
                 ) from error
             time.sleep(_LOCK_POLL_SECONDS)
     try:

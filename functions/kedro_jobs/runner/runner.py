@@ -166,7 +166,7 @@ class KedroRunner:
                 from kedro_jobs.runner.forked import run_forked
 
                 ended = run_forked(work, control)
-            outputs = self._commit(ended, plan)
+            outputs = self._commit(ended, plan, control)
         finally:
             plan.discard()
         self._clean_checkpoints(ended, request, control, root)
@@ -200,12 +200,14 @@ class KedroRunner:
             logger.exception("could not remove spent checkpoints of job %s", request.job_id)
 
     @staticmethod
-    def _commit(ended: Ended, plan: DataPlan) -> list[dict[str, Any]]:
-        """A completed run's outputs are published; nothing of any other run is."""
+    def _commit(ended: Ended, plan: DataPlan, control: RunControl) -> list[dict[str, Any]]:
+        """A completed run's outputs are published; nothing of any other run is. A folder's
+        commit waits for another job's of it no longer than the run's time left (1 s at
+        least): better a clear failure than the invocation killed mid-commit."""
         if ended.status != "completed":
             return []
         try:
-            return plan.commit(ended.staged)
+            return plan.commit(ended.staged, lock_wait=max(1.0, control.remaining()))
         except Exception as error:  # the data root refused: the job did not complete
             message = f"Outputs could not be committed to {plan.data_root}: {error!r}"
             logger.exception("commit failed")
