@@ -174,6 +174,8 @@ def _run(
         # The template's data root is the bucket (Lambda's project folder is read-only);
         # locally it is --data-root, by default the project folder, as `kedro run` writes.
         os.environ["JOBS_DATA_ROOT"] = args.data_root
+        # Download links of a local data root's outputs point here (never at a Host header).
+        os.environ["API_BASE_URL"] = f"http://{args.host}:{args.port}"
         os.environ.update(local_fargate_env(res))
         return res
 

@@ -127,6 +127,9 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     if "NoncurrentVersionExpiration" in rule:
         days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
         out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(days)}
     return out
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -68,7 +70,24 @@ class LocalResources:
         spec = self.template["Resources"][logical_id]["Properties"]
         variables.update(spec.get("Environment", {}).get("Variables", {}))
         resolved = {name: self.resolver(value) for name, value in variables.items()}
-        return {name: str(value) for name, value in resolved.items() if value is not NO_VALUE}
+        return {
+            name: _dynamic_references(str(value))
+            for name, value in resolved.items()
+            if value is not NO_VALUE
+        }
+
+
+_SECRET_REFERENCE = re.compile(r"\{\{resolve:secretsmanager:(.+?)(?::SecretString)?\}\}")
+
+
+def _dynamic_references(value: str) -> str:
+    """CloudFormation's ``{{resolve:secretsmanager:ARN:SecretString}}``, as deployed: here a
+    value derived from the secret's ARN, the same for every process of one local stack (a
+    local key signs local checkpoints; it is no secret, and needs no Secrets Manager)."""
+    return _SECRET_REFERENCE.sub(
+        lambda found: hashlib.sha256(f"kedro-jobs local {found.group(1)}".encode()).hexdigest(),
+        value,
+    )
 
 
 def _client(service: str, session: boto3.Session | None, endpoint_url: str | None) -> Any:
@@ -127,6 +146,10 @@ def create_resources(
         bucket = create_bucket(s3, resolve(resources[name]["Properties"]), region)
         resolve.refs[name] = bucket
         resolve.attrs[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+    for name in of_type("AWS::SecretsManager::Secret"):
+        # Only read through dynamic references, resolved locally (function_env).
+        arn = f"arn:aws:secretsmanager:{region}:{DEFAULT_ACCOUNT}:secret:{stack_name}-{name}"
+        resolve.refs[name] = arn
 
     for name in of_type("AWS::Scheduler::ScheduleGroup"):
         group = resolve(resources[name]["Properties"])["Name"]

@@ -163,6 +163,10 @@ def test_outputs_download_saves_each_file(local_stack: LocalStack, tmp_path: Pat
     key = f"data/cli-test/{uuid.uuid4()}/ranking.csv"
     endpoint = {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}
     boto3.client("s3", **endpoint).put_object(Bucket=BUCKET, Key=key, Body=content)
+    folder = f"data/cli-test/{uuid.uuid4()}/parts"  # a folder output: two partitions
+    for part in ("p1.csv", "2026/p2.csv"):
+        body = part.encode()
+        boto3.client("s3", **endpoint).put_object(Bucket=BUCKET, Key=f"{folder}/{part}", Body=body)
     now = utcnow()
     job = Job(
         id=str(uuid.uuid4()),
@@ -178,7 +182,14 @@ def test_outputs_download_saves_each_file(local_stack: LocalStack, tmp_path: Pat
                 type="pandas.CSVDataset",
                 uri=f"s3://{BUCKET}/{key}",
                 size=len(content),
-            )
+            ),
+            OutputInfo(
+                name="parts",
+                type="partitions.PartitionedDataset",
+                uri=f"s3://{BUCKET}/{folder}",
+                size=17,
+                files=2,
+            ),
         ],
     )
     boto3.client("dynamodb", **endpoint).put_item(TableName="kedro-jobs-jobs", Item=to_item(job))
@@ -191,6 +202,9 @@ def test_outputs_download_saves_each_file(local_stack: LocalStack, tmp_path: Pat
     assert saved.returncode == 0, saved.stderr
     assert "Saved ranking to" in saved.stdout
     assert (tmp_path / "out" / "ranking.csv").read_bytes() == content
+    # A folder: each of its files, at its path in the folder.
+    assert (tmp_path / "out" / "parts" / "p1.csv").read_bytes() == b"p1.csv"
+    assert (tmp_path / "out" / "parts" / "2026" / "p2.csv").read_bytes() == b"2026/p2.csv"
 
 
 def test_errors_print_the_apis_detail(local_stack: LocalStack) -> None:

@@ -158,7 +158,11 @@ def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
     assert not {"dynamodb:Scan", "dynamodb:DeleteTable", "s3:PutObject", "s3:DeleteBucket"} & api
     consumer = _actions(cfn, "ConsumerFunction")
     assert {"dynamodb:UpdateItem", "dynamodb:PutItem", "s3:PutObject"} <= consumer
-    assert not {"dynamodb:Scan", "dynamodb:Query", "s3:DeleteObject"} & consumer
+    assert not {"dynamodb:Scan", "dynamodb:Query"} & consumer
+    # It deletes under the data root only (stale files of a folder, spent checkpoints, its
+    # commit locks), never logs or results.
+    deletes = [s for s in _statements(cfn, "ConsumerFunction") if "s3:DeleteObject" in s["Action"]]
+    assert [s["Resource"] for s in deletes] == [{"Fn::Sub": "${ArtifactsBucket.Arn}/data/*"}]
     # The consumer sends only to the dead-letter queue (a message that can never succeed).
     sends = [s for s in _statements(cfn, "ConsumerFunction") if "sqs:SendMessage" in s["Action"]]
     assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}]
@@ -223,7 +227,25 @@ def test_bucket_is_private_encrypted_and_expires_logs(template: dict[str, Any]) 
     assert rules["logs/"]["ExpirationInDays"] == {"Ref": "LogRetentionDays"}
     # A job abandoned between segments leaves a checkpoint: gone within two days.
     assert rules["data/.kedro-jobs/checkpoints/"]["ExpirationInDays"] == 2
+    # What a crash may leave: a commit's lock, and the parts of an upload cut short.
+    assert rules["data/.kedro-jobs/locks/"]["ExpirationInDays"] == 1
+    assert rules["data/"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert rules["data/.kedro-jobs/checkpoints/"]["AbortIncompleteMultipartUpload"]
     assert rules["outputs/"]["ExpirationInDays"] == 90
+
+
+def test_checkpoints_are_signed_with_a_generated_key_both_computes_get(
+    template: dict[str, Any],
+) -> None:
+    secret = template["Resources"]["CheckpointSigningKey"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    reference = {"Fn::Sub": "{{resolve:secretsmanager:${CheckpointSigningKey}:SecretString}}"}
+    consumer = template["Resources"]["ConsumerFunction"]["Properties"]
+    assert consumer["Environment"]["Variables"]["CHECKPOINT_SIGNING_KEY"] == reference
+    task = template["Resources"]["FargateTaskDefinition"]["Properties"]
+    environment = {e["Name"]: e["Value"] for e in task["ContainerDefinitions"][0]["Environment"]}
+    assert environment["CHECKPOINT_SIGNING_KEY"] == reference
 
 
 def test_outputs(cfn: dict[str, Any]) -> None:

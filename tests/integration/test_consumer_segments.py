@@ -36,6 +36,12 @@ def _short_invocation() -> float:
     return get_settings().timeout_margin_seconds + STEP_SECONDS * 1.8
 
 
+def _checkpoint_keys(aws: Aws, job: Job) -> list[str]:
+    prefix = f"data/.kedro-jobs/checkpoints/{job.id}/"
+    listed = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)
+    return [obj["Key"] for obj in listed.get("Contents", [])]
+
+
 def _run_segments(invoke: Invoke, aws: Aws, body: str, *, limit: int = 6) -> int:
     """Invoke with ``body``, then with each continuation message it sends; the count."""
     for count in range(1, limit + 1):
@@ -93,6 +99,7 @@ def test_a_cancel_between_segments_ends_the_job_and_runs_nothing_more(
     handed = store.get(job.id)
     assert handed is not None and handed.status is JobStatus.RUNNING and handed.handed_off
     assert handed.progress is not None and handed.progress.completed_nodes == 1
+    assert _checkpoint_keys(aws, job)
     cancelled = store.request_cancel(job.id, "u")
     assert cancelled.status is JobStatus.CANCELLED
     [continuation] = aws.messages()
@@ -100,6 +107,8 @@ def test_a_cancel_between_segments_ends_the_job_and_runs_nothing_more(
     final = store.get(job.id)
     assert final is not None and final.status is JobStatus.CANCELLED
     assert executions(record) == {"step 5": 1}
+    # Its checkpoint (user data) is gone with it.
+    assert _checkpoint_keys(aws, job) == []
 
 
 def test_a_job_over_its_own_time_limit_fails_between_segments(
@@ -123,3 +132,4 @@ def test_a_job_over_its_own_time_limit_fails_between_segments(
     assert failed is not None and failed.status is JobStatus.FAILED
     assert "maximum run time of 60 s (max_job_seconds)" in (failed.error_message or "")
     assert executions(record) == {"step 7": 1}
+    assert _checkpoint_keys(aws, job) == []

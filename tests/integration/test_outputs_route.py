@@ -62,6 +62,12 @@ def _raw(path: str, user: str) -> dict[str, Any]:
     return response
 
 
+def _raw_query(path: str, query: dict[str, str], user: str) -> dict[str, Any]:
+    event = http_api_event("GET", path, claims={"sub": user}, headers=HOST, query=query)
+    response: dict[str, Any] = api.handler(event, LocalContext(29, "ApiFunction"))
+    return response
+
+
 def _body(response: dict[str, Any]) -> bytes:
     body = response.get("body") or ""
     return base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
@@ -92,7 +98,9 @@ def test_list_gives_each_output_a_presigned_url_that_downloads_its_bytes(
 
     assert status == 200
     listed = body["outputs"]
-    assert [{k: o[k] for k in o if k != "url"} for o in listed] == outputs
+    # Not a folder: "files" is null.
+    assert [{k: o[k] for k in o if k not in ("url", "files")} for o in listed] == outputs
+    assert all(o["files"] is None for o in listed)
     by_name = {o["name"]: o for o in listed}
     assert _download(by_name["regressor"]["url"]).content == PICKLE
     assert _download(by_name["model_input_table"]["url"]).content == csv
@@ -140,16 +148,89 @@ def test_a_local_data_root_is_served_byte_exact_at_the_listed_url(
     name = "data_science.regressor@pickle"
     job = _job(store, "alice", outputs=[_output(name, str(model), len(PICKLE), version="v1")])
 
-    _, body, _ = api_call("GET", f"/api/v1/jobs/{job.id}/outputs", user="alice", headers=HOST)
+    # The link comes from the configured address, whatever Host the request claims.
+    api_call.configure(api_base_url="http://127.0.0.1:8000")
+    forged = {"host": "attacker.example", "x-forwarded-proto": "https"}
+    _, body, _ = api_call("GET", f"/api/v1/jobs/{job.id}/outputs", user="alice", headers=forged)
 
     url = body["outputs"][0]["url"]
-    assert url == f"https://{HOST['host']}/api/v1/jobs/{job.id}/outputs/{name}"
+    assert url == f"http://127.0.0.1:8000/api/v1/jobs/{job.id}/outputs/{name}"
     response = _raw(urlsplit(url).path, "alice")
     assert response["statusCode"] == 200
     assert _body(response) == PICKLE
     headers = {k.lower(): v for k, v in response["headers"].items()}
     assert headers["content-type"] == "application/octet-stream"
     assert 'filename="regressor.pickle"' in headers["content-disposition"]
+
+
+def test_without_a_configured_address_local_links_are_relative_to_the_api(
+    api_call: ApiCall, store: JobStore, tmp_path: Path
+) -> None:
+    model = tmp_path / "model.pickle"
+    model.write_bytes(PICKLE)
+    job = _job(store, "alice", outputs=[_output("model", str(model), len(PICKLE))])
+
+    _, body, _ = api_call("GET", f"/api/v1/jobs/{job.id}/outputs", user="alice", headers=HOST)
+
+    assert body["outputs"][0]["url"] == f"/api/v1/jobs/{job.id}/outputs/model"
+
+
+def test_a_folder_output_lists_its_files_each_with_a_url(
+    api_call: ApiCall, aws: Aws, store: JobStore, tmp_path: Path
+) -> None:
+    local = tmp_path / "data" / "parts"
+    (local / "2026").mkdir(parents=True)
+    (local / "part-0.csv").write_bytes(b"a\n0\n")
+    (local / "2026" / "part-1.csv").write_bytes(PICKLE)
+    (tmp_path / "data" / "secret.csv").write_bytes(b"not this job's")
+    s3 = f"s3://{aws.resources.bucket}/data/data/parts"
+    _put(aws, "data/data/parts/part-0.csv", b"a\n0\n")
+    _put(aws, "data/data/parts/part-1.csv", PICKLE)
+    _put(aws, "data/data/parts_other/x.csv", b"another dataset")
+    job = _job(
+        store,
+        "alice",
+        outputs=[
+            _output("local_parts", str(local), 12, files=2),
+            _output("s3_parts", s3, 12, files=2),
+        ],
+    )
+    api_call.configure(api_base_url="https://jobs.example.org")
+    base = f"/api/v1/jobs/{job.id}/outputs"
+
+    _, listed, _ = api_call("GET", base, user="alice")
+    urls = {o["name"]: o["url"] for o in listed["outputs"]}
+    # A folder's URL is its list of files, on this API (never a consumer-local path).
+    assert urls == {
+        "local_parts": f"https://jobs.example.org{base}/local_parts",
+        "s3_parts": f"https://jobs.example.org{base}/s3_parts",
+    }
+
+    status, folder, _ = api_call("GET", f"{base}/s3_parts", user="alice")
+    assert status == 200 and folder["uri"] == s3 and folder["truncated"] is False
+    assert [(f["path"], f["size"]) for f in folder["files"]] == [
+        ("part-0.csv", 4),
+        ("part-1.csv", len(PICKLE)),
+    ]
+    assert _download(folder["files"][1]["url"]).content == PICKLE
+
+    status, folder, _ = api_call("GET", f"{base}/local_parts", user="alice")
+    assert status == 200
+    files = {f["path"]: f for f in folder["files"]}
+    assert set(files) == {"part-0.csv", "2026/part-1.csv"}
+    url = files["2026/part-1.csv"]["url"]
+    assert url == f"https://jobs.example.org{base}/local_parts?file=2026/part-1.csv"
+    response = _raw_query(urlsplit(url).path, {"file": "2026/part-1.csv"}, "alice")
+    assert response["statusCode"] == 200 and _body(response) == PICKLE
+
+    # Only a listed file: never a path the query makes up.
+    for name in ("local_parts", "s3_parts"):
+        for attempt in ("../secret.csv", "/etc/passwd", "2026/../../secret.csv", "nope.csv"):
+            status, body, headers = api_call(
+                "GET", f"{base}/{name}", user="alice", query={"file": attempt}
+            )
+            assert status == 404 and "has no file" in body["detail"], (name, attempt)
+            assert "location" not in headers
 
 
 def test_a_list_too_large_for_the_record_is_read_from_s3(
@@ -276,11 +357,9 @@ def test_nothing_but_a_recorded_uri_is_ever_served(
         status, body, _ = api_call("GET", f"{base}/{attempt}", user="alice")
         assert status == 404, attempt
         assert "not this job's" not in str(body)
-    # Recorded, but not one file that is there.
+    # Recorded, but nothing there the API can serve.
     for name, reason in [
-        ("partitions", "is a folder"),
         ("removed", "is no longer at"),
-        ("s3_partitions", "is not a single file"),
         ("elsewhere", "cannot serve"),
     ]:
         status, body, headers = api_call("GET", f"{base}/{name}", user="alice")
@@ -291,4 +370,8 @@ def test_nothing_but_a_recorded_uri_is_ever_served(
     urls = {o["name"]: o["url"] for o in listed["outputs"]}
     assert urls["elsewhere"] is None
     assert all(urls[n] for n in ("table", "partitions", "removed", "s3_partitions"))
+    # A folder (recorded before outputs said so) answers with its files.
+    for name in ("partitions", "s3_partitions"):
+        status, folder, _ = api_call("GET", f"{base}/{name}", user="alice")
+        assert status == 200 and [f["path"] for f in folder["files"]] == ["p1.csv"], name
     assert os.path.exists(recorded)  # served, never moved or touched

@@ -4,6 +4,7 @@ and the console; each returns its exit code."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path, PurePosixPath
@@ -202,8 +203,29 @@ def cmd_outputs(api: Api, args: argparse.Namespace, console: Console) -> int:
         if not output.get("url"):
             continue
         path = target / _file_name(output)
-        with api.download(str(output["url"])) as response, path.open("wb") as handle:
-            for chunk in response.iter_bytes():
-                handle.write(chunk)
+        if output.get("files") is not None:  # a folder: its URL lists its files
+            _save_folder(api, str(output["url"]), path)
+        else:
+            _save(api, str(output["url"]), path)
         console.print(Text.assemble("Saved ", (str(output["name"]), "bold"), f" to {path}"))
     return EXIT_OK
+
+
+def _save(api: Api, url: str, path: Path) -> None:
+    with api.download(url) as response, path.open("wb") as handle:
+        for chunk in response.iter_bytes():
+            handle.write(chunk)
+
+
+def _save_folder(api: Api, url: str, folder: Path) -> None:
+    """Every file a folder output lists, under ``folder`` at its path in the folder (a path
+    that would leave ``folder`` is skipped)."""
+    with api.download(url) as response:
+        listing = json.loads(response.read())
+    root = folder.resolve()
+    for file in listing.get("files", []):
+        path = (folder / str(file["path"])).resolve()
+        if not path.is_relative_to(root) or path == root:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(api, str(file["url"]), path)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from kedro_jobs.consumer.outcome import Recorder
+from kedro_jobs.consumer.segments import discard_checkpoints
 from kedro_jobs.core.messages import check_may_create
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.settings import Settings
+from kedro_jobs.core.states import TERMINAL
 from kedro_jobs.core.store import Claim, ClaimOutcome, JobStore
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -32,6 +34,8 @@ def claimed(claim: Claim, not_run: str) -> Job | None:
     if claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None:
         return claim.job
     logger.info(not_run, extra={"claim": claim.outcome.value})
+    if claim.job is not None and claim.job.status in TERMINAL:
+        discard_checkpoints(claim.job)  # ended between two segments: no run will read them
     return None
 
 

@@ -23,6 +23,7 @@ from kedro_jobs.consumer.project import ProjectLoadFailed, Runner
 from kedro_jobs.consumer.segments import (
     NodeStats,
     budget_for,
+    discard_checkpoints,
     ended_segment,
     job_limit_seconds,
     new_segment,
@@ -234,6 +235,11 @@ class SegmentRun:
         done = ended_segment(segment, SEGMENT_ENDED[outcome.status], outcome)
         segments = [*(job.segments or []), done]
         elapsed = sum((s.ended_at - s.started_at).total_seconds() for s in segments if s.ended_at)
-        return self.recorder.finish(
+        finished = self.recorder.finish(
             job, outcome, segments, execution_time=elapsed if len(segments) > 1 else None
         )
+        if finished is not None:
+            # The runner deletes them when it ran; not when the job ended before it (out of
+            # time, the project failed to load).
+            discard_checkpoints(job)
+        return finished

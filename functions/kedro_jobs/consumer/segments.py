@@ -25,6 +25,28 @@ from kedro_jobs.runner.types import RunOutcome
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
 
+def discard_checkpoints(job: Job) -> None:
+    """A job that ended between two segments (cancelled, failed, out of time) without a run
+    to clean up after it: its checkpoints (user data) are deleted now. Only a location of
+    the form the runner saves, ``.../.kedro-jobs/checkpoints/<this job's id>/<segment>``, is
+    ever deleted. Best effort: what is left expires by the bucket's lifecycle rule."""
+    location = job.checkpoint
+    if not location:
+        return
+    folder, _, segment = location.rstrip("/").rpartition("/")
+    if not (segment.isdigit() and folder.endswith(f"/.kedro-jobs/checkpoints/{job.id}")):
+        logger.warning("not a checkpoint of this job; left alone", extra={"location": location})
+        return
+    from kedro_jobs.runner.checkpoint import delete
+
+    try:
+        delete(folder)
+    except Exception as exc:  # the job's end stands; the lifecycle rule removes it later
+        logger.warning("checkpoints not deleted", extra={"reason": repr(exc)})
+    else:
+        logger.info("checkpoints deleted", extra={"location": folder})
+
+
 def node_stats_key(pipeline_name: str) -> str:
     return f"stats/nodes/{pipeline_name}.json"
 

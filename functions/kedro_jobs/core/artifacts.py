@@ -116,6 +116,23 @@ class ArtifactStore:
                 raise
         return True
 
+    def list_at(self, uri: str, limit: int) -> tuple[list[tuple[str, int]], bool]:
+        """The objects under an s3:// "folder" URI, at most ``limit``: (path relative to the
+        folder, size) each, and whether more were left out."""
+        bucket, key = _s3_location(uri)
+        prefix = key.rstrip("/") + "/"
+        found: list[tuple[str, int]] = []
+        with aws_errors(_DEPENDENCY):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if len(found) == limit:
+                        return found, True
+                    found.append((obj["Key"][len(prefix) :], int(obj["Size"])))
+        return found, False
+
     def presigned_get(self, uri: str, seconds: int) -> str:
         """A URL that downloads the object at an s3:// URI for ``seconds``, without AWS
         credentials. Signed locally (no request is made) for boto3's endpoint, so it points

@@ -29,6 +29,7 @@ class OutputInfo(BaseModel):
     uri: str  # where it was committed: a local path or an s3:// URI
     version: str | None = None  # the save version of a versioned dataset
     size: int | None = None  # bytes, where known
+    files: int | None = None  # a folder dataset: how many files it was committed with
 
 
 class Segment(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     staging_dir: str = ""  # empty: the system's temporary folder (/tmp on Lambda)
     # How long a presigned download URL of a job's output works (SigV4 allows up to 7 days).
     output_url_seconds: int = Field(3600, ge=1, le=604_800)
+    # This API's own address (scheme://host[:port][/stage]), for download links of outputs
+    # in a local data root and of folder outputs; empty: the links are relative to the API
+    # (/api/v1/...). Never taken from a request's Host header, which the client chooses.
+    api_base_url: str = Field("", pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$")
     # An authorizer stands in front of the API (the template sets it from JwtIssuer): a request
     # it let through must then carry an identity; none is 401/403, never "anonymous".
     auth_required: bool = False
@@ -71,6 +75,10 @@ class Settings(BaseSettings):
     schedule_group_name: str = ""
     scheduler_role_arn: str = ""
     jobs_queue_arn: str = ""
+    # The HMAC key that signs job checkpoints (the template's Secrets Manager secret): a
+    # checkpoint is read only if signed with it. Empty: each runner signs with a key of its
+    # own, so another container cannot resume its checkpoints.
+    checkpoint_signing_key: SecretStr = SecretStr("")
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

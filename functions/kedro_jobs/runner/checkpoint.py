@@ -6,15 +6,25 @@ S3, through fsspec as outputs are published): every in-memory dataset a remainin
 reads (pickled), every file the job has staged so far (they are committed only when the whole
 job completes), the in-memory results already produced, and ``manifest.json``, written last,
 so a checkpoint without one is incomplete and never read.
+
+Checkpoints are unpickled, so whoever can write under ``.kedro-jobs/`` could otherwise run
+code in the consumer. Each one is signed: the manifest holds the SHA-256 of every file of the
+checkpoint and carries an HMAC-SHA256 of itself under the deployment's key
+(``CHECKPOINT_SIGNING_KEY``). A checkpoint that is unsigned, altered, or signed with another
+key is refused before anything of it is unpickled; one that cannot be read fails the job,
+saying the checkpoint is unreadable.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import pickle
+import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +34,7 @@ from kedro_jobs.runner.results import to_json_safe
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-_FORMAT = 1
+_FORMAT = 2  # 2: signed, with the SHA-256 of each file
 
 
 def job_checkpoints(root: str, job_id: str) -> str:
@@ -67,6 +77,53 @@ class CheckpointError(Exception):
     """A checkpoint could not be saved or read: the job fails (it cannot go on)."""
 
 
+class Signer:
+    """HMAC-SHA256 under the deployment's checkpoint key. Without one (a runner made with no
+    key), a random key of this process: its checkpoints can then be resumed only by it."""
+
+    def __init__(self, key: str | bytes = b"") -> None:
+        if isinstance(key, str):
+            key = key.encode()
+        self.ephemeral = not key
+        self._key = key or secrets.token_bytes(32)
+        self._warned = False
+
+    def sign(self, payload: bytes) -> str:
+        if self.ephemeral and not self._warned:
+            self._warned = True
+            logger.warning(
+                "No checkpoint signing key is configured (CHECKPOINT_SIGNING_KEY): checkpoints "
+                "are signed with a key of this process only, so another container cannot "
+                "resume them"
+            )
+        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
+
+    def verify(self, payload: bytes, signature: object) -> bool:
+        return isinstance(signature, str) and hmac.compare_digest(self.sign(payload), signature)
+
+
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+class _Hashing:
+    """A binary file that also hashes what is written to it (pickle.dump writes here)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        written: int = self.handle.write(data)
+        return written
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 @dataclass(frozen=True)
 class Manifest:
     job_id: str
@@ -81,20 +138,43 @@ class Manifest:
     files: list[str]  # every carried file, relative to the staging folder
     results: dict[str, Any]  # JSON-safe in-memory free outputs already produced
     node_durations: dict[str, float]  # seconds, every node run so far
+    # SHA-256 of every file of the checkpoint, by its path relative to the checkpoint.
+    digests: dict[str, str] = field(default_factory=dict)
     save_seconds: float = 0.0
     format: int = _FORMAT
 
 
-def read_manifest(location: str, job_id: str) -> Manifest:
+def read_manifest(location: str, job_id: str, signer: Signer) -> Manifest:
+    """The checkpoint's manifest, once its signature is checked (CheckpointError if it is
+    unreadable, unsigned, altered or not this job's)."""
     try:
         fs, path = _fs(location)
         with fs.open(f"{path}/{MANIFEST}", "rb") as handle:
-            raw = json.load(handle)
+            signed = json.load(handle)
+    except Exception as error:
+        raise CheckpointError(
+            f"The checkpoint {location} is unreadable ({type(error).__name__}: {error}); "
+            "the job cannot go on from it"
+        ) from error
+    raw = signed.get("manifest") if isinstance(signed, dict) else None
+    if not isinstance(raw, dict) or "signature" not in signed:
+        raise CheckpointError(
+            f"The checkpoint {location} is not signed: refused (a checkpoint is only read "
+            "with a valid signature under this deployment's key)"
+        )
+    if not signer.verify(_canonical(raw), signed["signature"]):
+        raise CheckpointError(
+            f"The checkpoint {location} was altered or signed with another key: refused "
+            "(its signature does not match this deployment's CHECKPOINT_SIGNING_KEY)"
+        )
+    try:
         if raw.get("format") != _FORMAT:
             raise ValueError(f"unknown checkpoint format {raw.get('format')!r}")
         manifest = Manifest(**raw)
     except Exception as error:
-        raise CheckpointError(f"The checkpoint {location} could not be read: {error!r}") from error
+        raise CheckpointError(
+            f"The checkpoint {location} is unreadable ({type(error).__name__}: {error})"
+        ) from error
     if manifest.job_id != job_id:
         raise CheckpointError(f"The checkpoint {location} is job {manifest.job_id}'s")
     return manifest
@@ -106,6 +186,7 @@ class Checkpointer:
 
     location: str  # where this segment saves its checkpoint
     plan: DataPlan
+    signer: Signer
     job_id: str
     pipeline_name: str
     segment: int
@@ -128,6 +209,17 @@ class Checkpointer:
         manifest, location = self.resumed, self.resumed_from
         if manifest is None or location is None:
             return {}
+        try:
+            return self._restore(manifest, location)
+        except CheckpointError:
+            raise
+        except Exception as error:
+            raise CheckpointError(
+                f"The checkpoint {location} is unreadable ({type(error).__name__}: {error}); "
+                "the job cannot go on from it"
+            ) from error
+
+    def _restore(self, manifest: Manifest, location: str) -> dict[str, Any]:
         started = time.monotonic()
         fs, root = _fs(location)
         staging = self.plan.staging
@@ -138,15 +230,18 @@ class Checkpointer:
                 [f"{root}/staged/{relative}" for relative in manifest.files],
                 [str(staging / relative) for relative in manifest.files],
             )
+        for relative in manifest.files:
+            _check(manifest, location, f"staged/{relative}", _sha256_of(staging / relative))
         self.plan.carried = [
             StagedOutput(**{**item, "staged": str(staging / item["staged"])})
             for item in manifest.staged
         ]
         values: dict[str, Any] = {}
         for name, relative in manifest.memory.items():
-            with fs.open(f"{root}/{relative}", "rb") as handle:
-                # The job's own checkpoint, written by its earlier segment under the data root.
-                values[name] = pickle.load(handle)  # noqa: S301  # nosec B301
+            data = fs.cat_file(f"{root}/{relative}")
+            _check(manifest, location, relative, hashlib.sha256(data).hexdigest())
+            # Signed by this deployment's key, and checked above, before it is unpickled.
+            values[name] = pickle.loads(data)  # noqa: S301  # nosec B301
         self.load_seconds = time.monotonic() - started
         logger.info(
             "Resumed from %s in %.3f s: %d values, %d files",
@@ -212,21 +307,24 @@ class Checkpointer:
             fs.rm(root, recursive=True)
         _make_dirs(fs, root)
         memory: dict[str, str] = {}
+        digests: dict[str, str] = {}
         for index, name in enumerate(sorted(needed)):
             dataset = catalog.get(name)
             if isinstance(dataset, MemoryDataset) and dataset.exists():
                 relative = f"memory/{index}.pkl"
                 _make_dirs(fs, f"{root}/memory")
                 with fs.open(f"{root}/{relative}", "wb") as handle:
+                    hashing = _Hashing(handle)
                     # The value as held, not load()'s copy: a big table is not copied again.
-                    pickle.dump(dataset._data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump(dataset._data, hashing, protocol=pickle.HIGHEST_PROTOCOL)
                 memory[name] = relative
+                digests[relative] = hashing.digest.hexdigest()
         results = dict(previous.results) if previous else {}
         for name in sorted(pipeline.outputs() & produced):
             dataset = catalog.get(name)
             if isinstance(dataset, MemoryDataset) and dataset.exists():
                 results[name] = to_json_safe(dataset.load())
-        staged, files = self._carry(fs, root)
+        staged, files = self._carry(fs, root, digests)
         manifest = Manifest(
             job_id=self.job_id,
             pipeline_name=self.pipeline_name,
@@ -241,15 +339,20 @@ class Checkpointer:
             files=files,
             results=results,
             node_durations={**(previous.node_durations if previous else {}), **durations},
+            digests=digests,
         )
         manifest = Manifest(**{**asdict(manifest), "save_seconds": time.monotonic() - started})
+        raw = asdict(manifest)
+        signed = {"manifest": raw, "signature": self.signer.sign(_canonical(raw))}
         with fs.open(f"{root}/{MANIFEST}", "w") as handle:
-            json.dump(asdict(manifest), handle)
+            json.dump(signed, handle)
         return manifest
 
-    def _carry(self, fs: Any, root: str) -> tuple[list[dict[str, Any]], list[str]]:
+    def _carry(
+        self, fs: Any, root: str, digests: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """Copy every staged file saved so far (this segment's and those carried from earlier
-        ones) into the checkpoint."""
+        ones) into the checkpoint, noting each one's SHA-256 in ``digests``."""
         staging = self.plan.staging
         items: list[dict[str, Any]] = []
         sources: dict[str, Path] = {}
@@ -262,6 +365,8 @@ class Checkpointer:
             found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
             for file in found:
                 sources[file.relative_to(staging).as_posix()] = file
+        for name, source in sources.items():
+            digests[f"staged/{name}"] = _sha256_of(source)
         if sources:
             names = sorted(sources)
             targets = [f"{root}/staged/{name}" for name in names]
@@ -270,6 +375,14 @@ class Checkpointer:
             # One call: s3fs uploads the files concurrently.
             fs.put([str(sources[name]) for name in names], targets)
         return items, sorted(sources)
+
+
+def _check(manifest: Manifest, location: str, relative: str, digest: str) -> None:
+    if manifest.digests.get(relative) != digest:
+        raise CheckpointError(
+            f"The checkpoint {location} was altered: {relative} does not match its signed "
+            "manifest; refused"
+        )
 
 
 def _make_dirs(fs: Any, path: str) -> None:

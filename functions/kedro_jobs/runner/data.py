@@ -17,6 +17,11 @@ absolute path, another bucket) is committed where its path says.
   millisecond never write the same version, and a job loads the version it saved itself.
 - On completion each staged file is published whole (a rename, or one S3 PUT, never a file
   written in place); on failure, timeout or cancel the staging folder is removed unpublished.
+- A dataset that saves a folder (many files under one path) is committed as a whole folder:
+  afterwards it holds exactly this run's files (folders.py), unless the dataset itself
+  appends (a PartitionedDataset without ``overwrite``, an IncrementalDataset, a ``mode:
+  append`` save): then the run's files are added to what is there, as `kedro run` does.
+- A path that leaves its root (``..`` in a path built from runtime parameters) is refused.
 
 Datasets without a path (memory, SQL, APIs) are left alone.
 """
@@ -25,13 +30,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import posixpath
 import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from kedro_jobs.runner.folders import publish_file, publish_folder
+from kedro_jobs.runner.spark import check_spark_read
 
 _PATH_KEYS = ("filepath", "path")
 _LOCAL_PROTOCOLS = ("", "file", "local")
@@ -47,6 +55,9 @@ class StagedOutput:
     target: str  # the committed location: a local path or a URI
     version: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    # A folder saved by a dataset that replaces what it saves (not one that appends): it is
+    # committed whole, so the committed folder holds exactly this run's files.
+    whole: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +73,43 @@ def _strip_protocol(path: str) -> str:
 
 def _join(root: str, relative: PurePosixPath) -> str:
     return f"{root.rstrip('/')}/{relative.as_posix()}"
+
+
+class UnsafePath(ValueError):
+    """A dataset's path leaves the folder it must stay in (the data root, the staging)."""
+
+
+def _normal(path: str, root: str) -> str:
+    """``path`` with ``.`` and ``..`` resolved; refused if a ``..`` climbs above ``root``."""
+    normal = posixpath.normpath(path) if path else path
+    if normal == ".." or normal.startswith("../") or "/../" in f"/{normal}/":
+        raise UnsafePath(f"its path {path!r} resolves outside {root}")
+    return normal
+
+
+def _refused(name: str, error: UnsafePath) -> UnsafePath:
+    return UnsafePath(
+        f"Dataset {name!r} was refused before the run: {error} (a path built from runtime "
+        "parameters may not use '..' to leave its folder)"
+    )
+
+
+def _appends(dataset: Any, config: dict[str, Any]) -> bool:
+    """Whether the dataset adds to the folder it saves rather than replacing it, as Kedro
+    defines it: a PartitionedDataset without ``overwrite`` (an IncrementalDataset always),
+    any dataset saving with ``mode: append``; a versioned one adds a new version."""
+    if config.get("versioned"):
+        return True
+    save_args = config.get("save_args")
+    if isinstance(save_args, dict) and str(save_args.get("mode", "")).lower() == "append":
+        return True
+    try:
+        from kedro_datasets.partitions import PartitionedDataset
+    except ImportError:  # pragma: no cover - kedro-datasets is a dependency of the runner
+        return False
+    if isinstance(dataset, PartitionedDataset):
+        return not bool(getattr(dataset, "_overwrite", False))
+    return False
 
 
 def unique_version(job_id: str) -> str:
@@ -107,6 +155,7 @@ class DataPlan:
         # Files earlier segments of the job staged (restored from its checkpoint): read from
         # here by the remaining nodes, committed with this run's own when the job completes.
         self.carried: list[StagedOutput] = []
+        self._lock_wait: float | None = None
 
     @classmethod
     def for_job(
@@ -134,8 +183,8 @@ class DataPlan:
             if found is None:
                 continue
             key, config = found
-            target = self.target(config[key])
-            staged = written.setdefault(target, self._staged_path(target))
+            target, staged = self._placed(name, config[key])
+            staged = written.setdefault(target, staged)
             dataset = self._rebuild(catalog, name, config, key, staged, load_versions)
             kind = type(dataset)
             self.staged.append(
@@ -146,6 +195,7 @@ class DataPlan:
                     target=target,
                     version=self.save_version if config.get("versioned") else None,
                     storage_options=_storage_options(config),
+                    whole=not _appends(dataset, config),
                 )
             )
         for name in sorted(set(pipeline.datasets()) - outputs):
@@ -153,29 +203,54 @@ class DataPlan:
             if found is None:
                 continue
             key, config = found
-            target = self.target(config[key])
+            target = self._checked(name, config[key])
             if target in written:  # another name (transcoding) for a file this run writes
                 self._rebuild(catalog, name, config, key, written[target], load_versions)
             elif target in carried:  # saved by an earlier segment: its staged copy
                 self._rebuild(catalog, name, config, key, carried[target], load_versions)
             elif target != config[key] and _exists(target, _storage_options(config)):
+                check_spark_read(name, config, target)
                 self._rebuild(catalog, name, config, key, target, load_versions, keep=True)
-            # else: the project's own file (a raw input shipped with it), as configured
+            else:  # the project's own file (a raw input shipped with it), as configured
+                check_spark_read(name, config, config[key])
+
+    def _placed(self, name: str, path: str) -> tuple[str, str]:
+        """Where a dataset the run writes is committed, and staged; refused (UnsafePath)
+        if either leaves its root."""
+        target = self._checked(name, path)
+        try:
+            return target, self._staged_path(target)
+        except UnsafePath as error:
+            raise _refused(name, error) from None
+
+    def _checked(self, name: str, path: str) -> str:
+        try:
+            return self.target(path)
+        except UnsafePath as error:
+            raise _refused(name, error) from None
 
     def target(self, path: str) -> str:
-        """Where a dataset at ``path`` (as Kedro resolved it) is committed."""
-        if _protocol(path) not in _LOCAL_PROTOCOLS:
-            return path
+        """Where a dataset at ``path`` (as Kedro resolved it) is committed. A path inside the
+        project (as written) must stay inside the data root once ``..`` is resolved; a remote
+        one must not climb above its bucket: both are refused (UnsafePath) if they do."""
+        protocol = _protocol(path)
+        if protocol not in _LOCAL_PROTOCOLS:
+            bucket, _, key = _strip_protocol(path).partition("/")
+            root = f"{protocol}://{bucket}"
+            return f"{root}/{_normal(key, root)}" if key else path
         local = Path(_strip_protocol(path))
         try:
             relative = local.relative_to(self.project_path)
         except ValueError:
-            return str(local)  # outside the project: its own place
-        return _join(self.data_root, PurePosixPath(relative.as_posix()))
+            # Outside the project: its own place (an absolute path in the catalog).
+            return posixpath.normpath(local.as_posix())
+        within = _normal(relative.as_posix(), f"the data root {self.data_root}")
+        return _join(self.data_root, PurePosixPath(within))
 
     def _staged_path(self, target: str) -> str:
         protocol = _protocol(target) or "file"
-        return str(self.staging / protocol / _strip_protocol(target).lstrip("/"))
+        relative = _normal(_strip_protocol(target).lstrip("/"), "the job's staging folder")
+        return str(self.staging / protocol / relative)
 
     @staticmethod
     def _file_config(catalog: Any, name: str) -> tuple[str, dict[str, Any]] | None:
@@ -215,32 +290,60 @@ class DataPlan:
 
     # -- after the run ---------------------------------------------------------------------
 
-    def commit(self, staged: list[StagedOutput]) -> list[dict[str, Any]]:
-        """Publish what the run saved; returns the outputs (name, type, uri, version, size)."""
+    def commit(
+        self, staged: list[StagedOutput], *, lock_wait: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Publish what the run saved; returns the outputs (name, type, uri, version, size,
+        files). ``lock_wait``: how long a folder's commit may wait for another job's."""
+        self._lock_wait = lock_wait
         outputs: list[dict[str, Any]] = []
         sizes: dict[str, int] = {}
+        counts: dict[str, int | None] = {}
         for item in staged:
             source = Path(item.staged)
             if item.staged not in sizes:
                 if not source.exists():
                     continue  # declared but never saved to its path
-                sizes[item.staged] = _publish(source, item.target, item.storage_options)
+                counts[item.staged] = _count(source, item.version)
+                sizes[item.staged] = self._publish(item)
             uri = item.target
             if item.version:
                 uri = f"{item.target}/{item.version}/{PurePosixPath(item.target).name}"
-            outputs.append(
-                {
-                    "name": item.name,
-                    "type": item.type,
-                    "uri": uri,
-                    "version": item.version,
-                    "size": sizes[item.staged],
-                }
-            )
+            output = {
+                "name": item.name,
+                "type": item.type,
+                "uri": uri,
+                "version": item.version,
+                "size": sizes[item.staged],
+            }
+            if counts[item.staged] is not None:
+                output["files"] = counts[item.staged]
+            outputs.append(output)
         return outputs
+
+    def _publish(self, item: StagedOutput) -> int:
+        """Publish one staged file or folder; returns the bytes published."""
+        source = Path(item.staged)
+        if source.is_file():
+            return publish_file(source, item.target, item.storage_options)
+        return publish_folder(
+            source,
+            item.target,
+            item.storage_options,
+            whole=item.whole,
+            locks=f"{self.data_root.rstrip('/')}/.kedro-jobs/locks",
+            lock_wait=self._lock_wait,
+        )
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _count(source: Path, version: str | None) -> int | None:
+    """Files of a folder output (None: one file). A versioned dataset's staged folder holds
+    its version's folder, whose one entry is the file or the folder it saved."""
+    path = source / version / source.name if version else source
+    return sum(1 for p in path.rglob("*") if p.is_file()) if path.is_dir() else None
 
 
 def _exists(target: str, storage_options: dict[str, Any]) -> bool:
@@ -248,34 +351,3 @@ def _exists(target: str, storage_options: dict[str, Any]) -> bool:
 
     fs, path = fsspec.core.url_to_fs(target, **storage_options)
     return bool(fs.exists(path))
-
-
-def _publish(source: Path, target: str, storage_options: dict[str, Any]) -> int:
-    """Copy a staged file, or every file of a staged folder, to ``target``; each file appears
-    whole. Returns the bytes published."""
-    import fsspec
-    from fsspec.implementations.local import LocalFileSystem
-
-    fs, root = fsspec.core.url_to_fs(target, **storage_options)
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-    published = 0
-    for file in files:
-        relative = file.relative_to(source).as_posix() if file != source else ""
-        destination = f"{root.rstrip('/')}/{relative}" if relative else root
-        size = file.stat().st_size
-        if isinstance(fs, LocalFileSystem):
-            _replace_local(file, Path(destination))
-        else:
-            fs.put_file(str(file), destination)  # one PUT: readers see the old or the new
-        published += size
-    return published
-
-
-def _replace_local(source: Path, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(source, destination)  # same file system: atomic
-    except OSError:  # another file system (/tmp and the data root): copy beside, then rename
-        partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.partial")
-        shutil.copyfile(source, partial)
-        os.replace(partial, destination)

@@ -36,6 +36,7 @@ from kedro_jobs.runner.checkpoint import (
     Checkpointer,
     CheckpointError,
     Manifest,
+    Signer,
     delete,
     delete_all_but,
     job_checkpoints,
@@ -69,11 +70,14 @@ class KedroRunner:
         isolation: Isolation = "fork",
         data_root: str = "",
         staging_dir: str = "",
+        checkpoint_key: str | bytes = b"",
     ) -> None:
         """``data_root``: where committed dataset files live (a folder or s3://bucket/prefix;
         empty: the project folder). ``staging_dir``: local folder for jobs' uncommitted
-        files (empty: the system's temporary folder)."""
+        files (empty: the system's temporary folder). ``checkpoint_key``: the deployment's
+        key that signs checkpoints (empty: one of this runner only)."""
         self.project_path = Path(project_path).resolve()
+        self.signer = Signer(checkpoint_key)
         self.isolation = isolation
         self.data_root = data_root
         # Per user: a shared /tmp may hold another user's staging folder.
@@ -127,7 +131,7 @@ class KedroRunner:
         resumed: Manifest | None = None
         if request.checkpoint:
             try:
-                resumed = read_manifest(request.checkpoint, request.job_id)
+                resumed = read_manifest(request.checkpoint, request.job_id, self.signer)
             except CheckpointError as error:
                 return self._failed(str(error), request, control)
         control.policy = _policy(request, resumed)
@@ -145,6 +149,7 @@ class KedroRunner:
         checkpoints = Checkpointer(
             f"{job_checkpoints(root, request.job_id)}/{segment}",
             plan,
+            self.signer,
             request.job_id,
             request.pipeline_name,
             segment,
@@ -161,7 +166,7 @@ class KedroRunner:
                 from kedro_jobs.runner.forked import run_forked
 
                 ended = run_forked(work, control)
-            outputs = self._commit(ended, plan)
+            outputs = self._commit(ended, plan, control)
         finally:
             plan.discard()
         self._clean_checkpoints(ended, request, control, root)
@@ -195,12 +200,14 @@ class KedroRunner:
             logger.exception("could not remove spent checkpoints of job %s", request.job_id)
 
     @staticmethod
-    def _commit(ended: Ended, plan: DataPlan) -> list[dict[str, Any]]:
-        """A completed run's outputs are published; nothing of any other run is."""
+    def _commit(ended: Ended, plan: DataPlan, control: RunControl) -> list[dict[str, Any]]:
+        """A completed run's outputs are published; nothing of any other run is. A folder's
+        commit waits for another job's of it no longer than the run's time left (1 s at
+        least): better a clear failure than the invocation killed mid-commit."""
         if ended.status != "completed":
             return []
         try:
-            return plan.commit(ended.staged)
+            return plan.commit(ended.staged, lock_wait=max(1.0, control.remaining()))
         except Exception as error:  # the data root refused: the job did not complete
             message = f"Outputs could not be committed to {plan.data_root}: {error!r}"
             logger.exception("commit failed")

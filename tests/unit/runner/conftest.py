@@ -215,3 +215,25 @@ def continuing(
     finally:
         continuation_runner.isolation = "inline"
         continuation_runner.data_root = ""
+
+
+@pytest.fixture(scope="session")
+def folder_runner(tmp_path_factory: pytest.TempPathFactory) -> KedroRunner:
+    """A runner on the folder project (folder datasets), committing to a data root of its
+    own on the staging's file system."""
+    from tests.support.folder_project import write_folder_project
+
+    base = tmp_path_factory.mktemp("folders")
+    project = write_folder_project(base / "project")
+    return KedroRunner(
+        project, isolation="inline", data_root=str(base / "root"), staging_dir=str(base / "staging")
+    )
+
+
+@pytest.fixture
+def folders(folder_runner: KedroRunner) -> KedroRunner:
+    """The folder runner on an empty data root."""
+    import shutil
+
+    shutil.rmtree(folder_runner.data_root, ignore_errors=True)
+    return folder_runner

@@ -102,7 +102,7 @@ def test_a_segment_keeps_the_checkpoint_it_went_on_from_until_the_next_reads_its
     # The log says the job goes on, not Kedro's `kedro run --from-nodes` hint.
     assert "continuing in a new invocation" in first.log
     assert "--from-nodes" not in first.log
-    manifest = json.loads((checkpoints / "1" / "manifest.json").read_text())
+    manifest = json.loads((checkpoints / "1" / "manifest.json").read_text())["manifest"]
     assert manifest["completed"] == ["first"] and manifest["remaining"] == ["second", "third"]
     assert manifest["total"] == 3 and list(manifest["node_durations"]) == ["first"]
     assert set(manifest["memory"]) == {"values"}  # what the remaining nodes read
@@ -121,7 +121,7 @@ def test_a_segment_keeps_the_checkpoint_it_went_on_from_until_the_next_reads_its
     # "1" stays: until the consumer records "2", the job's record names "1", and a consumer
     # that dies in between leaves the job to be taken over from it.
     assert sorted(p.name for p in checkpoints.iterdir()) == ["1", "2"]
-    manifest = json.loads((checkpoints / "2" / "manifest.json").read_text())
+    manifest = json.loads((checkpoints / "2" / "manifest.json").read_text())["manifest"]
     assert manifest["completed"] == ["first", "second"] and manifest["remaining"] == ["third"]
     assert sorted(item["name"] for item in manifest["staged"]) == ["early_copy", "model", "table"]
     assert not (root / "data").exists()
@@ -187,7 +187,7 @@ def test_a_checkpoint_that_cannot_be_read_fails_the_job(
 
     assert outcome.status == "failed"
     assert outcome.error_message is not None
-    assert outcome.error_message.startswith(f"The checkpoint {tmp_path / 'nowhere'} could not")
+    assert outcome.error_message.startswith(f"The checkpoint {tmp_path / 'nowhere'} is unreadable")
     assert not record.exists()
 
 

@@ -3,7 +3,12 @@
 An output on S3 is downloaded from S3 itself, through a presigned GET URL (the API never
 carries the bytes); an output in a local data root (``make dev``) is served by the API. Only a
 location the job's record names is ever presigned or served: the dataset name picks one of the
-record's outputs, and is never turned into a path.
+record's outputs, and is never turned into a path. A folder output (a PartitionedDataset, a
+Spark table) answers with its files, each with its own URL; one of its files is asked for by
+its path inside the folder (``?file=``), which must be one of the files listed there.
+
+Links to this API are built from the ``API_BASE_URL`` setting (relative when it is empty),
+never from the request's Host header, which the client chooses.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from kedro_jobs.api.app_models import JOB_NOT_FOUND, ErrorBody
@@ -30,6 +35,8 @@ router = APIRouter(prefix="/jobs", tags=["outputs"], responses=AUTH_RESPONSES)
 _OUTPUT_LIST = TypeAdapter(list[OutputInfo])
 # Names listed in a 404 for an unknown dataset, at most: enough to spot a typo.
 _NAMES_SHOWN = 20
+# Files listed for a folder output, at most (one S3 listing page).
+FOLDER_FILES_SHOWN = 1000
 
 
 class Output(OutputInfo):
@@ -42,6 +49,21 @@ class Output(OutputInfo):
 
 class OutputList(BaseModel):
     outputs: list[Output]
+
+
+class FolderFile(BaseModel):
+    path: str = Field(description="The file's path inside the folder")
+    size: int
+    url: str = Field(description="Downloads the file: a presigned S3 URL, or this API's route")
+
+
+class FolderListing(BaseModel):
+    """A folder output: what it holds now (a later job committing it replaces it)."""
+
+    name: str
+    uri: str
+    files: list[FolderFile]
+    truncated: bool = Field(description=f"More than {FOLDER_FILES_SHOWN} files: the rest left out")
 
 
 # `:path` lets a name hold any character a Kedro dataset name may (dots, `@`, even `/`).
@@ -71,22 +93,30 @@ def _recorded(services: Services, job: Job) -> list[OutputInfo]:
         ) from exc
 
 
-def _download_path(request: Request, job_id: str, name: str) -> str:
+def _api_url(
+    request: Request, services: Services, job_id: str, name: str, file: str | None = None
+) -> str:
     # `@` and `.` stay as they are, so the URL reads like the name; anything else is escaped.
-    path = request.app.url_path_for(
-        "download_output", job_id=quote(job_id, safe=""), dataset=quote(name, safe="@")
+    path = str(
+        request.app.url_path_for(
+            "download_output", job_id=quote(job_id, safe=""), dataset=quote(name, safe="@")
+        )
     )
-    return str(path)
+    if file is not None:
+        path += f"?file={quote(file, safe='/')}"
+    return services.settings.api_base_url.rstrip("/") + path
 
 
 def _url(output: OutputInfo, job_id: str, request: Request, services: Services) -> str | None:
+    if output.files is not None and (parse_s3_uri(output.uri) or os.path.isabs(output.uri)):
+        return _api_url(request, services, job_id, output.name)  # its list of files
     if parse_s3_uri(output.uri):
         url: str = services.artifacts.presigned_get(
             output.uri, services.settings.output_url_seconds
         )
         return url
     if os.path.isabs(output.uri):
-        return str(request.base_url).rstrip("/") + _download_path(request, job_id, output.name)
+        return _api_url(request, services, job_id, output.name)
     return None
 
 
@@ -117,26 +147,38 @@ def _unknown(job: Job, name: str, outputs: list[OutputInfo]) -> HTTPException:
 
 @router.get(
     "/{job_id}/outputs/{dataset:path}",
-    summary="Download one output",
-    response_class=Response,  # a redirect or the file; errors stay JSON like every route's
+    summary="Download one output (a folder output: its files, each with a URL)",
+    response_class=Response,  # a redirect, the file or a folder's list; errors stay JSON
     responses={
         200: {
-            "description": "The file (an output in a local data root)",
+            "model": FolderListing,
+            "description": "The file (an output in a local data root); or, for a folder "
+            "output, its files, each with a URL",
             "content": {"application/octet-stream": {"schema": {"type": "string"}}},
         },
         307: {
-            "description": "An output on S3: `Location` is a presigned GET URL",
+            "description": "An output (or a folder's file) on S3: `Location` is a presigned "
+            "GET URL",
             "headers": {"Location": {"schema": {"type": "string"}}},
         },
         404: {
             "model": ErrorBody,
             "content": {"application/json": {}},
-            "description": "Unknown job or dataset, or no single file at the output's location "
-            "(a folder dataset, or the file is gone)",
+            "description": "Unknown job, dataset or file, or nothing at the output's location",
         },
     },
 )
-def download_output(job_id: JobId, dataset: DatasetName, services: Deps, user: User) -> Response:
+def download_output(
+    job_id: JobId,
+    dataset: DatasetName,
+    request: Request,
+    services: Deps,
+    user: User,
+    file: Annotated[
+        str | None,
+        Query(description="A folder output's file, by its path inside the folder (as listed)"),
+    ] = None,
+) -> Response:
     job = services.store.get_for_user(job_id, user)
     outputs = _recorded(services, job)
     output = next((o for o in outputs if o.name == dataset), None)
@@ -144,24 +186,77 @@ def download_output(job_id: JobId, dataset: DatasetName, services: Deps, user: U
         raise _unknown(job, dataset, outputs)
     uri = output.uri
     if parse_s3_uri(uri):
-        # A folder dataset's URI is a prefix, not an object: say so here rather than send
-        # the caller to S3's XML error.
-        if not services.artifacts.exists_at(uri):
-            raise HTTPException(
-                404, f"Output {dataset!r} is not a single file at {uri} (a folder, or removed)"
-            )
-        url = services.artifacts.presigned_get(uri, services.settings.output_url_seconds)
-        # The URL expires: nothing may keep the redirect longer than that.
-        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+        return _from_s3(output, job, file, services)
     if os.path.isabs(uri):
-        path = Path(uri)  # exactly the recorded location; nothing from the request
-        if path.is_dir():
-            raise HTTPException(
-                404, f"Output {dataset!r} is a folder ({uri}); download its files from there"
-            )
-        if not path.is_file():
-            raise HTTPException(404, f"Output {dataset!r} is no longer at {uri}")
-        return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+        return _from_local(output, job, file, request, services)
     raise HTTPException(
         404, f"Output {dataset!r} is at {uri}, which this API cannot serve (S3 or local only)"
     )
+
+
+def _no_file(output: OutputInfo, file: str) -> HTTPException:
+    return HTTPException(
+        404, f"Output {output.name!r} has no file {file!r}; GET it without ?file= for its files"
+    )
+
+
+def _listing(output: OutputInfo, files: list[FolderFile], truncated: bool) -> Response:
+    listing = FolderListing(name=output.name, uri=output.uri, files=files, truncated=truncated)
+    return JSONResponse(listing.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+def _redirect(url: str) -> Response:
+    # The URL expires: nothing may keep the redirect longer than that.
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+
+
+def _from_s3(output: OutputInfo, job: Job, file: str | None, services: Services) -> Response:
+    artifacts, seconds = services.artifacts, services.settings.output_url_seconds
+    uri = output.uri
+    if file is None and output.files is None and artifacts.exists_at(uri):
+        return _redirect(artifacts.presigned_get(uri, seconds))
+    # A folder: its files, as S3 holds them now.
+    found, truncated = artifacts.list_at(uri, FOLDER_FILES_SHOWN)
+    if file is not None:
+        if file not in {path for path, _ in found}:
+            raise _no_file(output, file)
+        return _redirect(artifacts.presigned_get(f"{uri.rstrip('/')}/{file}", seconds))
+    if not found:
+        raise HTTPException(404, f"Output {output.name!r} is no longer at {uri}")
+    files = [
+        FolderFile(
+            path=path, size=size, url=artifacts.presigned_get(f"{uri.rstrip('/')}/{path}", seconds)
+        )
+        for path, size in found
+    ]
+    return _listing(output, files, truncated)
+
+
+def _from_local(
+    output: OutputInfo, job: Job, file: str | None, request: Request, services: Services
+) -> Response:
+    path = Path(output.uri)  # exactly the recorded location; nothing from the request
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file())
+        listed = {p.relative_to(path).as_posix(): p for p in found}
+        if file is not None:
+            # Only a file listed under the recorded folder: the query is looked up, never
+            # joined into a path.
+            chosen = listed.get(file)
+            if chosen is None or chosen.is_symlink():
+                raise _no_file(output, file)
+            return FileResponse(chosen, media_type="application/octet-stream", filename=chosen.name)
+        files = [
+            FolderFile(
+                path=relative,
+                size=item.stat().st_size,
+                url=_api_url(request, services, job.id, output.name, relative),
+            )
+            for relative, item in list(listed.items())[:FOLDER_FILES_SHOWN]
+        ]
+        return _listing(output, files, len(listed) > FOLDER_FILES_SHOWN)
+    if file is not None:
+        raise _no_file(output, file)
+    if not path.is_file():
+        raise HTTPException(404, f"Output {output.name!r} is no longer at {output.uri}")
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
