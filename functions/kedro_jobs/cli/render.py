@@ -106,6 +106,14 @@ def show_job(console: Console, job: dict[str, Any]) -> None:
         grid.add_row("ran on", Text(_segments(job.get("compute") or "lambda", segments)))
     if job.get("cancel_requested") and job["status"] not in TERMINAL:
         grid.add_row("cancel", "requested: stops at the next node")
+    # The node timeline (cli/timeline.py), the ETA of a running job.
+    from kedro_jobs.cli.timeline import eta_text, timeline_table
+
+    if eta_text(job):
+        grid.add_row("eta", Text(eta_text(job)))
+    timeline = timeline_table(job)
+    if timeline is not None:
+        grid.add_row("nodes", timeline)
     if job.get("error_message"):
         grid.add_row("error", Text(job["error_message"], style="red"))
     if job.get("results") is not None:

@@ -25,6 +25,8 @@ class PipelineInfo(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     parameters: list[str] = Field(default_factory=list)
+    # The project's values of those parameters (a dotted name's top-level key whole).
+    parameter_defaults: dict[str, Any] = Field(default_factory=dict)
 
 
 class Manifest(BaseModel):

@@ -80,6 +80,11 @@ class RunControl:
 
     def node_done(self, name: str, seconds: float) -> None:
         self.durations[name] = seconds
+        # A sink that keeps a node timeline learns of each node's end before the progress
+        # report that follows it (the same write records both).
+        on_node = getattr(self.sink, "node_finished", None)
+        if on_node is not None:
+            on_node(name, seconds)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

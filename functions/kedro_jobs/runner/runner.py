@@ -112,7 +112,22 @@ class KedroRunner:
     def manifest(self) -> dict[str, Any]:
         from kedro_jobs.runner.manifest import build_manifest
 
-        return build_manifest(self.package_name, self._pipelines)
+        return build_manifest(self.package_name, self._pipelines, self._parameters())
+
+    def _parameters(self) -> dict[str, Any]:
+        """The project's parameters as its config loader reads them (best effort: a manifest
+        without defaults still lists every pipeline)."""
+        try:
+            from kedro.framework.project import settings
+
+            loader = settings.CONFIG_LOADER_CLASS(
+                conf_source=str(self.project_path / settings.CONF_SOURCE),
+                **settings.CONFIG_LOADER_ARGS,
+            )
+            return dict(loader["parameters"])
+        except Exception:
+            logger.warning("the project's parameter defaults could not be read", exc_info=True)
+            return {}
 
     def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
         """Run one job, or its next segment from ``request.checkpoint``; past ``deadline`` (a
