@@ -435,8 +435,10 @@
     timeline.render($("job-timeline"), job, rows);
     let eta = "";
     if (job.status === "running" && job.eta) {
-      const left = Math.max(0, (new Date(job.eta).getTime() - Date.now()) / 1000);
-      eta = `(about ${fmtSeconds(left)} left, from past runs; ends ~${fmtTime(job.eta)})`;
+      const left = (new Date(job.eta).getTime() - Date.now()) / 1000;
+      eta = left > 0
+        ? `(about ${fmtSeconds(left)} left, from past runs: ends ~${fmtTime(job.eta)})`
+        : "(taking longer than past runs: no time left can be estimated)";
     }
     setText("job-eta", eta);
   }
@@ -623,6 +625,7 @@
     for (const node of ["job-parameters", "job-options", "job-results", "job-log", "job-outputs-note"]) setText(node, "");
     $("job-error-box").hidden = true;
     for (const box of ["job-timeline-box", "job-graph-box"]) $(box).hidden = true;
+    for (const drawing of ["job-timeline", "job-graph"]) $(drawing).replaceChildren();
     $("job-results-text").replaceChildren();
     $("job-outputs").closest("table").hidden = true;
     refreshJob(id, gen, null);

@@ -6,11 +6,12 @@
 
 window.kedroJobsGraph = (() => {
   const SVG = "http://www.w3.org/2000/svg";
-  const COL = 200;
+  const COL = 176;
   const ROW = 40;
-  const BOX_W = 168;
+  const BOX_W = 150;
   const BOX_H = 26;
   const PAD = 10;
+  const TOP = 24; // room for the arcs of edges that skip a layer
 
   function svg(tag, attrs, text) {
     const node = document.createElementNS(SVG, tag);
@@ -20,7 +21,7 @@ window.kedroJobsGraph = (() => {
   }
 
   const isParam = (name) => name === "parameters" || name.startsWith("params:");
-  const short = (name) => (name.length > 24 ? `${name.slice(0, 23)}\u2026` : name);
+  const short = (name) => (name.length > 22 ? `${name.slice(0, 21)}\u2026` : name);
 
   // nodes: the manifest's [{name, inputs, outputs}]; states: Map node name -> state.
   function render(container, nodes, states) {
@@ -51,12 +52,13 @@ window.kedroJobsGraph = (() => {
     const pos = new Map();
     let rows = 0;
     for (const [l, vs] of columns) {
-      vs.forEach((v, i) => pos.set(v, { x: PAD + l * COL, y: PAD + i * ROW }));
+      vs.forEach((v, i) => pos.set(v, { x: PAD + l * COL, y: TOP + i * ROW }));
       rows = Math.max(rows, vs.length);
     }
     const width = PAD * 2 + Math.max(1, columns.size) * COL;
-    const height = PAD * 2 + Math.max(1, rows) * ROW;
-    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width: Math.min(width, 1068),
+    const height = TOP + PAD + Math.max(1, rows) * ROW;
+    // At its own size: a wide pipeline scrolls, its names stay readable.
+    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width,
       class: "graph-svg", role: "img", "aria-label": "pipeline graph" });
     const defs = svg("defs");
     const marker = svg("marker", { id: "graph-arrow", viewBox: "0 0 8 8", refX: 8, refY: 4,
@@ -72,7 +74,12 @@ window.kedroJobsGraph = (() => {
       const x2 = q.x;
       const y2 = q.y + BOX_H / 2;
       const mid = (x1 + x2) / 2;
-      root.append(svg("path", { d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`,
+      // An edge that skips a layer arcs over the boxes between, not through them.
+      const over = x2 - x1 > COL ? Math.min(y1, y2) - BOX_H : null;
+      const d = over === null
+        ? `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`
+        : `M${x1},${y1} C${x1 + COL / 2},${over} ${x2 - COL / 2},${over} ${x2},${y2}`;
+      root.append(svg("path", { d,
         class: "graph-edge", "marker-end": "url(#graph-arrow)" }));
     }
     for (const v of vertices) {
