@@ -144,8 +144,8 @@ def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
 
 
 def test_outputs_of_a_job_that_saved_nothing(local_stack: LocalStack, tmp_path: Path) -> None:
-    # The bundled example keeps every dataset in memory.
-    run = kedro_jobs(local_stack, "submit", "data_loading", "--watch", "--interval", "0.2")
+    # The bundled example's hello pipeline keeps every dataset in memory.
+    run = kedro_jobs(local_stack, "submit", "hello", "--watch", "--interval", "0.2")
     job_id = submitted_id(run.stdout)
     listed = kedro_jobs(local_stack, "outputs", job_id)
     assert listed.returncode == 0, listed.stderr
