@@ -299,7 +299,10 @@ def _run(
             "--status-file", str(heartbeat.path(name)), "--parent", me,
         ]  # fmt: skip
         queue_name = config.queue_url.rstrip("/").rsplit("/", 1)[-1]
-        child = Child(name, lambda argv=argv: spawn(argv, output=fd), stage=2, stop_timeout=5)
+        # A consumer that is stopped hands its job back (at the node boundary, or from the
+        # last checkpoint after a grace): time for that, its checkpoint and its writes.
+        grace = 20 if name.startswith("consumer") else 5
+        child = Child(name, lambda argv=argv: spawn(argv, output=fd), stage=2, stop_timeout=grace)
         child.after_restart = lambda child=child, queue=queue_name: heartbeat.started(child, queue)
         heartbeat.started(child, queue_name)
         supervisor.add(child)

@@ -201,6 +201,8 @@ class SegmentRun:
             return None
         self.node_stats.update(job.pipeline_name, estimates, outcome.node_durations)
         ended_timeline = sink.ended(outcome.status)
+        if outcome.handed_back:  # the host stopped mid-node: the next one goes on from here
+            return self._hand_back(job, segment, outcome, ended_timeline)
         if outcome.status == "timed_out" and may_move and not budget.limit_binding:
             return self._move_to_fargate(job, segment, outcome, ended_timeline)
         if outcome.status == "timed_out" and budget.limit_binding:
@@ -225,6 +227,25 @@ class SegmentRun:
         )
         if handed is not None:
             logger.info("job continues in another segment", extra={"segment": segment.segment + 1})
+        return handed
+
+    def _hand_back(
+        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
+    ) -> Job | None:
+        """The host is stopping and the segment's node could not finish in time: the job is
+        handed off at once, to go on from the checkpoint this segment went on from, rather
+        than wait for its lease to expire."""
+        handed = self._hand_off(
+            job,
+            segment,
+            outcome,
+            ended="handed_back",
+            checkpoint=job.checkpoint,
+            unsent="hand-back not sent; the sweeper will",
+            timeline=timeline,
+        )
+        if handed is not None:
+            logger.info("the host is stopping: the job was handed back")
         return handed
 
     def _move_to_fargate(

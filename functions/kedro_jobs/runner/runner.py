@@ -202,7 +202,9 @@ class KedroRunner:
             if ended.status == "continued":
                 keep = {c for c in (request.checkpoint, ended.checkpoint) if c}
                 delete_all_but(root, request.job_id, keep)
-            elif ended.status == "timed_out" and request.keep_checkpoint_on_timeout:
+            elif ended.status == "timed_out" and (
+                request.keep_checkpoint_on_timeout or control.handing_back
+            ):
                 delete_all_but(root, request.job_id, {request.checkpoint or ""} - {""})
             elif request.checkpoint or control.checkpoint_started is not None:
                 delete(job_checkpoints(root, request.job_id))
@@ -236,6 +238,7 @@ class KedroRunner:
             checkpoint=ended.checkpoint if ended.status == "continued" else None,
             node_durations=dict(control.durations),
             checkpoint_seconds=ended.checkpoint_seconds,
+            handed_back=control.handing_back and ended.status == "timed_out",
         )
 
 
