@@ -585,7 +585,9 @@ def test_a_running_job_draws_a_live_timeline_and_the_pipelines_graph(
     assert api_job(stack, job_id)["nodes"][-1]["name"] == "write_report"
 
 
-def test_segments_and_fargate_show_on_the_timeline(page: WebDriver, stack: LocalStack) -> None:
+def test_segments_and_fargate_show_on_the_timeline(
+    page: WebDriver, stack: LocalStack, screenshots: Path
+) -> None:
     now = utcnow()
     start = now - timedelta(minutes=20)
 
@@ -640,6 +642,9 @@ def test_segments_and_fargate_show_on_the_timeline(page: WebDriver, stack: Local
     # Attempts say what they count: two went on from a checkpoint, none was a retry.
     summary = text(page, "job-summary")
     assert "3 claims by a consumer" in summary and "2 went on from a checkpoint" in summary
+    page.set_window_size(1200, 1300)
+    page.save_screenshot(str(screenshots / "job-timeline-segments.png"))
+    page.set_window_size(1200, 800)
 
 
 def test_a_failed_job_shows_no_results_box_and_its_times_say_their_zone(
