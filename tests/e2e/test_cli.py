@@ -345,10 +345,18 @@ def test_pipelines_and_version(local_stack: LocalStack) -> None:
 
 
 def test_list_fits_a_narrow_terminal_with_short_ids(local_stack: LocalStack) -> None:
+    run = kedro_jobs(
+        local_stack, "submit", "reporting", "--params", "reporting.delay_seconds=3", "--json"
+    )
+    job_id = json.loads(run.stdout)["id"]
+    wait_for(local_stack, job_id, {"running"})
     listed = kedro_jobs(local_stack, "list", "--limit", "3", env={"COLUMNS": "80"})
     assert listed.returncode == 0
     lines = [line for line in listed.stdout.splitlines() if line.strip()]
-    assert all(len(line) <= 80 for line in lines), listed.stdout
+    # The table fits; the next page's command stays whole on its line, to be copied.
+    table = [line for line in lines if not line.startswith("More: ")]
+    assert all(len(line) <= 80 for line in table), listed.stdout
+    assert any(job_id[:8] in line and "running" in line for line in lines), listed.stdout
     short_id = lines[1].split()[0]
     assert len(short_id) == 8
     assert kedro_jobs(local_stack, "status", short_id).returncode == 0
