@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -276,6 +277,8 @@ def test_status_shows_each_nodes_duration_and_takes_the_short_id(local_stack: Lo
     rows = {line.split()[0]: line for line in status.stdout.splitlines() if "lambda #1" in line}
     assert set(rows) == {"pick", "double"}, status.stdout
     assert all("completed" in row and " s " in row for row in rows.values())
+    # Its times say their zone.
+    assert re.search(r"created\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+\-0-9]+", status.stdout)
     as_json = json.loads(kedro_jobs(local_stack, "status", job_id[:8], "--json").stdout)
     assert [n["name"] for n in as_json["nodes"]] == ["pick", "double"]
 
