@@ -22,10 +22,11 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from kedro_jobs_local.banner import banner
+from kedro_jobs_local.banner import banner, console_note
 from kedro_jobs_local.endpoints import answers, needs_moto, port_taken
 from kedro_jobs_local.lifetime import exit_with_parent, parent_is_make
 from kedro_jobs_local.moto_server import MotoServer
@@ -97,6 +98,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="JOBS_DATA_ROOT for the consumers: a folder or s3://bucket/prefix "
         "(default: the project folder itself)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="every process's full log on the console (default: one line per job state "
+        "change, the full logs in a file the banner names)",
+    )
     return parser.parse_args(argv)
 
 
@@ -111,6 +118,9 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     os.environ["JOBS_DATA_ROOT"] = args.data_root
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    if not args.verbose:  # this process's own lines (restarts, stops); others' warnings only
+        logging.getLogger().setLevel(logging.WARNING)
+        logger.setLevel(logging.INFO)
     if parent_is_make():
         # make forwards SIGTERM to this process but waits on SIGINT and SIGHUP for its
         # child: should make go anyway, this stack goes with it.
@@ -127,8 +137,12 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     state_dir = Path(args.state_dir).resolve() if args.state_dir else None
     status_dir = Path(tempfile.mkdtemp(prefix="kedro-jobs-dev-"))
     try:
-        with state_folder(state_dir, fresh=args.fresh), Supervisor() as supervisor:
-            _run(supervisor, args, moto, state_dir, status_dir, out)
+        with (
+            state_folder(state_dir, fresh=args.fresh),
+            _logs(args.verbose, state_dir) as logs,
+            Supervisor() as supervisor,
+        ):
+            _run(supervisor, args, moto, state_dir, status_dir, out, logs)
     except Stop as stop:
         logger.info("stopped (%s); nothing left running", stop)
         return 0
@@ -140,6 +154,26 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _logs(verbose: bool, state_dir: Path | None) -> Iterator[Logs | None]:
+    """Where the processes' own output goes: the console (``--verbose``), else one file, in
+    the state folder (or the temporary folder when the state is kept in memory)."""
+    if verbose:
+        yield None
+        return
+    folder = state_dir if state_dir is not None else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ("dev.log" if state_dir is not None else f"kedro-jobs-dev-{os.getpid()}.log")
+    with path.open("ab") as handle:
+        yield Logs(path, handle.fileno())
+
+
+@dataclasses.dataclass(frozen=True)
+class Logs:
+    path: Path
+    fd: int
+
+
 def _run(
     supervisor: Supervisor,
     args: argparse.Namespace,
@@ -147,7 +181,9 @@ def _run(
     state_dir: Path | None,
     status_dir: Path,
     out: TextIO,
+    logs: Logs | None = None,
 ) -> None:
+    fd = logs.fd if logs is not None else None
     template = load_template()
     overrides = {"ConsumerTimeout": args.consumer_timeout} if args.consumer_timeout else {}
     timeout = float(args.consumer_timeout or _parameter(template, "ConsumerTimeout", "900"))
@@ -158,7 +194,7 @@ def _run(
         moto_state = state_dir / "moto" if state_dir else None
 
         def start_moto() -> Any:
-            server = MotoServer(args.host, args.moto_port, state_dir=moto_state, output=None)
+            server = MotoServer(args.host, args.moto_port, state_dir=moto_state, output=fd)
             return server.start().process
 
         # A service with an endpoint of its own keeps it (boto3 prefers the per-service one).
@@ -192,7 +228,8 @@ def _run(
 
     project = project_path_from_env()
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        target = contextlib.nullcontext(sys.stderr) if logs is None else logs.path.open("a")
+        with target as stream, contextlib.redirect_stdout(stream):
             publish([])
     except Exception as exc:
         logger.exception("the Kedro project could not be loaded")
@@ -217,7 +254,7 @@ def _run(
     ]  # fmt: skip
 
     def start_api() -> Any:
-        return spawn(api_argv, ready=lambda: answers(f"{api}/api/v1/health"))
+        return spawn(api_argv, ready=lambda: answers(f"{api}/api/v1/health"), output=fd)
 
     supervisor.add(Child("api", start_api, stage=1))
 
@@ -264,21 +301,33 @@ def _run(
             "--status-file", str(heartbeat.path(name)), "--parent", me,
         ]  # fmt: skip
         queue_name = config.queue_url.rstrip("/").rsplit("/", 1)[-1]
-        child = Child(name, lambda argv=argv: spawn(argv), stage=2, stop_timeout=5)
+        # A consumer that is stopped hands its job back (at the node boundary, or from the
+        # last checkpoint after a grace): time for that, its checkpoint and its writes.
+        grace = 20 if name.startswith("consumer") else 5
+        child = Child(name, lambda argv=argv: spawn(argv, output=fd), stage=2, stop_timeout=grace)
         child.after_restart = lambda child=child, queue=queue_name: heartbeat.started(child, queue)
         heartbeat.started(child, queue_name)
         supervisor.add(child)
     # The template's scheduled sweeper, at its rate (kedro_jobs_local/sweeper.py).
     sweeper_argv = [sys.executable, "-m", "kedro_jobs_local.sweeper", "--parent", me]
-    supervisor.add(Child("sweeper", lambda: spawn(sweeper_argv), stage=2, stop_timeout=5))
+    supervisor.add(
+        Child("sweeper", lambda: spawn(sweeper_argv, output=fd), stage=2, stop_timeout=5)
+    )
+    if logs is not None:
+        # One line per job state change on the console, from the job events.
+        console_argv = [sys.executable, "-m", "kedro_jobs_local.console", "--parent", me]
+        supervisor.add(Child("console", lambda: spawn(console_argv), stage=2, stop_timeout=5))
     # EventBridge Scheduler's part: moto keeps schedules, this fires them (scheduler.py).
     scheduler_argv = [sys.executable, "-m", "kedro_jobs_local.scheduler", "--parent", me]
     if state_dir:
         # With the rest of the state (--fresh sets it aside with it).
         scheduler_argv += ["--state-file", str(state_dir / "moto" / "scheduler-fired.json")]
-    supervisor.add(Child("scheduler", lambda: spawn(scheduler_argv), stage=2, stop_timeout=5))
+    supervisor.add(
+        Child("scheduler", lambda: spawn(scheduler_argv, output=fd), stage=2, stop_timeout=5)
+    )
 
     out.write(banner(res, api, args.workers, project, pipelines, state_dir, args.data_root))
+    out.write(console_note(logs.path if logs is not None else None))
     out.flush()
     supervisor.watch(tick=heartbeat.tick, every=1.0)
 

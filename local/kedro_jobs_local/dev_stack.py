@@ -110,9 +110,12 @@ def running_local_stack(
     args: tuple[str, ...] = (),
     port: int | None = None,
     moto_port: int | None = None,
+    verbose: bool = True,
 ) -> Iterator[LocalStack]:
     """`make dev` on random free ports, until the block ends; then nothing it started may
-    be left running. Its state goes to `state_dir` (default: beside the log)."""
+    be left running. Its state goes to `state_dir` (default: beside the log). ``verbose``:
+    every process's log in `log` (else, as `make dev` by default, one line per job state
+    change there and the processes' logs in the state folder's dev.log)."""
     port, moto_port = port or free_port(), moto_port or free_port()
     state_dir = state_dir or log.parent / "state"
     with contextlib.ExitStack() as stack_of:
@@ -134,7 +137,7 @@ def running_local_stack(
                     sys.executable, "-m", "kedro_jobs_local.dev",
                     "--port", str(port), "--moto-port", str(moto_port),
                     "--workers", str(workers), "--consumer-timeout", "60",
-                    "--state-dir", str(state_dir), *args,
+                    "--state-dir", str(state_dir), *(["--verbose"] if verbose else []), *args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from kedro_jobs.runner.control import hand_back_running
 from kedro_jobs_local import tasks
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import to_lambda_record
@@ -142,6 +143,10 @@ def run_poller(
         if os.getppid() != parent:
             os._exit(1)  # the supervisor is gone: nobody waits for this batch's end
         stopping = True
+        # A job running here is handed back at its next node boundary (or from its last
+        # checkpoint if its node goes on): the next start goes on from there at once.
+        if hand_back_running():
+            logger.info("%s: stopping; handing its job back", config.function_name)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)

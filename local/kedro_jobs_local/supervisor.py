@@ -26,8 +26,10 @@ logger = logging.getLogger("kedro_jobs_local")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Stop(Exception):
-    """A stop signal arrived."""
+class Stop(BaseException):
+    """A stop signal arrived. A BaseException, like KeyboardInterrupt: raised from a signal
+    handler wherever the supervisor is, it must not be taken for an error by the code it
+    interrupts (a boto3 call in the heartbeat's tick retried it, and the stop was lost)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -57,10 +59,14 @@ def spawn(
     ready: Callable[[], bool] | None = None,
     timeout: float = 120.0,
     env: dict[str, str] | None = None,
+    output: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own process group; wait until `ready()` says so. A child that
-    exits or never gets ready is stopped and reported."""
-    process = subprocess.Popen(argv, start_new_session=True, env=env)  # noqa: S603
+    exits or never gets ready is stopped and reported. ``output``: a file descriptor for its
+    stdout and stderr (None: this process's)."""
+    process = subprocess.Popen(  # noqa: S603
+        argv, start_new_session=True, env=env, stdout=output, stderr=output
+    )
     try:
         deadline = time.monotonic() + timeout
         while ready is not None and not ready():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -144,8 +145,8 @@ def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
 
 
 def test_outputs_of_a_job_that_saved_nothing(local_stack: LocalStack, tmp_path: Path) -> None:
-    # The bundled example keeps every dataset in memory.
-    run = kedro_jobs(local_stack, "submit", "data_loading", "--watch", "--interval", "0.2")
+    # The bundled example's hello pipeline keeps every dataset in memory.
+    run = kedro_jobs(local_stack, "submit", "hello", "--watch", "--interval", "0.2")
     job_id = submitted_id(run.stdout)
     listed = kedro_jobs(local_stack, "outputs", job_id)
     assert listed.returncode == 0, listed.stderr
@@ -270,3 +271,109 @@ def test_the_token_is_sent_as_a_bearer_header(local_stack: LocalStack) -> None:
         thread.join()
     assert flag.returncode == env.returncode == 0
     assert seen == ["Bearer from-flag", "Bearer e"]
+
+
+# --- The node timeline, short ids, pipelines, paging, the version (issue: operate) -----------
+
+
+def test_status_shows_each_nodes_duration_and_takes_the_short_id(local_stack: LocalStack) -> None:
+    run = kedro_jobs(local_stack, "submit", "hello", "--watch", "--interval", "0.2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    job_id = submitted_id(run.stdout)
+    # The watch printed each node's duration next to its bar.
+    assert any(
+        "pick" in line and " s" in line.split("pick", 1)[1] for line in run.stdout.splitlines()
+    )
+    status = kedro_jobs(local_stack, "status", job_id[:8])
+    assert status.returncode == 0, status.stderr
+    assert job_id in status.stdout
+    # A row per node of the timeline: name, status, duration, where it ran.
+    rows = {line.split()[0]: line for line in status.stdout.splitlines() if "lambda #1" in line}
+    assert set(rows) == {"pick", "double"}, status.stdout
+    assert all("completed" in row and " s " in row for row in rows.values())
+    # Its times say their zone.
+    assert re.search(r"created\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+\-0-9]+", status.stdout)
+    as_json = json.loads(kedro_jobs(local_stack, "status", job_id[:8], "--json").stdout)
+    assert [n["name"] for n in as_json["nodes"]] == ["pick", "double"]
+
+
+def test_a_running_jobs_status_shows_the_running_nodes_time_so_far(
+    local_stack: LocalStack,
+) -> None:
+    run = kedro_jobs(
+        local_stack, "submit", "reporting", "--params", "reporting.delay_seconds=6", "--json"
+    )
+    job_id = json.loads(run.stdout)["id"]
+    try:
+        line, deadline = "", time.monotonic() + 60
+        while "running" not in line and time.monotonic() < deadline:
+            status = kedro_jobs(local_stack, "status", job_id)
+            rows = [r for r in status.stdout.splitlines() if r.split()[:1] == ["rank_regions"]]
+            line = rows[0] if rows else ""
+            time.sleep(0.3)
+        # Its row: running, with its time so far.
+        assert "running" in line and " s" in line, status.stdout
+    finally:
+        kedro_jobs(local_stack, "cancel", job_id)
+        wait_for(local_stack, job_id, TERMINAL)
+
+
+def test_an_ambiguous_or_unknown_short_id_is_a_clear_error(local_stack: LocalStack) -> None:
+    now = utcnow()
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=local_stack.endpoint_url, region_name="us-east-1"
+    )
+    prefix = uuid.uuid4().hex[:8]
+    for suffix in ("-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "-bbbb-4bbb-8bbb-bbbbbbbbbbbb"):
+        job = Job(id=prefix + suffix, pipeline_name="hello", status=JobStatus.COMPLETED,
+                  created_at=now, updated_at=now)  # fmt: skip
+        dynamodb.put_item(TableName="kedro-jobs-jobs", Item=to_item(job))
+    ambiguous = kedro_jobs(local_stack, "status", prefix)
+    assert ambiguous.returncode == 2
+    assert "ambiguous" in ambiguous.stderr and prefix + "-aaaa" in ambiguous.stderr
+    unique = kedro_jobs(local_stack, "status", prefix + "-b")
+    assert unique.returncode == 0 and prefix + "-bbbb" in unique.stdout
+    unknown = kedro_jobs(local_stack, "status", "0000dead")
+    assert unknown.returncode == 3 and "404" in unknown.stderr
+
+
+def test_list_by_status_prints_a_more_hint_that_works(local_stack: LocalStack) -> None:
+    for _ in range(3):
+        run = kedro_jobs(local_stack, "submit", "hello", "--watch", "--interval", "0.2")
+        assert run.returncode == 0
+    first = kedro_jobs(local_stack, "list", "--status", "completed", "--limit", "2")
+    assert first.returncode == 0
+    hint = next(line for line in first.stdout.splitlines() if line.startswith("More: "))
+    assert "--status completed" in hint and "--limit 2" in hint
+    args = hint.removeprefix("More: kedro-jobs ").split()
+    second = kedro_jobs(local_stack, *args)
+    assert second.returncode == 0, second.stderr
+    assert "completed" in second.stdout and "failed" not in second.stdout
+
+
+def test_pipelines_and_version(local_stack: LocalStack) -> None:
+    listed = kedro_jobs(local_stack, "pipelines")
+    assert listed.returncode == 0, listed.stderr
+    for name in ("data_loading", "feature_engineering", "reporting", "hello"):
+        assert name in listed.stdout
+    assert '"x": 21' in listed.stdout  # hello's parameter default
+    version = kedro_jobs(local_stack, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("kedro-jobs ")
+
+
+def test_list_fits_a_narrow_terminal_with_short_ids(local_stack: LocalStack) -> None:
+    run = kedro_jobs(
+        local_stack, "submit", "reporting", "--params", "reporting.delay_seconds=3", "--json"
+    )
+    job_id = json.loads(run.stdout)["id"]
+    wait_for(local_stack, job_id, {"running"})
+    listed = kedro_jobs(local_stack, "list", "--limit", "3", env={"COLUMNS": "80"})
+    assert listed.returncode == 0
+    lines = [line for line in listed.stdout.splitlines() if line.strip()]
+    # The table fits; the next page's command stays whole on its line, to be copied.
+    table = [line for line in lines if not line.startswith("More: ")]
+    assert all(len(line) <= 80 for line in table), listed.stdout
+    assert any(job_id[:8] in line and "running" in line for line in lines), listed.stdout
+    short_id = lines[1].split()[0]
+    assert len(short_id) == 8
+    assert kedro_jobs(local_stack, "status", short_id).returncode == 0

@@ -550,3 +550,176 @@ def test_a_schedule_is_made_from_the_form_listed_paused_and_deleted(
     wait(page, lambda d: schedule_row(d, name) is None, "the schedule gone from the list")
     with stack.client() as client:
         assert client.get(f"/api/v1/schedules/{name}").status_code == 404
+
+
+# --- The node timeline, the pipeline graph, the form's defaults --------------------------------
+
+
+def timeline_rows(driver: WebDriver) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = driver.execute_script(
+        """const rows = {};
+        for (const g of document.querySelectorAll('#job-timeline g.tl-row')) {
+          const bar = g.querySelector('rect.tl-bar');
+          rows[g.dataset.node] = {state: g.dataset.state, seconds: g.dataset.seconds || '',
+                                  compute: bar ? bar.dataset.compute || '' : ''};
+        }
+        return rows;"""
+    )
+    return found
+
+
+def graph_states(driver: WebDriver) -> dict[str, str]:
+    found: dict[str, str] = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#job-graph g.graph-node')]"
+        ".map((g) => [g.dataset.node, g.dataset.state]))"
+    )
+    return found
+
+
+def test_the_form_starts_from_the_pipelines_parameter_defaults(
+    page: WebDriver, stack: LocalStack
+) -> None:
+    open_hash(page, stack, "#/submit")
+    select = wait(
+        page,
+        lambda d: (
+            (s := Select(d.find_element(By.ID, "submit-pipeline")))
+            and any(o.get_attribute("value") == "hello" for o in s.options)
+            and s
+        ),
+        "the pipelines in the form",
+    )
+    select.select_by_value("hello")
+    box = page.find_element(By.ID, "submit-parameters")
+    assert json.loads(box.get_attribute("value") or "") == {"hello": {"x": 21}}
+    select.select_by_value("reporting")
+    defaults = json.loads(
+        page.find_element(By.ID, "submit-parameters").get_attribute("value") or ""
+    )
+    assert defaults["reporting"] == {"top_n": 3, "delay_seconds": 0.0}
+    assert defaults["data_loading"]["n_rows"] == 200
+    # Submitted as it stands, the run gets exactly those values.
+    page.find_element(By.ID, "submit-button").click()
+    job_id = job_id_from_url(page)
+    assert api_job(stack, job_id)["parameters"] == defaults
+    wait_status(page, "completed")
+
+
+def test_a_running_job_draws_a_live_timeline_and_the_pipelines_graph(
+    page: WebDriver, stack: LocalStack, screenshots: Path
+) -> None:
+    # A run of the pipeline before: its node durations give the next run an ETA.
+    with stack.client() as client:
+        first = client.post("/api/v1/jobs", json={"pipeline_name": "reporting"}).json()
+    wait(page, lambda d: api_job(stack, first["id"])["status"] == "completed", "a first run")
+    job_id = submit_form(page, stack, "reporting", json.dumps({"reporting": {"delay_seconds": 8}}))
+    wait(page, lambda d: timeline_rows(d).get("rank_regions", {}).get("state") == "running",
+         "rank_regions running on the timeline")  # fmt: skip
+    rows = timeline_rows(page)
+    assert [rows[n]["state"] for n in ("rp_generate_orders", "rp_clean_orders")] == [
+        "completed", "completed"
+    ]  # fmt: skip
+    assert rows["write_report"]["state"] == "pending" and rows["write_report"]["seconds"] == ""
+    # Live: the running node's bar grows at each refresh.
+    before = float(rows["rank_regions"]["seconds"])
+    wait(page, lambda d: float(timeline_rows(d)["rank_regions"]["seconds"] or 0) > before + 1,
+         "the running bar to grow")  # fmt: skip
+    # An ETA from the first run's durations (this run's slow node outlasts it).
+    assert "past runs" in text(page, "job-eta")
+    # The graph: every node of the pipeline in its state, the datasets between them.
+    assert graph_states(page) == {
+        "rp_generate_orders": "done",
+        "rp_clean_orders": "done",
+        "rank_regions": "running",
+        "write_report": "pending",
+    }
+    datasets = page.execute_script(
+        "return [...document.querySelectorAll('#job-graph g.graph-dataset')]"
+        ".map((g) => g.dataset.dataset)"
+    )
+    assert {"rp_raw_orders", "rp_clean_orders", "top_regions", "report"} <= set(datasets)
+    page.set_window_size(1200, 1700)
+    page.save_screenshot(str(screenshots / "job-timeline-running.png"))
+    page.set_window_size(1200, 800)
+
+    wait_status(page, "completed", timeout=90)
+    wait(page, lambda d: {r["state"] for r in timeline_rows(d).values()} == {"completed"},
+         "every node completed on the timeline")  # fmt: skip
+    assert set(graph_states(page).values()) == {"done"}
+    # The markdown report is shown as the text it is, not as a JSON string.
+    report = page.find_element(By.CSS_SELECTOR, '#job-results-text [data-result="report"] pre')
+    assert report.text.startswith("# Top regions\n\n1. ")
+    assert api_job(stack, job_id)["nodes"][-1]["name"] == "write_report"
+
+
+def test_segments_and_fargate_show_on_the_timeline(
+    page: WebDriver, stack: LocalStack, screenshots: Path
+) -> None:
+    now = utcnow()
+    start = now - timedelta(minutes=20)
+
+    def at(seconds: float) -> str:
+        return (start + timedelta(seconds=seconds)).isoformat()
+
+    job = Job.model_validate(
+        {
+            "id": str(uuid.uuid4()),
+            "pipeline_name": "reporting",
+            "status": "completed",
+            "created_at": at(0),
+            "started_at": at(0),
+            "completed_at": at(960),
+            "execution_time": 960.0,
+            "attempts": 3,
+            "continuations": 2,
+            "compute": "fargate",
+            "progress": {"total_nodes": 4, "completed_nodes": 4},
+            "segments": [
+                {"segment": 1, "compute": "lambda", "started_at": at(0), "ended_at": at(300),
+                 "nodes": ["rp_generate_orders", "rp_clean_orders"], "ended": "continued"},
+                {"segment": 2, "compute": "fargate", "started_at": at(310), "ended_at": at(960),
+                 "nodes": ["rank_regions", "write_report"], "ended": "completed"},
+            ],
+            "nodes": [
+                {"name": "rp_generate_orders", "status": "completed", "started_at": at(0),
+                 "duration": 100.0, "segment": 1, "compute": "lambda"},
+                {"name": "rp_clean_orders", "status": "completed", "started_at": at(100),
+                 "duration": 150.0, "segment": 1, "compute": "lambda"},
+                {"name": "rank_regions", "status": "completed", "started_at": at(310),
+                 "duration": 600.0, "segment": 2, "compute": "fargate"},
+                {"name": "write_report", "status": "completed", "started_at": at(910),
+                 "duration": 50.0, "segment": 2, "compute": "fargate"},
+            ],
+        }
+    )  # fmt: skip
+    dynamodb = boto3.client("dynamodb", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+    dynamodb.put_item(TableName="kedro-jobs-jobs", Item=to_item(job))
+    open_hash(page, stack, f"#/jobs/{job.id}")
+    wait(page, lambda d: timeline_rows(d).get("write_report", {}).get("seconds") == "50.000",
+         "this job's timeline")  # fmt: skip
+    rows = timeline_rows(page)
+    assert (
+        rows["rank_regions"]["compute"] == "fargate"
+        and rows["rp_clean_orders"]["compute"] == "lambda"
+    )
+    assert float(rows["rank_regions"]["seconds"]) == 600.0
+    marker = page.find_element(By.CSS_SELECTOR, '#job-timeline line.tl-segment[data-segment="2"]')
+    assert marker is not None
+    assert "segment 2 · fargate" in text(page, "job-timeline")
+    # Attempts say what they count: two went on from a checkpoint, none was a retry.
+    summary = text(page, "job-summary")
+    assert "3 claims by a consumer" in summary and "2 went on from a checkpoint" in summary
+    page.set_window_size(1200, 1300)
+    page.save_screenshot(str(screenshots / "job-timeline-segments.png"))
+    page.set_window_size(1200, 800)
+
+
+def test_a_failed_job_shows_no_results_box_and_its_times_say_their_zone(
+    page: WebDriver, stack: LocalStack, seeded: list[Job]
+) -> None:
+    failed = next(j for j in reversed(seeded) if j.status is JobStatus.FAILED)
+    open_hash(page, stack, f"#/jobs/{failed.id}")
+    wait(page, lambda d: "seeded failure" in text(d, "job-error"), "the error")
+    assert not page.find_element(By.ID, "job-results-box").is_displayed()
+    # The page's browser runs in UTC here; the times say so.
+    assert "UTC" in text(page, "job-summary")

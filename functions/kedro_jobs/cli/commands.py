@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path, PurePosixPath
@@ -17,6 +18,7 @@ from rich.text import Text
 
 from kedro_jobs.cli.client import Api, ApiError
 from kedro_jobs.cli.exit_codes import EXIT_OK
+from kedro_jobs.cli.ids import short
 from kedro_jobs.cli.nodes import TERMINAL
 from kedro_jobs.cli.params import merge, parse_list, parse_load_versions, parse_params
 from kedro_jobs.cli.render import (
@@ -30,6 +32,9 @@ from kedro_jobs.cli.render import (
     styled_status,
 )
 from kedro_jobs.cli.watch import watch
+
+LIST_DEFAULT_LIMIT = 20
+NARROW_TERMINAL = 110  # columns: below, `list` shows short ids
 
 # `kedro run` flag -> the API's run option; all take comma-separated names.
 LIST_OPTIONS = {
@@ -101,8 +106,10 @@ def cmd_list(api: Api, args: argparse.Namespace, console: Console) -> int:
         print_json(console, page)
         return EXIT_OK
     table = Table(box=None, header_style="dim")
-    # Ids are meant to be copied: never cut short.
-    table.add_column("job", no_wrap=True, min_width=36)
+    # Ids are meant to be copied: whole where they fit, else the short prefix every command
+    # takes (cli/ids.py).
+    narrow = console.width < NARROW_TERMINAL
+    table.add_column("job", no_wrap=True, min_width=8 if narrow else 36)
     table.add_column("status", no_wrap=True, min_width=9)
     table.add_column("pipeline", no_wrap=True)
     table.add_column("created", no_wrap=True, min_width=19)
@@ -110,7 +117,7 @@ def cmd_list(api: Api, args: argparse.Namespace, console: Console) -> int:
     table.add_column("progress", overflow="fold")
     for job in page["jobs"]:
         table.add_row(
-            Text(job["id"]),
+            Text(short(job["id"]) if narrow else job["id"]),
             styled_status(job["status"]),
             Text(job["pipeline_name"]),
             local_time(job.get("created_at")),
@@ -119,7 +126,16 @@ def cmd_list(api: Api, args: argparse.Namespace, console: Console) -> int:
         )
     console.print(table if page["jobs"] else Text("No jobs.", style="dim"))
     if page.get("next_cursor"):
-        print_text(console, f"More: kedro-jobs list --cursor {page['next_cursor']}", style="dim")
+        # The next page is the same listing's: its filters go with the cursor.
+        more = ["kedro-jobs", "list"]
+        if args.status:
+            more += ["--status", args.status]
+        if args.pipeline:
+            more += ["--pipeline", shlex.quote(args.pipeline)]
+        if args.limit != LIST_DEFAULT_LIMIT:
+            more += ["--limit", str(args.limit)]
+        more += ["--cursor", page["next_cursor"]]
+        print_text(console, "More: " + " ".join(more), style="dim")
     return EXIT_OK
 
 

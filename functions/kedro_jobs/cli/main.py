@@ -17,6 +17,7 @@ from rich.text import Text
 
 from kedro_jobs.cli.client import Api, ApiError
 from kedro_jobs.cli.commands import (
+    LIST_DEFAULT_LIMIT,
     LIST_OPTIONS,
     cmd_cancel,
     cmd_list,
@@ -28,7 +29,9 @@ from kedro_jobs.cli.commands import (
     cmd_watch,
 )
 from kedro_jobs.cli.exit_codes import EXIT_API, EXIT_USAGE
+from kedro_jobs.cli.ids import resolve
 from kedro_jobs.cli.params import UsageError
+from kedro_jobs.cli.pipelines import cmd_pipelines
 from kedro_jobs.cli.schedules import add_commands as add_schedule_commands
 
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -55,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Submit and follow Kedro pipeline runs on a kedro-jobs API.",
     )
     _connection(parser, default=None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     # The same options after the command name too; there they win only when given.
     common = argparse.ArgumentParser(add_help=False)
     _connection(common, default=argparse.SUPPRESS)
@@ -109,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", choices=["pending", "running", "completed", "failed", "cancelled"]
     )
     listing.add_argument("--pipeline", help="only this pipeline's jobs")
-    listing.add_argument("--limit", type=int, default=20, help="jobs per page (1-100)")
+    listing.add_argument(
+        "--limit", type=int, default=LIST_DEFAULT_LIMIT, help="jobs per page (1-100)"
+    )
     listing.add_argument("--cursor", help="the next page, as the last listing printed it")
     listing.add_argument("--json", action="store_true", help="print the page as JSON")
 
@@ -130,7 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument("--json", action="store_true", help="print the list as JSON")
 
     add_schedule_commands(commands, common)  # `kedro-jobs schedule ...` (cli/schedules.py)
+    pipelines = command("pipelines", cmd_pipelines, "list the project's pipelines")
+    pipelines.add_argument("--json", action="store_true", help="print them as JSON")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kedro-jobs")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Console(stderr=True)
     try:
         with Api(api_url, token) as api:
+            if getattr(args, "job_id", None):  # the short id the page shows, or a full one
+                args.job_id = resolve(api, args.job_id)
             code: int = args.func(api, args, console)
             return code
     except UsageError as exc:

@@ -27,14 +27,15 @@ def styled_status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def local_time(value: str | None) -> str:
+def local_time(value: str | None, *, zone: bool = False) -> str:
+    """The terminal's local time; with ``zone``, naming it ("... CET")."""
     if not value:
         return ""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" + (" %Z" if zone else ""))
 
 
 def duration(value: float | None) -> str:
@@ -88,10 +89,11 @@ def show_job(console: Console, job: dict[str, Any]) -> None:
     grid.add_row("pipeline", Text(job["pipeline_name"]))
     for label, key in (("created", "created_at"), ("started", "started_at")):
         if job.get(key):
-            grid.add_row(label, local_time(job[key]))
+            grid.add_row(label, local_time(job[key], zone=True))
     if job.get("completed_at"):
         grid.add_row(
-            "finished", f"{local_time(job['completed_at'])} ({duration(job['execution_time'])})"
+            "finished",
+            f"{local_time(job['completed_at'], zone=True)} ({duration(job['execution_time'])})",
         )
     if progress_text(job):
         grid.add_row("progress", Text(progress_text(job)))
@@ -106,6 +108,14 @@ def show_job(console: Console, job: dict[str, Any]) -> None:
         grid.add_row("ran on", Text(_segments(job.get("compute") or "lambda", segments)))
     if job.get("cancel_requested") and job["status"] not in TERMINAL:
         grid.add_row("cancel", "requested: stops at the next node")
+    # The node timeline (cli/timeline.py), the ETA of a running job.
+    from kedro_jobs.cli.timeline import eta_text, timeline_table
+
+    if eta_text(job):
+        grid.add_row("eta", Text(eta_text(job)))
+    timeline = timeline_table(job)
+    if timeline is not None:
+        grid.add_row("nodes", timeline)
     if job.get("error_message"):
         grid.add_row("error", Text(job["error_message"], style="red"))
     if job.get("results") is not None:

@@ -16,6 +16,7 @@ from kedro_jobs.cli.client import Api
 from kedro_jobs.cli.exit_codes import EXIT_JOB, EXIT_OK
 from kedro_jobs.cli.nodes import TERMINAL, node_states, run_nodes
 from kedro_jobs.cli.render import duration, print_text, styled_status
+from kedro_jobs.cli.timeline import eta_text, node_times
 
 _STATE_STYLE = {
     "done": "green",
@@ -65,14 +66,18 @@ def _update_bars(
     state = job["status"]
     if job["status"] == "running" and progress.get("current_node"):
         state = escape(f"running {progress['current_node']}")
+    if eta_text(job):
+        state += escape(f", {eta_text(job)}")
     bars.update(overall, total=total, completed=done or 0, state=state)
+    times = node_times(job)  # each node's duration, the running one's time so far
     for name, node_state in node_states(job, list(tasks)):
+        took = f" {escape(times[name])}" if name in times else ""
         bars.update(
             tasks[name],
             # No total: rich draws a moving bar, for the node that runs now.
             total=None if node_state == "running" else 1,
             completed=1 if node_state == "done" else 0,
-            state=f"[{_STATE_STYLE[node_state]}]{node_state}[/]",
+            state=f"[{_STATE_STYLE[node_state]}]{node_state}[/]{took}",
         )
 
 

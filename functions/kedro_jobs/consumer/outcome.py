@@ -4,6 +4,8 @@ the hand-off to the next one."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -68,6 +70,7 @@ class Recorder:
         *,
         checkpoint: str | None,
         compute: Compute | None = None,
+        timeline: dict[str, Any] | None = None,
     ) -> Job | None:
         """The segment stopped: the job stays running, handed off to the next segment, which
         goes on from ``checkpoint`` (on ``compute``, if it changes)."""
@@ -79,6 +82,7 @@ class Recorder:
             progress=to_progress(outcome.progress),
             lease_seconds=float(self.settings.job_lease_seconds),
             compute=compute,
+            timeline=timeline,
         )
         if handed is None:
             logger.warning("job changed hands before its hand-off was written; dropped")
@@ -93,6 +97,7 @@ class Recorder:
         segments: list[Segment] | None = None,
         *,
         execution_time: float | None = None,
+        timeline: dict[str, Any] | None = None,
     ) -> Job | None:
         log_location = self.write_log(
             job, outcome.log or f"{outcome.error_message or '(empty log)'}\n"
@@ -125,6 +130,7 @@ class Recorder:
             progress=to_progress(outcome.progress),
             log_location=log_location,
             segments=segments,
+            timeline=timeline,
         )
         if finished is None:
             logger.warning("job changed hands before its outcome was written; outcome dropped")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -30,11 +31,12 @@ from kedro_jobs.consumer.segments import (
     over_limit_message,
 )
 from kedro_jobs.core.errors import DependencyUnavailable
-from kedro_jobs.core.models import Job, Progress, Segment
+from kedro_jobs.core.models import Job, Progress, Segment, utcnow
 from kedro_jobs.core.queue import JobQueue, encode
 from kedro_jobs.core.requests import Compute
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.timeline import Timeline, expected_end
 from kedro_jobs.runner.types import RunOutcome, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -45,12 +47,41 @@ class JobSink:
     the run to stop when a cancel was asked; ``lost`` is set when this run no longer owns
     the job (another delivery took it over)."""
 
-    def __init__(self, store: JobStore, job: Job, lease: float) -> None:
+    def __init__(
+        self, store: JobStore, job: Job, lease: float, timeline: Timeline | None = None
+    ) -> None:
         self.store = store
         self.job = job
         self.lease = lease
         self.lost = False
         self._next_beat = time.monotonic() + lease / 3
+        # The node timeline this segment adds to, written with each progress report; with
+        # ``estimates`` (the pipeline's past node durations) it also gives the job's ETA.
+        self.timeline = timeline
+        self.estimates: dict[str, float] = {}
+        self._resumed = False
+
+    def node_finished(self, name: str, seconds: float) -> None:
+        if self.timeline is not None:
+            self.timeline.finished(name, seconds, utcnow())
+
+    def timeline_fields(self, total: int) -> dict[str, Any] | None:
+        """The record's timeline fields as they stand (None: no timeline kept)."""
+        if self.timeline is None:
+            return None
+        nodes = self.timeline.nodes()
+        return {
+            "nodes": nodes,
+            "nodes_omitted": self.timeline.omitted or None,
+            "eta": expected_end(nodes, total, self.estimates, utcnow()),
+        }
+
+    def ended(self, status: str) -> dict[str, Any] | None:
+        """The timeline's fields once the segment has ended with the run's ``status``."""
+        if self.timeline is None:
+            return None
+        self.timeline.ended(status, utcnow())
+        return {"nodes": self.timeline.nodes(), "nodes_omitted": self.timeline.omitted or None}
 
     def heartbeat(self) -> bool:
         """True while the run goes on (beaten at most every third of the lease)."""
@@ -68,11 +99,15 @@ class JobSink:
         if total and completed >= total:
             return False  # the final write records it; nothing is left to cancel
         progress = Progress(total_nodes=total, completed_nodes=completed, current_node=current)
+        if self.timeline is not None:
+            if not self._resumed:  # the first report says how many nodes ran before
+                self.timeline.resume(completed)
+                self._resumed = True
+            self.timeline.began(current, utcnow())
         # Progress is best effort: if it is not recorded the run goes on, and the final
         # write retries.
-        return self._stop(
-            partial(self.store.report_progress, self.job, progress), "progress not recorded"
-        )
+        write = partial(self.store.report_progress, self.job, progress, self.timeline_fields(total))
+        return self._stop(write, "progress not recorded")
 
     def _stop(self, write: Callable[[], bool | None], unrecorded: str) -> bool:
         """One write to the job that tells whether the run should stop: a cancel was asked,
@@ -123,7 +158,10 @@ class SegmentRun:
         if budget.over:  # the segments before used up its max_job_seconds
             message = over_limit_message(job_limit_seconds(job, self.settings), segment.segment - 1)
             return self._end(job, segment, RunOutcome("failed", None, message, "", 0.0))
-        sink = JobSink(self.store, job, lease_seconds(self.settings, seconds))
+        timeline = Timeline(
+            job.nodes or [], segment=segment.segment, compute=compute, omitted=job.nodes_omitted
+        )
+        sink = JobSink(self.store, job, lease_seconds(self.settings, seconds), timeline)
         logger.info(
             "job started",
             extra={
@@ -138,6 +176,7 @@ class SegmentRun:
         except ProjectLoadFailed as failed:
             return self._end(job, segment, RunOutcome("failed", None, str(failed), "", 0.0))
         estimates = self.node_stats.read(job.pipeline_name)
+        sink.estimates = estimates
         # A node that outlives this invocation moves the job to Fargate, where one is offered.
         may_move = (
             compute == "lambda" and budget.may_continue and self.dispatcher.launcher is not None
@@ -162,16 +201,21 @@ class SegmentRun:
             logger.warning("job was taken over by another delivery; its outcome is not recorded")
             return None
         self.node_stats.update(job.pipeline_name, estimates, outcome.node_durations)
+        ended_timeline = sink.ended(outcome.status)
+        if outcome.handed_back:  # the host stopped mid-node: the next one goes on from here
+            return self._hand_back(job, segment, outcome, ended_timeline)
         if outcome.status == "timed_out" and may_move and not budget.limit_binding:
-            return self._move_to_fargate(job, segment, outcome)
+            return self._move_to_fargate(job, segment, outcome, ended_timeline)
         if outcome.status == "timed_out" and budget.limit_binding:
             limit = job_limit_seconds(job, self.settings)
             outcome = replace(outcome, error_message=over_limit_message(limit, segment.segment))
         if outcome.status == "continued" and outcome.checkpoint is not None:
-            return self._continue(job, segment, outcome)
-        return self._end(job, segment, outcome)
+            return self._continue(job, segment, outcome, ended_timeline)
+        return self._end(job, segment, outcome, ended_timeline)
 
-    def _continue(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+    def _continue(
+        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
+    ) -> Job | None:
         """The segment stopped at a node boundary: the next one goes on from its checkpoint."""
         handed = self._hand_off(
             job,
@@ -180,12 +224,34 @@ class SegmentRun:
             ended="continued",
             checkpoint=outcome.checkpoint,
             unsent="continuation not sent; the sweeper will",
+            timeline=timeline,
         )
         if handed is not None:
             logger.info("job continues in another segment", extra={"segment": segment.segment + 1})
         return handed
 
-    def _move_to_fargate(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+    def _hand_back(
+        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
+    ) -> Job | None:
+        """The host is stopping and the segment's node could not finish in time: the job is
+        handed off at once, to go on from the checkpoint this segment went on from, rather
+        than wait for its lease to expire."""
+        handed = self._hand_off(
+            job,
+            segment,
+            outcome,
+            ended="handed_back",
+            checkpoint=job.checkpoint,
+            unsent="hand-back not sent; the sweeper will",
+            timeline=timeline,
+        )
+        if handed is not None:
+            logger.info("the host is stopping: the job was handed back")
+        return handed
+
+    def _move_to_fargate(
+        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
+    ) -> Job | None:
         """A node did not fit in an invocation: the job goes on as a Fargate task, from the
         checkpoint this segment went on from (or from its first node)."""
         handed = self._hand_off(
@@ -196,6 +262,7 @@ class SegmentRun:
             checkpoint=job.checkpoint,
             compute="fargate",
             unsent="move to Fargate not sent; the sweeper will",
+            timeline=timeline,
         )
         if handed is not None:
             logger.info("a node outlived the invocation: the job goes on on Fargate")
@@ -211,6 +278,7 @@ class SegmentRun:
         checkpoint: str | None,
         compute: Compute | None = None,
         unsent: str,
+        timeline: dict[str, Any] | None = None,
     ) -> Job | None:
         """The job stays running, handed off to the next segment, and its message is sent. If
         the send fails the job waits, handed off, until the sweeper sends it (after its grace
@@ -222,6 +290,7 @@ class SegmentRun:
             [*(job.segments or []), done],
             checkpoint=checkpoint,
             compute=compute,
+            timeline=timeline,
         )
         if handed is None:
             return None
@@ -231,12 +300,22 @@ class SegmentRun:
             logger.warning(unsent, extra={"reason": exc.reason})
         return handed
 
-    def _end(self, job: Job, segment: Segment, outcome: RunOutcome) -> Job | None:
+    def _end(
+        self,
+        job: Job,
+        segment: Segment,
+        outcome: RunOutcome,
+        timeline: dict[str, Any] | None = None,
+    ) -> Job | None:
         done = ended_segment(segment, SEGMENT_ENDED[outcome.status], outcome)
         segments = [*(job.segments or []), done]
         elapsed = sum((s.ended_at - s.started_at).total_seconds() for s in segments if s.ended_at)
         finished = self.recorder.finish(
-            job, outcome, segments, execution_time=elapsed if len(segments) > 1 else None
+            job,
+            outcome,
+            segments,
+            execution_time=elapsed if len(segments) > 1 else None,
+            timeline=timeline,
         )
         if finished is not None:
             # The runner deletes them when it ran; not when the job ended before it (out of

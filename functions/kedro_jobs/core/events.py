@@ -38,7 +38,7 @@ INTERNAL_FIELDS = frozenset(
 )
 # Left out, in this order, while an event is over the limit (results first: they are the
 # only large field a receiver can fetch again, from GET /jobs/{id}).
-DROPPABLE_FIELDS = ("results", "outputs", "segments", "parameters")
+DROPPABLE_FIELDS = ("results", "nodes", "outputs", "segments", "parameters")
 # After EventBridge could not be reached, nothing is sent for this long: a job then waits
 # for one timed-out call per pause, not one per event.
 PAUSE_AFTER_UNREACHABLE_SECONDS = 30.0

@@ -27,6 +27,8 @@ class PipelineInfo(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     parameters: list[str] = Field(default_factory=list)
+    # The project's values of those parameters (a dotted name's top-level key whole).
+    parameter_defaults: dict[str, Any] = Field(default_factory=dict)
 
     # A Kedro project may name a pipeline anything; a job's pipeline_name is checked against
     # PIPELINE_NAME_PATTERN. Such a pipeline is listed, saying why it cannot be submitted.

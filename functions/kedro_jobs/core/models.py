@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from kedro_jobs.core.requests import Compute, JobMessage, Overlap, RunOptions
 from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.timeline import NodeRun
 
 
 def utcnow() -> datetime:
@@ -97,6 +98,12 @@ class Job(BaseModel):
     schedule: str | None = None
     scheduled_for: datetime | None = None
     overlap: Overlap | None = None
+    # The node timeline (core/timeline.py): one entry per node that ran or runs, in run order;
+    # ``nodes_omitted`` earlier ones left out of a very long pipeline's record. ``eta``: when
+    # a running job is expected to end, from its pipeline's past node durations.
+    nodes: list[NodeRun] | None = None
+    nodes_omitted: int = 0
+    eta: datetime | None = None
     # Fields of a damaged stored item left out when it was read for display (store.from_item).
     _unreadable: tuple[str, ...] = PrivateAttr(default=())
 

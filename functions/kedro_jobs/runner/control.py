@@ -5,6 +5,7 @@ a cancel (the progress sink said so), the deadline, or too little time left for 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,22 @@ class ContinuePolicy:
     checkpoint_allowance: float = CHECKPOINT_ALLOWANCE_SECONDS
 
 
+# The runs of this process, so a host that is stopping (make dev's Ctrl-C) can hand them back.
+_RUNNING: weakref.WeakSet[RunControl] = weakref.WeakSet()
+HAND_BACK_GRACE_SECONDS = 3.0
+
+
+def hand_back_running(grace: float = HAND_BACK_GRACE_SECONDS) -> int:
+    """The process is stopping: each run here stops at its next node boundary, saving a
+    checkpoint there (status "continued"), or, if its node is still running ``grace`` seconds
+    from now, is stopped ("timed_out", ``handing_back`` set) and the job goes on from its last
+    checkpoint. Called from a signal handler: only sets attributes. Returns how many runs."""
+    controls = list(_RUNNING)
+    for control in controls:
+        control.hand_back(grace)
+    return len(controls)
+
+
 class RunControl:
     def __init__(
         self,
@@ -59,6 +76,12 @@ class RunControl:
         self.policy = policy or ContinuePolicy()
         self.durations: dict[str, float] = {}  # the nodes of this segment, as they finish
         self.checkpoint_started: float | None = None  # monotonic, once a save has begun
+        self.handing_back = False  # the host is stopping: see hand_back_running
+        _RUNNING.add(self)
+
+    def hand_back(self, grace: float) -> None:
+        self.handing_back = True
+        self.deadline = min(self.deadline, time.monotonic() + grace)
 
     def note(self, completed: int, total: int, current: str | None) -> None:
         """Record where the run is, without telling the sink (yet)."""
@@ -80,6 +103,11 @@ class RunControl:
 
     def node_done(self, name: str, seconds: float) -> None:
         self.durations[name] = seconds
+        # A sink that keeps a node timeline learns of each node's end before the progress
+        # report that follows it (the same write records both).
+        on_node = getattr(self.sink, "node_finished", None)
+        if on_node is not None:
+            on_node(name, seconds)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -104,6 +132,8 @@ class RunControl:
         """Stop here and checkpoint? Never before this segment has run a node: a node longer
         than an invocation would otherwise start over forever."""
         upcoming = self.progress.current
+        if self.handing_back:  # at once, even before this segment's first node
+            return self.policy.allowed and upcoming is not None
         if not self.policy.allowed or not self.durations or upcoming is None:
             return False
         need = self.expected(upcoming) + self.policy.checkpoint_allowance

@@ -116,7 +116,22 @@ class KedroRunner:
     def manifest(self) -> dict[str, Any]:
         from kedro_jobs.runner.manifest import build_manifest
 
-        return build_manifest(self.package_name, self._pipelines)
+        return build_manifest(self.package_name, self._pipelines, self._parameters())
+
+    def _parameters(self) -> dict[str, Any]:
+        """The project's parameters as its config loader reads them (best effort: a manifest
+        without defaults still lists every pipeline)."""
+        try:
+            from kedro.framework.project import settings
+
+            loader = settings.CONFIG_LOADER_CLASS(
+                conf_source=str(self.project_path / settings.CONF_SOURCE),
+                **settings.CONFIG_LOADER_ARGS,
+            )
+            return dict(loader["parameters"])
+        except Exception:
+            logger.warning("the project's parameter defaults could not be read", exc_info=True)
+            return {}
 
     def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
         """Run one job, or its next segment from ``request.checkpoint``; past ``deadline`` (a
@@ -192,7 +207,9 @@ class KedroRunner:
             if ended.status == "continued":
                 keep = {c for c in (request.checkpoint, ended.checkpoint) if c}
                 delete_all_but(root, request.job_id, keep)
-            elif ended.status == "timed_out" and request.keep_checkpoint_on_timeout:
+            elif ended.status == "timed_out" and (
+                request.keep_checkpoint_on_timeout or control.handing_back
+            ):
                 delete_all_but(root, request.job_id, {request.checkpoint or ""} - {""})
             elif request.checkpoint or control.checkpoint_started is not None:
                 delete(job_checkpoints(root, request.job_id))
@@ -228,6 +245,7 @@ class KedroRunner:
             checkpoint=ended.checkpoint if ended.status == "continued" else None,
             node_durations=dict(control.durations),
             checkpoint_seconds=ended.checkpoint_seconds,
+            handed_back=control.handing_back and ended.status == "timed_out",
         )
 
 

@@ -75,6 +75,9 @@ class RunOutcome:
     # Seconds this segment spent on checkpoints: loading the one it went on from and saving
     # its own (None: it did neither).
     checkpoint_seconds: float | None = None
+    # The host was stopping (hand_back_running): a "timed_out" run was stopped for that, not
+    # for its time, and its job goes on from the checkpoint it went on from (kept).
+    handed_back: bool = False
 
 
 class StopRun(Exception):

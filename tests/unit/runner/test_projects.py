@@ -24,8 +24,10 @@ def _files(root: Path) -> set[Path]:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[KedroRunner, Path]:
     copy = tmp_path_factory.mktemp("example") / "example_project"
-    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    return KedroRunner(copy, isolation="fork"), copy
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    # Its saved datasets are committed to a data root of their own, as on Lambda.
+    data_root = copy.parent / "data_root"
+    return KedroRunner(copy, isolation="fork", data_root=str(data_root)), copy
 
 
 def test_the_example_projects_data_loading_runs_for_real(
@@ -48,6 +50,10 @@ def test_the_example_projects_data_loading_runs_for_real(
     assert run(runner, "data_loading").results == outcome.results
     # Nothing (session store, logs) is written into the project: Lambda's disk is read-only.
     assert _files(project) == before
+    # The cleaned orders were saved as a CSV, committed to the data root.
+    assert [o["name"] for o in outcome.outputs] == ["clean_orders"]
+    committed = project.parent / "data_root" / "data" / "02_intermediate" / "clean_orders.csv"
+    assert committed.read_text().startswith("order_id,region,quantity,unit_price,day,revenue")
 
 
 @pytest.mark.parametrize("pipeline", ["hello", "feature_engineering", "reporting", "__default__"])
@@ -65,6 +71,8 @@ def test_every_example_pipeline_completes_with_results(
     if pipeline == "feature_engineering":
         table = outcome.results["region_features"]
         assert table["type"] == "DataFrame" and table["shape"] == [4, 4]
+        (model,) = outcome.outputs  # a versioned pickle, a version of this job's own
+        assert model["name"] == "revenue_model" and model["version"]
 
 
 def test_the_example_manifest_names_its_parameters(example: tuple[KedroRunner, Path]) -> None:

@@ -16,6 +16,9 @@ _ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "schedules.js": "text/javascript; charset=utf-8",
+    # The job page's node timeline and pipeline graph.
+    "timeline.js": "text/javascript; charset=utf-8",
+    "graph.js": "text/javascript; charset=utf-8",
 }
 
 # The page runs only its own script and style, and reaches only its own API; a value that

@@ -23,6 +23,7 @@ from kedro_jobs.core.models import Job, iso, utcnow
 from kedro_jobs.core.requests import check_nesting
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import texts
+from kedro_jobs.core.timeline import pack, unpack
 
 AttributeValue = dict[str, Any]
 
@@ -32,6 +33,7 @@ class Kind(Enum):
     TIME = "time"  # S: ISO 8601
     INT = "int"  # N
     FLOAT = "float"  # N, exactly (repr)
+    NODES = "nodes"  # S: the node timeline's compact rows (core/timeline.py)
 
 
 # Attributes not named here are kept by their Python type: bool as BOOL, numbers as N, the
@@ -40,6 +42,9 @@ SCHEMA: dict[str, Kind] = {
     **dict.fromkeys(
         ("parameters", "results", "options", "progress", "outputs", "segments"), Kind.JSON
     ),
+    "nodes": Kind.NODES,
+    "eta": Kind.TIME,
+    "nodes_omitted": Kind.INT,
     **dict.fromkeys(("created_at", "started_at", "completed_at", "updated_at"), Kind.TIME),
     "scheduled_for": Kind.TIME,
     # The store's own: ``looks`` (sweeps that found the pending job untaken with no consumer
@@ -61,6 +66,8 @@ def encode(name: str, value: Any) -> AttributeValue:
         return {"S": json.dumps(to_jsonable_python(value), separators=(",", ":"))}
     if kind is Kind.TIME:
         return {"S": iso(value)}
+    if kind is Kind.NODES:
+        return {"S": json.dumps(pack(value), separators=(",", ":"))}
     if kind is Kind.INT:
         return {"N": str(int(value))}
     if kind is Kind.FLOAT or isinstance(value, float):
@@ -84,6 +91,8 @@ def decode(name: str, attr: AttributeValue) -> Any:
     if "N" in attr:
         number = attr["N"]
         return int(number) if SCHEMA.get(name) is Kind.INT else float(number)
+    if SCHEMA.get(name) is Kind.NODES:
+        return unpack(json.loads(attr["S"]))
     if name in JSON_FIELDS:
         try:
             return json.loads(attr["S"])

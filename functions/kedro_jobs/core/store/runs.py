@@ -37,6 +37,11 @@ class Fence:
         ) == encode("attempts", self.job.attempts)
 
 
+def _given(timeline: dict[str, Any] | None) -> dict[str, Any]:
+    """The timeline's fields that have a value (an item attribute cannot be set to None)."""
+    return {name: value for name, value in (timeline or {}).items() if value is not None}
+
+
 def abandoned(now: float) -> Cond:
     """No live worker holds the job: its lease expired, or its last segment handed it off."""
     return before("lease_expires_at", now) | eq("handed_off", True)
@@ -60,12 +65,16 @@ class Runs(Table):
             return True if extended is not None else None
         return False
 
-    def report_progress(self, job: Job, progress: Progress) -> bool | None:
+    def report_progress(
+        self, job: Job, progress: Progress, timeline: dict[str, Any] | None = None
+    ) -> bool | None:
         """Record progress: one write per node. Returns whether a cancel was requested, or
         None if this run no longer owns the job (its lease was taken over). Nothing comes
-        back from a write that succeeds; a requested cancel fails it and the item says why."""
+        back from a write that succeeds; a requested cancel fails it and the item says why.
+        ``timeline``: the node timeline's fields (``nodes``, ``nodes_omitted``, ``eta``),
+        written by the same write."""
         written = utcnow()
-        values = {"progress": progress, "updated_at": written}
+        values = {"progress": progress, "updated_at": written, **_given(timeline)}
         fence = Fence(job)
         try:
             self._write(job.id, values, fence.to(JobStatus.RUNNING) & NOT_CANCELLED)
@@ -88,6 +97,7 @@ class Runs(Table):
         progress: Progress | None = None,
         log_location: str | None = None,
         segments: list[Segment] | None = None,
+        timeline: dict[str, Any] | None = None,
     ) -> Job | None:
         """running -> completed | failed | cancelled, by the run that owns the job."""
         assert status in TERMINAL
@@ -103,14 +113,16 @@ class Runs(Table):
             "segments": segments,
         }
         values.update({name: value for name, value in given.items() if value})
+        values.update(_given(timeline))
         if execution_time is not None:
             values["execution_time"] = float(execution_time)
         try:
             # Nothing comes back (the results can be 32 KB): the record is what was written.
-            self._write(job.id, values, Fence(job).to(status))
+            # An ended job is not expected to end: its ETA goes.
+            self._write(job.id, values, Fence(job).to(status), remove=("eta",))
         except ConditionFailed:
             return None
-        return self._changed(self._as_written(job, values))
+        return self._changed(self._as_written(job.model_copy(update={"eta": None}), values))
 
     def hand_off(
         self,
@@ -121,6 +133,7 @@ class Runs(Table):
         progress: Progress,
         lease_seconds: float,
         compute: Compute | None = None,
+        timeline: dict[str, Any] | None = None,
     ) -> Job | None:
         """The run that owns ``job`` saved a checkpoint and lets go: the job stays running,
         handed off, for the next segment to claim at once. Its lease is a grace period: if
@@ -134,6 +147,7 @@ class Runs(Table):
             "lease_expires_at": lease_end,
             "updated_at": utcnow(),
             **sweep(JobStatus.RUNNING, lease_end),
+            **_given(timeline),
         }
         if checkpoint:
             values["checkpoint"] = checkpoint

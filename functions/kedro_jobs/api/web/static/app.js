@@ -59,7 +59,15 @@
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return String(iso);
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zone(d)}`;
+  }
+
+  // The browser's time zone, as an offset ("UTC", "UTC+01:00"): times are local, and say so.
+  function zone(d) {
+    const offset = -d.getTimezoneOffset();
+    if (offset === 0) return "UTC";
+    const a = Math.abs(offset);
+    return `UTC${offset > 0 ? "+" : "-"}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
   }
 
   function fmtSeconds(seconds) {
@@ -417,6 +425,38 @@
     const states = nodeStates(job, names);
     $("job-nodes").replaceChildren(...names.map((name, i) =>
       el("li", { class: states[i], dataset: { node: name, state: states[i] }, text: name })));
+    renderTimeline(job, names, states);
+    renderGraph(job, info, names, states);
+  }
+
+  // The node timeline (timeline.js): the record's `nodes` with their times; the manifest's
+  // run order gives the nodes not reached yet.
+  function renderTimeline(job, names, states) {
+    const box = $("job-timeline-box");
+    const timeline = window.kedroJobsTimeline;
+    box.hidden = !timeline || !(job.nodes && job.nodes.length);
+    if (box.hidden) return;
+    const rows = names.map((name, i) => ({ name, state: states[i] }));
+    timeline.render($("job-timeline"), job, rows);
+    let eta = "";
+    if (job.status === "running" && job.eta) {
+      const left = (new Date(job.eta).getTime() - Date.now()) / 1000;
+      eta = left > 0
+        ? `(about ${fmtSeconds(left)} left, from past runs: ends ~${fmtTime(job.eta)})`
+        : "(taking longer than past runs: no time left can be estimated)";
+    }
+    setText("job-eta", eta);
+  }
+
+  // The pipeline's graph (graph.js), each node of this run in its state.
+  function renderGraph(job, info, names, states) {
+    const box = $("job-graph-box");
+    box.hidden = !window.kedroJobsGraph || !info || !info.nodes.length;
+    if (box.hidden) return;
+    const byName = new Map(names.map((name, i) => [name, states[i]]));
+    // A node the run options left out of this run is not pending: it does not run.
+    for (const n of info.nodes) if (!byName.has(n.name)) byName.set(n.name, "skipped");
+    window.kedroJobsGraph.render($("job-graph"), info.nodes, byName);
   }
 
   function renderProgress(job) {
@@ -448,7 +488,7 @@
       ["Started", fmtTime(job.started_at)],
       ["Finished", fmtTime(job.completed_at)],
       ["Duration", duration(job)],
-      ["Attempts", job.attempts],
+      ["Attempts", attemptsText(job)],
       ["Ran on", ranOn(job)],
       ["Source", job.source],
       ["User", job.user_id],
@@ -466,6 +506,20 @@
     if (job.cancel_requested && !TERMINAL.has(job.status)) {
       dl.append(el("dt", { text: "Cancel" }), el("dd", { text: "requested: stops at the next node" }));
     }
+  }
+
+  // Claims of the job by a consumer: a run that goes on in another invocation or on Fargate
+  // is one more claim but not a retry; only a consumer lost mid-run (its lease expired) makes
+  // a claim that starts over. A user's retry is a new job ("Retry of").
+  function attemptsText(job) {
+    const claims = job.attempts || 0;
+    if (!claims) return "";
+    const goOns = job.continuations || 0;
+    const lost = Math.max(0, claims - goOns - 1);
+    const parts = [`${claims} claim${claims === 1 ? "" : "s"} by a consumer`];
+    if (goOns) parts.push(`${goOns} went on from a checkpoint (another invocation or Fargate), not a retry`);
+    if (lost) parts.push(`${lost} after a consumer was lost mid-run`);
+    return parts.join("; ");
   }
 
   // "lambda, 3 segments: step1 | step2 | step3": where a run longer than one invocation went.
@@ -489,11 +543,33 @@
     setText("job-error", job.error_message);
     setText("job-parameters", pretty(job.parameters || {}));
     setText("job-options", pretty(job.options || {}));
+    renderResults(job);
+  }
+
+  // Results: text values of several lines (a markdown report) shown as text, the rest as
+  // JSON; no Results box for a job that ended without any.
+  function renderResults(job) {
+    const has = job.results !== null && job.results !== undefined;
+    const texts = [];
+    let rest = job.results;
+    if (has && typeof job.results === "object" && !Array.isArray(job.results)) {
+      rest = {};
+      for (const [key, value] of Object.entries(job.results)) {
+        if (typeof value === "string" && value.includes("\n")) texts.push([key, value]);
+        else rest[key] = value;
+      }
+      if (!Object.keys(rest).length && texts.length) rest = undefined;
+    }
+    $("job-results-text").replaceChildren(...texts.map(([key, value]) =>
+      el("div", { class: "result-text", dataset: { result: key } },
+        el("h3", { text: key }), el("pre", { class: "text-result", text: value }))));
     let results = "";
-    if (job.results !== null && job.results !== undefined) results = pretty(job.results);
+    if (has && rest !== undefined) results = pretty(rest);
     else if (job.results_location) results = `Too large for the record: ${job.results_location}`;
     else if (!TERMINAL.has(job.status)) results = "(when the job has finished)";
     setText("job-results", results);
+    $("job-results").hidden = !results;
+    $("job-results-box").hidden = !results && !texts.length;
   }
 
   function outputRow(output, withLink) {
@@ -553,6 +629,9 @@
     for (const node of ["job-summary", "job-nodes", "job-outputs"]) $(node).replaceChildren();
     for (const node of ["job-parameters", "job-options", "job-results", "job-log", "job-outputs-note"]) setText(node, "");
     $("job-error-box").hidden = true;
+    for (const box of ["job-timeline-box", "job-graph-box"]) $(box).hidden = true;
+    for (const drawing of ["job-timeline", "job-graph"]) $(drawing).replaceChildren();
+    $("job-results-text").replaceChildren();
     $("job-outputs").closest("table").hidden = true;
     refreshJob(id, gen, null);
   }
@@ -621,6 +700,20 @@
     $(id).replaceChildren(...items.map((item) => el(tag, { text: item })));
   }
 
+  // The parameters box starts from the pipeline's defaults (the manifest's, from the
+  // project's parameters.yml); it keeps what the user typed until the pipeline changes.
+  function defaultsText(name) {
+    const info = pipelines.find((p) => p.name === name);
+    return pretty((info && info.parameter_defaults) || {});
+  }
+
+  let formDefaults = "{}"; // what the box held when it was last filled in for the user
+
+  function fillDefaults(name) {
+    formDefaults = defaultsText(name);
+    $("submit-parameters").value = formDefaults;
+  }
+
   function showPipeline(name) {
     const info = pipelines.find((p) => p.name === name);
     $("pipeline-info").hidden = !info;
@@ -657,6 +750,8 @@
     if (keep && open.some((p) => p.name === keep)) select.value = keep;
     else if (open.length) select.value = open[0].name;
     if (before && select.value !== before) clearForm();
+    // Untouched since it was filled in: it follows the (possibly newer) manifest's defaults.
+    if ($("submit-parameters").value === formDefaults) fillDefaults(select.value);
     $("submit-button").disabled = open.length === 0;
     if (!pipelines.length) {
       error.textContent = "No pipelines yet: the consumer has not published the project's manifest.";
@@ -716,7 +811,7 @@
   // Parameters and run options name one pipeline's nodes and datasets: a new pipeline starts
   // from a clean form.
   function clearForm() {
-    $("submit-parameters").value = "{}";
+    fillDefaults($("submit-pipeline").value);
     for (const input of document.querySelectorAll("#submit-form [data-option]")) input.value = "";
     $("submit-error").hidden = true;
   }

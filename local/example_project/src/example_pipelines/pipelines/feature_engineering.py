@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -41,6 +42,12 @@ def region_features(features: pd.DataFrame) -> pd.DataFrame:
     return table.round(3).reset_index().sort_values("revenue", ascending=False)
 
 
+def fit_revenue_model(features: pd.DataFrame) -> dict[str, float]:
+    """A least-squares line of revenue against quantity: the pipeline's "model" (a file)."""
+    slope, intercept = np.polyfit(features["quantity"], features["revenue"], 1)
+    return {"slope": round(float(slope), 4), "intercept": round(float(intercept), 4)}
+
+
 def create_pipeline() -> Pipeline:
     return pipeline(
         [
@@ -55,6 +62,7 @@ def create_pipeline() -> Pipeline:
             ),
             node(feature_statistics, "order_features", "feature_stats", name="feature_statistics"),
             node(region_features, "order_features", "region_features", name="region_features"),
+            node(fit_revenue_model, "order_features", "revenue_model", name="fit_revenue_model"),
         ],
         tags=["features"],
     )  # fmt: skip

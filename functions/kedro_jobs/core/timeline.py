@@ -1,0 +1,178 @@
+"""A job's node timeline: one entry per node in run order, with its state and times, kept on
+the job record (``nodes``) and written with the progress writes the run already makes.
+
+The times are the consumer's wall clock when it learns of a node's end; a node's duration is
+the runner's own measure (from the end of the node before to the end of this one's saves), so
+``started_at`` is ``finished_at - duration``. The record stays far below DynamoDB's 400 KB
+item limit whatever the pipeline's size: at most ``MAX_TIMELINE_NODES`` entries are kept (the
+most recent), and ``nodes_omitted`` counts the earlier ones left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+NodeStatus = Literal["completed", "failed", "running", "pending", "skipped", "reused"]
+
+# About 85 bytes an entry as stored (35-character names): 300 are 25 KB of the 400 KB item.
+MAX_TIMELINE_NODES = 300
+
+
+class NodeRun(BaseModel):
+    """One node of a job's run."""
+
+    name: str
+    status: NodeStatus
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: float | None = None  # seconds
+    segment: int | None = None  # the segment (invocation or task) that ran it
+    compute: str | None = None  # "lambda" or "fargate": where that segment ran
+
+
+class Timeline:
+    """The timeline of one segment's run, built from what the runner reports: a node began
+    (it is the next to run) and a node finished after so many seconds. ``earlier`` holds the
+    entries of the job's earlier segments, kept as they were."""
+
+    def __init__(
+        self, earlier: Sequence[NodeRun], *, segment: int, compute: str, omitted: int = 0
+    ) -> None:
+        self.entries = [n for n in earlier if n.status != "running"]
+        self.segment = segment
+        self.compute = compute
+        self.omitted = omitted
+        self.last_end: datetime | None = None
+
+    def resume(self, done: int) -> None:
+        """The run goes on with ``done`` nodes finished before it (from a checkpoint; 0 from
+        the first node): entries past those, of a run taken over, are dropped."""
+        kept = [e for e in self.entries if e.status in ("completed", "reused")]
+        drop = max(0, self.omitted + len(kept) - done)
+        self.entries = kept[: len(kept) - drop] if drop else kept
+        self.omitted = max(0, self.omitted - max(0, drop - len(kept)))
+
+    def finished(self, name: str, seconds: float, now: datetime) -> None:
+        """``name`` finished (its outputs saved) ``seconds`` after it began."""
+        start = now - timedelta(seconds=seconds)
+        entry = self._running(name) or self._add(name, start)
+        entry.status = "completed"
+        entry.started_at = start
+        entry.finished_at = now
+        entry.duration = round(seconds, 4)
+        self.last_end = now
+
+    def began(self, name: str | None, now: datetime) -> None:
+        """``name`` is the node running now (None: nothing left to run)."""
+        if name is None or self._running(name) is not None:
+            return
+        for entry in self.entries:
+            if entry.status == "running":  # superseded without a finish: not run after all
+                entry.status = "pending"
+        self._add(name, self.last_end or now)
+
+    def ended(self, status: str, now: datetime) -> None:
+        """The segment ended with the run's ``status``: a node still running failed (an error
+        or the deadline), or did not run (a cancel or a hand-off stops at a boundary)."""
+        for entry in self.entries:
+            if entry.status != "running":
+                continue
+            if status in ("failed", "timed_out"):
+                entry.status = "failed"
+                entry.finished_at = now
+                if entry.started_at is not None:
+                    entry.duration = round((now - entry.started_at).total_seconds(), 4)
+            else:
+                entry.status = "pending"
+                entry.started_at = None
+        self.entries = [e for e in self.entries if e.status != "pending"]
+
+    def nodes(self) -> list[NodeRun]:
+        """The entries to record (the most recent ``MAX_TIMELINE_NODES``)."""
+        self._cap()
+        return [entry.model_copy() for entry in self.entries]
+
+    def _cap(self) -> None:
+        extra = len(self.entries) - MAX_TIMELINE_NODES
+        if extra > 0:
+            self.entries = self.entries[extra:]
+            self.omitted += extra
+
+    def _running(self, name: str) -> NodeRun | None:
+        for entry in reversed(self.entries):
+            if entry.name == name and entry.status == "running":
+                return entry
+        return None
+
+    def _add(self, name: str, start: datetime) -> NodeRun:
+        entry = NodeRun(
+            name=name,
+            status="running",
+            started_at=start,
+            segment=self.segment,
+            compute=self.compute,
+        )
+        self.entries.append(entry)
+        return entry
+
+
+# -- the stored form ---------------------------------------------------------------------------
+# Each progress write rewrites the whole list, and DynamoDB bills a write by the kilobyte: rows
+# of [name, status, started_at (epoch seconds), duration, segment, compute] are a third of
+# the size of the record's form (``finished_at`` is ``started_at + duration``).
+
+
+def pack(nodes: Sequence[NodeRun | Mapping[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for node in nodes:
+        n = node if isinstance(node, NodeRun) else NodeRun.model_validate(node)
+        start = round(n.started_at.timestamp(), 3) if n.started_at else None
+        rows.append([n.name, n.status, start, n.duration, n.segment, n.compute])
+    return rows
+
+
+def unpack(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    nodes = []
+    for name, status, start, duration, segment, compute in rows:
+        started = datetime.fromtimestamp(start, UTC) if start is not None else None
+        finished = None
+        if started is not None and duration is not None and status != "running":
+            finished = started + timedelta(seconds=duration)
+        nodes.append({"name": name, "status": status, "started_at": started,
+                      "finished_at": finished, "duration": duration, "segment": segment,
+                      "compute": compute})  # fmt: skip
+    return nodes
+
+
+def expected_end(
+    nodes: Sequence[NodeRun],
+    total: int,
+    estimates: Mapping[str, float],
+    now: datetime,
+) -> datetime | None:
+    """When a running job is expected to end, from the seconds each node of its pipeline took
+    when it last ran: the running node's estimate less what it has run, then the remaining
+    nodes' (by name where known, else their mean). None without estimates."""
+    if not estimates:
+        return None
+    done = {n.name for n in nodes if n.status in ("completed", "reused")}
+    running = [n for n in nodes if n.status == "running"]
+    mean = sum(estimates.values()) / len(estimates)
+    left = 0.0
+    for node in running:
+        ran = (now - node.started_at).total_seconds() if node.started_at else 0.0
+        left += max(0.0, estimates.get(node.name, mean) - ran)
+    waiting = max(0, total - len(done) - len(running))
+    unrun = [s for name, s in estimates.items() if name not in done and name not in
+             {n.name for n in running}]  # fmt: skip
+    if len(unrun) >= waiting:
+        # The pipeline's remaining nodes are the ones not seen yet; their known durations,
+        # longest first where a filter runs only some of them (an upper estimate).
+        left += sum(sorted(unrun, reverse=True)[:waiting])
+    else:
+        left += sum(unrun) + (waiting - len(unrun)) * mean
+    return now + timedelta(seconds=left)

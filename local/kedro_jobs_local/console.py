@@ -1,0 +1,110 @@
+"""`make dev`'s console: one line per job state change (created, started, continued, ended),
+read from the job events the functions publish, as any subscriber would: a rule on moto's
+default EventBridge bus sends them to a queue of this process's own, which it long-polls.
+The processes' full logs go to a file unless `make dev ARGS=--verbose`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from datetime import datetime
+from typing import Any, TextIO
+
+import boto3
+from botocore.config import Config
+
+from kedro_jobs_local.lifetime import exit_with_parent
+
+QUEUE = "kedro-jobs-dev-console"
+RULE = "kedro-jobs-dev-console"
+
+
+def subscribe(sqs: Any, events: Any) -> str:
+    """The console's queue, receiving every job state change (idempotent)."""
+    url: str = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {"source": ["kedro-jobs"], "detail": {"change": ["state"]}}
+    events.put_rule(Name=RULE, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=RULE, Targets=[{"Id": "console", "Arn": arn}])
+    return url
+
+
+def line(detail: dict[str, Any]) -> str:
+    """ "12:03:04  1a2b3c4d  data_loading  completed in 0.21 s" """
+    status = str(detail.get("status"))
+    when = str(detail.get("updated_at") or "")
+    try:
+        clock = datetime.fromisoformat(when.replace("Z", "+00:00")).astimezone()
+        when = clock.strftime("%H:%M:%S")
+    except ValueError:
+        pass
+    what = status
+    segments = detail.get("segments") or []
+    if status == "running" and segments:
+        last = segments[-1]
+        what = f"continues ({last.get('compute')}, segment {len(segments) + 1})"
+    elif status == "running" and detail.get("cancel_requested"):
+        what = "cancel requested"
+    elif status == "pending" and detail.get("retry_of"):
+        what = f"pending (retry of {str(detail['retry_of'])[:8]})"
+    if status == "completed" and detail.get("execution_time") is not None:
+        what += f" in {float(detail['execution_time']):.2f} s"
+    if status in ("failed", "cancelled") and detail.get("error_message"):
+        what += f": {str(detail['error_message']).splitlines()[0][:160]}"
+    return f"{when}  {str(detail.get('id'))[:8]}  {detail.get('pipeline_name')}  {what}"
+
+
+def run(out: TextIO = sys.stdout) -> None:
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    # Few retries: at a stop, a call to an emulator that has gone fails at once.
+    quick = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2)
+    sqs = boto3.client("sqs", config=quick)
+    url = subscribe(sqs, boto3.client("events", config=quick))
+    last: dict[str, str] = {}  # by job: what its last line said
+    while not stopping:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        # In the order the changes were made (a receive may hold several jobs' events).
+        events = sorted(
+            (json.loads(m["Body"]).get("detail") or {} for m in messages),
+            key=lambda d: str(d.get("updated_at") or ""),
+        )
+        for detail in events:
+            text = line(detail)
+            # A hand-off and the next segment's claim read the same: one line for both.
+            said = text.split("  ", 1)[-1]
+            if last.get(str(detail.get("id"))) != said:
+                out.write(text + "\n")
+                last[str(detail.get("id"))] = said
+        out.flush()
+        if messages:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                         for i, m in enumerate(messages)],
+            )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="make dev's one line per job state change")
+    parser.add_argument("--parent", type=int, help="stop when this process is gone")
+    args = parser.parse_args(argv)
+    if args.parent:
+        exit_with_parent(args.parent, signal.SIGTERM)
+    run()
+
+
+if __name__ == "__main__":
+    main()
