@@ -131,10 +131,10 @@ def test_function_env_resolves_every_template_variable(moto_server: MotoServer) 
         assert env["JOBS_QUEUE_URL"] == res.queue_url
         assert env["ARTIFACTS_BUCKET"] == res.bucket
     # The checkpoint signing key's dynamic reference, resolved as one key per local stack.
-    key = res.function_env("ConsumerFunction")["CHECKPOINT_SIGNING_KEY"]
+    key = res.function_env("ConsumerFunction")["SIGNING_KEY"]
     assert len(key) == 64 and int(key, 16) >= 0
     again = create_resources(endpoint_url=moto_server.endpoint_url, stack_name="infra-a")
-    assert again.function_env("ConsumerFunction")["CHECKPOINT_SIGNING_KEY"] == key
+    assert again.function_env("ConsumerFunction")["SIGNING_KEY"] == key
 
 
 def test_sam_local_env_file_matches_the_template(moto_server: MotoServer) -> None:

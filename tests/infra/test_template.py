@@ -237,15 +237,22 @@ def test_bucket_is_private_encrypted_and_expires_logs(template: dict[str, Any]) 
 def test_checkpoints_are_signed_with_a_generated_key_both_computes_get(
     template: dict[str, Any],
 ) -> None:
-    secret = template["Resources"]["CheckpointSigningKey"]
+    secret = template["Resources"]["SigningKey"]
     assert secret["Type"] == "AWS::SecretsManager::Secret"
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
-    reference = {"Fn::Sub": "{{resolve:secretsmanager:${CheckpointSigningKey}:SecretString}}"}
+    reference = {"Fn::Sub": "{{resolve:secretsmanager:${SigningKey}:SecretString}}"}
     consumer = template["Resources"]["ConsumerFunction"]["Properties"]
-    assert consumer["Environment"]["Variables"]["CHECKPOINT_SIGNING_KEY"] == reference
+    assert consumer["Environment"]["Variables"]["SIGNING_KEY"] == reference
     task = template["Resources"]["FargateTaskDefinition"]["Properties"]
     environment = {e["Name"]: e["Value"] for e in task["ContainerDefinitions"][0]["Environment"]}
-    assert environment["CHECKPOINT_SIGNING_KEY"] == reference
+    assert environment["SIGNING_KEY"] == reference
+    # The API seals a schedule's reserved owner with it; the sweeper and DLQ functions never
+    # see it.
+    api = template["Resources"]["ApiFunction"]["Properties"]
+    assert api["Environment"]["Variables"]["SIGNING_KEY"] == reference
+    for other in ("SweeperFunction", "DeadLetterFunction"):
+        props = template["Resources"].get(other, {}).get("Properties", {})
+        assert "SIGNING_KEY" not in props.get("Environment", {}).get("Variables", {})
 
 
 def test_outputs(cfn: dict[str, Any]) -> None:

@@ -10,21 +10,25 @@ import pytest
 from pydantic import ValidationError
 
 from kedro_jobs.core.events import entry
+from kedro_jobs.core.messages import RefusedMessage, check_may_create
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.requests import JobMessage, JobRequest
 from kedro_jobs.core.schedules import fire_input, read_input
 from kedro_jobs.core.store.items import from_item, to_item
 
 FIRE = "2026-12-08T01:00:00Z"
+KEY = "the-deployments-signing-key"
 
 
 def fire(user: str = "alice", name: str = "nightly", when: str = FIRE) -> JobMessage:
-    body = fire_input(user, name, JobRequest(pipeline_name="p"), "skip")
+    body = fire_input(user, name, JobRequest(pipeline_name="p"), "skip", key=KEY)
     return JobMessage.model_validate_json(body.replace("<aws.scheduler.scheduled-time>", when))
 
 
 def test_the_template_leaves_the_time_to_scheduler() -> None:
-    body = json.loads(fire_input("alice", "nightly", JobRequest(pipeline_name="p"), "queue"))
+    body = json.loads(
+        fire_input("alice", "nightly", JobRequest(pipeline_name="p"), "queue", key=KEY)
+    )
     assert body["scheduled_for"] == "<aws.scheduler.scheduled-time>"
     assert body["schedule"] == "nightly" and body["overlap"] == "queue"
     assert body["user_id"] == "alice" and "job_id" not in body
@@ -83,3 +87,25 @@ def test_a_fire_message_must_be_whole(change: dict[str, object]) -> None:
     body = {k: v for k, v in body.items() if v is not None}
     with pytest.raises(ValidationError):
         JobMessage.model_validate(body)
+
+
+def test_a_schedule_owned_by_a_reserved_name_fires_only_with_the_apis_seal() -> None:
+    # Anonymous callers and machine clients own schedules too; a plain queue message may not
+    # make a job in their name, so the API seals the owner into the schedule's message.
+    for owner in ("anonymous", "client:nightly-etl"):
+        sealed = fire(owner)
+        assert sealed.owner_seal is not None
+        check_may_create(sealed, KEY)  # the consumer, with the same key: allowed
+        with pytest.raises(RefusedMessage, match="reserved name"):
+            check_may_create(sealed, "another-deployments-key")
+        forged = sealed.model_copy(update={"schedule": "other"})
+        with pytest.raises(RefusedMessage, match="reserved name"):
+            check_may_create(forged, KEY)
+        unsealed = sealed.model_copy(update={"owner_seal": None})
+        with pytest.raises(RefusedMessage, match="reserved name"):
+            check_may_create(unsealed, KEY)
+    # An ordinary owner needs no seal; a plain message naming a reserved owner is refused.
+    assert fire("alice").owner_seal is None
+    plain = JobMessage(version=1, pipeline_name="p", user_id="client:x")
+    with pytest.raises(RefusedMessage, match="reserved name"):
+        check_may_create(plain, KEY)

@@ -78,7 +78,7 @@ class Claimer:
         )
 
     def _create_claimed(self, job_id: str, message: JobMessage, lease: float) -> Claim | None:
-        check_may_create(message)
+        check_may_create(message, self.settings.signing_key.get_secret_value())
         job = Job.from_message(job_id, message, compute="lambda")
         created = self.store.create_claimed(job, lease_seconds=lease)
         return None if created is None else Claim(ClaimOutcome.CLAIMED, created)

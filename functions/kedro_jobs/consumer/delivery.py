@@ -95,7 +95,7 @@ class Consumer:
         self._manifest_published = False
         self.recorder = Recorder(settings, store, artifacts, metrics)
         self.node_stats = NodeStats(artifacts)
-        self.dispatcher = Dispatcher(store, launcher)
+        self.dispatcher = Dispatcher(store, launcher, settings.signing_key.get_secret_value())
         self.claims = Claimer(settings, store, self.recorder)
         self.overlap = OverlapPolicy(store, self.queue)
         self.segments = SegmentRun(

@@ -34,9 +34,10 @@ NO_FARGATE = (
 
 
 class Dispatcher:
-    def __init__(self, store: JobStore, launcher: TaskLauncher | None) -> None:
+    def __init__(self, store: JobStore, launcher: TaskLauncher | None, signing_key: str) -> None:
         self.store = store
         self.launcher = launcher
+        self.signing_key = signing_key
 
     def dispatch(self, job_id: str, message: JobMessage) -> None:
         existing = None if message.job_id is None else self.store.get(job_id)
@@ -65,7 +66,7 @@ class Dispatcher:
 
     def _create(self, job_id: str, message: JobMessage) -> None:
         """A message from another system makes its job, pending, as the task will find it."""
-        check_may_create(message)
+        check_may_create(message, self.signing_key)
         job = Job.from_message(job_id, message, compute="fargate")
         with contextlib.suppress(JobAlreadyExists):
             self.store.create(job)

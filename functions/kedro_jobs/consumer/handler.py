@@ -40,7 +40,7 @@ def _make_runner() -> Any:
         isolation=settings.isolation,  # type: ignore[arg-type]
         data_root=settings.jobs_data_root,
         staging_dir=settings.staging_dir,
-        checkpoint_key=settings.checkpoint_signing_key.get_secret_value(),
+        checkpoint_key=settings.signing_key.get_secret_value(),
     )
 
 

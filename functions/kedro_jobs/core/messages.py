@@ -4,6 +4,8 @@ only change a job its sender could have made, and never make one for a reserved 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +33,10 @@ class RefusedMessage(Exception):
         self.reason = reason
 
 
-def check_may_create(message: JobMessage) -> None:
-    """RefusedMessage if ``message`` may not make its job."""
-    why = refusal(message)
+def check_may_create(message: JobMessage, key: str) -> None:
+    """RefusedMessage if ``message`` may not make its job (``key``: the deployment's
+    signing key, which checks a schedule's sealed owner)."""
+    why = refusal(message, key)
     if why is not None:
         raise RefusedMessage(why)
 
@@ -49,10 +52,28 @@ def may_change(job: Job, user_id: str | None) -> bool:
     return job.user_id == sender(user_id)
 
 
-def refusal(message: JobMessage) -> str | None:
+def owner_seal(key: str, user_id: str, schedule: str) -> str:
+    """The API's seal on a schedule's messages: that this owner made this schedule. Keyed
+    apart from checkpoint signatures (a key derived for this one use)."""
+    sealing = hmac.new(key.encode(), b"kedro-jobs schedule owner", hashlib.sha256).digest()
+    signed = json.dumps([user_id, schedule]).encode()
+    return hmac.new(sealing, signed, hashlib.sha256).hexdigest()
+
+
+def _sealed(message: JobMessage, key: str) -> bool:
+    if not (key and message.user_id and message.schedule and message.owner_seal):
+        return False
+    expected = owner_seal(key, message.user_id, message.schedule)
+    return hmac.compare_digest(expected, message.owner_seal)
+
+
+def refusal(message: JobMessage, key: str) -> str | None:
     """Why ``message`` may not make a job, or None: a reserved name as its ``user_id`` (no
-    caller of the API may pass as the shared anonymous owner or as a machine client: 403)."""
+    caller of the API may pass as the shared anonymous owner or as a machine client: 403),
+    unless it is a schedule's fire that the API sealed for that owner."""
     if message.user_id is not None and reserved_user(message.user_id):
+        if _sealed(message, key):
+            return None
         return (
             f"user_id {message.user_id[:64]!r} is a reserved name; a queue message may not "
             "make a job for it (the API refuses it with 403): leave user_id out, or name a user"

@@ -202,6 +202,9 @@ class JobMessage(BaseModel):
     schedule: ScheduleName | None = None
     scheduled_for: datetime | None = None
     overlap: Overlap | None = None
+    # A schedule's message for an owner no plain message may name (``anonymous``,
+    # ``client:*``): the API's seal of (owner, schedule) under the deployment's key.
+    owner_seal: Annotated[StrictStr, StringConstraints(max_length=128)] | None = None
 
     _params = field_validator("parameters")(_check_parameters)
 

@@ -22,12 +22,14 @@ from pydantic import (
 
 from kedro_jobs.core import jobs
 from kedro_jobs.core.errors import JobsError, NotOffered
+from kedro_jobs.core.messages import owner_seal
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.queue import UnsendableMessage, encode
 from kedro_jobs.core.requests import JobMessage, JobRequest, Overlap, ScheduleName
 from kedro_jobs.core.schedule_times import InvalidExpression, next_fires, parse, zone
 from kedro_jobs.core.scheduler import SCHEDULED_TIME, Scheduler, StoredSchedule
 from kedro_jobs.core.states import JobStatus
+from kedro_jobs.names import reserved_user
 
 NEXT_FIRES = 5
 Expression = Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)]
@@ -156,6 +158,10 @@ def _scheduler(backends: Backends) -> Scheduler:
     return backends.scheduler
 
 
+def _key(backends: Backends) -> str:
+    return backends.settings.signing_key.get_secret_value()
+
+
 def _check_job(backends: Backends, request: JobRequest) -> None:
     """As POST /jobs checks a job: what it asks of the deployment, its pipeline."""
     jobs.check_offered(backends.settings, request.compute, request.max_job_seconds)
@@ -163,8 +169,17 @@ def _check_job(backends: Backends, request: JobRequest) -> None:
 
 
 def _message(
-    user: str, name: str, job: JobRequest, overlap: Overlap, scheduled_for: datetime
+    user: str,
+    name: str,
+    job: JobRequest,
+    overlap: Overlap,
+    scheduled_for: datetime,
+    *,
+    key: str,
 ) -> JobMessage:
+    # A reserved owner (anonymous, a machine client) is one no plain queue message may name:
+    # the API seals it, and the consumer checks the seal (core/messages.py).
+    seal = owner_seal(key, user, name) if key and reserved_user(user) else None
     try:
         return JobMessage(
             version=1,
@@ -177,14 +192,16 @@ def _message(
             schedule=name,
             scheduled_for=scheduled_for,
             overlap=overlap,
+            owner_seal=seal,
         )
     except ValidationError as exc:
         raise UnsendableMessage(str(exc.errors()[0]["msg"])) from exc
 
 
-def fire_input(user: str, name: str, job: JobRequest, overlap: Overlap) -> str:
-    """The message Scheduler sends at each fire, with the fire's time left for it to fill."""
-    body = json.loads(encode(_message(user, name, job, overlap, utcnow())))
+def fire_input(user: str, name: str, job: JobRequest, overlap: Overlap, *, key: str) -> str:
+    """The message Scheduler sends at each fire, with the fire's time left for it to fill
+    (``key``: the deployment's signing key, which seals a reserved owner)."""
+    body = json.loads(encode(_message(user, name, job, overlap, utcnow(), key=key)))
     body["scheduled_for"] = SCHEDULED_TIME
     return json.dumps(body, separators=(",", ":"))
 
@@ -252,7 +269,7 @@ def create(backends: Backends, user: str, request: ScheduleRequest) -> Schedule:
         expression=request.expression,
         timezone=request.timezone,
         state="ENABLED",
-        input=fire_input(user, request.name, request.job, request.overlap),
+        input=fire_input(user, request.name, request.job, request.overlap, key=_key(backends)),
         description=request.description,
         flexible_window_minutes=request.flexible_window_minutes,
     )
@@ -301,7 +318,7 @@ def change(backends: Backends, user: str, name: str, patch: ScheduleChange) -> S
         expression=expression,
         timezone=timezone,
         state=stored.state,
-        input=fire_input(user, name, job, overlap),
+        input=fire_input(user, name, job, overlap, key=_key(backends)),
         description=given.get("description", stored.description),
         flexible_window_minutes=(
             given.get("flexible_window_minutes", stored.flexible_window_minutes)
@@ -345,6 +362,6 @@ def run_now(backends: Backends, user: str, name: str) -> Job:
     schedule = get(backends, user, name)
     _check_job(backends, schedule.job)
     now = datetime.now(UTC).replace(microsecond=0)
-    message = _message(user, name, schedule.job, schedule.overlap, now)
+    message = _message(user, name, schedule.job, schedule.overlap, now, key=_key(backends))
     job = Job.from_message(message.derived_job_id(""), message, compute=schedule.job.compute)
     return jobs.enqueue(backends, job)

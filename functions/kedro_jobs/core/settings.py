@@ -75,10 +75,12 @@ class Settings(BaseSettings):
     schedule_group_name: str = ""
     scheduler_role_arn: str = ""
     jobs_queue_arn: str = ""
-    # The HMAC key that signs job checkpoints (the template's Secrets Manager secret): a
-    # checkpoint is read only if signed with it. Empty: each runner signs with a key of its
-    # own, so another container cannot resume its checkpoints.
-    checkpoint_signing_key: SecretStr = SecretStr("")
+    # The HMAC key (the template's Secrets Manager secret) that signs job checkpoints (a
+    # checkpoint is read only if signed with it; empty: each runner signs with a key of its
+    # own, so another container cannot resume its checkpoints) and seals the owner of a
+    # schedule's messages (core/messages.py; empty: no seal, so a schedule owned by a
+    # reserved name cannot fire).
+    signing_key: SecretStr = SecretStr("")
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

@@ -10,7 +10,7 @@ so a checkpoint without one is incomplete and never read.
 Checkpoints are unpickled, so whoever can write under ``.kedro-jobs/`` could otherwise run
 code in the consumer. Each one is signed: the manifest holds the SHA-256 of every file of the
 checkpoint and carries an HMAC-SHA256 of itself under the deployment's key
-(``CHECKPOINT_SIGNING_KEY``). A checkpoint that is unsigned, altered, or signed with another
+(``SIGNING_KEY``). A checkpoint that is unsigned, altered, or signed with another
 key is refused before anything of it is unpickled; one that cannot be read fails the job,
 saying the checkpoint is unreadable.
 """
@@ -92,7 +92,7 @@ class Signer:
         if self.ephemeral and not self._warned:
             self._warned = True
             logger.warning(
-                "No checkpoint signing key is configured (CHECKPOINT_SIGNING_KEY): checkpoints "
+                "No checkpoint signing key is configured (SIGNING_KEY): checkpoints "
                 "are signed with a key of this process only, so another container cannot "
                 "resume them"
             )
@@ -165,7 +165,7 @@ def read_manifest(location: str, job_id: str, signer: Signer) -> Manifest:
     if not signer.verify(_canonical(raw), signed["signature"]):
         raise CheckpointError(
             f"The checkpoint {location} was altered or signed with another key: refused "
-            "(its signature does not match this deployment's CHECKPOINT_SIGNING_KEY)"
+            "(its signature does not match this deployment's SIGNING_KEY)"
         )
     try:
         if raw.get("format") != _FORMAT:

@@ -108,7 +108,7 @@ def test_a_checkpoint_signed_with_another_key_is_refused(
     finally:
         continuing.signer = signer
 
-    _failed(outcome, "CHECKPOINT_SIGNING_KEY")
+    _failed(outcome, "SIGNING_KEY")
 
 
 def test_a_missing_file_is_unreadable(continuing: KedroRunner, checkpoint: Path) -> None:
