@@ -21,7 +21,12 @@ from typing import Any
 import boto3
 
 if __package__:
-    from kedro_jobs_local.provision import create_bucket, create_queue, create_table
+    from kedro_jobs_local.provision import (
+        create_bucket,
+        create_queue,
+        create_state_machine,
+        create_table,
+    )
     from kedro_jobs_local.template import (
         DEFAULT_ACCOUNT,
         DEFAULT_STACK,
@@ -31,7 +36,7 @@ if __package__:
         load_template,
     )
 else:  # run as a script (LocalStack's init hook): its own folder is on sys.path
-    from provision import create_bucket, create_queue, create_table
+    from provision import create_bucket, create_queue, create_state_machine, create_table
     from template import DEFAULT_ACCOUNT, DEFAULT_STACK, NO_VALUE, TEMPLATE, Resolver, load_template
 
 
@@ -122,6 +127,12 @@ def create_resources(
         bucket = create_bucket(s3, resolve(resources[name]["Properties"]), region)
         resolve.refs[name] = bucket
         resolve.attrs[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+    sfn = _client("stepfunctions", session, endpoint_url)
+    for name in of_type("AWS::StepFunctions::StateMachine"):
+        props = resolve({k: v for k, v in resources[name]["Properties"].items() if k != "RoleArn"})
+        # IAM is not emulated: the role's name is what the state machine is created with.
+        role = f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{stack_name}-{name}Role"
+        resolve.refs[name] = create_state_machine(sfn, props, f"{stack_name}-{name}", role)
 
     return LocalResources(
         table_name=resolve.refs["JobsTable"],

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from kedro_jobs.core.store.claims import Claims
 from kedro_jobs.core.store.delivery import Delivery
+from kedro_jobs.core.store.groups import Groups
 from kedro_jobs.core.store.jobs import Jobs
 from kedro_jobs.core.store.listing import Listing
 
 
-class JobStore(Jobs, Claims, Listing, Delivery):
+class JobStore(Jobs, Claims, Listing, Delivery, Groups):
     """Jobs in one DynamoDB table. The client is injected, or created on first use."""
