@@ -75,3 +75,22 @@ def test_a_fanned_out_job_s_progress_counts_the_nodes_of_every_group() -> None:
     assert (stored.progress.completed_nodes, stored.progress.total_nodes) == (3, 7)
     assert stored.progress.current_node == "fit_b, prep_c"
     assert to_item(running)["groups"]["M"]["g2"]["M"]["status"] == {"S": "running"}
+
+
+def test_kedro_jobs_status_shows_each_group() -> None:
+    from rich.console import Console
+
+    from kedro_jobs.cli.render import show_job
+
+    job = Job.new(pipeline_name="branches", parameters={}, options={}, user_id="u")
+    groups = {
+        "g10": GroupRun(status="pending", nodes=1),
+        "g2": GroupRun(status="running", nodes=2, completed_nodes=1, current_node="fit_b",
+                       worker="req-2/ab12"),
+    }  # fmt: skip
+    record = job.model_copy(update={"status": JobStatus.RUNNING, "groups": groups})
+    console = Console(record=True, width=120)
+    show_job(console, record.model_dump(mode="json"))
+    text = console.export_text()
+    assert "group g2   running 1/2 (fit_b) on req-2/ab12" in text
+    assert text.index("group g2") < text.index("group g10")  # in the order they run

@@ -97,7 +97,9 @@ class Groups(Runs):
             if group.status in {"completed", "failed", "cancelled"}:
                 return GroupClaim(GroupClaimOutcome.DONE, job)
             return GroupClaim(GroupClaimOutcome.BUSY, job)
-        return GroupClaim(GroupClaimOutcome.CLAIMED, from_item(attrs))
+        claimed = from_item(attrs)
+        self.events.progressed(claimed)  # a group started: progress across groups moved on
+        return GroupClaim(GroupClaimOutcome.CLAIMED, claimed)
 
     def group_progress(
         self,
@@ -168,9 +170,10 @@ class Groups(Runs):
             "#gs.#g.#e = :e"
         )
         try:
-            self._raw_update(job_id, update, "#gs.#g.#w = :worker", names, values)
+            attrs = self._raw_update(job_id, update, "#gs.#g.#w = :worker", names, values)
         except ConditionFailed:
             return False
+        self.events.progressed(from_item(attrs, lenient=True))
         return True
 
     def _raw_update(
