@@ -76,6 +76,18 @@ def drain(invoke: Invoke, aws: Aws, store: JobStore, job_id: str, *, rounds: int
     raise AssertionError(f"job {job_id} did not end")
 
 
+def next_message(aws: Aws, *, waits: int = 10) -> dict[str, Any]:
+    """The execution's next message (sent from moto's own thread: a busy machine delays it)."""
+    for _ in range(waits):
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+        )
+        if resp.get("Messages"):
+            message: dict[str, Any] = resp["Messages"][0]
+            return message
+    raise AssertionError("the execution sent no message")
+
+
 def keys(aws: Aws, prefix: str) -> list[str]:
     resp = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)
     return sorted(item["Key"] for item in resp.get("Contents", []))
@@ -131,9 +143,7 @@ def test_a_duplicate_delivery_starts_no_second_execution(
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     assert fan_invoke(body) == {"batchItemFailures": []}  # the job's lease is live: nothing
-    first = aws.sqs.receive_message(
-        QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=2
-    )["Messages"][0]
+    first = next_message(aws)
     # The same group message twice (SQS delivers at least once): the group runs once.
     assert fan_invoke(first["Body"]) == {"batchItemFailures": []}
     assert fan_invoke(first["Body"]) == {"batchItemFailures": []}
@@ -174,3 +184,25 @@ def test_a_cancelled_job_runs_no_further_group_and_commits_nothing(
     assert not executions(record)
     assert not keys(aws, "data/data/")
     assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+
+
+def test_a_group_whose_worker_died_is_taken_over(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)
+    group = json.loads(first["Body"])["group"]
+    # A worker claimed the group and died: its claim is in the record, its lease has run out
+    # (SQS then delivers the message again, after its visibility timeout).
+    dead = store.claim_group(job.id, group, worker="dead-worker", lease_seconds=-1.0)
+    assert dead.job is not None and dead.job.groups is not None
+    assert dead.job.groups[group].status == "running"
+    assert fan_invoke(first["Body"]) == {"batchItemFailures": []}  # the redelivery
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.groups is not None
+    taken = done.groups[group]
+    assert taken.runs == 2 and taken.worker != "dead-worker" and taken.status == "completed"
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
