@@ -206,3 +206,27 @@ def test_a_group_whose_worker_died_is_taken_over(
     taken = done.groups[group]
     assert taken.runs == 2 and taken.worker != "dead-worker" and taken.status == "completed"
     assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+
+
+def test_fanned_out_jobs_at_once_keep_their_own_data(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """Jobs of two parameter sets, their groups' messages interleaved: each job's hand-overs
+    are its own, so every result is its own parameters' (x=4: 9.0, x=6: 15.0)."""
+    jobs = []
+    for x in (4, 6):
+        job = store.create(
+            Job.new(pipeline_name="branches", parameters={"x": x}, options={}, user_id="u")
+        )
+        jobs.append((job, x))
+        assert fan_invoke(job.to_message().model_dump_json(exclude_none=True)) == {
+            "batchItemFailures": []
+        }
+    for job, _ in jobs:
+        drain(fan_invoke, aws, store, job.id)
+    expected = {4: 9.0, 6: 15.0}
+    for job, x in jobs:
+        done = store.get(job.id)
+        assert done is not None and done.status is JobStatus.COMPLETED, done
+        assert done.groups is not None and len(done.groups) == 4
+        assert done.results == {"summary": {"total": expected[x], "branches": 3}}
