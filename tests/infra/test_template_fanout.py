@@ -64,6 +64,8 @@ def test_every_task_sends_to_the_jobs_queue_and_waits_for_its_token(
         assert task["Parameters"]["QueueUrl"] == "${JobsQueueUrl}"
         body = task["Parameters"]["MessageBody"]
         assert body["fanout"] == kind and body["token.$"] == "$$.Task.Token"
+        # The consumer checks a message's token with a heartbeat before it acts on it.
+        assert task["HeartbeatSeconds"] >= 900
     assert states["Levels"]["MaxConcurrency"] == 1  # one level after the other
     assert states["Levels"]["Catch"][0]["Next"] == "Discard"  # a failed group commits nothing
     assert states["Discard"]["Next"] == "GroupsFailed"

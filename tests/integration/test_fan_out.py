@@ -230,3 +230,17 @@ def test_fanned_out_jobs_at_once_keep_their_own_data(
         assert done is not None and done.status is JobStatus.COMPLETED, done
         assert done.groups is not None and len(done.groups) == 4
         assert done.results == {"summary": {"total": expected[x], "branches": 3}}
+
+
+def test_a_forged_fan_out_message_changes_nothing(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """Other systems may send to the jobs queue: a discard without a live task token neither
+    fails the job nor removes its data."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    forged = json.dumps({"fanout": "discard", "job_id": job.id, "token": "forged"})
+    assert fan_invoke(forged) == {"batchItemFailures": []}
+    still = store.get(job.id)
+    assert still is not None and still.status is JobStatus.RUNNING
+    assert drain(fan_invoke, aws, store, job.id).status is JobStatus.COMPLETED

@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.consumer.claim import lease_seconds
 from kedro_jobs.consumer.outcome import Recorder
+from kedro_jobs.consumer.project import ProjectLoadFailed
 from kedro_jobs.consumer.segments import NodeStats
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import (
@@ -155,7 +156,10 @@ class FanOut:
             return False
         if job.compute != "lambda":
             return False
-        plan = self.runner.fan_out_plan(request_for(job))
+        try:
+            plan = self.runner.fan_out_plan(request_for(job))
+        except ProjectLoadFailed:  # the one-worker run fails the job, saying why
+            return False
         if plan is None:
             return False
         durations = self.node_stats.read(job.pipeline_name)
@@ -180,6 +184,11 @@ class FanOut:
     # -- the execution's messages -------------------------------------------------------------
 
     def handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
+        # Other systems may send to the jobs queue too: a task is acted on only if its token
+        # is one the execution waits for (every task of the state machine takes heartbeats).
+        if not self.coordinator.heartbeat(task.token):
+            logger.warning("fan-out message without a live task token; dropped")
+            return
         job = self.store.get(task.job_id)
         if job is None or job.fan_out is None:
             self.coordinator.fail(task.token, JOB_ENDED, f"Job {task.job_id} is not fanned out")
