@@ -244,3 +244,22 @@ def test_a_forged_fan_out_message_changes_nothing(
     still = store.get(job.id)
     assert still is not None and still.status is JobStatus.RUNNING
     assert drain(fan_invoke, aws, store, job.id).status is JobStatus.COMPLETED
+
+
+def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """What a group's progress write answers (its sink stops the run at the next node
+    boundary on True, and drops its outcome on None)."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    claim = store.claim_group(job.id, "g1", worker="w1", lease_seconds=60)
+    assert claim.job is not None and claim.job.groups is not None
+    beat = {"completed": 1, "current": "fit_a", "lease_seconds": 60.0}
+    assert store.group_progress(job.id, "g1", worker="w1", **beat) is False
+    running = store.get(job.id)
+    assert running is not None and running.progress is not None
+    assert (running.progress.completed_nodes, running.progress.current_node) == (1, "fit_a")
+    assert store.group_progress(job.id, "g1", worker="w2", **beat) is None  # not w2's
+    store.request_cancel(job.id, "u")
+    assert store.group_progress(job.id, "g1", worker="w1", **beat) is True  # stop there

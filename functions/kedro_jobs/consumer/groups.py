@@ -256,12 +256,11 @@ class FanOut:
         return "".join(parts)
 
     def _commit(self, job: Job, task: FanOutTask) -> None:
-        if job.status in TERMINAL:  # a duplicate delivery of the commit
-            self.coordinator.succeed(task.token)
-            return
-        assert job.fan_out is not None
-        outcome = self.runner.commit_groups(job.id, job.fan_out)
-        self._finish(job, outcome)
+        if job.status not in TERMINAL:  # else a commit delivered again after its record
+            assert job.fan_out is not None
+            outcome = self.runner.commit_groups(job.id, job.fan_out)
+            self._finish(job, outcome)
+        self.runner.discard_groups(job.id)  # only once the outcome is recorded
         self.coordinator.succeed(task.token)
 
     def _discard(self, job: Job, task: FanOutTask) -> None:

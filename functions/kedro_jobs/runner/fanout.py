@@ -101,8 +101,9 @@ def run_group(
 
 
 def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOutcome:
-    """Every group has run: publish their staged files once, gather the job's results, and
-    remove the handovers. Any error fails the job, committing nothing more."""
+    """Every group has run: publish their staged files once and gather the job's results.
+    Any error fails the job. The hand-overs stay until ``discard`` (after the outcome is
+    recorded): a commit delivered again after a crash publishes the same files again."""
     started = time.monotonic()
     root = runner.data_root or str(runner.project_path)
     data = _plan(runner, job_id, job_plan["save_version"])
@@ -116,7 +117,6 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
         ended, outputs = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message)), []
     finally:
         data.discard()
-    discard(runner, job_id)
     control = RunControl(lambda *_: False, float("inf"))
     control.started = started
     control.note(total, total, None)

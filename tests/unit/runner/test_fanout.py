@@ -58,7 +58,9 @@ def fan_out(runner: KedroRunner, job_id: str, pipeline: str) -> tuple[dict[str, 
         for group_id in level:
             ran = runner.run_group(req, plan, group_id, no_stop, deadline=time.monotonic() + 30)
             assert ran.status == "completed", ran.error_message
-    return plan, runner.commit_groups(job_id, plan)
+    committed = runner.commit_groups(job_id, plan)
+    runner.discard_groups(job_id)
+    return plan, committed
 
 
 def committed(root: Path) -> dict[str, Any]:
