@@ -263,3 +263,17 @@ def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(
     assert store.group_progress(job.id, "g1", worker="w2", **beat) is None  # not w2's
     store.request_cancel(job.id, "u")
     assert store.group_progress(job.id, "g1", worker="w1", **beat) is True  # stop there
+
+
+def test_a_group_running_elsewhere_comes_back_later(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)
+    group = json.loads(first["Body"])["group"]
+    store.claim_group(job.id, group, worker="alive-elsewhere", lease_seconds=60)
+    # Reported failed (SQS delivers it again after a short backoff); nothing ran.
+    failures = fan_invoke(first["Body"], message_ids=["m-1"])["batchItemFailures"]
+    assert failures == [{"itemIdentifier": "m-1"}]
+    assert not executions(record)

@@ -23,7 +23,7 @@ from aws_lambda_powertools import Logger, Metrics
 from kedro_jobs.consumer.claim import Claimer, claimed
 from kedro_jobs.consumer.context import remaining_seconds
 from kedro_jobs.consumer.dispatch import Dispatcher
-from kedro_jobs.consumer.groups import FanOut
+from kedro_jobs.consumer.groups import FanOut, GroupBusy
 from kedro_jobs.consumer.outcome import Recorder
 from kedro_jobs.consumer.project import ProjectLoadFailed, Runner, project_load_message
 from kedro_jobs.consumer.run import SegmentRun
@@ -50,7 +50,7 @@ class OutOfTime(Exception):
 
 
 # Failures that a later delivery may not meet: the record comes back after a short backoff.
-RETRYABLE: tuple[type[Exception], ...] = (DependencyUnavailable, OutOfTime)
+RETRYABLE: tuple[type[Exception], ...] = (DependencyUnavailable, OutOfTime, GroupBusy)
 RETRY_FIRST_SECONDS = 5
 RETRY_MAX_SECONDS = 60
 

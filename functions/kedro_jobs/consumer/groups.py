@@ -42,6 +42,10 @@ _ENDED = {"completed": "completed", "cancelled": "cancelled"}  # else "failed"
 UNFINISHED = "The job's fan-out execution ended before every group had run"
 
 
+class GroupBusy(Exception):
+    """The group is running under a live lease elsewhere: SQS delivers its message again."""
+
+
 class GroupRunner(Protocol):
     def fan_out_plan(self, request: RunRequest) -> dict[str, Any] | None: ...
 
@@ -208,9 +212,16 @@ class FanOut:
         if claim.outcome is GroupClaimOutcome.JOB_ENDED:
             self.coordinator.fail(task.token, JOB_ENDED, "The job ended before this group ran")
             return
-        if claim.outcome is not GroupClaimOutcome.CLAIMED or claim.job is None:
-            # Running elsewhere (that run answers), or already answered: a duplicate.
-            logger.info("group not run by this delivery", extra={"claim": claim.outcome.value})
+        if claim.outcome is GroupClaimOutcome.BUSY:
+            # Its worker may be alive (it answers, and this token dies) or not (its lease
+            # runs out): the message comes back after a short backoff either way.
+            raise GroupBusy(f"group {group_id} of job {job.id} is running elsewhere")
+        if claim.outcome is GroupClaimOutcome.DONE and claim.job is not None:
+            # It ran, but this execution still waits for it (a second execution after the
+            # emulator restarted, say): the answer it was given before.
+            self._answer_done(claim.job, group_id, task)
+            return
+        if claim.job is None:
             return
         assert claim.job.fan_out is not None
         sink = GroupSink(self.store, self.coordinator, task, worker, lease)
@@ -237,6 +248,14 @@ class FanOut:
             self.coordinator.fail(task.token, GROUP_CANCELLED, error or CANCELLED_MESSAGE)
         else:
             self.coordinator.fail(task.token, GROUP_FAILED, error or "The group failed")
+
+    def _answer_done(self, job: Job, group_id: str, task: FanOutTask) -> None:
+        group = (job.groups or {}).get(group_id)
+        if group is not None and group.status == "completed":
+            self.coordinator.succeed(task.token, {"group": group_id})
+        else:
+            error = (group.error if group else None) or "The group did not complete"
+            self.coordinator.fail(task.token, GROUP_FAILED, error)
 
     def _write_group_log(self, job: Job, group_id: str, outcome: RunOutcome) -> None:
         try:
