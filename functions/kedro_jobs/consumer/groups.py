@@ -285,11 +285,13 @@ class FanOut:
     def _discard(self, job: Job, task: FanOutTask) -> None:
         self.runner.discard_groups(job.id)
         if job.status not in TERMINAL:
-            failed = [g.error for g in (job.groups or {}).values() if g.status == "failed"]
+            failed = [g for g in (job.groups or {}).values() if g.status == "failed"]
+            # The first group to fail is the job's error (the others may have stopped after).
+            failed.sort(key=lambda g: g.ended_at or g.started_at or job.created_at)
             if job.cancel_requested:
                 outcome = RunOutcome("cancelled", None, CANCELLED_MESSAGE, "", 0.0)
             else:
-                why = failed[0] if failed else UNFINISHED
+                why = failed[0].error if failed else UNFINISHED
                 outcome = RunOutcome("failed", None, why or UNFINISHED, "", 0.0)
             self._finish(job, outcome)
         self.coordinator.succeed(task.token)

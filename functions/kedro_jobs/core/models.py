@@ -116,6 +116,8 @@ class Job(BaseModel):
     @model_validator(mode="after")
     def _progress_across_groups(self) -> Job:
         """While its groups run, a fanned-out job's progress is their nodes, summed."""
+        if self.groups:  # in the order they run (g1, g2, ..., g10): the table keeps none
+            self.groups = dict(sorted(self.groups.items(), key=lambda g: (len(g[0]), g[0])))
         if self.groups and self.status is JobStatus.RUNNING:
             running = [g.current_node for g in self.groups.values() if g.status == "running"]
             self.progress = Progress(
