@@ -19,6 +19,7 @@ PRICES = {
     "dynamodb_read_unit": 0.125 / 1e6,
     "s3_put": 0.005 / 1000,
     "s3_get": 0.0004 / 1000,
+    "step_functions_transition": 25.0 / 1e6,  # standard workflows
     # The old design, always on: 2 worker VMs (t3.medium), 1 API VM (t3.small), Redis
     # (cache.t3.micro), per hour.
     "t3_medium_hour": 0.0416,
@@ -75,6 +76,29 @@ def dollars_per_million(
     return per_million
 
 
+def fan_out_extra_per_million(levels: int, groups: int, nodes: int) -> dict[str, float]:
+    """What fanning a job out adds (docs/fan-out.md), in dollars per million jobs, counted
+    from the code paths: the execution's state transitions (levels' Map, one inner Map per
+    level, one task per group, the commit); one more consumer invocation per group and for
+    the commit, each from an SQS message (send by the state machine, receive, delete); a
+    heartbeat and an answer to Step Functions per message (free API calls); the record's
+    writes (the plan, each group's claim and end, progress after each node); each group's
+    hand-over (handover.json, a value, a log: about 3 PUTs) read by the groups after it and
+    the commit (about 3 GETs a group)."""
+    p = PRICES
+    messages = groups + 1
+    items = {
+        "step_functions": (1 + levels + groups + 1) * p["step_functions_transition"],
+        "lambda_requests": messages * p["lambda_request"],
+        "sqs": 3 * messages * p["sqs_request"],
+        "dynamodb": (1 + 2 * groups + nodes) * p["dynamodb_write_unit"],
+        "s3": 3 * groups * p["s3_put"] + 3 * groups * p["s3_get"],
+    }
+    per_million = {k: v * 1e6 for k, v in items.items()}
+    per_million["total"] = sum(per_million.values())
+    return per_million
+
+
 def celery_monthly() -> float:
     p = PRICES
     hourly = 2 * p["t3_medium_hour"] + p["t3_small_hour"] + p["cache_t3_micro_hour"]
@@ -101,4 +125,6 @@ def estimate(trivial_consumer_s: float, api_s: float, kedro_run_s: float) -> dic
         "celery_per_million_at_capacity_one_minute": monthly / celery_capacity_minute * 1e6,
         "break_even_jobs_per_month_trivial": monthly / trivial["total"] * 1e6,
         "break_even_jobs_per_month_one_minute": monthly / minute["total"] * 1e6,
+        # 4 branches of one node and a join: 2 levels, 5 groups, 5 nodes.
+        "fan_out_extra_per_million_4_branches": fan_out_extra_per_million(2, 5, 5),
     }

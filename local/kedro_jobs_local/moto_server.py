@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, help="keep the state in this folder")
     parser.add_argument("--snapshot-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
+    # Step Functions executions (fan-out jobs) call SQS back through this server: moto's
+    # interpreter finds it by MOTO_PORT, and runs state machines only when its config says so.
+    os.environ["MOTO_PORT"] = str(args.port)
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     log = logging.getLogger("kedro_jobs_local.moto")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request drowns the rest

@@ -173,3 +173,24 @@ def create_bucket(s3: Any, props: dict[str, Any], region: str) -> str:
         with contextlib.suppress(ClientError):
             getattr(s3, method)(Bucket=name, **kwargs)
     return name
+
+
+def create_state_machine(sfn: Any, props: dict[str, Any], name: str, role_arn: str) -> str:
+    """A Step Functions state machine from its resolved properties (``Definition`` with its
+    ``DefinitionSubstitutions`` applied, as CloudFormation does); returns its ARN."""
+    definition = json.dumps(props["Definition"])
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"] == name:
+                arn = str(machine["stateMachineArn"])
+                sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+                return arn
+    created = sfn.create_state_machine(
+        name=name,
+        definition=definition,
+        roleArn=role_arn,
+        type=props.get("StateMachineType", "STANDARD"),
+    )
+    return str(created["stateMachineArn"])

@@ -27,6 +27,7 @@ if __package__:
         create_bucket,
         create_queue,
         create_schedule_group,
+        create_state_machine,
         create_table,
     )
     from kedro_jobs_local.template import (
@@ -38,7 +39,13 @@ if __package__:
         load_template,
     )
 else:  # run as a script (LocalStack's init hook): its own folder is on sys.path
-    from provision import create_bucket, create_queue, create_schedule_group, create_table
+    from provision import (
+        create_bucket,
+        create_queue,
+        create_schedule_group,
+        create_state_machine,
+        create_table,
+    )
     from template import DEFAULT_ACCOUNT, DEFAULT_STACK, NO_VALUE, TEMPLATE, Resolver, load_template
 
 
@@ -158,6 +165,12 @@ def create_resources(
     for name in of_type("AWS::IAM::Role"):
         # Nothing local checks roles: the ARN the template's functions are given is enough.
         resolve.attrs[(name, "Arn")] = f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{stack_name}-{name}"
+    sfn = _client("stepfunctions", session, endpoint_url)
+    for name in of_type("AWS::StepFunctions::StateMachine"):
+        props = resolve({k: v for k, v in resources[name]["Properties"].items() if k != "RoleArn"})
+        # IAM is not emulated: the role's name is what the state machine is created with.
+        role = f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{stack_name}-{name}Role"
+        resolve.refs[name] = create_state_machine(sfn, props, f"{stack_name}-{name}", role)
 
     return LocalResources(
         table_name=resolve.refs["JobsTable"],

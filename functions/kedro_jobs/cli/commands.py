@@ -68,6 +68,8 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         body["compute"] = args.compute
     if args.max_job_seconds:
         body["max_job_seconds"] = args.max_job_seconds
+    if args.fan_out is False:
+        body["fan_out"] = False
     return body
 
 

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--max-job-seconds", type=int, metavar="N", help="fail the job if its run takes longer"
     )
+    submit.add_argument(
+        "--no-fan-out",
+        dest="fan_out",
+        action="store_false",
+        help="run on one worker even where the pipeline's groups could run side by side",
+    )
     submit.add_argument("--idempotency-key", help="the same key returns the same job for 24 h")
     submit.add_argument(
         "--watch", "-w", action="store_true", help="follow it; exit 0 only if it completes"

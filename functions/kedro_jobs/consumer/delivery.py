@@ -23,6 +23,7 @@ from aws_lambda_powertools import Logger, Metrics
 from kedro_jobs.consumer.claim import Claimer, claimed
 from kedro_jobs.consumer.context import remaining_seconds
 from kedro_jobs.consumer.dispatch import Dispatcher
+from kedro_jobs.consumer.groups import FanOut, GroupBusy
 from kedro_jobs.consumer.outcome import Recorder
 from kedro_jobs.consumer.overlap import OverlapPolicy
 from kedro_jobs.consumer.project import ProjectLoadFailed, Runner, project_load_message
@@ -31,6 +32,7 @@ from kedro_jobs.consumer.segments import NodeStats
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.compute import TaskLauncher
 from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.fanout import coordinator_from_settings, parse_task
 from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.messages import BadMessage, RefusedMessage, may_change, parse_body
 from kedro_jobs.core.queue import JobQueue
@@ -51,7 +53,7 @@ class OutOfTime(Exception):
 
 
 # Failures that a later delivery may not meet: the record comes back after a short backoff.
-RETRYABLE: tuple[type[Exception], ...] = (DependencyUnavailable, OutOfTime)
+RETRYABLE: tuple[type[Exception], ...] = (DependencyUnavailable, OutOfTime, GroupBusy)
 RETRY_FIRST_SECONDS = 5
 RETRY_MAX_SECONDS = 60
 
@@ -98,6 +100,18 @@ class Consumer:
         self.dispatcher = Dispatcher(store, launcher, settings.signing_key.get_secret_value())
         self.claims = Claimer(settings, store, self.recorder)
         self.overlap = OverlapPolicy(store, self.queue)
+        # Fan-out (docs/fan-out.md): only where the template gives a state machine.
+        coordinator = coordinator_from_settings(settings)
+        self.fan_out: FanOut | None = None
+        if coordinator is not None:
+            self.fan_out = FanOut(
+                settings,
+                store=store,
+                recorder=self.recorder,
+                coordinator=coordinator,
+                node_stats=self.node_stats,
+                runner=lambda: self.runner,
+            )
         self.segments = SegmentRun(
             settings,
             store=store,
@@ -177,6 +191,10 @@ class Consumer:
         budget = remaining_seconds(context, float(self.settings.lease_seconds))
         if budget <= self.settings.timeout_margin_seconds:
             raise OutOfTime(f"{budget:.1f}s left in this invocation; not starting a job")
+        task = parse_task(body) if self.fan_out is not None else None
+        if task is not None and self.fan_out is not None:  # a message of a fan-out execution
+            self.fan_out.handle(task, budget, getattr(context, "aws_request_id", None))
+            return
         parsed = parse_body(body)
         if isinstance(parsed, BadMessage):
             self._reject(parsed, body, message_id)
@@ -200,7 +218,7 @@ class Consumer:
             return
         claim = self.claims.for_delivery(job_id, message, budget)
         job = claimed(claim, "job not run by this delivery")
-        if job is not None:
+        if job is not None and not (self.fan_out and self.fan_out.start(job, budget)):
             invocation = getattr(context, "aws_request_id", None)
             self.segments.run(job, budget, invocation=invocation)
 

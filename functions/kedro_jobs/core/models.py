@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from kedro_jobs.core.requests import Compute, JobMessage, Overlap, RunOptions
 from kedro_jobs.core.states import JobStatus
@@ -44,6 +44,21 @@ class Segment(BaseModel):
     ended_at: datetime | None = None
     ended: str | None = None  # "continued", or the job's status when the job ended with it
     checkpoint_seconds: float | None = None  # what saving its checkpoint took
+
+
+class GroupRun(BaseModel):
+    """One group of a fanned-out job (docs/fan-out.md): where and when it ran, how far."""
+
+    status: str = "pending"  # pending, running, completed, failed, cancelled
+    nodes: int = 0
+    completed_nodes: int = 0
+    current_node: str | None = None
+    worker: str | None = None  # the Lambda request id (or local name) that ran it
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    runs: int = 0  # claims of it: more than one after a worker died mid-group
+    lease: float | None = None  # epoch seconds; its worker's claim ends then
 
 
 class Progress(BaseModel):
@@ -104,8 +119,26 @@ class Job(BaseModel):
     nodes: list[NodeRun] | None = None
     nodes_omitted: int = 0
     eta: datetime | None = None
+    # A job fanned out over workers: its group plan (groups, levels, save version), and each
+    # group's run by group id (progress then counts the nodes of every group).
+    fan_out: dict[str, Any] | None = None
+    groups: dict[str, GroupRun] | None = None
     # Fields of a damaged stored item left out when it was read for display (store.from_item).
     _unreadable: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _progress_across_groups(self) -> Job:
+        """While its groups run, a fanned-out job's progress is their nodes, summed."""
+        if self.groups:  # in the order they run (g1, g2, ..., g10): the table keeps none
+            self.groups = dict(sorted(self.groups.items(), key=lambda g: (len(g[0]), g[0])))
+        if self.groups and self.status is JobStatus.RUNNING:
+            running = [g.current_node for g in self.groups.values() if g.status == "running"]
+            self.progress = Progress(
+                total_nodes=sum(g.nodes for g in self.groups.values()),
+                completed_nodes=sum(g.completed_nodes for g in self.groups.values()),
+                current_node=", ".join(n for n in running if n) or None,
+            )
+        return self
 
     @property
     def crashed_attempts(self) -> int:

@@ -124,6 +124,8 @@ class RunOptions(BaseModel):
     namespaces: NameList | None = None
     load_versions: dict[ShortStr, ShortStr] | None = Field(None, max_length=MAX_OPTION_ITEMS)
     env: EnvName | None = None
+    # False: the job runs on one worker even where its pipeline has independent groups.
+    fan_out: bool | None = None
 
     def given(self) -> dict[str, Any]:
         """Only the options the caller set."""

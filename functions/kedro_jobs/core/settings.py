@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     # schedule's messages (core/messages.py; empty: no seal, so a schedule owned by a
     # reserved name cannot fire).
     signing_key: SecretStr = SecretStr("")
+    # The Step Functions state machine that runs a job's independent groups of nodes on
+    # different workers (docs/fan-out.md; empty: every job runs on one worker).
+    fan_out_state_machine_arn: str = ""
+    # A job fans out only where two groups that could run at once each took at least this
+    # long in the pipeline's last run (a node never timed counts 0 s: a pipeline's first run
+    # is on one worker, and times its nodes). 0: whenever the pipeline's shape allows.
+    fan_out_min_group_seconds: float = Field(5.0, ge=0)
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

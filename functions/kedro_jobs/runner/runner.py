@@ -133,6 +133,36 @@ class KedroRunner:
             logger.warning("the project's parameter defaults could not be read", exc_info=True)
             return {}
 
+    # -- a job fanned out over workers (fanout.py) ------------------------------------------
+
+    def fan_out_plan(self, request: RunRequest) -> dict[str, Any] | None:
+        from kedro_jobs.runner import fanout
+
+        return fanout.plan(self, request)
+
+    def run_group(
+        self,
+        request: RunRequest,
+        plan: dict[str, Any],
+        group_id: str,
+        progress: ProgressSink,
+        *,
+        deadline: float,
+    ) -> RunOutcome:
+        from kedro_jobs.runner import fanout
+
+        return fanout.run_group(self, request, plan, group_id, progress, deadline=deadline)
+
+    def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome:
+        from kedro_jobs.runner import fanout
+
+        return fanout.commit(self, job_id, plan)
+
+    def discard_groups(self, job_id: str) -> None:
+        from kedro_jobs.runner import fanout
+
+        fanout.discard(self, job_id)
+
     def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
         """Run one job, or its next segment from ``request.checkpoint``; past ``deadline`` (a
         time.monotonic() value) it is stopped, or, with ``request.may_continue``, it stops

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -34,6 +35,7 @@ class Kind(Enum):
     INT = "int"  # N
     FLOAT = "float"  # N, exactly (repr)
     NODES = "nodes"  # S: the node timeline's compact rows (core/timeline.py)
+    MAP = "map"  # M: a native map, so one group of a fanned-out job is written on its own
 
 
 # Attributes not named here are kept by their Python type: bool as BOOL, numbers as N, the
@@ -55,8 +57,35 @@ SCHEMA: dict[str, Kind] = {
     # ``sweep_due``: when the sweeper looks at a live job again (see listing.py).
     **dict.fromkeys(("lease_expires_at", "execution_time", "dispatch_due"), Kind.FLOAT),
     "sweep_due": Kind.FLOAT,
+    "fan_out": Kind.JSON,
+    "groups": Kind.MAP,
 }
 JSON_FIELDS = frozenset(name for name, kind in SCHEMA.items() if kind is Kind.JSON)
+
+
+def to_native(value: Any) -> AttributeValue:
+    """A JSON-like value as a native DynamoDB attribute (numbers exact, via their repr)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    plain = json.loads(json.dumps(to_jsonable_python(value)), parse_float=Decimal)
+    serialized: Any = TypeSerializer().serialize(plain)
+    return dict(serialized)
+
+
+def from_native(attr: AttributeValue) -> Any:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    native: Any = attr
+    return plain(TypeDeserializer().deserialize(native))
 
 
 def encode(name: str, value: Any) -> AttributeValue:
@@ -68,6 +97,8 @@ def encode(name: str, value: Any) -> AttributeValue:
         return {"S": iso(value)}
     if kind is Kind.NODES:
         return {"S": json.dumps(pack(value), separators=(",", ":"))}
+    if kind is Kind.MAP:
+        return to_native(value)
     if kind is Kind.INT:
         return {"N": str(int(value))}
     if kind is Kind.FLOAT or isinstance(value, float):
@@ -88,6 +119,8 @@ def decode(name: str, attr: AttributeValue) -> Any:
     does not decode."""
     if "BOOL" in attr:
         return attr["BOOL"]
+    if SCHEMA.get(name) is Kind.MAP:
+        return from_native(attr)
     if "N" in attr:
         number = attr["N"]
         return int(number) if SCHEMA.get(name) is Kind.INT else float(number)

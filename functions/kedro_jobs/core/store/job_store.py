@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from kedro_jobs.core.store.claims import Claims
 from kedro_jobs.core.store.delivery import Delivery
+from kedro_jobs.core.store.groups import Groups
 from kedro_jobs.core.store.jobs import Jobs
 from kedro_jobs.core.store.listing import Listing
 from kedro_jobs.core.store.schedule_runs import ScheduleRuns
 
 
-class JobStore(Jobs, Claims, Listing, Delivery, ScheduleRuns):
+class JobStore(Jobs, Claims, Listing, Delivery, ScheduleRuns, Groups):
     """Jobs in one DynamoDB table. The client is injected, or created on first use."""

@@ -1,0 +1,75 @@
+"""A running group's progress sink and heartbeat (a fanned-out job, docs/fan-out.md)."""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools import Logger
+
+from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.fanout import Coordinator, FanOutTask
+from kedro_jobs.core.store import JobStore
+
+logger = Logger(service="kedro-jobs-consumer", child=True)
+
+
+class GroupSink:
+    """A running group's progress sink and heartbeat: its entry in the record, its lease and
+    the job's, and the task's heartbeat to the execution. Says stop on a cancel, when the job
+    ended (a sibling failed it), when the execution no longer waits, or when the group
+    changed hands (``lost``)."""
+
+    def __init__(
+        self, store: JobStore, coordinator: Coordinator, task: FanOutTask, worker: str,
+        lease: float,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.coordinator = coordinator
+        self.task = task
+        self.worker = worker
+        self.lease = lease
+        self.completed = 0
+        self.current: str | None = None
+        self.lost = False
+        self.stopped = False
+        self._next_beat = time.monotonic() + lease / 3
+
+    def heartbeat(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_beat:
+            return True
+        self._next_beat = now + self.lease / 3
+        return not (self._beat_execution() or self._write())
+
+    def __call__(self, completed: int, total: int, current: str | None, /) -> bool:
+        self.completed, self.current = completed, current
+        if total and completed >= total:
+            return False  # the group's end is written next
+        return self._write()
+
+    def _beat_execution(self) -> bool:
+        try:
+            alive = self.coordinator.heartbeat(self.task.token)
+        except DependencyUnavailable as exc:
+            logger.warning("task heartbeat not sent", extra={"reason": exc.reason})
+            return False
+        self.stopped = self.stopped or not alive
+        return not alive
+
+    def _write(self) -> bool:
+        try:
+            stop = self.store.group_progress(
+                self.task.job_id,
+                str(self.task.group),
+                worker=self.worker,
+                completed=self.completed,
+                current=self.current,
+                lease_seconds=self.lease,
+            )
+        except DependencyUnavailable as exc:
+            logger.warning("group progress not recorded", extra={"reason": exc.reason})
+            return False
+        if stop is None:
+            self.lost = True
+            return True
+        return stop

@@ -1,0 +1,207 @@
+"""The writes of a fanned-out job (docs/fan-out.md): its plan, and each group's claim,
+progress and end, each a conditional write on that group's own entry of the ``groups`` map.
+
+A group is claimed like a job: pending -> running under a lease, or taken over once its lease
+expired (its worker died); the claim's ``worker`` token fences that run's later writes. Every
+group write also extends the job's own lease, so the sweeper leaves a job alone while any of
+its groups runs; none is made while a cancel is asked (the write then says so).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from kedro_jobs.core.aws import aws_errors, error_code
+from kedro_jobs.core.models import GroupRun, Job, utcnow
+from kedro_jobs.core.states import TERMINAL, JobStatus
+from kedro_jobs.core.store.items import encode, from_item, sweep, to_native
+from kedro_jobs.core.store.runs import Fence, Runs
+from kedro_jobs.core.store.table import DEPENDENCY, ConditionFailed
+
+
+class GroupClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    BUSY = "busy"  # running under a live lease elsewhere
+    DONE = "done"  # the group already ended (a duplicate delivery)
+    JOB_ENDED = "job_ended"  # the job is finished, cancelled, or unknown
+
+
+@dataclass(frozen=True)
+class GroupClaim:
+    outcome: GroupClaimOutcome
+    job: Job | None
+
+
+class Groups(Runs):
+    def start_fan_out(self, job: Job, plan: dict[str, Any], *, lease_seconds: float) -> Job | None:
+        """The run that claimed ``job`` fans it out: its plan and every group pending. None
+        if the run no longer owns the job."""
+        lease_end = time.time() + lease_seconds
+        groups = {g["id"]: GroupRun(nodes=len(g["nodes"])) for g in plan["groups"]}
+        values: dict[str, Any] = {
+            "fan_out": plan,
+            "groups": groups,
+            "lease_expires_at": lease_end,
+            "updated_at": utcnow(),
+            **sweep(JobStatus.RUNNING, lease_end),
+        }
+        try:
+            self._write(job.id, values, Fence(job).to(JobStatus.RUNNING))
+        except ConditionFailed:
+            return None
+        return self._changed(self._as_written(job, values))
+
+    def claim_group(
+        self, job_id: str, group_id: str, *, worker: str, lease_seconds: float
+    ) -> GroupClaim:
+        now = time.time()
+        lease_end = now + lease_seconds
+        names = {"#gs": "groups", "#g": group_id, "#st": "status", "#l": "lease", "#w": "worker",
+                 "#sa": "started_at", "#r": "runs", "#c": "completed_nodes", "#cur": "current_node",
+                 "#job": "status", "#cx": "cancel_requested", "#jl": "lease_expires_at",
+                 "#sd": "sweep_due"}  # fmt: skip
+        values = {
+            ":running": {"S": "running"},
+            ":pending": {"S": "pending"},
+            ":job": encode("status", JobStatus.RUNNING),
+            ":no": {"BOOL": False},
+            ":now": {"N": repr(now)},
+            ":lease": {"N": repr(lease_end)},
+            ":worker": {"S": worker},
+            ":at": to_native(utcnow()),
+            ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+            ":null": {"NULL": True},
+        }
+        condition = (
+            "#job = :job AND #cx = :no AND (#gs.#g.#st = :pending OR "
+            "(#gs.#g.#st = :running AND #gs.#g.#l < :now))"
+        )
+        update = (
+            "SET #gs.#g.#st = :running, #gs.#g.#l = :lease, #gs.#g.#w = :worker, "
+            "#gs.#g.#sa = :at, #gs.#g.#c = :zero, #gs.#g.#cur = :null, #jl = :lease, "
+            "#sd = :lease ADD #gs.#g.#r :one"
+        )
+        try:
+            attrs = self._raw_update(job_id, update, condition, names, values)
+        except ConditionFailed as failed:
+            if not failed.item:
+                return GroupClaim(GroupClaimOutcome.JOB_ENDED, None)
+            job = from_item(failed.item)
+            group = (job.groups or {}).get(group_id)
+            if job.status in TERMINAL or job.cancel_requested or group is None:
+                return GroupClaim(GroupClaimOutcome.JOB_ENDED, job)
+            if group.status in {"completed", "failed", "cancelled"}:
+                return GroupClaim(GroupClaimOutcome.DONE, job)
+            return GroupClaim(GroupClaimOutcome.BUSY, job)
+        claimed = from_item(attrs)
+        self.events.progressed(claimed)  # a group started: progress across groups moved on
+        return GroupClaim(GroupClaimOutcome.CLAIMED, claimed)
+
+    def group_progress(
+        self,
+        job_id: str,
+        group_id: str,
+        *,
+        worker: str,
+        completed: int,
+        current: str | None,
+        lease_seconds: float,
+    ) -> bool | None:
+        """Record a running group's progress and extend its lease (and the job's). Returns
+        whether a cancel was asked (or the job ended), or None if the group changed hands."""
+        lease_end = time.time() + lease_seconds
+        names = {"#gs": "groups", "#g": group_id, "#w": "worker", "#l": "lease",
+                 "#c": "completed_nodes", "#cur": "current_node", "#job": "status",
+                 "#cx": "cancel_requested", "#jl": "lease_expires_at",
+                 "#sd": "sweep_due"}  # fmt: skip
+        values = {
+            ":worker": {"S": worker},
+            ":lease": {"N": repr(lease_end)},
+            ":c": {"N": str(completed)},
+            ":cur": {"S": current} if current else {"NULL": True},
+            ":job": encode("status", JobStatus.RUNNING),
+            ":no": {"BOOL": False},
+        }
+        update = (
+            "SET #gs.#g.#l = :lease, #gs.#g.#c = :c, #gs.#g.#cur = :cur, #jl = :lease, #sd = :lease"
+        )
+        try:
+            self._raw_update(
+                job_id, update, "#gs.#g.#w = :worker AND #job = :job AND #cx = :no", names, values
+            )
+        except ConditionFailed as failed:
+            if not failed.item:
+                return True
+            job = from_item(failed.item)
+            group = (job.groups or {}).get(group_id)
+            if group is None or group.worker != worker:
+                return None
+            return True  # cancelled, or the job ended (a sibling failed it)
+        return False
+
+    def end_group(
+        self,
+        job_id: str,
+        group_id: str,
+        *,
+        worker: str,
+        status: str,
+        completed: int,
+        error: str | None = None,
+    ) -> bool:
+        """The group's run ended (``status``). False if it changed hands meanwhile."""
+        names = {"#gs": "groups", "#g": group_id, "#w": "worker", "#st": "status",
+                 "#ea": "ended_at", "#c": "completed_nodes", "#cur": "current_node",
+                 "#e": "error"}  # fmt: skip
+        values = {
+            ":worker": {"S": worker},
+            ":st": {"S": status},
+            ":at": to_native(utcnow()),
+            ":c": {"N": str(completed)},
+            ":null": {"NULL": True},
+            ":e": {"S": error} if error else {"NULL": True},
+        }
+        update = (
+            "SET #gs.#g.#st = :st, #gs.#g.#ea = :at, #gs.#g.#c = :c, #gs.#g.#cur = :null, "
+            "#gs.#g.#e = :e"
+        )
+        try:
+            attrs = self._raw_update(job_id, update, "#gs.#g.#w = :worker", names, values)
+        except ConditionFailed:
+            return False
+        self.events.progressed(from_item(attrs, lenient=True))
+        return True
+
+    def _raw_update(
+        self,
+        job_id: str,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One UpdateItem on a group's nested entry (the expressions of expressions.py name
+        top-level attributes only). ConditionFailed carries the item as it was."""
+        used = {k: v for k, v in values.items() if k in update or k in condition}
+        with aws_errors(DEPENDENCY):
+            try:
+                resp = self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": job_id}},
+                    UpdateExpression=update,
+                    ConditionExpression=f"attribute_exists(id) AND {condition}",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=used,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except Exception as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    raise ConditionFailed(getattr(exc, "response", {}).get("Item") or {}) from exc
+                raise
+        attributes: dict[str, Any] = resp.get("Attributes", {})
+        return attributes

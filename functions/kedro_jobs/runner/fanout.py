@@ -1,0 +1,145 @@
+"""The runner's side of a fanned-out job: its plan, one group's run, the commit at the end.
+
+Called through :class:`~kedro_jobs.runner.runner.KedroRunner`; the isolation (fork or
+inline), the deadline, progress and cancel at node boundaries are those of any job.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from kedro_jobs.runner import handover
+from kedro_jobs.runner.control import RunControl
+from kedro_jobs.runner.data import DataPlan, unique_version
+from kedro_jobs.runner.groups import GroupPlan, plan_groups
+from kedro_jobs.runner.isolation import Ended, run_inline
+from kedro_jobs.runner.log import log_line
+from kedro_jobs.runner.project import ensure_configured
+from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
+
+if TYPE_CHECKING:
+    from kedro_jobs.runner.runner import KedroRunner
+
+_FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
+
+
+def plan(runner: KedroRunner, request: RunRequest) -> dict[str, Any] | None:
+    """The job's group plan (with the save version every group uses), or None when it does
+    not fan out: fewer than two groups could run at once, or its pipeline is unknown."""
+    pipeline = runner._pipelines.get(request.pipeline_name)
+    if pipeline is None:
+        return None
+    options = request.options
+    filters = {k: options[k] for k in _FILTERS if options.get(k)}
+    if options.get("namespaces"):
+        filters["node_namespaces"] = options["namespaces"]
+    try:
+        pipeline = pipeline.filter(**filters) if filters else pipeline
+    except Exception:  # bad filters: the one-worker run reports them as the job's error
+        return None
+    found = plan_groups(pipeline)
+    if found is None or not found.fans_out:
+        return None
+    return {**found.to_dict(), "save_version": unique_version(request.job_id)}
+
+
+def _work(runner: KedroRunner, job_plan: dict[str, Any], group_id: str) -> handover.GroupWork:
+    groups = GroupPlan.from_dict(job_plan)
+    group = groups.group(group_id)
+    pipeline = runner._pipelines[job_plan["pipeline_name"]]
+    by_name = {node.name: node for node in pipeline.nodes}
+    mine = set(group.nodes)
+    produced = {ds for name in mine for ds in by_name[name].outputs}
+    read_elsewhere = {
+        ds for g in groups.groups if g.id != group_id for n in g.nodes for ds in by_name[n].inputs
+    }
+    results = set(groups.free_outputs)
+    return handover.GroupWork(
+        group_id=group_id,
+        nodes=list(group.nodes),
+        upstream=list(group.depends_on),
+        exports=produced & (read_elsewhere | results),
+        results=results,
+        root=runner.data_root or str(runner.project_path),
+    )
+
+
+def _plan(runner: KedroRunner, job_id: str, save_version: str) -> DataPlan:
+    return DataPlan.for_job(
+        runner.project_path, runner.data_root, runner.staging_root, job_id, save_version
+    )
+
+
+def run_group(
+    runner: KedroRunner,
+    request: RunRequest,
+    job_plan: dict[str, Any],
+    group_id: str,
+    progress: ProgressSink,
+    *,
+    deadline: float,
+) -> RunOutcome:
+    """Run one group's nodes and hand its data over; status "completed" when it did (its
+    results and outputs are the commit's, not this outcome's)."""
+    control = RunControl(progress, deadline)
+    ensure_configured(runner.package_name)
+    work = _work(runner, {**job_plan, "pipeline_name": request.pipeline_name}, group_id)
+    data = _plan(runner, request.job_id, job_plan["save_version"])
+    task = partial(handover.execute_group, runner.project_path, request, plan=data, work=work)
+    try:
+        if runner.isolation == "inline":
+            ended = run_inline(task, control)
+        else:
+            from kedro_jobs.runner.forked import run_forked
+
+            ended = run_forked(task, control)
+    finally:
+        data.discard()
+    return _outcome(ended, control, [], None)
+
+
+def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOutcome:
+    """Every group has run: publish their staged files once and gather the job's results.
+    Any error fails the job. The hand-overs stay until ``discard`` (after the outcome is
+    recorded): a commit delivered again after a crash publishes the same files again."""
+    started = time.monotonic()
+    root = runner.data_root or str(runner.project_path)
+    data = _plan(runner, job_id, job_plan["save_version"])
+    group_ids = [g["id"] for g in job_plan["groups"]]
+    total = int(job_plan["total_nodes"])
+    try:
+        outputs, results = handover.commit(root, job_id, group_ids, data)
+        ended = Ended("completed", results=results)
+    except Exception as error:
+        message = f"Outputs could not be committed to {data.data_root}: {error!r}"
+        ended, outputs = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message)), []
+    finally:
+        data.discard()
+    control = RunControl(lambda *_: False, float("inf"))
+    control.started = started
+    control.note(total, total, None)
+    return _outcome(ended, control, outputs, results=ended.results)
+
+
+def discard(runner: KedroRunner, job_id: str) -> None:
+    handover.discard(runner.data_root or str(runner.project_path), job_id)
+
+
+def _outcome(
+    ended: Ended,
+    control: RunControl,
+    outputs: list[dict[str, Any]],
+    results: dict[str, Any] | None,
+) -> RunOutcome:
+    return RunOutcome(
+        status=ended.status,
+        results=results if ended.status == "completed" else None,
+        error_message=ended.error,
+        log=ended.log,
+        duration=time.monotonic() - control.started,
+        progress=control.final_progress(ended.status),
+        outputs=outputs,
+        node_durations=dict(control.durations),
+    )

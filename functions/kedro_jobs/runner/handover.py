@@ -1,0 +1,212 @@
+"""One group of a fanned-out job, run on its own worker, and the job's commit once every
+group has run.
+
+A group runs only its nodes, in a Kedro session like any job's. What later groups read is
+handed over through the job's staging on the data root (a folder, or S3), never through one
+worker's memory: under ``<root>/.kedro-jobs/groups/<job id>/<group id>/`` the group leaves
+the in-memory values other groups read (pickled), the files it staged, its in-memory results
+and ``handover.json``, written last (a handover without one is incomplete and never read).
+A group reads the handovers of the groups it depends on. Nothing reaches the data root's
+committed files until ``commit``, which publishes every group's staged files once; ``discard``
+removes the job's handovers (a failed or cancelled job commits nothing and leaves none).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from kedro_jobs.runner.checkpoint import delete
+from kedro_jobs.runner.data import DataPlan, StagedOutput
+from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
+from kedro_jobs.runner.results import to_json_safe
+from kedro_jobs.runner.session import Executed, _use_save_version, in_directory, nested_parameters
+from kedro_jobs.runner.types import RunRequest
+
+logger = logging.getLogger(__name__)
+
+HANDOVER = "handover.json"
+
+
+def job_handovers(root: str, job_id: str) -> str:
+    return f"{root.rstrip('/')}/.kedro-jobs/groups/{job_id}"
+
+
+def _fs(location: str) -> tuple[Any, str]:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(location)
+    return fs, str(path)
+
+
+def _make_dirs(fs: Any, path: str) -> None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):  # object stores have no folders to make
+        fs.makedirs(path, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class GroupWork:
+    """What one group's run needs besides the job's request."""
+
+    group_id: str
+    nodes: list[str]
+    upstream: list[str]  # the group ids whose handovers it reads
+    exports: set[str]  # datasets it produces that others read, or that are job results
+    results: set[str]  # the job's free outputs (its results)
+    root: str  # the data root
+
+
+class ExportHook:
+    """Keeps the values of the datasets other groups will read (as the node returned them),
+    for the handover; file datasets are handed over as their staged files instead."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self.values: dict[str, Any] = {}
+
+    @hook_impl
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
+        self.values.update((k, v) for k, v in outputs.items() if k in self.names)
+
+
+def _read_handover(location: str) -> dict[str, Any]:
+    fs, path = _fs(location)
+    with fs.open(f"{path}/{HANDOVER}", "rb") as handle:
+        data: dict[str, Any] = json.load(handle)
+    return data
+
+
+def _download(location: str, handover: dict[str, Any], staging: Path) -> list[StagedOutput]:
+    """Bring a handover's staged files into ``staging``; returns them as staged outputs."""
+    fs, root = _fs(location)
+    files = handover["files"]
+    for relative in files:
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+    if files:  # one call: s3fs downloads the files concurrently
+        fs.get([f"{root}/staged/{r}" for r in files], [str(staging / r) for r in files])
+    return [
+        StagedOutput(**{**item, "staged": str(staging / item["staged"])})
+        for item in handover["staged"]
+    ]
+
+
+def restore(work: GroupWork, job_id: str, plan: DataPlan) -> dict[str, Any]:
+    """The upstream groups' files go into this run's staging (read from there, as a resumed
+    segment reads its carried files); their values come back by dataset name."""
+    values: dict[str, Any] = {}
+    for group_id in work.upstream:
+        location = f"{job_handovers(work.root, job_id)}/{group_id}"
+        handover = _read_handover(location)
+        plan.carried.extend(_download(location, handover, plan.staging))
+        fs, root = _fs(location)
+        for name, relative in handover["memory"].items():
+            with fs.open(f"{root}/{relative}", "rb") as handle:
+                # The job's own handover, written by its earlier group under the data root.
+                values[name] = pickle.load(handle)  # noqa: S301  # nosec B301
+    return values
+
+
+def save(work: GroupWork, job_id: str, plan: DataPlan, exported: dict[str, Any]) -> str:
+    """This group's handover: its values others read, its staged files, its results."""
+    location = f"{job_handovers(work.root, job_id)}/{work.group_id}"
+    fs, root = _fs(location)
+    if fs.exists(root):  # left by an earlier attempt at this group
+        fs.rm(root, recursive=True)
+    _make_dirs(fs, f"{root}/memory")
+    memory: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    for index, (name, value) in enumerate(sorted(exported.items())):
+        if name in work.results:
+            results[name] = to_json_safe(value)
+        relative = f"memory/{index}.pkl"
+        with fs.open(f"{root}/{relative}", "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        memory[name] = relative
+    staged: list[dict[str, Any]] = []
+    sources: dict[str, Path] = {}
+    for item in plan.staged:
+        path = Path(item.staged)
+        if not path.exists():
+            continue
+        staged.append({**item.to_dict(), "staged": path.relative_to(plan.staging).as_posix()})
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in found:
+            sources[file.relative_to(plan.staging).as_posix()] = file
+    names = sorted(sources)
+    for name in names:
+        _make_dirs(fs, f"{root}/staged/{name}".rsplit("/", 1)[0])
+    if names:  # one call: s3fs uploads the files concurrently
+        fs.put([str(sources[n]) for n in names], [f"{root}/staged/{n}" for n in names])
+    handover = {"memory": memory, "staged": staged, "files": names, "results": results}
+    with fs.open(f"{root}/{HANDOVER}", "w") as handle:
+        json.dump(handover, handle)
+    return location
+
+
+def execute_group(
+    project_path: Path,
+    request: RunRequest,
+    events: RunEvents,
+    *,
+    plan: DataPlan,
+    work: GroupWork,
+) -> Executed:
+    """Run one group's nodes in this process (the forked child, or inline) and save its
+    handover. Raises the pipeline's error or StopRun."""
+    from kedro.framework.session import KedroSession
+    from kedro.runner import SequentialRunner
+
+    options = request.options
+    session = KedroSession.create(
+        project_path=project_path,
+        env=options.get("env") or None,
+        runtime_params=nested_parameters(request.parameters) or None,
+        save_on_close=False,
+    )
+    _use_save_version(session, plan.save_version)
+    exports = ExportHook(work.exports)
+    with session, in_directory(project_path):
+        restored = restore(work, request.job_id, plan)
+        session._hook_manager.register(ProgressHook(events))
+        session._hook_manager.register(DataPlanHook(plan, restored))
+        session._hook_manager.register(exports)
+        session.run(
+            pipeline_names=[request.pipeline_name],
+            runner=SequentialRunner(),
+            node_names=work.nodes,
+            load_versions=options.get("load_versions") or None,
+        )
+    # File datasets are handed over as their staged files: only the others travel as values.
+    files = {item.name for item in plan.staged}
+    kept = {name: value for name, value in exports.values.items() if name not in files}
+    started = time.monotonic()
+    save(work, request.job_id, plan, kept)
+    logger.info("Group %s handed over in %.3f s", work.group_id, time.monotonic() - started)
+    return Executed({}, [])
+
+
+def commit(root: str, job_id: str, group_ids: list[str], plan: DataPlan) -> tuple[
+    list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """Publish every group's staged files once; returns (outputs, results). The handovers
+    are removed afterwards (by ``discard``)."""
+    staged: list[StagedOutput] = []
+    results: dict[str, Any] = {}
+    for group_id in group_ids:
+        location = f"{job_handovers(root, job_id)}/{group_id}"
+        handover = _read_handover(location)
+        staged.extend(_download(location, handover, plan.staging))
+        results.update(handover["results"])
+    return plan.commit(staged), results
+
+
+def discard(root: str, job_id: str) -> None:
+    delete(job_handovers(root, job_id))

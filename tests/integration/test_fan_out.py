@@ -1,0 +1,279 @@
+"""A job fanned out over workers, through the consumer's Lambda handler and moto's Step
+Functions (which runs the template's state machine): the job's delivery starts the execution,
+each group's message is run by an invocation of its own, the commit completes the job. The
+result equals a one-worker run of the same request; a duplicate delivery starts nothing; a
+failing group fails the job naming its node; a cancel ends it, committing nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from kedro_jobs.core.fanout import transitions
+from kedro_jobs.core.models import Job
+from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.store import JobStore
+from kedro_jobs_local.counting_project import executions
+from tests.support.fanout_project import write_fanout_project
+
+from .conftest import Aws, Invoke
+
+BRANCH_NODES = ["prep_a", "fit_a", "prep_b", "fit_b", "prep_c", "fit_c", "report"]
+
+
+@pytest.fixture(scope="module")
+def fanout_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fanout_project(tmp_path_factory.mktemp("fanout") / "p")
+
+
+@pytest.fixture
+def fan_invoke(
+    invoke: Invoke,
+    fanout_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_functions: Callable[[], None],
+) -> Invoke:
+    """The consumer handler on the fan-out project, fanning out whatever the shape allows
+    (the test project's nodes take milliseconds)."""
+    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(fanout_project))
+    monkeypatch.setenv("FAN_OUT_MIN_GROUP_SECONDS", "0")
+    fresh_functions()
+    return invoke
+
+
+@pytest.fixture
+def sfn(aws: Aws) -> Any:
+    return boto3.client("stepfunctions", endpoint_url=aws.sqs.meta.endpoint_url)
+
+
+def submit(store: JobStore, pipeline: str, **options: Any) -> tuple[Job, str]:
+    job = store.create(Job.new(pipeline_name=pipeline, parameters={}, options=options, user_id="u"))
+    return job, job.to_message().model_dump_json(exclude_none=True)
+
+
+def drain(invoke: Invoke, aws: Aws, store: JobStore, job_id: str, *, rounds: int = 60) -> Job:
+    """Deliver the execution's messages (one invocation each, as separate workers would take
+    them) until the job ends. moto's execution sends them from its own thread: the receive
+    waits up to a second for the next."""
+    for _ in range(rounds):
+        job = store.get(job_id)
+        assert job is not None
+        if job.status.terminal:
+            return job
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in resp.get("Messages", []):
+            aws.sqs.delete_message(
+                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+            assert invoke(message["Body"]) == {"batchItemFailures": []}
+    raise AssertionError(f"job {job_id} did not end")
+
+
+def next_message(aws: Aws, *, waits: int = 10) -> dict[str, Any]:
+    """The execution's next message (sent from moto's own thread: a busy machine delays it)."""
+    for _ in range(waits):
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+        )
+        if resp.get("Messages"):
+            message: dict[str, Any] = resp["Messages"][0]
+            return message
+    raise AssertionError("the execution sent no message")
+
+
+def keys(aws: Aws, prefix: str) -> list[str]:
+    resp = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)
+    return sorted(item["Key"] for item in resp.get("Contents", []))
+
+
+def read(aws: Aws, key: str) -> bytes:
+    body: bytes = aws.s3.get_object(Bucket=aws.resources.bucket, Key=key)["Body"].read()
+    return body
+
+
+def test_a_fanned_out_job_equals_a_one_worker_run(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, sfn: Any, record: Path
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    started = store.get(job.id)
+    assert started is not None and started.fan_out is not None
+    assert not executions(record)  # the delivery ran no node: it started the execution
+    done = drain(fan_invoke, aws, store, job.id)
+
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)  # each node once
+    assert done.groups is not None and len(done.groups) == 4
+    assert {g.status for g in done.groups.values()} == {"completed"}
+    assert all(g.worker and g.started_at and g.ended_at for g in done.groups.values())
+    assert done.progress is not None
+    assert (done.progress.completed_nodes, done.progress.total_nodes) == (7, 7)
+    machine = aws.resources.function_env()["FAN_OUT_STATE_MACHINE_ARN"]
+    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{job.id}"
+    execution = sfn.describe_execution(executionArn=execution_arn)
+    assert execution["status"] == "SUCCEEDED"
+    history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    entered = [e for e in history if e["type"].endswith("StateEntered")]
+    assert len(entered) == transitions(done.fan_out or {}) == 8  # what it costs
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # no staging left
+    fanned_table = read(aws, "data/data/08_reporting/table.csv")
+    fanned_outputs = sorted(o.name for o in done.outputs or [])
+
+    aws.s3.delete_object(Bucket=aws.resources.bucket, Key="data/data/08_reporting/table.csv")
+    single, single_body = submit(store, "branches", fan_out=False)
+    assert fan_invoke(single_body) == {"batchItemFailures": []}
+    alone = store.get(single.id)
+    assert alone is not None and alone.status is JobStatus.COMPLETED
+    assert alone.fan_out is None and alone.groups is None
+    assert done.results == alone.results == {"summary": {"total": 9.0, "branches": 3}}
+    assert fanned_outputs == sorted(o.name for o in alone.outputs or [])
+    assert read(aws, "data/data/08_reporting/table.csv") == fanned_table
+
+
+def test_a_duplicate_delivery_starts_no_second_execution(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, sfn: Any, record: Path
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    assert fan_invoke(body) == {"batchItemFailures": []}  # the job's lease is live: nothing
+    first = next_message(aws)
+    # The same group message twice (SQS delivers at least once): the group runs once.
+    assert fan_invoke(first["Body"]) == {"batchItemFailures": []}
+    assert fan_invoke(first["Body"]) == {"batchItemFailures": []}
+    group = json.loads(first["Body"])["group"]
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.groups is not None and done.groups[group].runs == 1
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+    machine = aws.resources.function_env()["FAN_OUT_STATE_MACHINE_ARN"]
+    names = [e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]]
+    assert names.count(job.id) == 1
+
+
+def test_a_failing_group_fails_the_job_naming_its_node(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    job, body = submit(store, "failing")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.FAILED
+    assert done.error_message == "ValueError: branch b does not fit (node: fit_b)"
+    assert "report" not in executions(record)  # the join never ran
+    assert not keys(aws, "data/data/")  # nothing committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+    assert done.groups is not None
+    assert [g for g, run in done.groups.items() if run.status == "failed"] == ["g2"]
+
+
+def test_a_cancelled_job_runs_no_further_group_and_commits_nothing(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    store.request_cancel(job.id, "u")
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.CANCELLED
+    assert not executions(record)
+    assert not keys(aws, "data/data/")
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+
+
+def test_a_group_whose_worker_died_is_taken_over(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)
+    group = json.loads(first["Body"])["group"]
+    # A worker claimed the group and died: its claim is in the record, its lease has run out
+    # (SQS then delivers the message again, after its visibility timeout).
+    dead = store.claim_group(job.id, group, worker="dead-worker", lease_seconds=-1.0)
+    assert dead.job is not None and dead.job.groups is not None
+    assert dead.job.groups[group].status == "running"
+    assert fan_invoke(first["Body"]) == {"batchItemFailures": []}  # the redelivery
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.groups is not None
+    taken = done.groups[group]
+    assert taken.runs == 2 and taken.worker != "dead-worker" and taken.status == "completed"
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+
+
+def test_fanned_out_jobs_at_once_keep_their_own_data(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """Jobs of two parameter sets, their groups' messages interleaved: each job's hand-overs
+    are its own, so every result is its own parameters' (x=4: 9.0, x=6: 15.0)."""
+    jobs = []
+    for x in (4, 6):
+        job = store.create(
+            Job.new(pipeline_name="branches", parameters={"x": x}, options={}, user_id="u")
+        )
+        jobs.append((job, x))
+        assert fan_invoke(job.to_message().model_dump_json(exclude_none=True)) == {
+            "batchItemFailures": []
+        }
+    for job, _ in jobs:
+        drain(fan_invoke, aws, store, job.id)
+    expected = {4: 9.0, 6: 15.0}
+    for job, x in jobs:
+        done = store.get(job.id)
+        assert done is not None and done.status is JobStatus.COMPLETED, done
+        assert done.groups is not None and len(done.groups) == 4
+        assert done.results == {"summary": {"total": expected[x], "branches": 3}}
+
+
+def test_a_forged_fan_out_message_changes_nothing(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """Other systems may send to the jobs queue: a discard without a live task token neither
+    fails the job nor removes its data."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    forged = json.dumps({"fanout": "discard", "job_id": job.id, "token": "forged"})
+    assert fan_invoke(forged) == {"batchItemFailures": []}
+    still = store.get(job.id)
+    assert still is not None and still.status is JobStatus.RUNNING
+    assert drain(fan_invoke, aws, store, job.id).status is JobStatus.COMPLETED
+
+
+def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """What a group's progress write answers (its sink stops the run at the next node
+    boundary on True, and drops its outcome on None)."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    claim = store.claim_group(job.id, "g1", worker="w1", lease_seconds=60)
+    assert claim.job is not None and claim.job.groups is not None
+    beat = {"completed": 1, "current": "fit_a", "lease_seconds": 60.0}
+    assert store.group_progress(job.id, "g1", worker="w1", **beat) is False
+    running = store.get(job.id)
+    assert running is not None and running.progress is not None
+    assert (running.progress.completed_nodes, running.progress.current_node) == (1, "fit_a")
+    assert store.group_progress(job.id, "g1", worker="w2", **beat) is None  # not w2's
+    store.request_cancel(job.id, "u")
+    assert store.group_progress(job.id, "g1", worker="w1", **beat) is True  # stop there
+
+
+def test_a_group_running_elsewhere_comes_back_later(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)
+    group = json.loads(first["Body"])["group"]
+    store.claim_group(job.id, group, worker="alive-elsewhere", lease_seconds=60)
+    # Reported failed (SQS delivers it again after a short backoff); nothing ran.
+    failures = fan_invoke(first["Body"], message_ids=["m-1"])["batchItemFailures"]
+    assert failures == [{"itemIdentifier": "m-1"}]
+    assert not executions(record)

@@ -1,0 +1,171 @@
+"""A fanned-out job, group by group, against the same job on one worker: the plan, the
+handover between groups on the data root, and one commit at the end."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from kedro_jobs.runner.runner import KedroRunner
+from kedro_jobs.runner.types import RunOutcome, RunRequest
+from tests.support.fanout_project import write_fanout_project
+
+RECORD_VAR = "KEDRO_JOBS_TEST_RECORD"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fanout_project(tmp_path_factory.mktemp("fanout") / "p")
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def runner(project: Path, data_root: Path) -> KedroRunner:
+    return KedroRunner(project, isolation="inline", data_root=str(data_root))
+
+
+@pytest.fixture
+def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "executions.txt"
+    monkeypatch.setenv(RECORD_VAR, str(path))
+    return path
+
+
+def request(job_id: str, pipeline: str, **options: Any) -> RunRequest:
+    return RunRequest(job_id, pipeline, {}, options)
+
+
+def no_stop(*_: Any) -> bool:
+    return False
+
+
+def fan_out(runner: KedroRunner, job_id: str, pipeline: str) -> tuple[dict[str, Any], RunOutcome]:
+    """Every group in its level's order (what the state machine does), then the commit."""
+    req = request(job_id, pipeline)
+    plan = runner.fan_out_plan(req)
+    assert plan is not None
+    for level in plan["levels"]:
+        for group_id in level:
+            ran = runner.run_group(req, plan, group_id, no_stop, deadline=time.monotonic() + 30)
+            assert ran.status == "completed", ran.error_message
+    committed = runner.commit_groups(job_id, plan)
+    runner.discard_groups(job_id)
+    return plan, committed
+
+
+def committed(root: Path) -> dict[str, Any]:
+    table = pd.read_csv(root / "data/08_reporting/table.csv").to_dict("list")
+    (version,) = list((root / "data/06_models/model_a.pickle").iterdir())
+    with open(version / "model_a.pickle", "rb") as handle:
+        model = pickle.load(handle)
+    return {"table": table, "model_a": model}
+
+
+def test_branches_plan_three_groups_then_the_join(runner: KedroRunner) -> None:
+    plan = runner.fan_out_plan(request("job-plan", "branches"))
+    assert plan is not None
+    groups = {g["id"]: g for g in plan["groups"]}
+    first, second = plan["levels"]
+    assert sorted(groups[g]["nodes"] for g in first) == [
+        ["prep_a", "fit_a"],
+        ["prep_b", "fit_b"],
+        ["prep_c", "fit_c"],
+    ]
+    (join,) = second
+    assert groups[join]["nodes"] == ["report"]
+    assert sorted(groups[join]["depends_on"]) == sorted(first)
+    assert plan["total_nodes"] == 7
+
+
+def test_namespaces_are_groups(runner: KedroRunner) -> None:
+    plan = runner.fan_out_plan(request("job-ns", "regions"))
+    assert plan is not None
+    names = [[next(g["name"] for g in plan["groups"] if g["id"] == i) for i in level]
+             for level in plan["levels"]]  # fmt: skip
+    assert sorted(names[0]) == ["north", "south"] and names[1] == ["collect"]
+
+
+def test_a_pipeline_without_independent_groups_does_not_fan_out(runner: KedroRunner) -> None:
+    assert runner.fan_out_plan(request("job-lin", "linear")) is None
+    # Filtered to one branch, nothing is left to run side by side.
+    assert (
+        runner.fan_out_plan(request("job-one", "branches", node_names=["prep_a", "fit_a"])) is None
+    )
+
+
+def test_fanned_out_job_equals_one_worker_run(
+    runner: KedroRunner, data_root: Path, tmp_path: Path, record: Path
+) -> None:
+    _, outcome = fan_out(runner, "job-fan", "branches")
+    assert outcome.status == "completed", outcome.error_message
+    fanned = committed(data_root)
+    assert sorted(record.read_text().split()) == sorted(
+        ["prep_a", "prep_b", "prep_c", "fit_a", "fit_b", "fit_c", "report"]
+    )  # each node ran exactly once
+    assert not (data_root / ".kedro-jobs/groups/job-fan").exists()  # no staging left
+
+    alone_root = tmp_path / "alone"
+    alone = KedroRunner(runner.project_path, isolation="inline", data_root=str(alone_root))
+    single = alone.run(request("job-one", "branches"), no_stop, deadline=time.monotonic() + 30)
+    assert single.status == "completed"
+    assert outcome.results == single.results == {"summary": {"total": 9.0, "branches": 3}}
+    assert fanned == committed(alone_root)
+    assert sorted(o["name"] for o in outcome.outputs) == sorted(o["name"] for o in single.outputs)
+    assert outcome.progress.completed == outcome.progress.total == 7
+
+
+def test_namespaced_job_equals_one_worker_run(runner: KedroRunner) -> None:
+    _, outcome = fan_out(runner, "job-regions", "regions")
+    single = runner.run(request("job-r1", "regions"), no_stop, deadline=time.monotonic() + 30)
+    assert outcome.status == single.status == "completed"
+    assert outcome.results == single.results
+
+
+def test_nothing_is_committed_before_the_commit(runner: KedroRunner, data_root: Path) -> None:
+    req = request("job-wait", "branches")
+    plan = runner.fan_out_plan(req)
+    assert plan is not None
+    for group_id in plan["levels"][0]:
+        runner.run_group(req, plan, group_id, no_stop, deadline=time.monotonic() + 30)
+    assert not (data_root / "data").exists()
+    handovers = data_root / ".kedro-jobs/groups/job-wait"
+    # Branch a's model is a file, handed over as its staged file; b's a value.
+    assert json.loads((handovers / "g1" / "handover.json").read_text())["files"]
+    assert list(json.loads((handovers / "g2" / "handover.json").read_text())["memory"]) == [
+        "model_b"
+    ]
+    runner.discard_groups("job-wait")
+    assert not handovers.exists()
+
+
+def test_a_failing_group_names_its_node(runner: KedroRunner) -> None:
+    req = request("job-fail", "failing")
+    plan = runner.fan_out_plan(req)
+    assert plan is not None
+    outcomes = [
+        runner.run_group(req, plan, g, no_stop, deadline=time.monotonic() + 30)
+        for g in plan["levels"][0]
+    ]
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert len(failed) == 1
+    assert failed[0].error_message == "ValueError: branch b does not fit (node: fit_b)"
+
+
+def test_a_group_stops_at_a_node_boundary_on_cancel(runner: KedroRunner, record: Path) -> None:
+    req = request("job-cancel", "branches")
+    plan = runner.fan_out_plan(req)
+    assert plan is not None
+    cancel = lambda completed, total, current: completed >= 1  # noqa: E731
+    outcome = runner.run_group(req, plan, "g1", cancel, deadline=time.monotonic() + 30)
+    assert outcome.status == "cancelled"
+    assert record.read_text().split() == ["prep_a"]
