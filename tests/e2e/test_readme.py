@@ -168,7 +168,9 @@ def test_the_readmes_commands_work_against_make_dev(
     work.mkdir()
     run = _run(_script(local_stack, status_log), work, local_stack)
     said = f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-4000:]}"
-    assert run.stdout.count("::block ") == 4, said
+    runnable = [b for b in blocks() if b.lang == "bash" and not _excluded(b)]
+    # Every runnable block was reached (a block that stops the script cuts the count short).
+    assert run.stdout.count("::block ") == len(runnable) >= 4, said
 
     # Every HTTP answer a success, but those the README says fail.
     answers = [line.split(" ", 2) for line in status_log.read_text().splitlines() if line]
