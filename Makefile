@@ -44,13 +44,13 @@ format: install
 	$(BIN)/ruff check --fix functions local tests bench
 
 # pytest-xdist: each worker has its own moto server, local stacks, ports and folders; tests
-# that share a module's stack are grouped onto one worker (xdist_group). Most of the suite
-# waits on servers and subprocesses, so more workers than cores still shorten it.
+# that share a stack run on one worker (SHARED_STACKS in tests/conftest.py). Most of the
+# suite waits on servers and subprocesses, so more workers than cores still shorten it.
 PYTEST_WORKERS ?= 4
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
 test: lint tools browser
-	$(BIN)/pytest $(PYTEST_PARALLEL)
+	$(BIN)/pytest $(PYTEST_PARALLEL) --durations=15
 
 # The tests marked slow: delivery, lease expiry and segments at the template's own timings.
 test-slow: install browser
@@ -81,7 +81,7 @@ $(LOCALSTACK_TOOLS):
 # port, stopped after it) and DynamoDB on the embedded moto.
 test-localstack: install $(LOCALSTACK_TOOLS)
 	KEDRO_JOBS_E2E_LOCALSTACK=$(CURDIR)/.tools/localstack/bin/python \
-		$(BIN)/pytest tests/e2e/test_local_stack.py tests/e2e/test_faults.py
+		$(BIN)/pytest $(PYTEST_PARALLEL) tests/e2e/test_local_stack.py tests/e2e/test_faults.py
 
 bench: install
 	$(BIN)/python -m pip install -qq -e ".[bench]"
@@ -106,7 +106,8 @@ clean:
 
 # A real Kedro project end to end: every pipeline (1 and 2 consumers), concurrent pairs, and
 # a read-only run with its data on S3 (moto). REQUIREMENTS: what the project needs to run.
+# Two tests at a time (each its own stack): a real project's runs keep the cores busy.
 acceptance: install
 	@test -n "$(PROJECT)" || { echo "usage: make acceptance PROJECT=path [REQUIREMENTS=file]"; exit 2; }
 	@if [ -n "$(REQUIREMENTS)" ]; then $(BIN)/python -m pip install -qq -r "$(REQUIREMENTS)"; fi
-	KEDRO_JOBS_ACCEPTANCE_PROJECT="$(abspath $(PROJECT))" $(BIN)/pytest tests/e2e/acceptance -p no:cacheprovider
+	KEDRO_JOBS_ACCEPTANCE_PROJECT="$(abspath $(PROJECT))" $(BIN)/pytest tests/e2e/acceptance -p no:cacheprovider -n 2

@@ -44,14 +44,6 @@ def wait_for(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str
         time.sleep(0.1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, the tests on the shared `local_stack` run on one worker, which
-    starts it once (each worker that ran one would start its own)."""
-    for item in items:
-        if "local_stack" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("local_stack"))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind() -> Iterator[None]:
     """After the session, no process of a local stack it started is still running (under

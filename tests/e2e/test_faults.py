@@ -17,8 +17,6 @@ from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 from .conftest import TERMINAL
 
 JOBS = 100
-# Its tests share a module's stack: under pytest-xdist, on one worker.
-pytestmark = pytest.mark.xdist_group("faults_stack")
 
 
 @pytest.fixture(scope="module")

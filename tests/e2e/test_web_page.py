@@ -41,8 +41,6 @@ XSS = "<img src=x onerror=window.__xss=1>"
 BUCKET = "kedro-jobs-artifacts-123456789012-us-east-1"  # make dev's, fixed
 OUTPUT = b'{"rows": 1099}\n'  # a seeded job's saved dataset, in the stack's bucket
 T = TypeVar("T")
-# Its tests share a module's stack: under pytest-xdist, on one worker.
-pytestmark = pytest.mark.xdist_group("web_page_stack")
 
 
 # --- The stack, 1,000 jobs, the browser --------------------------------------------------------
