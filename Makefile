@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
 #   make dev    the whole system locally (embedded moto, example Kedro project, API on :8000)
-#   make test   lint + the whole test suite
+#   make test   lint + the whole test suite, in parallel (PYTEST_WORKERS processes), but for
+#               the tests that wait on the template's real timings: `make test-slow` (CI runs both)
 SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
@@ -12,7 +13,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install tools lint format test test-unit test-integration test-e2e test-infra test-localstack dev bench load clean acceptance browser
+.PHONY: install tools lint format test test-slow test-unit test-integration test-e2e test-infra test-localstack dev bench load clean acceptance browser
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -42,8 +43,18 @@ format: install
 	$(BIN)/ruff format functions local tests bench
 	$(BIN)/ruff check --fix functions local tests bench
 
+# pytest-xdist: each worker has its own moto server, local stacks, ports and folders; tests
+# that share a stack run on one worker (SHARED_STACKS in tests/conftest.py). Most of the
+# suite waits on servers and subprocesses, so more workers than cores still shorten it.
+PYTEST_WORKERS ?= 4
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
+
 test: lint tools browser
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL) --durations=15
+
+# The tests marked slow: delivery, lease expiry and segments at the template's own timings.
+test-slow: install browser
+	$(BIN)/pytest -m slow $(PYTEST_PARALLEL)
 
 test-unit: install
 	$(BIN)/pytest tests/unit
@@ -70,7 +81,7 @@ $(LOCALSTACK_TOOLS):
 # port, stopped after it) and DynamoDB on the embedded moto.
 test-localstack: install $(LOCALSTACK_TOOLS)
 	KEDRO_JOBS_E2E_LOCALSTACK=$(CURDIR)/.tools/localstack/bin/python \
-		$(BIN)/pytest tests/e2e/test_local_stack.py tests/e2e/test_faults.py
+		$(BIN)/pytest $(PYTEST_PARALLEL) tests/e2e/test_local_stack.py tests/e2e/test_faults.py
 
 bench: install
 	$(BIN)/python -m pip install -qq -e ".[bench]"
@@ -95,7 +106,8 @@ clean:
 
 # A real Kedro project end to end: every pipeline (1 and 2 consumers), concurrent pairs, and
 # a read-only run with its data on S3 (moto). REQUIREMENTS: what the project needs to run.
+# Two tests at a time (each its own stack): a real project's runs keep the cores busy.
 acceptance: install
 	@test -n "$(PROJECT)" || { echo "usage: make acceptance PROJECT=path [REQUIREMENTS=file]"; exit 2; }
 	@if [ -n "$(REQUIREMENTS)" ]; then $(BIN)/python -m pip install -qq -r "$(REQUIREMENTS)"; fi
-	KEDRO_JOBS_ACCEPTANCE_PROJECT="$(abspath $(PROJECT))" $(BIN)/pytest tests/e2e/acceptance -p no:cacheprovider
+	KEDRO_JOBS_ACCEPTANCE_PROJECT="$(abspath $(PROJECT))" $(BIN)/pytest tests/e2e/acceptance -p no:cacheprovider -n 2

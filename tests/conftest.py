@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,32 @@ for _var in [v for v in os.environ if v.startswith("AWS_ENDPOINT_URL")]:
 from kedro_jobs_local.moto_server import MotoServer  # noqa: E402
 from kedro_jobs_local.resources import LocalResources, create_resources, reset_resources  # noqa: E402
 from tests.support.containers import reset_singletons  # noqa: E402
+
+# Tests that share one stack (a module- or session-scoped fixture) run on one pytest-xdist
+# worker, which then starts it once; every other test is scheduled on its own. (xdist's
+# `xdist_group` mark has no effect under pytest 9: xdist renames a node id pytest no longer
+# reads.)
+SHARED_STACKS = {
+    "tests/e2e/test_cli.py": "e2e local_stack",
+    "tests/e2e/test_local_stack.py": "e2e local_stack",
+    "tests/e2e/test_faults.py": "test_faults.py counting_stack",
+    "tests/e2e/test_web_page.py": "test_web_page.py stack",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` (what `make test` uses): xdist's load scheduling, by work units of
+    one test, or of the tests on one shared stack (SHARED_STACKS), largest first."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedStackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SHARED_STACKS.get(nodeid.split("::", 1)[0], nodeid)
+
+    return SharedStackScheduling(config, log)
+
 
 # The shortest timeout the template allows.
 TEST_PARAMETERS = {"ConsumerTimeout": "60"}

@@ -80,6 +80,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--project", help="Kedro project (default: KEDRO_PROJECT_PATH or the example)"
     )
     parser.add_argument("--consumer-timeout", help="override the template's ConsumerTimeout (s)")
+    parser.add_argument(
+        "--sweep-every",
+        type=float,
+        help="seconds between the sweeper's runs (default: the template's schedule)",
+    )
     parser.add_argument("--stack-name", default="kedro-jobs")
     parser.add_argument(
         "--state-dir",
@@ -310,6 +315,8 @@ def _run(
         supervisor.add(child)
     # The template's scheduled sweeper, at its rate (kedro_jobs_local/sweeper.py).
     sweeper_argv = [sys.executable, "-m", "kedro_jobs_local.sweeper", "--parent", me]
+    if args.sweep_every:
+        sweeper_argv += ["--every", str(args.sweep_every)]
     supervisor.add(
         Child("sweeper", lambda: spawn(sweeper_argv, output=fd), stage=2, stop_timeout=5)
     )

@@ -46,7 +46,8 @@ def wait_for(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind() -> Iterator[None]:
-    """After the session, no process of a local stack it started is still running."""
+    """After the session, no process of a local stack it started is still running (under
+    pytest-xdist: none that this worker started)."""
     yield
     ours = ("kedro_jobs_local", "localstack")
     deadline = time.monotonic() + 10

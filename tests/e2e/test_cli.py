@@ -102,7 +102,9 @@ def test_dotted_params_arrive_nested_and_change_the_run(local_stack: LocalStack)
 
 
 def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
-    run = kedro_jobs(local_stack, "submit", "reporting", "--params", "reporting.delay_seconds=8")
+    # Still running when the cancel comes, on a machine loaded by the tests running in parallel.
+    delay = "reporting.delay_seconds=20"
+    run = kedro_jobs(local_stack, "submit", "reporting", "--params", delay)
     assert run.returncode == 0, run.stderr
     job_id = submitted_id(run.stdout)
     assert wait_for(local_stack, job_id, {"running", *TERMINAL})["status"] == "running"

@@ -1,8 +1,12 @@
-"""Delivery at the template's defaults, through `make dev` with 3 consumers and the
-template's own ConsumerTimeout (900 s, so the queue's visibility timeout is 5,400 s): bad
-messages leave the main queue at once, a SIGKILLed consumer's job completes on another
-within minutes (lease, heartbeat, sweeper), a job cancelled while its consumer was dead ends
-cancelled and its node never starts again, and no job stays pending."""
+"""Delivery through `make dev` with 3 consumers: bad messages leave the main queue at once, a
+SIGKILLed consumer's job completes on another within minutes (lease, heartbeat, sweeper), a
+job cancelled while its consumer was dead ends cancelled and its node never starts again, and
+no job stays pending.
+
+Twice: at the template's defaults (ConsumerTimeout 900 s, so the queue's visibility timeout is
+5,400 s; a 60 s job lease; a sweep every minute), marked slow (`make test-slow`), and with the
+same rules on short timings injected through the settings (JOB_LEASE_SECONDS) and `make dev
+--sweep-every`, which `make test` runs in seconds."""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from kedro_jobs_local.counting_project import counting_stack_env, executions
 from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
@@ -80,18 +86,52 @@ def _busy_consumers(stack: LocalStack) -> list[int]:
     return [pid for pid in pollers if any(q.ppid == pid for q in procs)]
 
 
-def test_delivery_at_the_template_defaults(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Timings:
+    consumer_timeout: int  # the template's ConsumerTimeout parameter
+    job_lease: int  # JOB_LEASE_SECONDS: a running job's claim, extended by its heartbeat
+    sweep_every: float  # seconds between the sweeper's runs
+    injected: bool  # False: the stack reads the lease and the schedule from its own defaults
+
+    def stack_args(self) -> tuple[str, ...]:
+        args = ("--consumer-timeout", str(self.consumer_timeout))
+        return (*args, "--sweep-every", str(self.sweep_every)) if self.injected else args
+
+    def env(self) -> dict[str, str]:
+        return {"JOB_LEASE_SECONDS": str(self.job_lease)} if self.injected else {}
+
+
+# The settings' 60 s lease and the template's rate(1 minute) schedule, as deployed.
+TEMPLATE_DEFAULTS = Timings(consumer_timeout=900, job_lease=60, sweep_every=60, injected=False)
+SHORT = Timings(consumer_timeout=60, job_lease=10, sweep_every=2, injected=True)
+NAP = 10  # seconds: the node both jobs are in when their consumers are killed
+
+
+@pytest.mark.parametrize(
+    "timings",
+    [
+        pytest.param(TEMPLATE_DEFAULTS, marks=pytest.mark.slow, id="template-defaults"),
+        pytest.param(SHORT, id="short-timings"),
+    ],
+)
+def test_delivery_after_bad_messages_killed_consumers_and_a_cancel(
+    tmp_path: Path, timings: Timings
+) -> None:
     env, record = counting_stack_env(tmp_path, "delivery_project")
     with (
         running_local_stack(
-            tmp_path / "dev.log", workers=3, env=env, args=("--consumer-timeout", "900")
+            tmp_path / "dev.log",
+            workers=3,
+            env={**env, **timings.env()},
+            args=timings.stack_args(),
         ) as stack,
         stack.client() as client,
     ):
         sqs = stack.aws("sqs")
         queue = sqs.get_queue_url(QueueName="kedro-jobs-queue")["QueueUrl"]
         visibility = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
-        assert visibility["Attributes"]["VisibilityTimeout"] == "5400"  # the default's
+        # Six times the function's timeout (5,400 s at the default's).
+        assert visibility["Attributes"]["VisibilityTimeout"] == str(6 * timings.consumer_timeout)
 
         def submit(pipeline: str, **params: object) -> str:
             body = {"pipeline_name": pipeline, "parameters": params}
@@ -114,8 +154,8 @@ def test_delivery_at_the_template_defaults(tmp_path: Path) -> None:
         assert all(job(j)["status"] == "completed" for j in good)
 
         # 2. Two jobs mid-node; both consumers SIGKILLed; one job cancelled meanwhile.
-        to_finish = submit("slow", x=4001, seconds=10)
-        to_cancel = submit("slow", x=4002, seconds=10)
+        to_finish = submit("slow", x=4001, seconds=NAP)
+        to_cancel = submit("slow", x=4002, seconds=NAP)
         until(
             "both naps started",
             lambda: executions(record)["nap 4001"] and executions(record)["nap 4002"],
@@ -135,10 +175,11 @@ def test_delivery_at_the_template_defaults(tmp_path: Path) -> None:
         cancel_seconds = time.monotonic() - killed
         assert finished["status"] == "completed", finished
         assert finished["attempts"] == 2  # taken over by another claim
-        assert finish_seconds < 180
+        # Within the lease, a sweep and the node run again: 180 s at the defaults.
+        assert finish_seconds < timings.job_lease + timings.sweep_every + NAP + 50
         assert cancelled["status"] == "cancelled", cancelled
-        # Another sweep and more (the sweeper runs every minute): nothing of it runs again.
-        time.sleep(65)
+        # Another sweep and more (at the defaults, every minute): nothing of it runs again.
+        time.sleep(timings.sweep_every + 5)
         assert job(to_cancel)["status"] == "cancelled"
         ran = executions(record)
         assert ran["nap 4001"] == 2 and ran["finish 4001"] == 1

@@ -109,7 +109,7 @@ def test_timeout_and_cancel_under_load(counting_stack: tuple[LocalStack, Path]) 
             return job_id
 
         # x values far from the duplicate test's 0..99, to tell the runs apart.
-        too_slow = submit("slow", x=1001, seconds=30)
+        too_slow = submit("slow", x=1001, seconds=10)
         to_cancel = submit("slow", x=1002, seconds=3)
         load = [submit("two_nodes", x=2000 + i) for i in range(40)]
         deadline = time.monotonic() + 60
@@ -128,7 +128,7 @@ def test_timeout_and_cancel_under_load(counting_stack: tuple[LocalStack, Path]) 
                     return job
                 time.sleep(0.2)
 
-        # Its 30 s node outlives the 5 s budget: stopped there, and (make dev offers Fargate,
+        # Its 10 s node outlives the 5 s budget: stopped there, and (make dev offers Fargate,
         # as local task processes) the job goes on as a task from its last checkpoint.
         moved = final(too_slow)
         assert moved["status"] == "completed", moved

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,14 @@ def record(tmp_path: Path) -> Path:
 Invoke = Callable[..., dict[str, Any]]
 
 
+@pytest.fixture(scope="session")
+def _bootstrapped() -> dict[tuple[str, ...], Any]:
+    """The consumer's Kedro runners, by what they were made from: bootstrapping a project
+    costs ~1.2 s, and a runner keeps nothing of a job once it has ended (a warm container runs
+    job after job on one), so the tests' fresh containers share them."""
+    return {}
+
+
 @pytest.fixture
 def invoke(
     aws: Aws,
@@ -130,12 +139,29 @@ def invoke(
     record: Path,
     monkeypatch: pytest.MonkeyPatch,
     fresh_functions: Callable[[], None],
+    _bootstrapped: dict[tuple[str, ...], Any],
 ) -> Invoke:
     """The consumer's Lambda handler, in a fresh container, on the test project: ``invoke(
     *bodies, timeout=30.0, message_ids=None)`` delivers one SQS event with those bodies and
-    returns the handler's response (its partial batch failures)."""
+    returns the handler's response (its partial batch failures). The container's Kedro
+    project is one bootstrapped before, for the same project and settings, if there was one."""
     monkeypatch.setenv("KEDRO_PROJECT_PATH", str(kedro_project))
     fresh_functions()
+    make_runner = consumer_handler._make_runner
+
+    def bootstrapped_runner() -> Any:
+        settings = get_settings()
+        key = (
+            os.environ["KEDRO_PROJECT_PATH"],
+            settings.isolation,
+            settings.jobs_data_root,
+            settings.staging_dir,
+        )
+        if key not in _bootstrapped:
+            _bootstrapped[key] = make_runner()  # a project that fails to load is not kept
+        return _bootstrapped[key]
+
+    monkeypatch.setattr(consumer_handler, "_make_runner", bootstrapped_runner)
 
     def run(
         *bodies: str, timeout: float = 30.0, message_ids: list[str] | None = None

@@ -20,10 +20,14 @@ from kedro_jobs_local.counting_project import executions
 from kedro_jobs_local.lambda_events import sqs_event
 from tests.support.jobs import submitted
 
+# Lambda's init phase first (the Kedro project bootstrapped, as make dev's pollers do), so the
+# invocation's time, and the lease taken from it, need not cover Kedro's start-up, which takes
+# many seconds on a loaded machine.
 CONSUMER = """
 import json, sys
 from kedro_jobs.consumer import handler
 from kedro_jobs_local.lambda_context import LocalContext
+handler.consumer().runner
 print(json.dumps(handler.handler(json.loads(sys.argv[1]), LocalContext(float(sys.argv[2])))))
 """
 
@@ -47,8 +51,8 @@ def test_a_killed_consumer_is_replaced_and_the_job_completes(
     store: JobStore,
 ) -> None:
     job, event = _submitted(store, "slow", seconds=2)
-    first = _consumer(event, timeout=4, project=kedro_project)
-    deadline = time.monotonic() + 30
+    first = _consumer(event, timeout=6, project=kedro_project)
+    deadline = time.monotonic() + 60
     while executions(record)["nap"] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)  # mid-node: the consumer dies, its lease stays
@@ -75,9 +79,9 @@ def test_a_job_that_kills_every_consumer_fails_after_max_attempts(
     job, event = _submitted(store, "kills_consumer")
     attempts = get_settings().max_attempts
     for attempt in range(1, attempts + 1):
-        # Long enough for a cold consumer to bootstrap Kedro on a loaded machine and reach
-        # the node; the lease (and so the wait before the next attempt) is as long.
-        consumer = _consumer(event, timeout=8, project=kedro_project)
+        # Long enough for a warm consumer on a loaded machine to reach the node; the lease
+        # (and so the wait before the next attempt) is as long.
+        consumer = _consumer(event, timeout=6, project=kedro_project)
         assert consumer.wait(timeout=60) == -signal.SIGKILL
         current = store.get(job.id)
         assert current is not None and current.attempts == attempt
