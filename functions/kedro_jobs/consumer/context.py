@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-
-class HasRemainingTime(Protocol):
-    def get_remaining_time_in_millis(self) -> int: ...
+from typing import Any
 
 
 def remaining_seconds(context: Any, fallback: float) -> float:

@@ -86,10 +86,6 @@ class Heartbeats:
                 ContentType="application/json",
             )
 
-    def remove(self, consumer: str) -> None:
-        with aws_errors(_DEPENDENCY):
-            self.client.delete_object(Bucket=self.bucket, Key=_key(consumer))
-
     def clear(self) -> None:
         """Forget every consumer (a local stack starting anew)."""
         for key in self._keys():

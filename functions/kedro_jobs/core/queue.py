@@ -98,7 +98,3 @@ class JobQueue:
             int(attrs.get("ApproximateNumberOfMessages", 0)),
             int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
         )
-
-    def ping(self) -> None:
-        with aws_errors(_DEPENDENCY):
-            self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])

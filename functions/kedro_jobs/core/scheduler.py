@@ -126,10 +126,6 @@ class Scheduler:
         names = [s["Name"][len(prefix) :] for s in resp.get("Schedules", [])]
         return sorted(names), resp.get("NextToken")
 
-    def ping(self) -> None:
-        with aws_errors(_DEPENDENCY):
-            self.client.list_schedules(GroupName=self.group, MaxResults=1)
-
     def _fields(self, user_id: str, schedule: StoredSchedule) -> dict[str, Any]:
         window: dict[str, Any] = {"Mode": "OFF"}
         if schedule.flexible_window_minutes:
