@@ -18,7 +18,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import api_overhead, cold_start, consumer_overhead, cost, end_to_end, listing  # noqa: E402
+from bench import (  # noqa: E402
+    api_overhead,
+    cold_start,
+    consumer_overhead,
+    cost,
+    end_to_end,
+    latency,
+    listing,
+)
 from bench.report import write_report  # noqa: E402
 
 
@@ -63,6 +71,8 @@ def main() -> int:
         results["listing"] = listing.measure(res.table_name)
     step("end to end", began)
     results["end_to_end"] = end_to_end.measure()
+    step("latency before/after", began)
+    results["latency"] = latency.measure()
     medians = results["consumer_overhead"]["median_seconds"]
     results["cost"] = cost.estimate(
         trivial_consumer_s=medians["handler_fork"],
