@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -258,3 +259,15 @@ def test_no_events_or_a_synchronous_publisher_have_nothing_to_flush() -> None:
     events.flush(publisher)
     events.flush(NoEvents())
     assert publisher.published == 1
+
+
+def test_a_process_forked_from_a_background_publisher_starts_with_its_locks_free() -> None:
+    client = FakeClient()
+    publisher = EventBridgeEvents("b", client=client, background=True)
+    publisher.changed(_job())
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: exits 0 if it could take the lock
+        os._exit(0 if publisher._send_lock.acquire(timeout=2) else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    publisher.changed(_job())
+    assert publisher.flush(timeout=5) and publisher.published == 2

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -184,6 +186,11 @@ class EventBridgeEvents:
         self.batch_window = BATCH_WINDOW_SECONDS
         self._wake = threading.Condition()
         self._sender: threading.Thread | None = None
+        # Held while a request is sent (and its failures logged), and across a fork: a child
+        # forked from the consumer never inherits a lock this thread held (stdout's, say).
+        self._send_lock = threading.Lock()
+        if background:
+            _BACKGROUND.add(self)
 
     @property
     def client(self) -> Any:
@@ -274,7 +281,8 @@ class EventBridgeEvents:
                     batch.append(self._queue.popleft())
                 self._sending = True
             try:
-                self._send(batch)
+                with self._send_lock:
+                    self._send(batch)
             finally:
                 with self._wake:
                     self._sending = False
@@ -316,6 +324,41 @@ class EventBridgeEvents:
             _count_failure()
         except Exception:  # noqa: S110 - counting a failure must not fail either
             pass
+
+
+_BACKGROUND: weakref.WeakSet[EventBridgeEvents] = weakref.WeakSet()
+_held: list[EventBridgeEvents] = []
+
+
+def _before_fork() -> None:
+    # A fork waits for a request in flight (rare: a job forks just after its claim, before
+    # the batching window has passed), so the child starts with no lock held by the sender.
+    _held[:] = list(_BACKGROUND)
+    for publisher in _held:
+        publisher._send_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for publisher in _held:
+        publisher._send_lock.release()
+    _held.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The child has no sender thread and sends nothing; fresh locks all the same.
+    for publisher in _held:
+        publisher._send_lock = threading.Lock()
+        publisher._wake = threading.Condition()
+        publisher._sender = None
+        publisher._sending = False
+    _held.clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def _count_failure() -> None:
