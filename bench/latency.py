@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,7 @@ def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any
                 old.append(kedro_run(env))
         requests = {tree: count_requests(root, env) for tree, root in trees.items()}
     figures: dict[str, Any] = {"baseline": BASELINE, "rounds": rounds, "probes": probes}
+    figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     figures["burst_jobs"] = burst
     figures["kedro_run_subprocess_s"] = statistics.median(old)
     for tree, by_round in runs.items():

@@ -78,6 +78,8 @@ def _latency(lat: dict[str, Any]) -> list[str]:
     lines = [
         "## 7. A trivial job through `make dev`, before and after the latency work",
         "",
+        f"Measured {lat.get('measured_at', 'with the rest')} "
+        f"(a machine shared with other work: load average about 7 on 2 CPUs). "
         f"One consumer, pipeline `hello`; {lat['rounds']} rounds, each starting `make dev` "
         f"for each tree in turn: {lat['probes']} jobs one at a time (the probe), then "
         f"{lat['burst_jobs']} submitted at once (the burst). Times are the job record's own "
