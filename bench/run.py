@@ -25,6 +25,7 @@ from bench import (  # noqa: E402
     cost,
     end_to_end,
     fan_out,
+    latency,
     listing,
 )
 from bench.report import write_report  # noqa: E402
@@ -73,6 +74,8 @@ def main() -> int:
     results["end_to_end"] = end_to_end.measure()
     step("fan-out (4 branches of 20 s + a join, 4 consumers)", began)
     results["fan_out"] = fan_out.measure(branches=4, seconds=20.0)
+    step("latency before/after", began)
+    results["latency"] = latency.measure()
     medians = results["consumer_overhead"]["median_seconds"]
     results["cost"] = cost.estimate(
         trivial_consumer_s=medians["handler_fork"],

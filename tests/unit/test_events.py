@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,8 +40,10 @@ class FakeClient:
         self.entries: list[dict[str, Any]] = []
         self.fail = fail
         self.failed_entries = failed_entries
+        self.requests = 0
 
     def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.requests += 1
         if self.fail is not None:
             raise self.fail
         self.entries.extend(Entries)
@@ -209,3 +212,62 @@ def test_an_event_too_large_even_without_its_large_fields_is_a_counted_failure()
     publisher = EventBridgeEvents("b", client=client)
     publisher.changed(_job(error_message="e" * (MAX_ENTRY_BYTES + 1)))
     assert client.entries == [] and publisher.failed == 1
+
+
+def test_a_background_publisher_sends_a_jobs_events_together_and_in_order() -> None:
+    client = FakeClient()
+    publisher = EventBridgeEvents("b", client=client, background=True)
+    publisher.batch_window = 60.0  # only the flush sends them: one request
+    job = _job()
+    publisher.changed(job.model_copy(update={"status": JobStatus.RUNNING}))
+    publisher.progressed(job.model_copy(update={"status": JobStatus.RUNNING}))
+    publisher.changed(job.model_copy(update={"status": JobStatus.COMPLETED}))
+    assert events.flush(publisher) is None and publisher.flush(timeout=5)
+    assert [(d["status"], d["change"]) for d in client.details()] == [
+        ("running", "state"),
+        ("running", "progress"),
+        ("completed", "state"),
+    ]
+    assert (publisher.published, publisher.failed) == (3, 0)
+    assert client.requests == 1
+
+
+def test_a_background_publisher_sends_at_most_ten_events_a_request() -> None:
+    client = FakeClient()
+    publisher = EventBridgeEvents("b", client=client, background=True)
+    for _ in range(25):
+        publisher.changed(_job())
+    assert publisher.flush(timeout=5)
+    assert publisher.published == 25 and len(client.entries) == 25
+    assert client.requests >= 3
+
+
+def test_a_background_publishers_failures_are_counted_never_raised() -> None:
+    client = FakeClient(fail=ClientError({"Error": {"Code": "AccessDenied"}}, "PutEvents"))
+    publisher = EventBridgeEvents("b", client=client, background=True)
+    publisher.changed(_job())
+    publisher.changed(_job())
+    assert publisher.flush(timeout=5)
+    assert (publisher.published, publisher.failed) == (0, 2)
+
+
+def test_no_events_or_a_synchronous_publisher_have_nothing_to_flush() -> None:
+    client = FakeClient()
+    publisher = EventBridgeEvents("b", client=client)
+    publisher.changed(_job())
+    assert len(client.entries) == 1  # sent before changed() returned
+    events.flush(publisher)
+    events.flush(NoEvents())
+    assert publisher.published == 1
+
+
+def test_a_process_forked_from_a_background_publisher_starts_with_its_locks_free() -> None:
+    client = FakeClient()
+    publisher = EventBridgeEvents("b", client=client, background=True)
+    publisher.changed(_job())
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: exits 0 if it could take the lock
+        os._exit(0 if publisher._send_lock.acquire(timeout=2) else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    publisher.changed(_job())
+    assert publisher.flush(timeout=5) and publisher.published == 2

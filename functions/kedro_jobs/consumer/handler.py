@@ -19,6 +19,7 @@ from kedro_jobs.consumer.delivery import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.batch import process_batch
 from kedro_jobs.core.compute import launcher_from_settings
+from kedro_jobs.core.events import flush
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs.core.tracing import traced
@@ -49,12 +50,21 @@ def consumer() -> Consumer:
     settings = get_settings()
     return Consumer(
         settings,
-        store=JobStore.from_settings(settings),
+        # A job's events go out in the background, never ahead of its run or its final
+        # write; each invocation flushes them before it returns (Lambda freezes after).
+        store=JobStore.from_settings(settings, events_in_background=True),
         artifacts=ArtifactStore(settings.artifacts_bucket),
         runner_factory=_make_runner,
         metrics=metrics,
         launcher=launcher_from_settings(settings),
     )
+
+
+def flush_events() -> None:
+    """Send the job events still queued, before the function returns (Lambda freezes a
+    container after it returns)."""
+    if consumer.cache_info().currsize:  # nothing to send if no consumer was made
+        flush(consumer().store.events)
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
@@ -71,6 +81,9 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 @traced("kedro-jobs-consumer")
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    response = process_batch(event, context, record_handler)
-    consumer().publish_manifest_once()
+    try:
+        response = process_batch(event, context, record_handler)
+        consumer().publish_manifest_once()
+    finally:
+        flush_events()
     return response

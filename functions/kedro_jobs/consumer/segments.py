@@ -10,6 +10,7 @@ and sends). Over all segments the job may take at most its ``max_job_seconds``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,27 +117,72 @@ def ended_segment(segment: Segment, ended: str, outcome: RunOutcome) -> Segment:
     )
 
 
+# Node durations read from S3 are reused for this long by a container (other containers'
+# updates reach it within this time): an estimate need not be fresh to the second.
+NODE_STATS_TTL_SECONDS = 300.0
+# A node's new duration is written only if it differs from the one known by more than
+# this (seconds, or this fraction of it): the estimates decide whether a node fits in
+# what is left of an invocation, where a difference under a second does not count.
+NODE_STATS_TOLERANCE_SECONDS = 1.0
+NODE_STATS_TOLERANCE_FRACTION = 0.25
+
+
+def durations_changed(known: dict[str, float], new: dict[str, float]) -> bool:
+    """True when some node is new, or took noticeably longer or shorter than known."""
+    for node, seconds in new.items():
+        before = known.get(node)
+        if before is None:
+            return True
+        tolerance = max(NODE_STATS_TOLERANCE_SECONDS, NODE_STATS_TOLERANCE_FRACTION * before)
+        if abs(seconds - before) > tolerance:
+            return True
+    return False
+
+
 class NodeStats:
     """Seconds each node of a pipeline took when it last ran (one small S3 object per
-    pipeline; last writer wins, which is right for an estimate). Best effort both ways."""
+    pipeline; last writer wins, which is right for an estimate). Best effort both ways.
 
-    def __init__(self, artifacts: ArtifactStore) -> None:
+    A container keeps what it read or wrote for NODE_STATS_TTL_SECONDS, and writes only
+    durations that changed noticeably: a job whose nodes take as long as before makes no
+    S3 request for them."""
+
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        ttl: float = NODE_STATS_TTL_SECONDS,
+    ) -> None:
         self.artifacts = artifacts
+        self._clock = clock
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, dict[str, float]]] = {}  # pipeline: (read at, stats)
 
     def read(self, pipeline_name: str) -> dict[str, float]:
+        cached = self._known.get(pipeline_name)
+        if cached is not None and self._clock() - cached[0] < self.ttl:
+            return dict(cached[1])
         try:
             stats: Any = self.artifacts.get_json(node_stats_key(pipeline_name))
         except (DependencyUnavailable, ValueError) as exc:
             logger.warning("node durations not read", extra={"reason": str(exc)})
             return {}
-        if not isinstance(stats, dict):
-            return {}
-        return {k: float(v) for k, v in stats.items() if isinstance(v, int | float)}
+        read = (
+            {k: float(v) for k, v in stats.items() if isinstance(v, int | float)}
+            if isinstance(stats, dict)
+            else {}
+        )
+        self._known[pipeline_name] = (self._clock(), read)
+        return dict(read)
 
     def update(self, pipeline_name: str, known: dict[str, float], new: dict[str, float]) -> None:
-        if not new:
+        if not new or not durations_changed(known, new):
             return
+        merged = {**known, **new}
         try:
-            self.artifacts.put_json(node_stats_key(pipeline_name), {**known, **new})
+            self.artifacts.put_json(node_stats_key(pipeline_name), merged)
         except DependencyUnavailable as exc:
             logger.warning("node durations not recorded", extra={"reason": exc.reason})
+            return
+        self._known[pipeline_name] = (self._clock(), merged)

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # The handler's module makes the logger (JSON, like the Lambda's) and the metrics.
-    from kedro_jobs.consumer.handler import consumer, logger, metrics
+    from kedro_jobs.consumer.handler import consumer, flush_events, logger, metrics
 
     ident = task_id()
     logger.append_keys(task_id=ident)
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
+        flush_events()  # the job's events, sent in the background
         metrics.flush_metrics()
     code = EXIT_CODES.get(outcome, NOT_RUN)
     logger.info("task ended", extra={"outcome": outcome, "exit_code": code})

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -42,6 +45,15 @@ DROPPABLE_FIELDS = ("results", "nodes", "outputs", "segments", "parameters")
 # After EventBridge could not be reached, nothing is sent for this long: a job then waits
 # for one timed-out call per pause, not one per event.
 PAUSE_AFTER_UNREACHABLE_SECONDS = 30.0
+# PutEvents takes at most 10 entries and 256 KB in all per request.
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 256 * 1024
+# A background publisher sends an event at most this long after the change, with the
+# events that followed it within this time in the same request (a short job's three).
+BATCH_WINDOW_SECONDS = 0.25
+# How long a function waits, before it returns, for the events still queued (a Lambda
+# container is frozen after it returns: a queued event would wait for its next invocation).
+FLUSH_TIMEOUT_SECONDS = 10.0
 FAILURE_METRIC = "JobEventsNotPublished"
 FAILURE_MESSAGE = "job event not published"
 
@@ -76,6 +88,12 @@ class NoEvents:
 
     def progressed(self, job: Job) -> None:
         return None
+
+
+def flush(events: JobEvents, timeout: float = FLUSH_TIMEOUT_SECONDS) -> None:
+    """Send what a publisher still holds (a background one), before a function returns."""
+    if isinstance(events, EventBridgeEvents):
+        events.flush(timeout)
 
 
 def entry_size(entry: dict[str, Any]) -> int:
@@ -134,6 +152,11 @@ class EventBridgeEvents:
     ``published``, ``failed`` and ``throttled`` count this publisher's events (per
     container): what was sent, what could not be (logged and sent as a metric), and the
     progress events left out by the per-job interval.
+
+    With ``background=True`` (the consumer's) an event is built when the job changes and
+    sent by a thread of this publisher, several to a PutEvents request, so a job never
+    waits on EventBridge; the function calls :meth:`flush` before it returns. Events keep
+    their order: one sender, first in first out.
     """
 
     def __init__(
@@ -143,8 +166,10 @@ class EventBridgeEvents:
         client: Any = None,
         clock: Callable[[], float] = time.monotonic,
         progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+        background: bool = False,
     ) -> None:
         self.bus = bus
+        self.background = background
         self._client = client
         self._clock = clock
         self.progress_interval = progress_interval
@@ -154,6 +179,18 @@ class EventBridgeEvents:
         self._last_progress: dict[str, float] = {}
         self._paused_until = 0.0
         self._lock = threading.Lock()  # progress may come from the heartbeat's thread
+        # The background sender's queue: (job, entry) pairs, and whether it is sending.
+        self._queue: deque[tuple[Job, dict[str, Any]]] = deque()
+        self._sending = False
+        self._flushing = 0  # callers of flush() waiting
+        self.batch_window = BATCH_WINDOW_SECONDS
+        self._wake = threading.Condition()
+        self._sender: threading.Thread | None = None
+        # Held while a request is sent (and its failures logged), and across a fork: a child
+        # forked from the consumer never inherits a lock this thread held (stdout's, say).
+        self._send_lock = threading.Lock()
+        if background:
+            _BACKGROUND.add(self)
 
     @property
     def client(self) -> Any:
@@ -181,22 +218,101 @@ class EventBridgeEvents:
     def _publish(self, job: Job, change: Change) -> None:
         # Nothing here may raise: the write that called it has already happened.
         try:
-            if self._clock() < self._paused_until:
-                self._failed(job, "EventBridge was unreachable moments ago; not trying yet")
-                return
-            resp = self.client.put_events(Entries=[entry(job, change, self.bus, now=utcnow())])
-        except _UNREACHABLE as exc:
-            self._paused_until = self._clock() + PAUSE_AFTER_UNREACHABLE_SECONDS
-            self._failed(job, f"{type(exc).__name__}: {exc}")
-            return
+            built = entry(job, change, self.bus, now=utcnow())
         except Exception as exc:  # best effort, whatever went wrong
             self._failed(job, f"{type(exc).__name__}: {exc}")
             return
-        if resp.get("FailedEntryCount"):
-            first = (resp.get("Entries") or [{}])[0]
-            self._failed(job, f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}")
+        if not self.background:
+            self._send([(job, built)])
             return
-        self.published += 1
+        with self._wake:
+            self._queue.append((job, built))
+            self._start_sender()
+            self._wake.notify_all()
+
+    def flush(self, timeout: float = FLUSH_TIMEOUT_SECONDS) -> bool:
+        """Wait until every queued event has been sent (or counted as not published).
+        False if some were still queued after ``timeout`` seconds (they go later)."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            self._flushing += 1
+            self._wake.notify_all()
+            try:
+                while self._queue or self._sending:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        logger.warning(
+                            "job events still queued", extra={"queued": len(self._queue)}
+                        )
+                        return False
+                    self._wake.wait(left)
+            finally:
+                self._flushing -= 1
+        return True
+
+    def _start_sender(self) -> None:
+        # Called with self._wake held. After a fork the child has no sender thread: a
+        # new one is started in the process that needs it.
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(
+                target=self._send_queued, name="job-events", daemon=True
+            )
+            self._sender.start()
+
+    def _send_queued(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue:
+                    self._wake.wait()
+                # Gather what follows within the window into one request, unless a flush
+                # waits for them.
+                until = time.monotonic() + self.batch_window
+                while len(self._queue) < MAX_BATCH_ENTRIES and not self._flushing:
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.wait(left)
+                batch = [self._queue.popleft()]
+                size = entry_size(batch[0][1])
+                while self._queue and len(batch) < MAX_BATCH_ENTRIES:
+                    size += entry_size(self._queue[0][1])
+                    if size > MAX_BATCH_BYTES:
+                        break
+                    batch.append(self._queue.popleft())
+                self._sending = True
+            try:
+                with self._send_lock:
+                    self._send(batch)
+            finally:
+                with self._wake:
+                    self._sending = False
+                    self._wake.notify_all()
+
+    def _send(self, batch: list[tuple[Job, dict[str, Any]]]) -> None:
+        """One PutEvents request for up to MAX_BATCH_ENTRIES entries; never raises."""
+        try:
+            if self._clock() < self._paused_until:
+                for job, _ in batch:
+                    self._failed(job, "EventBridge was unreachable moments ago; not trying yet")
+                return
+            resp = self.client.put_events(Entries=[built for _, built in batch])
+        except _UNREACHABLE as exc:
+            self._paused_until = self._clock() + PAUSE_AFTER_UNREACHABLE_SECONDS
+            for job, _ in batch:
+                self._failed(job, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:  # best effort, whatever went wrong
+            for job, _ in batch:
+                self._failed(job, f"{type(exc).__name__}: {exc}")
+            return
+        results = resp.get("Entries") or []
+        some_failed = bool(resp.get("FailedEntryCount"))
+        for i, (job, _) in enumerate(batch):
+            result = results[i] if i < len(results) else {}
+            if result.get("ErrorCode") or (some_failed and i >= len(results)):
+                self._failed(job, f"{result.get('ErrorCode')}: {result.get('ErrorMessage')}")
+            else:
+                self.published += 1
 
     def _failed(self, job: Job, reason: str) -> None:
         self.failed += 1
@@ -210,6 +326,41 @@ class EventBridgeEvents:
             pass
 
 
+_BACKGROUND: weakref.WeakSet[EventBridgeEvents] = weakref.WeakSet()
+_held: list[EventBridgeEvents] = []
+
+
+def _before_fork() -> None:
+    # A fork waits for a request in flight (rare: a job forks just after its claim, before
+    # the batching window has passed), so the child starts with no lock held by the sender.
+    _held[:] = list(_BACKGROUND)
+    for publisher in _held:
+        publisher._send_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for publisher in _held:
+        publisher._send_lock.release()
+    _held.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The child has no sender thread and sends nothing; fresh locks all the same.
+    for publisher in _held:
+        publisher._send_lock = threading.Lock()
+        publisher._wake = threading.Condition()
+        publisher._sender = None
+        publisher._sending = False
+    _held.clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
 def _count_failure() -> None:
     """One CloudWatch metric (an EMF line on stdout, no API call), emitted now: the
     functions that change jobs do not all flush a Metrics object."""
@@ -219,7 +370,7 @@ def _count_failure() -> None:
         pass
 
 
-def events_from_settings(settings: Settings) -> JobEvents:
+def events_from_settings(settings: Settings, *, background: bool = False) -> JobEvents:
     if not settings.event_bus_name:
         return NoEvents()
-    return EventBridgeEvents(settings.event_bus_name)
+    return EventBridgeEvents(settings.event_bus_name, background=background)

@@ -41,14 +41,16 @@ class Table:
         self.events: JobEvents = events or NoEvents()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        """The store every function uses, publishing job events where a bus is configured."""
+    def from_settings(cls, settings: Settings, *, events_in_background: bool = False) -> Self:
+        """The store every function uses, publishing job events where a bus is configured
+        (``events_in_background``: sent by a thread; the function flushes them before it
+        returns, see core/events.py)."""
         from kedro_jobs.core.events import events_from_settings
 
         return cls(
             settings.jobs_table_name,
             ttl_days=settings.job_ttl_days,
-            events=events_from_settings(settings),
+            events=events_from_settings(settings, background=events_in_background),
         )
 
     @property

@@ -1,0 +1,252 @@
+"""The speed a trivial job gets through `make dev`, before and after the latency work.
+
+One consumer, the two-node `hello` pipeline. A probe submits one job at a time and waits for
+it (p50 submit -> completed from the record's own timestamps, split into the queue hop and
+the run); a burst submits many at once (jobs per second, first created to last completed).
+The baseline commit's tree and this one run in turn, each round, in the same script; the old
+design's main cost, `kedro run --pipeline hello` in a subprocess, is timed in the same
+rounds. The AWS requests one job makes are counted exactly (a boto3 hook on every client the
+consumer makes), in a fresh interpreter for each tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = ROOT / "local" / "example_project"
+BASELINE = "709fb6c"  # main when the latency work began
+FINISHED = {"completed", "failed", "cancelled"}
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _span(record: dict[str, Any], start: str, end: str) -> float:
+    return (_parse(record[end]) - _parse(record[start])).total_seconds()
+
+
+def _wait(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        record: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
+        if record["status"] in FINISHED or time.monotonic() > deadline:
+            return record
+        time.sleep(0.01)
+
+
+def _dev(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    from kedro_jobs_local.moto_server import free_port
+
+    port, moto_port = free_port(), free_port()
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "kedro_jobs_local.dev", "--port", str(port),
+         "--moto-port", str(moto_port), "--workers", "1", "--consumer-timeout", "60",
+         "--state-dir", ""],
+        env={**env, "PYTHONPATH": f"{root}/functions:{root}/local"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return dev, f"http://127.0.0.1:{port}/api/v1"
+
+
+def through_dev(root: Path, env: dict[str, str], probes: int, burst: int) -> dict[str, Any]:
+    """One `make dev` of the tree at ``root``: a probe of sequential jobs, then a burst."""
+    from bench.end_to_end import wait_healthy
+
+    dev, api = _dev(root, env)
+    submit = {"pipeline_name": "hello"}
+    try:
+        with httpx.Client(base_url=api, timeout=30) as client:
+            wait_healthy(client)
+            for _ in range(2):  # warm: the first jobs pay the project's first session
+                _wait(client, client.post("/jobs", json=submit).json()["id"])
+            probe = [_wait(client, client.post("/jobs", json=submit).json()["id"])]
+            for _ in range(probes - 1):
+                probe.append(_wait(client, client.post("/jobs", json=submit).json()["id"]))
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                ids = list(
+                    pool.map(lambda _: client.post("/jobs", json=submit).json()["id"], range(burst))
+                )
+            burst_records = [_wait(client, job_id) for job_id in ids]
+    finally:
+        dev.terminate()
+        dev.wait(timeout=30)
+    done = [r for r in probe + burst_records if r["status"] == "completed"]
+    assert len(done) == probes + burst, "every job completes"
+    first = min(_parse(r["created_at"]) for r in burst_records)
+    last = max(_parse(r["completed_at"]) for r in burst_records)
+    return {
+        "submit_to_completed": [_span(r, "created_at", "completed_at") for r in probe],
+        "queue_to_claim": [_span(r, "created_at", "started_at") for r in probe],
+        "claim_to_completed": [_span(r, "started_at", "completed_at") for r in probe],
+        "burst_jobs_per_second": burst / (last - first).total_seconds(),
+    }
+
+
+def kedro_run(env: dict[str, str]) -> float:
+    """The old design's worker: `kedro run --pipeline hello` in a subprocess."""
+    kedro_cli = str(Path(sys.executable).with_name("kedro"))
+    start = time.perf_counter()
+    subprocess.run(
+        [kedro_cli, "run", "--pipeline", "hello"],
+        cwd=PROJECT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def count_requests(root: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The AWS requests the consumer handler makes for one `hello` job of the tree at
+    ``root`` (its third: warm), in a fresh interpreter against its own moto server."""
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__)), "count"],
+        env={**env, "PYTHONPATH": f"{root}/functions:{root}/local:{ROOT}"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _count_in_this_process() -> dict[str, Any]:
+    import boto3
+
+    calls: list[str] = []
+    made = boto3.session.Session.client
+
+    def counting_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        aws = made(self, *args, **kwargs)
+        service = aws.meta.service_model.service_name
+        aws.meta.events.register(
+            "before-call", lambda model, **_: calls.append(f"{service}.{model.name}")
+        )
+        return aws
+
+    boto3.session.Session.client = counting_client  # type: ignore[method-assign]
+    from kedro_jobs_local.lambda_context import LocalContext
+    from kedro_jobs_local.lambda_events import sqs_event
+    from kedro_jobs_local.moto_server import running_moto
+    from kedro_jobs_local.resources import create_resources
+
+    with running_moto() as moto:
+        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
+        res = create_resources(endpoint_url=moto.endpoint_url)
+        os.environ.update(res.function_env("ConsumerFunction"))
+        from kedro_jobs.consumer import handler
+
+        for i in range(3):
+            calls.clear()
+            body = json.dumps({"version": 1, "pipeline_name": "hello", "idempotency_key": f"c{i}"})
+            assert handler.handler(sqs_event(body), LocalContext(60)) == {"batchItemFailures": []}
+    by_call: dict[str, int] = {}
+    for call in calls:
+        by_call[call] = by_call.get(call, 0) + 1
+    return {"total": len(calls), "by_call": by_call, "in_order": calls}
+
+
+def _baseline_tree(into: Path, baseline: str) -> Path | None:
+    """The baseline commit's files (git archive: no worktree registered); None if the
+    commit is not in this clone."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", baseline], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        return None
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))}
+    env.update({"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"})
+    with tempfile.TemporaryDirectory() as tmp:
+        before = _baseline_tree(Path(tmp) / "before", BASELINE)
+        trees = {"after": ROOT} if before is None else {"before": before, "after": ROOT}
+        runs: dict[str, list[dict[str, Any]]] = {tree: [] for tree in trees}
+        old: list[float] = []
+        for _ in range(rounds):
+            for tree, root in trees.items():
+                runs[tree].append(through_dev(root, env, probes, burst))
+                old.append(kedro_run(env))
+        requests = {tree: count_requests(root, env) for tree, root in trees.items()}
+    figures: dict[str, Any] = {"baseline": BASELINE, "rounds": rounds, "probes": probes}
+    figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    figures["burst_jobs"] = burst
+    figures["kedro_run_subprocess_s"] = statistics.median(old)
+    for tree, by_round in runs.items():
+        figures[tree] = {
+            **{
+                f"p50_{part}_s": statistics.median(v for r in by_round for v in r[part])
+                for part in ("submit_to_completed", "queue_to_claim", "claim_to_completed")
+            },
+            "burst_jobs_per_second": statistics.median(
+                r["burst_jobs_per_second"] for r in by_round
+            ),
+            "requests_per_job": requests[tree],
+            "p50_submit_to_completed_by_round_s": [
+                statistics.median(r["submit_to_completed"]) for r in by_round
+            ],
+            "burst_jobs_per_second_by_round": [r["burst_jobs_per_second"] for r in by_round],
+        }
+    after = figures["after"]
+    figures["old_design_over_p50"] = (
+        figures["kedro_run_subprocess_s"] / after["p50_submit_to_completed_s"]
+    )
+    if "before" in figures:
+        figures["p50_after_over_before"] = (
+            after["p50_submit_to_completed_s"] / figures["before"]["p50_submit_to_completed_s"]
+        )
+        figures["burst_after_over_before"] = (
+            after["burst_jobs_per_second"] / figures["before"]["burst_jobs_per_second"]
+        )
+        # The load of a shared machine drifts: each round's own ratio, then their median.
+        figures["p50_after_over_before_median_of_rounds"] = statistics.median(
+            a / b
+            for a, b in zip(
+                after["p50_submit_to_completed_by_round_s"],
+                figures["before"]["p50_submit_to_completed_by_round_s"],
+                strict=True,
+            )
+        )
+        figures["burst_after_over_before_median_of_rounds"] = statistics.median(
+            a / b
+            for a, b in zip(
+                after["burst_jobs_per_second_by_round"],
+                figures["before"]["burst_jobs_per_second_by_round"],
+                strict=True,
+            )
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "KEDRO_DISABLE_TELEMETRY": "1",
+            "DO_NOT_TRACK": "1",
+            "KEDRO_PROJECT_PATH": str(PROJECT),
+            "KEDRO_LOGGING_CONFIG": str(ROOT / "functions/kedro_jobs/runner/kedro_logging.yml"),
+        }
+    )
+    if sys.argv[1:] == ["count"]:
+        print(json.dumps(_count_in_this_process()))
+    else:
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(measure(), indent=2))
