@@ -65,8 +65,15 @@ def test_consumer_event_runs_the_example_pipeline(fresh: Services) -> None:
 def test_dead_letter_event_fails_the_waiting_job(fresh: Services) -> None:
     event = _event("dead_letter_message.json")
     job_id = json.loads(event["Records"][0]["body"])["job_id"]
+    # The sample message names no user_id: its sender is "anonymous", whose job it may fail.
     fresh.store.create(
-        Job.new(job_id=job_id, pipeline_name="data_loading", parameters={}, options={}, user_id="u")
+        Job.new(
+            job_id=job_id,
+            pipeline_name="data_loading",
+            parameters={},
+            options={},
+            user_id="anonymous",
+        )
     )
     assert dlq_handler.handler(event, LocalContext(30, "DeadLetterFunction")) == {
         "batchItemFailures": []

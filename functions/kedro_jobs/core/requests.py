@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictStr,
     StringConstraints,
     WithJsonSchema,
@@ -125,7 +126,7 @@ class RunOptions(BaseModel):
     load_versions: dict[ShortStr, ShortStr] | None = Field(None, max_length=MAX_OPTION_ITEMS)
     env: EnvName | None = None
     # False: the job runs on one worker even where its pipeline has independent groups.
-    fan_out: bool | None = None
+    fan_out: StrictBool | None = None
 
     def given(self) -> dict[str, Any]:
         """Only the options the caller set."""
