@@ -43,6 +43,17 @@ SHARED_STACKS = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis names each API operation's test (``test_x[GET /api/v1/jobs]``) but, under
+    pytest 9, gives them all the test function's node id: pytest-xdist, which schedules by node
+    id, would run one of them. Each gets the node id its name says."""
+    from _pytest.nodeid import coerce_node_id  # pytest 9 builds node ids as NodeId objects
+
+    for item in items:
+        if isinstance(item, pytest.Function) and not item.nodeid.endswith("::" + item.name):
+            item._id = coerce_node_id(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadgroup` (what `make test` uses): xdist's load scheduling, by work units of
     one test, or of the tests on one shared stack (SHARED_STACKS), largest first."""
