@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from kedro_jobs.cli.commands import _request_body
+from kedro_jobs.cli.commands import request_body
 from kedro_jobs.cli.main import build_parser
 from kedro_jobs.cli.params import (
     UsageError,
@@ -90,7 +90,7 @@ def test_submit_flags_become_the_apis_request() -> None:
             "--namespaces", "ns", "--load-versions", "raw:v1", "--env", "prod",
         ]
     )  # fmt: skip
-    assert _request_body(args) == {
+    assert request_body(args) == {
         "pipeline_name": "data_science",
         "parameters": {"model_options": {"test_size": 0.3, "seed": 1}, "name": "x"},
         "tags": ["a", "b", "c"],

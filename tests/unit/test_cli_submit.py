@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from kedro_jobs.cli.commands import _request_body
+from kedro_jobs.cli.commands import request_body
 from kedro_jobs.cli.main import build_parser
 from kedro_jobs.cli.render import _segments
 
 
 def _body(*argv: str) -> dict[str, object]:
-    return _request_body(build_parser().parse_args(["submit", *argv]))
+    return request_body(build_parser().parse_args(["submit", *argv]))
 
 
 def test_compute_and_max_job_seconds_are_sent_only_when_given() -> None:

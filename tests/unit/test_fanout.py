@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kedro_jobs.cli.commands import _request_body
+from kedro_jobs.cli.commands import request_body
 from kedro_jobs.cli.main import build_parser
 from kedro_jobs.core.fanout import parse_task, transitions, worth_fanning_out
 from kedro_jobs.core.models import GroupRun, Job
@@ -32,9 +32,9 @@ PLAN: dict[str, Any] = {
 def test_fan_out_false_is_a_run_option_on_submit_and_in_the_cli() -> None:
     request = JobRequest.model_validate({"pipeline_name": "p", "fan_out": False})
     assert request.options.given() == {"fan_out": False}
-    cli = _request_body(build_parser().parse_args(["submit", "p", "--no-fan-out"]))
+    cli = request_body(build_parser().parse_args(["submit", "p", "--no-fan-out"]))
     assert cli["fan_out"] is False
-    assert "fan_out" not in _request_body(build_parser().parse_args(["submit", "p"]))
+    assert "fan_out" not in request_body(build_parser().parse_args(["submit", "p"]))
 
 
 def test_only_the_state_machine_s_messages_are_fan_out_tasks() -> None:

@@ -48,7 +48,39 @@ LIST_OPTIONS = {
 }
 
 
-def _request_body(args: argparse.Namespace) -> dict[str, Any]:
+def add_job_flags(parser: argparse.ArgumentParser) -> None:
+    """A job's flags (kedro run's options, compute, limits), for `submit` and for a
+    schedule's job: read back by ``request_body``."""
+    parser.add_argument(
+        "--params",
+        action="append",
+        metavar="KEY=VALUE,...",
+        help="parameter overrides; dotted keys are nested (model_options.test_size=0.3)",
+    )
+    for flag in LIST_OPTIONS:
+        parser.add_argument(
+            f"--{flag.replace('_', '-')}", dest=flag, action="append", metavar="NAME,..."
+        )
+    parser.add_argument("--load-versions", action="append", metavar="DATASET:VERSION,...")
+    parser.add_argument("--env", "-e", help="the Kedro configuration environment")
+    parser.add_argument(
+        "--compute",
+        choices=("lambda", "fargate"),
+        help="where it runs: lambda (the default; long jobs continue across invocations) "
+        "or fargate (one ECS task, for nodes longer than 15 minutes)",
+    )
+    parser.add_argument(
+        "--max-job-seconds", type=int, metavar="N", help="fail the job if its run takes longer"
+    )
+    parser.add_argument(
+        "--no-fan-out",
+        dest="fan_out",
+        action="store_false",
+        help="run on one worker even where the pipeline's groups could run side by side",
+    )
+
+
+def request_body(args: argparse.Namespace) -> dict[str, Any]:
     parameters: dict[str, Any] = {}
     for text in args.params or []:
         parameters = merge(parameters, parse_params(text))
@@ -74,7 +106,7 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_submit(api: Api, args: argparse.Namespace, console: Console) -> int:
-    job = api.submit(_request_body(args), idempotency_key=args.idempotency_key)
+    job = api.submit(request_body(args), idempotency_key=args.idempotency_key)
     if not args.watch:
         if args.json:
             print_json(console, job)

@@ -18,7 +18,7 @@ from rich.text import Text
 from kedro_jobs.cli.client import Api, ApiError
 from kedro_jobs.cli.commands import (
     LIST_DEFAULT_LIMIT,
-    LIST_OPTIONS,
+    add_job_flags,
     cmd_cancel,
     cmd_list,
     cmd_logs,
@@ -74,33 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = command("submit", cmd_submit, "submit a pipeline run (kedro run's options)")
     submit.add_argument("pipeline", metavar="PIPELINE")
-    submit.add_argument(
-        "--params",
-        action="append",
-        metavar="KEY=VALUE,...",
-        help="parameter overrides; dotted keys are nested (model_options.test_size=0.3)",
-    )
-    for flag in LIST_OPTIONS:
-        submit.add_argument(
-            f"--{flag.replace('_', '-')}", dest=flag, action="append", metavar="NAME,..."
-        )
-    submit.add_argument("--load-versions", action="append", metavar="DATASET:VERSION,...")
-    submit.add_argument("--env", "-e", help="the Kedro configuration environment")
-    submit.add_argument(
-        "--compute",
-        choices=("lambda", "fargate"),
-        help="where it runs: lambda (the default; long jobs continue across invocations) "
-        "or fargate (one ECS task, for nodes longer than 15 minutes)",
-    )
-    submit.add_argument(
-        "--max-job-seconds", type=int, metavar="N", help="fail the job if its run takes longer"
-    )
-    submit.add_argument(
-        "--no-fan-out",
-        dest="fan_out",
-        action="store_false",
-        help="run on one worker even where the pipeline's groups could run side by side",
-    )
+    add_job_flags(submit)
     submit.add_argument("--idempotency-key", help="the same key returns the same job for 24 h")
     submit.add_argument(
         "--watch", "-w", action="store_true", help="follow it; exit 0 only if it completes"

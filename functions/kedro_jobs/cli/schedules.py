@@ -12,27 +12,14 @@ from rich.table import Table
 from rich.text import Text
 
 from kedro_jobs.cli.client import API_PREFIX, Api
-from kedro_jobs.cli.commands import LIST_OPTIONS
-from kedro_jobs.cli.commands import _request_body as job_body
+from kedro_jobs.cli.commands import request_body as job_body
+from kedro_jobs.cli.commands import add_job_flags
 from kedro_jobs.cli.exit_codes import EXIT_OK
 from kedro_jobs.cli.render import local_time, print_json, styled_status
 from kedro_jobs.cli.watch import watch
 
 Command = Callable[[Api, argparse.Namespace, Console], int]
 PATH = f"{API_PREFIX}/schedules"
-
-
-def _job_flags(parser: argparse.ArgumentParser) -> None:
-    """The job's flags, as `kedro-jobs submit` spells them."""
-    parser.add_argument("--params", action="append", metavar="KEY=VALUE,...")
-    for flag in LIST_OPTIONS:
-        parser.add_argument(
-            f"--{flag.replace('_', '-')}", dest=flag, action="append", metavar="NAME,..."
-        )
-    parser.add_argument("--load-versions", action="append", metavar="DATASET:VERSION,...")
-    parser.add_argument("--env", "-e", help="the Kedro configuration environment")
-    parser.add_argument("--compute", choices=("lambda", "fargate"))
-    parser.add_argument("--max-job-seconds", type=int, metavar="N")
 
 
 def add_commands(
@@ -73,7 +60,7 @@ def add_commands(
     create.add_argument("--description")
     create.add_argument("--flexible-window", type=int, metavar="MINUTES")
     create.add_argument("--json", action="store_true", help="print the schedule as JSON")
-    _job_flags(create)
+    add_job_flags(create)
 
     listing = action("list", cmd_list, "list your schedules")
     listing.add_argument("--json", action="store_true", help="print the page as JSON")
