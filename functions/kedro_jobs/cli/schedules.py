@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from kedro_jobs.cli.client import API_PREFIX, Api
-from kedro_jobs.cli.commands import request_body as job_body
 from kedro_jobs.cli.commands import add_job_flags
+from kedro_jobs.cli.commands import request_body as job_body
 from kedro_jobs.cli.exit_codes import EXIT_OK
 from kedro_jobs.cli.render import local_time, print_json, styled_status
 from kedro_jobs.cli.watch import watch
