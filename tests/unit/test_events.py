@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -269,5 +270,24 @@ def test_a_process_forked_from_a_background_publisher_starts_with_its_locks_free
     if pid == 0:  # pragma: no cover - the child: exits 0 if it could take the lock
         os._exit(0 if publisher._send_lock.acquire(timeout=2) else 1)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    publisher.changed(_job())
+    assert publisher.flush(timeout=5) and publisher.published == 2
+
+
+def test_two_jobs_forking_at_once_beside_a_background_publisher_both_go_on() -> None:
+    # Two consumers' jobs in one container fork at the same moment (the fork isolation):
+    # neither may wait forever on the publisher's send lock.
+    publisher = EventBridgeEvents("b", client=FakeClient(), background=True)
+    publisher.changed(_job())
+
+    def fork_and_wait() -> int:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(0)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(fork_and_wait) for _ in range(40)]
+        assert [f.result(timeout=20) for f in futures] == [0] * 40
     publisher.changed(_job())
     assert publisher.flush(timeout=5) and publisher.published == 2

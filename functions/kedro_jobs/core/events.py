@@ -328,11 +328,15 @@ class EventBridgeEvents:
 
 _BACKGROUND: weakref.WeakSet[EventBridgeEvents] = weakref.WeakSet()
 _held: list[EventBridgeEvents] = []
+# One fork at a time: two threads forking at once (two jobs of one container) would share
+# ``_held`` and take the same send lock twice.
+_forking = threading.Lock()
 
 
 def _before_fork() -> None:
     # A fork waits for a request in flight (rare: a job forks just after its claim, before
     # the batching window has passed), so the child starts with no lock held by the sender.
+    _forking.acquire()
     _held[:] = list(_BACKGROUND)
     for publisher in _held:
         publisher._send_lock.acquire()
@@ -342,16 +346,19 @@ def _after_fork_in_parent() -> None:
     for publisher in _held:
         publisher._send_lock.release()
     _held.clear()
+    _forking.release()
 
 
 def _after_fork_in_child() -> None:
     # The child has no sender thread and sends nothing; fresh locks all the same.
+    global _forking
     for publisher in _held:
         publisher._send_lock = threading.Lock()
         publisher._wake = threading.Condition()
         publisher._sender = None
         publisher._sending = False
     _held.clear()
+    _forking = threading.Lock()
 
 
 os.register_at_fork(
