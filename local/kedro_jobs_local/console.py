@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from kedro_jobs_local.lifetime import exit_with_parent
+from kedro_jobs_local.lifetime import StopSignals, exit_with_parent
 
 QUEUE = "kedro-jobs-dev-console"
 RULE = "kedro-jobs-dev-console"
@@ -59,20 +59,13 @@ def line(detail: dict[str, Any]) -> str:
 
 
 def run(out: TextIO = sys.stdout) -> None:
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, stop)
+    signals = StopSignals()
     # Few retries: at a stop, a call to an emulator that has gone fails at once.
     quick = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2)
     sqs = boto3.client("sqs", config=quick)
     url = subscribe(sqs, boto3.client("events", config=quick))
     last: dict[str, str] = {}  # by job: what its last line said
-    while not stopping:
+    while not signals.stopping:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
             "Messages", []
         )

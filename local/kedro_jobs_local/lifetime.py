@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 
@@ -42,3 +44,35 @@ def parent_is_make() -> bool:
             return comm.read().strip() in {"make", "gmake"}
     except OSError:
         return False
+
+
+class StopSignals:
+    """A local process's loop runs until SIGTERM, SIGINT or SIGHUP (a supervisor's stop, a
+    terminal's Ctrl-C, a closed terminal) sets ``stopping``."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._stop)
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
+
+
+def run_every(
+    every: float, task: Callable[[], None], *, first_after: float, logger: logging.Logger
+) -> None:
+    """``task`` every ``every`` seconds (the first time ``first_after`` seconds from now)
+    until a stop signal. A pass that fails is logged and the next one runs anyway, as a
+    scheduled invocation that failed would be followed by the next."""
+    signals = StopSignals()
+    due = time.monotonic() + first_after
+    while not signals.stopping:
+        if time.monotonic() < due:
+            time.sleep(0.2)
+            continue
+        due += every
+        try:
+            task()
+        except Exception:
+            logger.exception("%s failed", getattr(task, "__name__", "pass"))

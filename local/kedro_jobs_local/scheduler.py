@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import signal
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro_jobs.core.schedule_times import InvalidExpression, fires_between, next_fires, parse, zone
-from kedro_jobs_local.lifetime import exit_with_parent
+from kedro_jobs_local.lifetime import exit_with_parent, run_every
 
 logger = logging.getLogger("kedro_jobs_local.scheduler")
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -152,25 +151,9 @@ class Firer:
 
 
 def run(firer: Firer, every: float) -> None:
-    """A pass every ``every`` seconds until SIGTERM, SIGINT or SIGHUP."""
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, stop)
-    due = time.monotonic()
-    while not stopping:
-        if time.monotonic() < due:
-            time.sleep(0.2)
-            continue
-        due += every
-        try:
-            firer.tick()
-        except Exception:  # the next pass tries again, as a scheduler retries
-            logger.exception("schedule pass failed")
+    """A pass every ``every`` seconds until SIGTERM, SIGINT or SIGHUP; a pass that fails is
+    tried again at the next, as a scheduler retries."""
+    run_every(every, firer.tick, first_after=0.0, logger=logger)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,11 +9,10 @@ import logging
 import os
 import re
 import signal
-import time
 from typing import Any
 
 from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lifetime import exit_with_parent
+from kedro_jobs_local.lifetime import exit_with_parent, run_every
 
 logger = logging.getLogger("kedro_jobs_local.sweeper")
 FUNCTION = "SweeperFunction"
@@ -35,28 +34,14 @@ def schedule_seconds(template: dict[str, Any]) -> float:
 def run_sweeper(every: float, timeout: float = 60.0) -> None:
     """Sweep every ``every`` seconds, the first time one period after start (as a schedule
     would), until SIGTERM, SIGINT or SIGHUP."""
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, stop)
     from kedro_jobs.sweeper.handler import handler
 
-    due = time.monotonic() + every
-    while not stopping:
-        if time.monotonic() < due:
-            time.sleep(0.2)
-            continue
-        due += every
-        try:
-            result = handler({"source": "local.schedule"}, LocalContext(timeout, FUNCTION))
-            if any(result.values()):
-                logger.info("sweep: %s", result)
-        except Exception:  # like a failed scheduled invocation: the next one runs anyway
-            logger.exception("sweep failed")
+    def sweep() -> None:
+        result = handler({"source": "local.schedule"}, LocalContext(timeout, FUNCTION))
+        if any(result.values()):
+            logger.info("sweep: %s", result)
+
+    run_every(every, sweep, first_after=every, logger=logger)
 
 
 def main(argv: list[str] | None = None) -> None:
