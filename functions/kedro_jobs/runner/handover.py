@@ -27,7 +27,7 @@ from kedro_jobs.runner.checkpoint import delete
 from kedro_jobs.runner.data import DataPlan, StagedOutput
 from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
-from kedro_jobs.runner.session import Executed, _use_save_version, in_directory, nested_parameters
+from kedro_jobs.runner.session import Executed, in_directory, job_session
 from kedro_jobs.runner.types import RunRequest
 
 logger = logging.getLogger(__name__)
@@ -162,17 +162,10 @@ def execute_group(
 ) -> Executed:
     """Run one group's nodes in this process (the forked child, or inline) and save its
     handover. Raises the pipeline's error or StopRun."""
-    from kedro.framework.session import KedroSession
     from kedro.runner import SequentialRunner
 
     options = request.options
-    session = KedroSession.create(
-        project_path=project_path,
-        env=options.get("env") or None,
-        runtime_params=nested_parameters(request.parameters) or None,
-        save_on_close=False,
-    )
-    _use_save_version(session, plan.save_version)
+    session = job_session(project_path, request, plan)
     exports = ExportHook(work.exports)
     with session, in_directory(project_path):
         restored = restore(work, request.job_id, plan)

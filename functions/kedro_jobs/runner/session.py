@@ -59,11 +59,22 @@ def in_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def _use_save_version(session: Any, version: str) -> None:
-    """The session id is the save version of every versioned dataset: make it the job's own
-    (Kedro's is a millisecond timestamp, which two jobs can share)."""
-    session.session_id = version
-    session._store["session_id"] = version
+def job_session(project_path: Path, request: RunRequest, plan: DataPlan) -> Any:
+    """The Kedro session of one job's run (a whole run, a segment or a fanned-out group):
+    its env and parameters, and the job's own save version as the session id, the save
+    version of every versioned dataset (Kedro's is a millisecond timestamp, which two jobs
+    can share)."""
+    from kedro.framework.session import KedroSession
+
+    session = KedroSession.create(
+        project_path=project_path,
+        env=request.options.get("env") or None,
+        runtime_params=nested_parameters(request.parameters) or None,
+        save_on_close=False,
+    )
+    session.session_id = plan.save_version
+    session._store["session_id"] = plan.save_version
+    return session
 
 
 def execute(
@@ -76,19 +87,12 @@ def execute(
     """Run the pipeline in this process, or the nodes its checkpoint left (``checkpoints``
     says where to save one, and which one this run goes on from). Raises the pipeline's
     error or StopRun."""
-    from kedro.framework.session import KedroSession
     from kedro.io import MemoryDataset
     from kedro.runner import SequentialRunner
 
     options = request.options
     logger.info("Job %s: pipeline %s", request.job_id, request.pipeline_name)
-    session = KedroSession.create(
-        project_path=project_path,
-        env=options.get("env") or None,
-        runtime_params=nested_parameters(request.parameters) or None,
-        save_on_close=False,
-    )
-    _use_save_version(session, plan.save_version)
+    session = job_session(project_path, request, plan)
     resumed = checkpoints.resumed
     with session, in_directory(project_path):
         restored = checkpoints.restore()
