@@ -13,6 +13,7 @@ from schemathesis.config import SchemathesisConfig
 from kedro_jobs.api.app import create_app
 from kedro_jobs.api.cross_site import CLIENT_HEADER
 from kedro_jobs.api.services import Services
+from kedro_jobs.core.requests import MAX_JOB_SECONDS_ASKED
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs_local.resources import LocalResources
 
@@ -31,7 +32,7 @@ def _services(clean_stack: LocalResources) -> None:
     # fits the schema is accepted (a manifest would make a valid name a 422).
     # A deployment that offers all the schema allows: Fargate, and no lower time limit than
     # a request may ask for (else a valid request is a 422 by deployment, not by schema).
-    offered = {"fargate_cluster": "fuzz", "max_job_seconds": 2**62}
+    offered = {"fargate_cluster": "fuzz", "max_job_seconds": MAX_JOB_SECONDS_ASKED}
     app.state.services = Services(get_settings().model_copy(update=offered))
 
 

@@ -108,7 +108,10 @@ Compute = Literal["lambda", "fargate"]
 when it needs longer), or one ECS Fargate task from the same image."""
 
 
-MaxJobSeconds = Annotated[int, Field(ge=60)]
+# A week at most by schema (a deployment's own limit, MAX_JOB_SECONDS, is lower: 6 h by
+# default); within it, more than the deployment allows is a 422 naming its limit.
+MAX_JOB_SECONDS_ASKED = 7 * 24 * 3600
+MaxJobSeconds = Annotated[int, Field(ge=60, le=MAX_JOB_SECONDS_ASKED)]
 
 
 class RunOptions(BaseModel):
