@@ -173,7 +173,10 @@ class NodeStats:
             if isinstance(stats, dict)
             else {}
         )
-        self._known[pipeline_name] = (self._clock(), read)
+        if read:
+            # A pipeline nobody has timed yet is read again next time: another container may
+            # be timing it now, and planning a segment blind can cut a node off mid-run.
+            self._known[pipeline_name] = (self._clock(), read)
         return dict(read)
 
     def update(self, pipeline_name: str, known: dict[str, float], new: dict[str, float]) -> None:
