@@ -121,11 +121,14 @@ class RunControl:
         return self.remaining()
 
     def expected(self, node: str) -> float:
-        """What ``node`` is expected to need: its estimate, else the longest node seen in
-        this job, else the margin."""
-        if node in self.policy.estimates:
-            return self.policy.estimates[node]
+        """What ``node`` is expected to need: the longer of its estimate (its duration when
+        the pipeline last ran) and the longest node seen in this job, else the margin. The
+        estimate alone may come from a run with other parameters (a quick run's 0 s for a
+        node this job's parameters make long): trusting it would start a node the
+        invocation cannot finish, cut it off and run it again elsewhere."""
         seen = [*self.policy.seen.values(), *self.durations.values()]
+        if node in self.policy.estimates:
+            return max([self.policy.estimates[node], *seen])
         return max(seen) if seen else self.policy.margin
 
     def should_continue(self) -> bool:

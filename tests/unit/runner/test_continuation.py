@@ -208,7 +208,7 @@ def test_a_segment_always_runs_a_node_before_it_may_continue() -> None:
     assert stop is not None and stop.status == "continued"
 
 
-def test_the_next_node_is_expected_to_need_its_estimate_else_the_longest_seen_else_a_margin() -> (
+def test_the_next_node_is_expected_to_need_the_longer_of_its_estimate_and_the_longest_seen() -> (
     None
 ):
     control = _control(50, allowed=True, margin=45.0, checkpoint_allowance=2.0)
@@ -217,9 +217,14 @@ def test_the_next_node_is_expected_to_need_its_estimate_else_the_longest_seen_el
     control = _control(50, allowed=True, margin=45.0, seen={"earlier": 49.0})
     control.node_done("first", 1.0)
     assert control.expected("next") == 49.0 and control.should_continue()  # 49 + 2 > 50
-    control = _control(50, allowed=True, estimates={"next": 10.0}, seen={"earlier": 49.0})
+    control = _control(50, allowed=True, estimates={"next": 10.0}, seen={"earlier": 4.0})
     control.node_done("first", 1.0)
     assert control.expected("next") == 10.0 and not control.should_continue()
+    # The pipeline last ran with parameters that made its nodes quick (0 s), but this job's
+    # nodes take 20 s: the next one is not started with 29 s left (it would be cut off).
+    control = _control(50, allowed=True, estimates={"next": 0.0})
+    control.node_done("first", 20.0)
+    assert control.expected("next") == 20.0
     control = _control(50, allowed=True, margin=45.0)
     assert control.expected("next") == 45.0
 
