@@ -61,13 +61,14 @@ def _parameter(template: dict[str, Any], name: str, fallback: str) -> str:
     return str(template.get("Parameters", {}).get(name, {}).get("Default", fallback))
 
 
-def local_fargate_env(res: LocalResources) -> dict[str, str]:
-    """Fargate jobs run here as local task processes (kedro_jobs_local/tasks.py), so the
-    stack offers them: the API accepts "compute": "fargate" only when FARGATE_CLUSTER is set,
-    and locally it is the template's cluster name (its ECS resources need an image URI)."""
-    spec = res.template["Resources"].get("FargateCluster", {}).get("Properties", {})
-    name = res.resolver(spec["ClusterName"]) if "ClusterName" in spec else "local"
-    return {"FARGATE_CLUSTER": str(name)}
+def local_compute_env() -> dict[str, str]:
+    """Task backends' jobs (Fargate's) run here as local task processes
+    (kedro_jobs_local/tasks.py), so the stack offers every task backend: the API accepts a
+    backend only where its setting is set, and locally it says "local" (the backend's own
+    resources, an ECS cluster, need an image URI)."""
+    from kedro_jobs.core.compute import task_backends
+
+    return {b.offer_env: "local" for b in task_backends()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -217,7 +218,7 @@ def _run(
         os.environ["JOBS_DATA_ROOT"] = args.data_root
         # Download links of a local data root's outputs point here (never at a Host header).
         os.environ["API_BASE_URL"] = f"http://{args.host}:{args.port}"
-        os.environ.update(local_fargate_env(res))
+        os.environ.update(local_compute_env())
         return res
 
     res = prepare()

@@ -1,6 +1,7 @@
-"""What ECS Fargate is to the consumer, locally: a ``compute: fargate`` job runs as a process
-of the task's own entry point (``python -m kedro_jobs.consumer.task <job-id>``), started by
-the poller that took its message, with the consumer function's environment.
+"""What a task backend (ECS Fargate) is to the consumer, locally: a job on one (``compute:
+fargate``) runs as a process of the task's own entry point (``python -m
+kedro_jobs.consumer.task <job-id>``), started by the poller that took its message, with the
+consumer function's environment.
 
 The poller owns these processes: it reaps those that ended between polls and stops the rest
 when it stops (SIGTERM, as ECS StopTask sends, then SIGKILL). Each also asks the kernel for
@@ -90,11 +91,13 @@ _launchers: list[LocalTaskLauncher] = []
 
 
 def install_local_tasks() -> LocalTaskLauncher:
-    """The consumer of this process (the handler's) launches local tasks, not ECS ones."""
+    """The consumer of this process (the handler's) launches local tasks for every task
+    backend (core/compute/), not ECS ones."""
     from kedro_jobs.consumer.handler import consumer
+    from kedro_jobs.core.compute import task_backends
 
     launcher = LocalTaskLauncher()
-    consumer().dispatcher.launcher = launcher
+    consumer().dispatcher.launchers = {b.name: launcher for b in task_backends()}
     _launchers.append(launcher)
     return launcher
 

@@ -205,7 +205,7 @@ def test_without_a_launcher_the_job_fails_saying_why(
     ecs: Ecs, aws: Aws, api_call: ApiCall, store: JobStore
 ) -> None:
     job = submit(api_call)
-    consumer_handler.consumer().dispatcher.launcher = None  # a deployment without a cluster
+    consumer_handler.consumer().dispatcher.launchers = {}  # a deployment without a cluster
     assert deliver(queued_body(aws)) == {"batchItemFailures": []}
     failed = store.get(job["id"])
     assert failed is not None
@@ -219,9 +219,9 @@ def test_a_launch_failure_leaves_the_job_pending_and_retryable(
 ) -> None:
     job = submit(api_call)
     body = queued_body(aws)
-    good = consumer_handler.consumer().dispatcher.launcher
+    good = consumer_handler.consumer().dispatcher.launchers["fargate"]
     unknown = get_settings().model_copy(update={"fargate_cluster": "no-such-cluster"})
-    consumer_handler.consumer().dispatcher.launcher = EcsTaskLauncher(unknown)
+    consumer_handler.consumer().dispatcher.launchers["fargate"] = EcsTaskLauncher(unknown)
 
     result = deliver(body)
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == ["m-1"]
@@ -233,7 +233,7 @@ def test_a_launch_failure_leaves_the_job_pending_and_retryable(
     assert ecs.tasks() == []
 
     # The next delivery, with the cluster there, starts the task.
-    consumer_handler.consumer().dispatcher.launcher = good
+    consumer_handler.consumer().dispatcher.launchers["fargate"] = good
     assert deliver(body, "m-2") == {"batchItemFailures": []}
     assert len(ecs.tasks()) == 1
 

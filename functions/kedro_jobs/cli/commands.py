@@ -32,6 +32,7 @@ from kedro_jobs.cli.render import (
     styled_status,
 )
 from kedro_jobs.cli.watch import watch
+from kedro_jobs.names import COMPUTE_NAMES
 
 LIST_DEFAULT_LIMIT = 20
 NARROW_TERMINAL = 110  # columns: below, `list` shows short ids
@@ -65,9 +66,10 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", "-e", help="the Kedro configuration environment")
     parser.add_argument(
         "--compute",
-        choices=("lambda", "fargate"),
-        help="where it runs: lambda (the default; long jobs continue across invocations) "
-        "or fargate (one ECS task, for nodes longer than 15 minutes)",
+        choices=COMPUTE_NAMES,
+        help="where it runs (the deployment must offer it): lambda (the default; long jobs "
+        "continue across invocations) or a task backend, e.g. fargate (one ECS task, for "
+        "nodes longer than 15 minutes)",
     )
     parser.add_argument(
         "--max-job-seconds", type=int, metavar="N", help="fail the job if its run takes longer"

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kedro_jobs.cli.nodes import TERMINAL
+from kedro_jobs.names import DEFAULT_COMPUTE
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -104,8 +105,9 @@ def show_job(console: Console, job: dict[str, Any]) -> None:
     if job.get("retry_of"):
         grid.add_row("retry of", Text(job["retry_of"]))
     segments = job.get("segments") or []
-    if len(segments) > 1 or job.get("compute") == "fargate":
-        grid.add_row("ran on", Text(_segments(job.get("compute") or "lambda", segments)))
+    compute = job.get("compute") or DEFAULT_COMPUTE
+    if len(segments) > 1 or compute != DEFAULT_COMPUTE:  # where it ran, when not just Lambda
+        grid.add_row("ran on", Text(_segments(compute, segments)))
     for group_id, group in sorted((job.get("groups") or {}).items(), key=lambda g: int(g[0][1:])):
         grid.add_row(f"group {group_id}", Text(_group(group)))
     if job.get("cancel_requested") and job["status"] not in TERMINAL:

@@ -1,5 +1,5 @@
 """One SQS record to one job run: parse, claim, run, record. The handler is a thin shell
-around :class:`Consumer`; a Fargate task runs its job through the same class.
+around :class:`Consumer`; a task of a task backend (Fargate) runs its job through the same class.
 
 Exactly once: a job runs only after a conditional pending->running claim; a duplicate
 delivery finds it running under a live lease (or finished) and does nothing. The claim is a
@@ -15,7 +15,7 @@ with the record made visible again after a short backoff by its receive count.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -30,7 +30,8 @@ from kedro_jobs.consumer.project import ProjectLoadFailed, Runner, project_load_
 from kedro_jobs.consumer.run import SegmentRun
 from kedro_jobs.consumer.segments import NodeStats
 from kedro_jobs.core.artifacts import ArtifactStore
-from kedro_jobs.core.compute import TaskLauncher
+from kedro_jobs.core.compute import TaskBackend, TaskLauncher, task_backends
+from kedro_jobs.core.compute import backend as compute_backend
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import coordinator_from_settings, parse_task
 from kedro_jobs.core.manifest import Manifest, ManifestReader
@@ -81,7 +82,7 @@ class Consumer:
         metrics: Metrics | None = None,
         queue: JobQueue | None = None,
         dead_letters: JobQueue | None = None,
-        launcher: TaskLauncher | None = None,
+        launchers: Mapping[str, TaskLauncher] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -97,7 +98,9 @@ class Consumer:
         self._manifest_published = False
         self.recorder = Recorder(settings, store, artifacts, metrics)
         self.node_stats = NodeStats(artifacts)
-        self.dispatcher = Dispatcher(store, launcher, settings.signing_key.get_secret_value())
+        self.dispatcher = Dispatcher(
+            store, launchers or {}, settings.signing_key.get_secret_value()
+        )
         self.claims = Claimer(settings, store, self.recorder)
         self.overlap = OverlapPolicy(store, self.queue)
         # Fan-out (docs/fan-out.md): only where the template gives a state machine.
@@ -213,8 +216,9 @@ class Consumer:
     ) -> None:
         if not self.overlap.admit(job_id, message, body):
             return
-        if message.compute == "fargate":
-            self.dispatcher.dispatch(job_id, message)
+        where = compute_backend(message.compute)
+        if isinstance(where, TaskBackend):  # a task runs it, not this consumer
+            self.dispatcher.dispatch(job_id, message, where)
             return
         claim = self.claims.for_delivery(job_id, message, budget)
         job = claimed(claim, "job not run by this delivery")
@@ -223,20 +227,31 @@ class Consumer:
             self.segments.run(job, budget, invocation=invocation)
 
     def run_task(self, job_id: str, *, task_id: str | None = None) -> str:
-        """The job as one Fargate task (consumer/task.py): claimed like any delivery, run
-        without continuation (a task has hours, not minutes). Returns what became of it: the
-        claim's outcome, or the job's status."""
+        """The job as one task of its task backend (consumer/task.py): claimed like any
+        delivery, run without continuation (a task has hours, not minutes). Returns what
+        became of it: the claim's outcome, or the job's status."""
         logger.append_keys(job_id=job_id)
         try:
-            budget = float(self.settings.fargate_task_seconds)
+            where = self._task_backend(job_id)
+            budget = where.task_seconds(self.settings)
             claim = self.claims.for_task(job_id, budget)
             job = claimed(claim, "job not run by this task")
             if job is None:
                 return claim.outcome.value
-            ended = self.segments.run(job, budget, invocation=task_id, compute="fargate")
+            ended = self.segments.run(job, budget, invocation=task_id, compute=where.name)
             return str(ended.status) if ended is not None else "lost"
         finally:
             logger.remove_keys(["job_id"])
+
+    def _task_backend(self, job_id: str) -> TaskBackend:
+        """The task backend the job was dispatched to, as its record says (the task's
+        command is only the job id); the long-node one for a job not found or not on one
+        (its claim then says why it is not run)."""
+        job = self.store.get(job_id, lenient=True)
+        where = compute_backend(job.compute if job is not None else None)
+        if isinstance(where, TaskBackend):
+            return where
+        return self.dispatcher.long_nodes or task_backends()[0]
 
     def _reject(self, bad: BadMessage, body: str, message_id: str) -> None:
         """An unreadable message. It fails the job it names only if that job is pending and

@@ -1,5 +1,5 @@
-"""Jobs with ``compute: fargate``: the consumer does not run them, it asks for one task that
-will (core/compute.py), at most once per delivery window.
+"""Jobs on a task backend (``compute: fargate``, core/compute/): the consumer does not run
+them, it asks the backend's launcher for one task that will, at most once per delivery window.
 
 The job stays pending (or running with its lease expired, after a task died) until the task
 claims it like any consumer: claim, fencing, heartbeat, cancel and outcome are the same code.
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger
 
-from kedro_jobs.core.compute import TaskLauncher
+from kedro_jobs.core.compute import FARGATE, TaskBackend, TaskLauncher, long_node_backend
 from kedro_jobs.core.errors import DependencyUnavailable, JobAlreadyExists
 from kedro_jobs.core.messages import check_may_create, may_change
 from kedro_jobs.core.models import Job
@@ -27,46 +28,52 @@ logger = Logger(service="kedro-jobs-consumer", child=True)
 # task pulls the image first: a 1 GB image takes a minute or two).
 DISPATCH_GRACE_SECONDS = 600
 
-NO_FARGATE = (
-    "This deployment offers no Fargate compute (FARGATE_CLUSTER is not set), so a job with "
-    '"compute": "fargate" cannot run; submit it without compute, or deploy with a cluster'
-)
+NO_FARGATE = FARGATE.unavailable  # kept importable: the backend's own text
 
 
 class Dispatcher:
-    def __init__(self, store: JobStore, launcher: TaskLauncher | None, signing_key: str) -> None:
+    def __init__(
+        self, store: JobStore, launchers: Mapping[str, TaskLauncher], signing_key: str
+    ) -> None:
         self.store = store
-        self.launcher = launcher
+        # By task backend name: those this deployment offers (core/compute/).
+        self.launchers: dict[str, TaskLauncher] = dict(launchers)
         self.signing_key = signing_key
 
-    def dispatch(self, job_id: str, message: JobMessage) -> None:
+    @property
+    def long_nodes(self) -> TaskBackend | None:
+        """Where a job whose node outlives its invocation goes on (None: nowhere here)."""
+        return long_node_backend(self.launchers)
+
+    def dispatch(self, job_id: str, message: JobMessage, where: TaskBackend) -> None:
         existing = None if message.job_id is None else self.store.get(job_id)
         if existing is None:
-            self._create(job_id, message)
+            self._create(job_id, message, where)
         elif not may_change(existing, message.user_id):
             logger.info("job not dispatched: the message's sender could not have made it")
             return
-        if self.launcher is None:
-            self.store.fail(job_id, NO_FARGATE)
+        launcher = self.launchers.get(where.name)
+        if launcher is None:
+            self.store.fail(job_id, where.unavailable)
             return
         until = time.time() + DISPATCH_GRACE_SECONDS
         if not self.store.mark_dispatched(job_id, until=until):
             logger.info("job not dispatched by this delivery (a task was asked for, or it ended)")
             return
         try:
-            task = self.launcher.launch(job_id, token=f"{job_id}-{int(until)}")
+            task = launcher.launch(job_id, token=f"{job_id}-{int(until)}")
         except Exception as exc:
             # Let the next delivery ask again at once; the record comes back after a backoff.
             self.store.dispatched(job_id, task_arn=None)
             if isinstance(exc, DependencyUnavailable):
                 raise
-            raise DependencyUnavailable("ECS", f"{type(exc).__name__}: {exc}") from exc
+            raise DependencyUnavailable(where.dependency, f"{type(exc).__name__}: {exc}") from exc
         self.store.dispatched(job_id, task_arn=task)
-        logger.info("job dispatched to a task", extra={"task": task})
+        logger.info("job dispatched to a task", extra={"task": task, "compute": where.name})
 
-    def _create(self, job_id: str, message: JobMessage) -> None:
+    def _create(self, job_id: str, message: JobMessage, where: TaskBackend) -> None:
         """A message from another system makes its job, pending, as the task will find it."""
         check_may_create(message, self.signing_key)
-        job = Job.from_message(job_id, message, compute="fargate")
+        job = Job.from_message(job_id, message, compute=where.name)
         with contextlib.suppress(JobAlreadyExists):
             self.store.create(job)

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from kedro_jobs.consumer.delivery import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.batch import process_batch
-from kedro_jobs.core.compute import launcher_from_settings
+from kedro_jobs.core.compute import launchers_from_settings
 from kedro_jobs.core.events import flush
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import JobStore
@@ -56,7 +56,7 @@ def consumer() -> Consumer:
         artifacts=ArtifactStore(settings.artifacts_bucket),
         runner_factory=_make_runner,
         metrics=metrics,
-        launcher=launcher_from_settings(settings),
+        launchers=launchers_from_settings(settings),
     )
 
 

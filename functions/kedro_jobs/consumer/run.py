@@ -3,8 +3,8 @@
 The runner runs the job's nodes until they are done, the job is cancelled or taken over, or
 the segment's time is up; its progress sink records progress and beats the heartbeat that
 keeps the claim's lease, and learns of a cancel or a take-over. Then the job ends, goes on
-in another segment (from the checkpoint the runner saved), or moves to Fargate (a node did
-not fit in an invocation).
+in another segment (from the checkpoint the runner saved), or moves to a task backend such
+as Fargate (a node did not fit in an invocation; core/compute/).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from kedro_jobs.consumer.segments import (
     new_segment,
     over_limit_message,
 )
+from kedro_jobs.core.compute import backend as compute_backend
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.models import Job, Progress, Segment, utcnow
 from kedro_jobs.core.queue import JobQueue, encode
@@ -177,9 +178,11 @@ class SegmentRun:
             return self._end(job, segment, RunOutcome("failed", None, str(failed), "", 0.0))
         estimates = self.node_stats.read(job.pipeline_name)
         sink.estimates = estimates
-        # A node that outlives this invocation moves the job to Fargate, where one is offered.
+        # A node that outlives this invocation moves the job to a task backend that takes
+        # long nodes (Fargate), where one is offered.
+        long_nodes = self.dispatcher.long_nodes
         may_move = (
-            compute == "lambda" and budget.may_continue and self.dispatcher.launcher is not None
+            compute_backend(compute).in_consumer and budget.may_continue and long_nodes is not None
         )
         outcome = runner.run(
             RunRequest(
@@ -205,7 +208,8 @@ class SegmentRun:
         if outcome.handed_back:  # the host stopped mid-node: the next one goes on from here
             return self._hand_back(job, segment, outcome, ended_timeline)
         if outcome.status == "timed_out" and may_move and not budget.limit_binding:
-            return self._move_to_fargate(job, segment, outcome, ended_timeline)
+            assert long_nodes is not None  # may_move
+            return self._move_to_task(job, segment, outcome, ended_timeline, long_nodes.name)
         if outcome.status == "timed_out" and budget.limit_binding:
             limit = job_limit_seconds(job, self.settings)
             outcome = replace(outcome, error_message=over_limit_message(limit, segment.segment))
@@ -249,23 +253,31 @@ class SegmentRun:
             logger.info("the host is stopping: the job was handed back")
         return handed
 
-    def _move_to_fargate(
-        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
+    def _move_to_task(
+        self,
+        job: Job,
+        segment: Segment,
+        outcome: RunOutcome,
+        timeline: dict[str, Any] | None,
+        compute: Compute,
     ) -> Job | None:
-        """A node did not fit in an invocation: the job goes on as a Fargate task, from the
-        checkpoint this segment went on from (or from its first node)."""
+        """A node did not fit in an invocation: the job goes on as a task of ``compute``
+        (Fargate), from the checkpoint this segment went on from (or from its first node)."""
         handed = self._hand_off(
             job,
             segment,
             outcome,
             ended="timed_out",
             checkpoint=job.checkpoint,
-            compute="fargate",
-            unsent="move to Fargate not sent; the sweeper will",
+            compute=compute,
+            unsent=f"move to {compute} not sent; the sweeper will",
             timeline=timeline,
         )
         if handed is not None:
-            logger.info("a node outlived the invocation: the job goes on on Fargate")
+            logger.info(
+                "a node outlived the invocation: the job goes on as a task",
+                extra={"compute": compute},
+            )
         return handed
 
     def _hand_off(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from kedro_jobs.core.compute import backend as compute_backend
 from kedro_jobs.core.errors import (
     DependencyUnavailable,
     InvalidTransition,
@@ -123,13 +124,11 @@ def check_pipeline(
 
 
 def check_offered(settings: Settings, compute: Compute, max_job_seconds: int | None) -> None:
-    """What a job asks of the deployment: Fargate only where a cluster is configured; a
+    """What a job asks of the deployment: a compute backend it offers (core/compute/); a
     time limit no longer than the deployment's (a job may ask for less, never more)."""
-    if compute == "fargate" and not settings.fargate_cluster:
-        raise NotOffered(
-            'compute "fargate" is not offered by this deployment (no FARGATE_CLUSTER); '
-            'use "lambda", which continues long jobs across invocations'
-        )
+    where = compute_backend(compute)
+    if not where.offered(settings):
+        raise NotOffered(where.not_offered)
     if max_job_seconds is not None and max_job_seconds > settings.max_job_seconds:
         raise NotOffered(
             f"max_job_seconds {max_job_seconds} is over this deployment's limit of "

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+# Where a job runs: the names of the compute backends (core/compute/), importable here too.
+from kedro_jobs.core.compute import Compute as Compute
 from kedro_jobs.names import JOB_ID_PATTERN
 
 PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
@@ -101,11 +103,6 @@ def _check_parameters(value: dict[str, Any]) -> dict[str, Any]:
             f"parameters is {size} bytes serialised; the limit is {MAX_PARAMETERS_BYTES}"
         )
     return value
-
-
-Compute = Literal["lambda", "fargate"]
-"""Where a job runs: the consumer Lambda (continuing across invocations at node boundaries
-when it needs longer), or one ECS Fargate task from the same image."""
 
 
 # A week at most by schema (a deployment's own limit, MAX_JOB_SECONDS, is lower: 6 h by

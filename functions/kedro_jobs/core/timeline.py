@@ -31,7 +31,7 @@ class NodeRun(BaseModel):
     finished_at: datetime | None = None
     duration: float | None = None  # seconds
     segment: int | None = None  # the segment (invocation or task) that ran it
-    compute: str | None = None  # "lambda" or "fargate": where that segment ran
+    compute: str | None = None  # where that segment ran: a compute backend (core/compute/)
 
 
 class Timeline:

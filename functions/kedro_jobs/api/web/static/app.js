@@ -525,7 +525,7 @@
   // "lambda, 3 segments: step1 | step2 | step3": where a run longer than one invocation went.
   function ranOn(job) {
     const segments = job.segments || [];
-    if (segments.length < 2 && job.compute !== "fargate") return "";
+    if (segments.length < 2 && (job.compute || "lambda") === "lambda") return "";
     const nodes = segments.map((s) => (s.nodes || []).join(", ") || "-").join(" | ");
     return segments.length ? `${job.compute}, ${segments.length} segment(s): ${nodes}` : job.compute;
   }

@@ -1,39 +1,34 @@
-"""Where a job runs when it is not in the consumer Lambda: one task from the same image, on
-ECS Fargate (or, under make dev, a local process of the same entry point). The consumer asks
-a launcher; the task claims and runs the job like any consumer (consumer/task.py)."""
+"""The ``fargate`` backend: one ECS Fargate task per job, from the consumer's own image (or,
+under make dev, a local process of the same entry point). The consumer asks the launcher; the
+task claims and runs the job like any consumer (consumer/task.py). docs/compute.md."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-from typing import Any, Protocol
+from typing import Any
 
 from kedro_jobs.core.aws import aws_errors, client
+from kedro_jobs.core.compute.base import (
+    JOB_TAG,
+    TASK_ENTRY_POINT,
+    TASK_MODULE,
+    TaskBackend,
+    TaskLauncher,
+    client_token,
+)
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.settings import Settings
 
-TASK_MODULE = "kedro_jobs.consumer.task"  # python -m kedro_jobs.consumer.task <job-id>
-# The task definition's EntryPoint (template.yaml): the Lambda base image's own entry point
-# starts the Lambda runtime, so the task names the module itself and gets the job id as its
-# command (the container override below).
-TASK_ENTRY_POINT = ("python", "-m", TASK_MODULE)
-JOB_TAG = "kedro-jobs:job-id"
-_TOKEN_MAX = 64  # RunTask's clientToken: at most 64 characters, ASCII 33-126
-
-
-class TaskLauncher(Protocol):
-    def launch(self, job_id: str, *, token: str) -> str:
-        """Start a task that runs ``job_id``; returns its id (an ECS task ARN). ``token``
-        makes a repeated request start no second task (ECS RunTask's clientToken). Raises
-        DependencyUnavailable when the task could not be started."""
-        ...
-
-
-def client_token(token: str) -> str:
-    """``token`` as RunTask accepts it: itself when it fits, else its SHA-256 (64 hex)."""
-    if len(token) <= _TOKEN_MAX and all(33 <= ord(c) <= 126 for c in token):
-        return token
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = [
+    "FARGATE",
+    "JOB_TAG",
+    "TASK_ENTRY_POINT",
+    "TASK_MODULE",
+    "EcsTaskLauncher",
+    "FargateBackend",
+    "client_token",
+    "started_by",
+]
 
 
 def _tag_value(text: str) -> str:
@@ -100,12 +95,38 @@ class EcsTaskLauncher:
                 + (f" [{f['arn']}]" if f.get("arn") else "")
                 for f in failures
             )
-            raise DependencyUnavailable("ECS", f"RunTask started no task: {reasons or 'no reason'}")
+            raise DependencyUnavailable(
+                FargateBackend.dependency, f"RunTask started no task: {reasons or 'no reason'}"
+            )
         return str(tasks[0]["taskArn"])
 
 
-def launcher_from_settings(settings: Settings) -> TaskLauncher | None:
-    """The launcher of this deployment's Fargate tasks (None: no cluster configured)."""
-    if not settings.fargate_cluster:
-        return None
-    return EcsTaskLauncher(settings)
+class FargateBackend(TaskBackend):
+    name = "fargate"
+    dependency = "ECS"
+    offer_setting = "fargate_cluster"  # FARGATE_CLUSTER: the template sets it with an image
+    takes_long_nodes = True  # a task has hours: a node longer than an invocation fits
+
+    @property
+    def not_offered(self) -> str:
+        return (
+            'compute "fargate" is not offered by this deployment (no FARGATE_CLUSTER); '
+            'use "lambda", which continues long jobs across invocations'
+        )
+
+    @property
+    def unavailable(self) -> str:
+        return (
+            "This deployment offers no Fargate compute (FARGATE_CLUSTER is not set), so a job "
+            'with "compute": "fargate" cannot run; submit it without compute, or deploy with a '
+            "cluster"
+        )
+
+    def launcher(self, settings: Settings) -> TaskLauncher:
+        return EcsTaskLauncher(settings)
+
+    def task_seconds(self, settings: Settings) -> float:
+        return float(settings.fargate_task_seconds)
+
+
+FARGATE = FargateBackend()
