@@ -13,7 +13,7 @@ from kedro_jobs.core.manifest import ManifestReader
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.scheduler import Scheduler
 from kedro_jobs.core.settings import Settings, get_settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.api import ApiJobs
 
 
 @dataclass
@@ -21,8 +21,8 @@ class Services:
     settings: Settings = field(default_factory=get_settings)
 
     @cached_property
-    def store(self) -> JobStore:
-        return JobStore.from_settings(self.settings)
+    def store(self) -> ApiJobs:
+        return ApiJobs.from_settings(self.settings)
 
     @cached_property
     def queue(self) -> JobQueue:

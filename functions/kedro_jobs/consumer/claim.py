@@ -1,8 +1,9 @@
 """A job claimed for one run, by a delivery or by a Fargate task.
 
 Whether a job may be claimed (pending, its lease expired, handed off, cancelled, out of
-attempts) is decided in one place, ``JobStore.claim``; here are only the lease a run asks
-for, and the job a message from another system makes when it is first delivered.
+attempts) is decided in one place, ``RunJobs.claim`` (core/store/claims.py); here are only
+the lease a run asks for, and the job a message from another system makes when it is first
+delivered.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL
-from kedro_jobs.core.store import Claim, ClaimOutcome, JobStore
+from kedro_jobs.core.store.claims import Claim, ClaimOutcome
+from kedro_jobs.core.store.roles.run import RunJobs
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -40,7 +42,7 @@ def claimed(claim: Claim, not_run: str) -> Job | None:
 
 
 class Claimer:
-    def __init__(self, settings: Settings, store: JobStore, recorder: Recorder) -> None:
+    def __init__(self, settings: Settings, store: RunJobs, recorder: Recorder) -> None:
         self.settings = settings
         self.store = store
         self.recorder = recorder

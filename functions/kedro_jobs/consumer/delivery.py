@@ -40,7 +40,9 @@ from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.groups import GroupJobs
+from kedro_jobs.core.store.roles.run import RunJobs
+from kedro_jobs.core.store.roles.schedules import ScheduleJobs
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -76,7 +78,7 @@ class Consumer:
         self,
         settings: Settings,
         *,
-        store: JobStore,
+        store: RunJobs,
         artifacts: ArtifactStore,
         runner_factory: Callable[[], Runner],
         metrics: Metrics | None = None,
@@ -102,14 +104,15 @@ class Consumer:
             store, launchers or {}, settings.signing_key.get_secret_value()
         )
         self.claims = Claimer(settings, store, self.recorder)
-        self.overlap = OverlapPolicy(store, self.queue)
+        # Each part of a delivery is given its own role over the same table.
+        self.overlap = OverlapPolicy(ScheduleJobs.over(store), self.queue)
         # Fan-out (docs/fan-out.md): only where the template gives a state machine.
         coordinator = coordinator_from_settings(settings)
         self.fan_out: FanOut | None = None
         if coordinator is not None:
             self.fan_out = FanOut(
                 settings,
-                store=store,
+                store=GroupJobs.over(store),
                 recorder=self.recorder,
                 coordinator=coordinator,
                 node_stats=self.node_stats,

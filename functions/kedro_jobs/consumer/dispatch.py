@@ -20,7 +20,7 @@ from kedro_jobs.core.errors import DependencyUnavailable, JobAlreadyExists
 from kedro_jobs.core.messages import check_may_create, may_change
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.requests import JobMessage
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.run import RunJobs
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -33,7 +33,7 @@ NO_FARGATE = FARGATE.unavailable  # kept importable: the backend's own text
 
 class Dispatcher:
     def __init__(
-        self, store: JobStore, launchers: Mapping[str, TaskLauncher], signing_key: str
+        self, store: RunJobs, launchers: Mapping[str, TaskLauncher], signing_key: str
     ) -> None:
         self.store = store
         # By task backend name: those this deployment offers (core/compute/).

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import Coordinator, FanOutTask
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.groups import GroupJobs
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -20,7 +20,7 @@ class GroupSink:
     changed hands (``lost``)."""
 
     def __init__(
-        self, store: JobStore, coordinator: Coordinator, task: FanOutTask, worker: str,
+        self, store: GroupJobs, coordinator: Coordinator, task: FanOutTask, worker: str,
         lease: float,
     ) -> None:  # fmt: skip
         self.store = store

@@ -33,8 +33,8 @@ from kedro_jobs.core.fanout import (
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL
-from kedro_jobs.core.store import JobStore
 from kedro_jobs.core.store.groups import GroupClaimOutcome
+from kedro_jobs.core.store.roles.groups import GroupJobs
 from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -69,7 +69,7 @@ class FanOut:
         self,
         settings: Settings,
         *,
-        store: JobStore,
+        store: GroupJobs,
         recorder: Recorder,
         coordinator: Coordinator,
         node_stats: NodeStats,

@@ -21,7 +21,7 @@ from kedro_jobs.core.batch import process_batch
 from kedro_jobs.core.compute import launchers_from_settings
 from kedro_jobs.core.events import flush
 from kedro_jobs.core.settings import get_settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.run import RunJobs
 from kedro_jobs.core.tracing import traced
 
 logger = Logger(service="kedro-jobs-consumer")
@@ -52,7 +52,7 @@ def consumer() -> Consumer:
         settings,
         # A job's events go out in the background, never ahead of its run or its final
         # write; each invocation flushes them before it returns (Lambda freezes after).
-        store=JobStore.from_settings(settings, events_in_background=True),
+        store=RunJobs.from_settings(settings, events_in_background=True),
         artifacts=ArtifactStore(settings.artifacts_bucket),
         runner_factory=_make_runner,
         metrics=metrics,

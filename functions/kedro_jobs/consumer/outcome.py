@@ -15,7 +15,7 @@ from kedro_jobs.core.models import Job, Progress, Segment
 from kedro_jobs.core.requests import Compute, json_size
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.run import RunJobs
 from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -43,7 +43,7 @@ class Recorder:
     def __init__(
         self,
         settings: Settings,
-        store: JobStore,
+        store: RunJobs,
         artifacts: ArtifactStore,
         metrics: Metrics | None = None,
     ) -> None:

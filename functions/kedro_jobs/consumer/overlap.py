@@ -23,7 +23,7 @@ from kedro_jobs.core.models import Job, iso, utcnow
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.requests import JobMessage
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.schedules import ScheduleJobs
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -42,7 +42,7 @@ def skipped_message(schedule: str, running: str) -> str:
 
 
 class OverlapPolicy:
-    def __init__(self, store: JobStore, queue: JobQueue) -> None:
+    def __init__(self, store: ScheduleJobs, queue: JobQueue) -> None:
         self.store = store
         self.queue = queue
 

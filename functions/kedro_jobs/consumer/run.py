@@ -36,7 +36,7 @@ from kedro_jobs.core.models import Job, Progress, Segment, utcnow
 from kedro_jobs.core.queue import JobQueue, encode
 from kedro_jobs.core.requests import Compute
 from kedro_jobs.core.settings import Settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.run import RunJobs
 from kedro_jobs.core.timeline import Timeline, expected_end
 from kedro_jobs.runner.types import RunOutcome, RunRequest
 
@@ -49,7 +49,7 @@ class JobSink:
     the job (another delivery took it over)."""
 
     def __init__(
-        self, store: JobStore, job: Job, lease: float, timeline: Timeline | None = None
+        self, store: RunJobs, job: Job, lease: float, timeline: Timeline | None = None
     ) -> None:
         self.store = store
         self.job = job
@@ -129,7 +129,7 @@ class SegmentRun:
         self,
         settings: Settings,
         *,
-        store: JobStore,
+        store: RunJobs,
         queue: JobQueue,
         recorder: Recorder,
         node_stats: NodeStats,

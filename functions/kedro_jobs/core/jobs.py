@@ -4,7 +4,7 @@ turn the result into HTTP.
 Submitting: what the job asks of the deployment is checked, and its pipeline against the
 manifest; then the message is checked sendable, the item is written, and the message is
 sent. A failed send (of any kind) fails the job, so no `pending` item is left without a
-message. Reading and cancelling a job are one store call each (`JobStore.get_for_user`,
+message. Reading and cancelling a job are one store call each (`ApiJobs.get_for_user`,
 `request_cancel`, `list_jobs`), which the routes make themselves.
 """
 
@@ -29,7 +29,7 @@ from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
 from kedro_jobs.core.requests import Compute, JobRequest
 from kedro_jobs.core.selection import selected_nodes
 from kedro_jobs.core.settings import Settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.api import ApiJobs
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Backends(Protocol):
     @property
     def settings(self) -> Settings: ...
     @property
-    def store(self) -> JobStore: ...
+    def store(self) -> ApiJobs: ...
     @property
     def queue(self) -> JobQueue: ...
     @property
@@ -141,7 +141,7 @@ def enqueue(backends: Backends, job: Job) -> Job:
     return _write_then_send(backends.store, backends.queue, job)
 
 
-def _write_then_send(store: JobStore, queue: JobQueue, job: Job) -> Job:
+def _write_then_send(store: ApiJobs, queue: JobQueue, job: Job) -> Job:
     try:
         body = encode(job.to_message())  # before the write: a bad message writes nothing
     except ValidationError as exc:

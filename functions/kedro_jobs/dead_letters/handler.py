@@ -16,7 +16,7 @@ from kedro_jobs.core.liveness import held
 from kedro_jobs.core.messages import BadMessage, may_change, parse_body
 from kedro_jobs.core.queue import REASON_ATTRIBUTE
 from kedro_jobs.core.settings import get_settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.sweep import SweepJobs
 
 logger = Logger(service="kedro-jobs-dlq")
 
@@ -26,12 +26,12 @@ class JobStillRunning(Exception):
 
 
 @cache
-def store() -> JobStore:
+def store() -> SweepJobs:
     settings = get_settings()
-    return JobStore.from_settings(settings)
+    return SweepJobs.from_settings(settings)
 
 
-def dead_letter(record: SQSRecord, jobs: JobStore) -> None:
+def dead_letter(record: SQSRecord, jobs: SweepJobs) -> None:
     parsed = parse_body(record.body)
     receives = record.attributes.approximate_receive_count
     if isinstance(parsed, BadMessage):

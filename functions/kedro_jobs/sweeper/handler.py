@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import get_settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.roles.sweep import SweepJobs
 from kedro_jobs.sweeper.sweep import Sweeper
 
 logger = Logger(service="kedro-jobs-sweeper")
@@ -20,7 +20,7 @@ def sweeper() -> Sweeper:
     settings = get_settings()
     return Sweeper(
         settings,
-        store=JobStore.from_settings(settings),
+        store=SweepJobs.from_settings(settings),
         queue=JobQueue(settings.jobs_queue_url),
     )
 

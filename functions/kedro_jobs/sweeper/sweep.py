@@ -27,7 +27,8 @@ from kedro_jobs.core.liveness import Action, Limits, QueueFacts, decide, lost_me
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore, Stranded
+from kedro_jobs.core.store.delivery import Stranded
+from kedro_jobs.core.store.roles.sweep import SweepJobs
 
 logger = Logger(service="kedro-jobs-sweeper", child=True)
 
@@ -52,7 +53,7 @@ class SweepReport:
 
 
 class Sweeper:
-    def __init__(self, settings: Settings, *, store: JobStore, queue: JobQueue) -> None:
+    def __init__(self, settings: Settings, *, store: SweepJobs, queue: JobQueue) -> None:
         self.settings = settings
         self.limits = Limits.of(settings)
         self.store = store

@@ -1,6 +1,8 @@
 """Claiming a job for a run: pending -> running, re-claiming a running job whose lease
 expired (its consumer died), or the next segment's claim of a job handed off. The attempt
-number a claim sets is the fencing token of the run's later writes (runs.py)."""
+number a claim sets is the fencing token of the run's later writes (runs.py). And the one
+write a delivery makes instead of a claim: failing the pending job an unreadable message
+names."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from kedro_jobs.core.liveness import Action, Limits, decide
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store.expressions import before, eq, moving
+from kedro_jobs.core.store.fencing import NOT_CANCELLED, Abandoned
 from kedro_jobs.core.store.items import from_item, status_change, sweep
-from kedro_jobs.core.store.runs import NOT_CANCELLED, Runs
 
 
 class ClaimOutcome(StrEnum):
@@ -48,7 +50,7 @@ def claimed(user_id: str, attempt: int, lease_end: float, *, starting: bool) -> 
     return values
 
 
-class Claims(Runs):
+class Claims(Abandoned):
     def claim(
         self,
         job_id: str,
@@ -90,10 +92,10 @@ class Claims(Runs):
         if action is Action.HELD:
             return Claim(ClaimOutcome.BUSY, job)
         if action is Action.CANCEL:  # asked while no consumer held it: it ends here
-            cancelled = self.cancel_abandoned(job)
+            cancelled = self._cancel_abandoned(job)
             return Claim(ClaimOutcome.FINISHED, cancelled) if cancelled else None
         if action is Action.EXHAUSTED:
-            failed = self.fail_exhausted(job, max_attempts)
+            failed = self._fail_exhausted(job, max_attempts)
             return Claim(ClaimOutcome.EXHAUSTED, failed) if failed else None
         running = job.status is JobStatus.RUNNING
         # Its last segment saved a checkpoint and let go: the next one starts now.
@@ -138,3 +140,12 @@ class Claims(Runs):
         except JobAlreadyExists:
             return None
         return self._changed(running)
+
+    def fail_pending(self, job: Job, error_message: str) -> Job | None:
+        """pending -> failed, only while still pending and still ``job``'s owner's (a job
+        claimed since it was read is left to its run): a delivery's message that cannot be
+        read fails the job it names instead of claiming it. None if it was not pending."""
+        values = {**status_change(job.user_id, JobStatus.FAILED), "error_message": error_message}
+        when = moving(JobStatus.PENDING, JobStatus.FAILED) & eq("user_id", job.user_id)
+        attrs = self._update(job.id, values, when)
+        return self._changed(from_item(attrs, lenient=True)) if attrs else None

@@ -1,5 +1,6 @@
 """Getting a waiting job to a worker: the sweeper's index of live jobs (stranded ones are
-re-sent or failed) and the marks that let one delivery start one Fargate task.
+re-sent or failed: ``Sweeps``) and the marks that let one delivery start one task of a task
+backend such as Fargate (``Dispatches``).
 
 The sweeper's index (sparse, keys only): a pending or running job carries ``sweep`` (its
 status) and ``sweep_due`` (epoch seconds: a pending job's creation or last re-send, a running
@@ -25,8 +26,8 @@ from kedro_jobs.core.store.expressions import (
     missing,
     moving,
 )
+from kedro_jobs.core.store.fencing import abandoned
 from kedro_jobs.core.store.items import decode, encode, from_item, status_change
-from kedro_jobs.core.store.runs import abandoned
 from kedro_jobs.core.store.table import DEPENDENCY, ConditionFailed, Table
 
 _INDEX_SWEEP = "sweep"
@@ -50,7 +51,9 @@ class Stranded:
         return found & eq("attempts", self.job.attempts) & eq("sweep_due", self.due)
 
 
-class Delivery(Table):
+class Sweeps(Table):
+    """The sweeper's index of live jobs, and its writes to the stranded ones it finds."""
+
     def stranded(self, status: JobStatus, *, due_before: float, limit: int = 100) -> list[Stranded]:
         """Live jobs of ``status`` whose ``sweep_due`` is before ``due_before``, oldest first:
         a Query on the sparse sweep index (never a Scan), then each job read by key."""
@@ -129,8 +132,12 @@ class Delivery(Table):
         attrs = self._update(job.id, values, stranded.as_found(to=JobStatus.FAILED))
         return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
+
+class Dispatches(Table):
+    """The marks that let one delivery of a task backend's job start one task."""
+
     def mark_dispatched(self, job_id: str, *, until: float) -> bool:
-        """A Fargate task is about to be asked for this job: True if this caller may ask (the
+        """A task (Fargate's) is about to be asked for this job: True if this caller may ask (the
         job waits for a task, and none was asked for since ``dispatch_due`` passed), so two
         deliveries of one message start one task. ``until``: when it may be asked again (the
         task did not claim it by then); the sweeper waits as long."""
@@ -148,3 +155,7 @@ class Delivery(Table):
         delivery may ask at once."""
         values = {"task_arn": task_arn} if task_arn else {"dispatch_due": 0.0}
         self._update(job_id, values, exists("status"))
+
+
+class Delivery(Sweeps, Dispatches):
+    """Both, as one part (the name before the roles)."""

@@ -17,9 +17,9 @@ from typing import Any
 from kedro_jobs.core.aws import aws_errors, error_code
 from kedro_jobs.core.models import GroupRun, Job, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
+from kedro_jobs.core.store.fencing import Fence
 from kedro_jobs.core.store.items import encode, from_item, sweep, to_native
-from kedro_jobs.core.store.runs import Fence, Runs
-from kedro_jobs.core.store.table import DEPENDENCY, ConditionFailed
+from kedro_jobs.core.store.table import DEPENDENCY, ConditionFailed, Table
 
 
 class GroupClaimOutcome(StrEnum):
@@ -35,7 +35,7 @@ class GroupClaim:
     job: Job | None
 
 
-class Groups(Runs):
+class Groups(Table):
     def start_fan_out(self, job: Job, plan: dict[str, Any], *, lease_seconds: float) -> Job | None:
         """The run that claimed ``job`` fans it out: its plan and every group pending. None
         if the run no longer owns the job."""

@@ -1,4 +1,5 @@
-"""A job as its users and the functions around a run see it: create, read, fail, cancel."""
+"""A job as its users and the functions around a run see it: create and fail (``Jobs``, the
+writes several roles share), read and cancel as its user (``UserJobs``)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,18 @@ from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import texts
 from kedro_jobs.core.store.expressions import before, eq, is_status, moving
+from kedro_jobs.core.store.fencing import Abandoned
 from kedro_jobs.core.store.items import from_item, status_change
-from kedro_jobs.core.store.runs import Runs
-from kedro_jobs.core.store.table import DEPENDENCY
+from kedro_jobs.core.store.table import DEPENDENCY, Table
 
 
-class Jobs(Runs):
+class Jobs(Table):
+    """The writes several roles share: a new job, and a job failed by someone who does not
+    own its run."""
+
     def create(self, job: Job) -> Job:
         self._put_new(job)
         self.events.changed(job)
-        return job
-
-    def get_for_user(self, job_id: str, user_id: str) -> Job:
-        """The job if it exists and belongs to ``user_id``; someone else's job is not found.
-        What a user reads never fails on a damaged item (it is shown as well as it can be)."""
-        job = self.get(job_id, lenient=True)
-        if job is None or job.user_id != user_id:
-            raise JobNotFound(job_id)
         return job
 
     def fail(
@@ -49,13 +45,17 @@ class Jobs(Runs):
         attrs = self._update(job_id, values, when)
         return self._changed(from_item(attrs, lenient=True)) if attrs else None
 
-    def fail_pending(self, job: Job, error_message: str) -> Job | None:
-        """pending -> failed, only while still pending and still ``job``'s owner's (a job
-        claimed since it was read is left to its run). None if it was not pending."""
-        values = {**status_change(job.user_id, JobStatus.FAILED), "error_message": error_message}
-        when = moving(JobStatus.PENDING, JobStatus.FAILED) & eq("user_id", job.user_id)
-        attrs = self._update(job.id, values, when)
-        return self._changed(from_item(attrs, lenient=True)) if attrs else None
+
+class UserJobs(Abandoned):
+    """A job as its user sees it: read, cancel (and the table's health)."""
+
+    def get_for_user(self, job_id: str, user_id: str) -> Job:
+        """The job if it exists and belongs to ``user_id``; someone else's job is not found.
+        What a user reads never fails on a damaged item (it is shown as well as it can be)."""
+        job = self.get(job_id, lenient=True)
+        if job is None or job.user_id != user_id:
+            raise JobNotFound(job_id)
+        return job
 
     def request_cancel(self, job_id: str, user_id: str) -> Job:
         """pending -> cancelled at once; running -> cancel_requested (the consumer stops at
@@ -73,7 +73,7 @@ class Jobs(Runs):
             elif not held(job, time.time()):
                 # No live consumer holds it: nothing would see the flag, so it ends now.
                 attrs = None
-                cancelled = self.cancel_abandoned(job)
+                cancelled = self._cancel_abandoned(job)
                 if cancelled is not None:
                     return cancelled
             else:

@@ -1,6 +1,6 @@
 """A schedule's runs: the newest of them from the sparse by-schedule index (a Query, never a
-Scan; the index holds their status), and the writes of the consumer's overlap policy (a fire
-skipped, or one that waits for the runs before it)."""
+Scan; the index holds their status: ``ScheduleRuns``), and the writes of the consumer's
+overlap policy (a fire skipped, or one that waits for the runs before it: ``Fires``)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ class ScheduleRuns(Table):
             except (KeyError, ValueError):  # a damaged item is no run to wait for
                 continue
         return runs
+
+
+class Fires(Table):
+    """The consumer's writes for a schedule's fire under its overlap policy."""
 
     def create_if_new(self, job: Job) -> bool:
         """Write ``job`` unless one with its id exists (a fire delivered again): True if

@@ -53,6 +53,14 @@ class Table:
             events=events_from_settings(settings, background=events_in_background),
         )
 
+    @classmethod
+    def over(cls, other: Table) -> Self:
+        """This role (roles/) over ``other``'s table: its client (or, if it has made none
+        yet, the same per-container one), its job events and its items' lifetime."""
+        return cls(
+            other.table_name, dynamodb=other._client, ttl_days=other.ttl_days, events=other.events
+        )
+
     @property
     def client(self) -> Any:
         if self._client is None:

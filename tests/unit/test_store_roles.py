@@ -1,0 +1,77 @@
+"""The job store's roles: each kind of caller is given an object with only the methods it
+needs, over the one table, and ``JobStore`` still answers to every name it had."""
+
+from __future__ import annotations
+
+import pytest
+
+from kedro_jobs.core.events import NoEvents
+from kedro_jobs.core.store import (
+    ApiJobs,
+    GroupJobs,
+    JobStore,
+    RunJobs,
+    ScheduleJobs,
+    SweepJobs,
+)
+from kedro_jobs.core.store.table import Table
+
+# The table's own (get, from_settings, over, client) are every role's.
+ROLES: dict[type[Table], set[str]] = {
+    ApiJobs: {
+        "create", "fail", "get_for_user", "list_jobs", "request_cancel", "schedule_runs", "ping",
+    },
+    RunJobs: {
+        "create", "fail", "claim", "create_claimed", "fail_pending", "heartbeat",
+        "report_progress", "hand_off", "finish", "mark_dispatched", "dispatched",
+    },
+    SweepJobs: {
+        "create", "fail", "stranded", "count_live", "mark_looked", "fail_stranded",
+        "fail_exhausted", "cancel_abandoned",
+    },
+    ScheduleJobs: {"schedule_runs", "create_if_new", "skip", "defer"},
+    GroupJobs: {"start_fan_out", "claim_group", "group_progress", "end_group"},
+}  # fmt: skip
+# Every public method of JobStore before the roles (its callers on other branches use them).
+BEFORE = {
+    "get", "create", "get_for_user", "fail", "fail_pending", "request_cancel", "ping",
+    "heartbeat", "report_progress", "finish", "hand_off", "fail_exhausted", "cancel_abandoned",
+    "claim", "create_claimed", "list_jobs", "stranded", "count_live", "mark_looked",
+    "fail_stranded", "mark_dispatched", "dispatched", "schedule_runs", "create_if_new", "skip",
+    "defer", "start_fan_out", "claim_group", "group_progress", "end_group", "from_settings",
+}  # fmt: skip
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+@pytest.mark.parametrize("role", list(ROLES), ids=lambda r: r.__name__)
+def test_each_role_has_only_what_its_callers_need(role: type[Table]) -> None:
+    assert _public(role) - _public(Table) == ROLES[role]
+
+
+def test_the_roles_together_are_the_store_as_it_was() -> None:
+    assert set().union(*ROLES.values()) | {"get", "from_settings"} == BEFORE
+    assert _public(JobStore) >= BEFORE
+
+
+def test_a_role_handed_out_shares_the_stores_table_client_and_events() -> None:
+    events = NoEvents()
+    client = object()
+    store = JobStore("jobs", dynamodb=client, ttl_days=7, events=events)
+    for role, cls in [
+        (store.api, ApiJobs),
+        (store.runs, RunJobs),
+        (store.sweeps, SweepJobs),
+        (store.schedules, ScheduleJobs),
+        (store.groups, GroupJobs),
+    ]:
+        assert type(role) is cls
+        assert (role.table_name, role.client, role.ttl_days, role.events) == (
+            "jobs",
+            client,
+            7,
+            events,
+        )
+    assert not hasattr(store.api, "claim") and not hasattr(store.sweeps, "list_jobs")
