@@ -24,7 +24,7 @@ import logging
 import pickle
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,15 @@ def _fs(location: str) -> tuple[Any, str]:
 
     fs, path = fsspec.core.url_to_fs(location)
     return fs, str(path)
+
+
+def saved(location: str) -> bool:
+    """Whether a complete checkpoint (its manifest, written last) is at ``location``."""
+    fs, path = _fs(location)
+    try:
+        return bool(fs.exists(f"{path}/{MANIFEST}"))
+    except FileNotFoundError:
+        return False
 
 
 def delete(location: str) -> None:
@@ -144,6 +153,18 @@ class Manifest:
     format: int = _FORMAT
 
 
+def completed_nodes(location: str, job_id: str) -> list[str]:
+    """The nodes job ``job_id``'s checkpoint at ``location`` holds the outputs of, for display
+    only (a rerun's timeline): its signature is not checked here, as nothing of it is
+    unpickled or run; the run that goes on from it checks it before reading anything else."""
+    fs, path = _fs(location)
+    with fs.open(f"{path}/{MANIFEST}", "rb") as handle:
+        raw = json.load(handle).get("manifest") or {}
+    if raw.get("job_id") != job_id:
+        raise CheckpointError(f"The checkpoint {location} is not job {job_id}'s")
+    return [str(name) for name in raw.get("completed") or []]
+
+
 def read_manifest(location: str, job_id: str, signer: Signer) -> Manifest:
     """The checkpoint's manifest, once its signature is checked (CheckpointError if it is
     unreadable, unsigned, altered or not this job's)."""
@@ -233,7 +254,7 @@ class Checkpointer:
         for relative in manifest.files:
             _check(manifest, location, f"staged/{relative}", _sha256_of(staging / relative))
         self.plan.carried = [
-            StagedOutput(**{**item, "staged": str(staging / item["staged"])})
+            self._versioned(StagedOutput(**{**item, "staged": str(staging / item["staged"])}))
             for item in manifest.staged
         ]
         values: dict[str, Any] = {}
@@ -251,6 +272,18 @@ class Checkpointer:
             len(manifest.files),
         )
         return values
+
+    def _versioned(self, item: StagedOutput) -> StagedOutput:
+        """A file of another job (a rerun from failure goes on from the failed job's kept
+        checkpoint) moves to this job's save version, so the job commits one version of its
+        own, as an uninterrupted run would. A later segment of the same job keeps it."""
+        old, new = item.version, self.plan.save_version
+        if old is None or old == new:
+            return item
+        saved_as = Path(item.staged) / old
+        if saved_as.exists():
+            saved_as.rename(Path(item.staged) / new)
+        return replace(item, version=new)
 
     # -- this segment stops ---------------------------------------------------------------
 
@@ -324,7 +357,7 @@ class Checkpointer:
             dataset = catalog.get(name)
             if isinstance(dataset, MemoryDataset) and dataset.exists():
                 results[name] = to_json_safe(dataset.load())
-        staged, files = self._carry(fs, root, digests)
+        staged, files = self._carry(fs, root, digests, produced)
         manifest = Manifest(
             job_id=self.job_id,
             pipeline_name=self.pipeline_name,
@@ -349,14 +382,17 @@ class Checkpointer:
         return manifest
 
     def _carry(
-        self, fs: Any, root: str, digests: dict[str, str]
+        self, fs: Any, root: str, digests: dict[str, str], produced: set[str]
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Copy every staged file saved so far (this segment's and those carried from earlier
-        ones) into the checkpoint, noting each one's SHA-256 in ``digests``."""
+        """Copy every staged file the completed nodes saved (this segment's, ``produced``,
+        and those carried from earlier ones) into the checkpoint, noting each one's SHA-256
+        in ``digests``. A file of a node that failed while saving is not carried: the node
+        runs again."""
         staging = self.plan.staging
         items: list[dict[str, Any]] = []
         sources: dict[str, Path] = {}
-        for item in [*self.plan.carried, *self.plan.staged]:
+        mine = [item for item in self.plan.staged if item.name in produced]
+        for item in [*self.plan.carried, *mine]:
             path = Path(item.staged)
             if not path.exists():
                 continue  # a dataset of a remaining node, not saved yet

@@ -98,8 +98,10 @@ class Runs(Table):
         log_location: str | None = None,
         segments: list[Segment] | None = None,
         timeline: dict[str, Any] | None = None,
+        kept: dict[str, Any] | None = None,
     ) -> Job | None:
-        """running -> completed | failed | cancelled, by the run that owns the job."""
+        """running -> completed | failed | cancelled, by the run that owns the job.
+        ``kept``: the checkpoint kept for a rerun from failure and until when (core/rerun.py)."""
         assert status in TERMINAL
         values = status_change(job.user_id, status)
         given = {
@@ -114,6 +116,7 @@ class Runs(Table):
         }
         values.update({name: value for name, value in given.items() if value})
         values.update(_given(timeline))
+        values.update(_given(kept))
         if execution_time is not None:
             values["execution_time"] = float(execution_time)
         try:
