@@ -133,6 +133,24 @@ def _sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def left_to_run(nodes: list[Any], completed: list[str]) -> tuple[list[Any], set[str], set[str]]:
+    """At a node boundary (a continuation's, or a stopped run's for a rerun from failure):
+    the nodes that go on (every node that did not complete, so also what depends on the one
+    that failed, in run order), the datasets the completed ones produced, and what the nodes
+    that go on read that none of them makes (carried in the checkpoint, or read again from
+    the data root; parameters come from the request)."""
+    done = set(completed)
+    remaining = [n for n in nodes if n.name not in done]
+    produced = {ds for n in nodes if n.name in done for ds in n.outputs}
+    needed = {
+        name
+        for name in set().union(*(n.inputs for n in remaining))
+        - set().union(*(n.outputs for n in remaining))
+        if not name.startswith("params:") and name != "parameters"  # the session's own
+    }
+    return remaining, produced, needed
+
+
 @dataclass(frozen=True)
 class Manifest:
     job_id: str
@@ -326,15 +344,7 @@ class Checkpointer:
         from kedro.io import MemoryDataset
 
         previous = self.resumed
-        done = set(completed_here)
-        remaining = [n for n in pipeline.nodes if n.name not in done]
-        produced = {ds for n in pipeline.nodes if n.name in done for ds in n.outputs}
-        needed = {
-            name
-            for name in set().union(*(n.inputs for n in remaining))
-            - set().union(*(n.outputs for n in remaining))
-            if not name.startswith("params:") and name != "parameters"  # the session's own
-        }
+        remaining, produced, needed = left_to_run(pipeline.nodes, completed_here)
         fs, root = _fs(self.location)
         if fs.exists(root):  # left by an attempt of this segment that did not finish
             fs.rm(root, recursive=True)
