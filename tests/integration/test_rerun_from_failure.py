@@ -206,3 +206,20 @@ def test_only_the_owner_may_rerun_a_job(
 
     assert status == 404 and answer["detail"] == f"Job '{failed.id}' not found"
     assert aws.messages() == []
+
+
+def test_a_duplicate_delivery_of_a_failed_job_leaves_its_kept_data(
+    invoke: Invoke, store: JobStore, aws: Aws, record: Path, marker: Path
+) -> None:
+    marker.touch()
+    job, body = submitted(store, "rerun")
+    assert invoke(body, timeout=60) == {"batchItemFailures": []}
+    prefix = f"data/.kedro-jobs/checkpoints/{job.id}/"
+    kept = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)["Contents"]
+
+    assert invoke(body, timeout=60) == {"batchItemFailures": []}  # SQS delivered it again
+
+    assert _ended(store, job.id).status is JobStatus.FAILED
+    assert executions(record) == {"load": 1, "prepare": 1, "fragile": 1}
+    again = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)["Contents"]
+    assert [o["Key"] for o in again] == [o["Key"] for o in kept]
