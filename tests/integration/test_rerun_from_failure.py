@@ -223,3 +223,28 @@ def test_a_duplicate_delivery_of_a_failed_job_leaves_its_kept_data(
     assert executions(record) == {"load": 1, "prepare": 1, "fragile": 1}
     again = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)["Contents"]
     assert [o["Key"] for o in again] == [o["Key"] for o in kept]
+
+
+def test_a_rerun_that_fails_again_can_itself_be_rerun(
+    invoke: Invoke, store: JobStore, aws: Aws, api_call: ApiCall, record: Path, marker: Path
+) -> None:
+    failed = _failed_job(invoke, store, marker)
+    marker.touch()  # not fixed yet: the rerun fails in the same node
+    status, rerun = _retry(api_call, failed.id, {"from_failure": True})
+    assert status == 202
+    _run_next(invoke, aws)
+    again = _ended(store, rerun["id"])
+    assert again.status is JobStatus.FAILED
+    assert again.checkpoint == failed.checkpoint
+    assert again.reusable_until == failed.reusable_until
+    marker.unlink()
+
+    status, fixed = _retry(api_call, again.id, {"from_failure": True})
+
+    assert status == 202, fixed
+    assert fixed["retry_of"] == again.id and fixed["reused_from"] == failed.id
+    _run_next(invoke, aws)
+    done = _ended(store, fixed["id"])
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert executions(record) == {"load": 1, "prepare": 1, "fragile": 3, "report": 1}
+    assert [n.status for n in done.nodes or []] == ["reused", "reused", "completed", "completed"]

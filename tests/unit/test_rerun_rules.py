@@ -14,6 +14,7 @@ from kedro_jobs.core.rerun import (
     check_reusable,
     kept_fields,
     reusable_until,
+    reused_job,
 )
 from kedro_jobs.core.states import JobStatus
 
@@ -83,3 +84,21 @@ def test_the_checkpoint_a_run_went_on_from_counts_from_the_segment_that_saved_it
         "checkpoint": KEPT,
         "reusable_until": saved + timedelta(days=7, hours=-1),
     }
+
+
+def test_a_rerun_reuses_the_nodes_of_the_job_whose_checkpoint_it_goes_on_from() -> None:
+    own = _kept()
+    assert reused_job(own, KEPT) == "j1"
+    # A rerun (of j0) that failed again before a node completed kept j0's checkpoint.
+    again = _job(reused_from="j0", checkpoint="s3://b/data/.kedro-jobs/checkpoints/j0/1")
+    assert reused_job(again, "s3://b/data/.kedro-jobs/checkpoints/j0/1") == "j0"
+    # A rerun that completed nodes of its own before failing kept its own.
+    assert reused_job(again, "s3://b/data/.kedro-jobs/checkpoints/j1/1") == "j1"
+
+
+def test_a_rerun_that_fails_again_before_a_node_completes_is_offered_as_long_as_its_source() -> (
+    None
+):
+    until = reusable_until(NOW - timedelta(days=3))
+    rerun = _job(reused_from="j0", checkpoint=KEPT, reusable_until=until)
+    assert kept_fields(rerun, KEPT, NOW) == {"checkpoint": KEPT, "reusable_until": until}

@@ -61,9 +61,12 @@ def reusable_until(saved_at: datetime) -> datetime:
 def kept_fields(job: Job, kept: str | None, now: datetime) -> dict[str, object] | None:
     """The record's fields for the checkpoint a stopped run kept (None: nothing kept). One
     the run saved as it stopped is as old as now; the one it went on from, as old as the
-    segment that saved it (the last one recorded)."""
+    segment that saved it (the last one recorded), or, a rerun's that failed again before a
+    node completed, the stopped job's it reused: offered as long as it was."""
     if not kept:
         return None
+    if kept == job.checkpoint and job.reused_from and job.reusable_until and not job.segments:
+        return {"checkpoint": kept, "reusable_until": job.reusable_until}
     saved_at = now
     if kept == job.checkpoint and job.segments and job.segments[-1].ended_at:
         saved_at = job.segments[-1].ended_at
@@ -100,6 +103,15 @@ def check_reusable(job: Job, now: datetime, exists: Callable[[str], bool]) -> st
     if not exists(job.checkpoint):
         raise NotReusable(job, f"the data it kept is gone from {job.checkpoint}; {retry_plainly}")
     return job.checkpoint
+
+
+def reused_job(job: Job, checkpoint: str) -> str:
+    """Whose completed nodes a rerun of ``job`` reuses: ``job``'s, from a checkpoint of its
+    own (``.../.kedro-jobs/checkpoints/<job id>/<segment>``), else (a rerun that failed again
+    before a node completed kept the one it went on from) the job it reused in turn."""
+    if f"/.kedro-jobs/checkpoints/{job.id}/" in f"{checkpoint.rstrip('/')}/":
+        return job.id
+    return job.reused_from or job.id
 
 
 class Backends(jobs.Backends, Protocol):
@@ -141,5 +153,13 @@ def retry_from_failure(
         retry_of=original.id,
         compute=request.compute,
         max_job_seconds=request.max_job_seconds,
-    ).model_copy(update={"reused_from": original.id, "checkpoint": checkpoint})
+    ).model_copy(
+        # Its checkpoint is the stopped job's, offered as long as it was: if the rerun fails
+        # again before a node completes, it keeps that one (kept_fields).
+        update={
+            "reused_from": reused_job(original, checkpoint),
+            "checkpoint": checkpoint,
+            "reusable_until": original.reusable_until,
+        }
+    )
     return jobs.enqueue(backends, job)

@@ -342,14 +342,17 @@ def rerun_error(request: RunRequest, owner: str, error: str) -> str:
 
 def _kept(request: RunRequest, control: RunControl, root: str, location: str) -> str | None:
     """The checkpoint a failed, cancelled or timed-out run keeps: the one it saved as it
-    stopped (the hook saves one when a node of this run completed), else the one of this
-    job's own it went on from (a node of the last segment ran, or was cut off, before any
-    completed). Not one the run could not restore: a run that failed before its pipeline
-    started (``progress.total`` is still 0) read nothing it could trust."""
+    stopped (the hook saves one when a node of this run completed), else the one it went on
+    from (a node of the last segment ran, or was cut off, before any completed): this job's
+    own, or the stopped job's a rerun from failure went on from (never deleted here). Not
+    one the run could not restore: a run that failed before its pipeline started
+    (``progress.total`` is still 0) read nothing it could trust."""
     if control.checkpoint_started is not None and location and saved(location):
         return location
-    own = job_checkpoints(root, request.job_id) + "/"
     started = control.progress.total > 0
-    if started and request.checkpoint and request.checkpoint.startswith(own):
-        return request.checkpoint
+    if started and request.checkpoint and checkpoint_owner(request, root) == request.job_id:
+        own = job_checkpoints(root, request.job_id) + "/"
+        return request.checkpoint if request.checkpoint.startswith(own) else None
+    if started and request.checkpoint:  # a rerun that failed again before a node completed
+        return request.checkpoint  # the stopped job's, which it went on from
     return None

@@ -193,3 +193,21 @@ def test_a_timed_out_run_keeps_the_checkpoint_it_went_on_from(
 
 def _in(seconds: float) -> float:
     return time.monotonic() + seconds
+
+
+def test_a_rerun_that_fails_again_keeps_the_data_it_reused(
+    rerunning: KedroRunner, tmp_path: Path, record: Path
+) -> None:
+    """The node fails again (not fixed yet): the rerun keeps the stopped job's checkpoint it
+    went on from, so the next rerun (which reuses the first job's nodes) still skips them."""
+    (tmp_path / "marker").touch()
+    first = _run(rerunning, "first-job")
+    again = _run(rerunning, "rerun-1", checkpoint=first.kept, reuse_from="first-job")
+
+    assert again.status == "failed" and again.kept == first.kept
+    assert Path(str(first.kept), "manifest.json").is_file()
+    (tmp_path / "marker").unlink()
+    fixed = _run(rerunning, "rerun-2", checkpoint=again.kept, reuse_from="first-job")
+
+    assert fixed.status == "completed", fixed.error_message
+    assert executions(record) == {"load": 1, "prepare": 1, "fragile": 3, "report": 1}

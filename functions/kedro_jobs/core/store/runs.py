@@ -122,10 +122,13 @@ class Runs(Table):
         try:
             # Nothing comes back (the results can be 32 KB): the record is what was written.
             # An ended job is not expected to end: its ETA goes.
-            self._write(job.id, values, Fence(job).to(status), remove=("eta",))
+            # Nothing kept: nothing is offered for a rerun (a rerun had the stopped job's).
+            gone = ("eta",) if kept else ("eta", "reusable_until")
+            self._write(job.id, values, Fence(job).to(status), remove=gone)
         except ConditionFailed:
             return None
-        return self._changed(self._as_written(job.model_copy(update={"eta": None}), values))
+        cleared = {name: None for name in gone}
+        return self._changed(self._as_written(job.model_copy(update=cleared), values))
 
     def hand_off(
         self,
