@@ -41,13 +41,13 @@ from kedro_jobs.runner.checkpoint import (
     delete_all_but,
     job_checkpoints,
     read_manifest,
-    saved,
 )
 from kedro_jobs.runner.control import CHECKPOINT_ALLOWANCE_SECONDS, ContinuePolicy, RunControl
 from kedro_jobs.runner.data import DataPlan
 from kedro_jobs.runner.isolation import Ended, run_inline
 from kedro_jobs.runner.log import log_line
 from kedro_jobs.runner.project import bootstrap, ensure_configured, speed_up_sessions, warm_up
+from kedro_jobs.runner.rerun import checkpoint_owner, kept_checkpoint, rerun_error
 from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
 
 # Kedro is imported only below this module (lazily). Before it is: no telemetry (it calls the
@@ -256,9 +256,9 @@ class KedroRunner:
                 request.keep_checkpoint_on_timeout or control.handing_back
             ):
                 delete_all_but(root, request.job_id, {request.checkpoint or ""} - {""})
-                kept = _kept(request, control, root, "")  # if the job ends here after all
+                kept = kept_checkpoint(request, control, root, "")  # if the job ends here after all
             elif ended.status != "completed" and keep:
-                kept = _kept(request, control, root, location)
+                kept = kept_checkpoint(request, control, root, location)
                 if kept:
                     delete_all_but(root, request.job_id, {kept})
                 elif request.checkpoint or control.checkpoint_started is not None:
@@ -316,43 +316,3 @@ def _policy(request: RunRequest, resumed: Manifest | None) -> ContinuePolicy:
         seen=dict(resumed.node_durations) if resumed else {},
         checkpoint_allowance=allowance,
     )
-
-
-# -- a rerun from failure: the checkpoint a stopped job keeps, and one of another job's ---------
-
-
-def checkpoint_owner(request: RunRequest, root: str) -> str:
-    """Whose checkpoint ``request.checkpoint`` is: this job's, or (a rerun from failure's
-    first segment) the failed job's it reuses."""
-    reused = request.reuse_from
-    location = (request.checkpoint or "").rstrip("/")
-    if reused and location.startswith(job_checkpoints(root, reused) + "/"):
-        return reused
-    return request.job_id
-
-
-def rerun_error(request: RunRequest, owner: str, error: str) -> str:
-    if owner == request.job_id:
-        return error
-    return (
-        f"Rerun from failure of job {owner}: the data it kept is gone or unusable ({error}). "
-        "Retry it without from_failure to run every node again"
-    )
-
-
-def _kept(request: RunRequest, control: RunControl, root: str, location: str) -> str | None:
-    """The checkpoint a failed, cancelled or timed-out run keeps: the one it saved as it
-    stopped (the hook saves one when a node of this run completed), else the one it went on
-    from (a node of the last segment ran, or was cut off, before any completed): this job's
-    own, or the stopped job's a rerun from failure went on from (never deleted here). Not
-    one the run could not restore: a run that failed before its pipeline started
-    (``progress.total`` is still 0) read nothing it could trust."""
-    if control.checkpoint_started is not None and location and saved(location):
-        return location
-    started = control.progress.total > 0
-    if started and request.checkpoint and checkpoint_owner(request, root) == request.job_id:
-        own = job_checkpoints(root, request.job_id) + "/"
-        return request.checkpoint if request.checkpoint.startswith(own) else None
-    if started and request.checkpoint:  # a rerun that failed again before a node completed
-        return request.checkpoint  # the stopped job's, which it went on from
-    return None
