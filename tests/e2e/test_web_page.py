@@ -723,3 +723,52 @@ def test_a_failed_job_shows_no_results_box_and_its_times_say_their_zone(
     assert not page.find_element(By.ID, "job-results-box").is_displayed()
     # The page's browser runs in UTC here; the times say so.
     assert "UTC" in text(page, "job-summary")
+
+
+# --- Rerun from failure ------------------------------------------------------------------------
+
+
+def test_a_cancelled_job_is_rerun_from_failure_with_its_button(
+    page: WebDriver, stack: LocalStack, screenshots: Path
+) -> None:
+    """A reporting job cancelled while its slow third node runs keeps what its three completed
+    nodes made; the button on its page makes a job that runs only the last node."""
+    job_id = submit_form(page, stack, "reporting", json.dumps({"reporting": {"delay_seconds": 6}}))
+    wait(page, lambda d: node_states(d).get("rank_regions") == "running", "rank_regions running")
+    # A running job offers no rerun: only a stopped one that kept its nodes' outputs.
+    assert not page.find_element(By.ID, "job-rerun").is_displayed()
+    page.find_element(By.ID, "job-cancel").click()
+    wait_status(page, "cancelled", timeout=60)
+    rerun = wait(
+        page,
+        lambda d: (b := d.find_element(By.ID, "job-rerun")).is_displayed() and b.is_enabled() and b,
+        "the Rerun from failure button",
+    )
+    assert "outputs are kept until" in text(page, "job-summary")
+
+    rerun.click()
+
+    wait(page, lambda d: not d.current_url.endswith(job_id), "the rerun's page")
+    new_id = job_id_from_url(page)
+    wait_status(page, "completed", timeout=90)
+    wait(
+        page,
+        lambda d: timeline_rows(d).get("write_report", {}).get("state") == "completed",
+        "the last node completed on the timeline",
+    )
+    rows = timeline_rows(page)
+    assert {name: row["state"] for name, row in rows.items()} == {
+        "rp_generate_orders": "reused",
+        "rp_clean_orders": "reused",
+        "rank_regions": "reused",
+        "write_report": "completed",
+    }
+    summary = text(page, "job-summary")
+    assert f"Reused from{job_id} (3 nodes not run again)" in summary
+    record = api_job(stack, new_id)
+    assert record["retry_of"] == job_id and record["reused_from"] == job_id
+    assert [s["nodes"] for s in record["segments"]] == [["write_report"]]
+    assert not page.find_element(By.ID, "job-rerun").is_displayed()  # it completed
+    page.set_window_size(1200, 1300)
+    page.save_screenshot(str(screenshots / "job-rerun-from-failure.png"))
+    page.set_window_size(1200, 800)

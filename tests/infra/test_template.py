@@ -225,8 +225,9 @@ def test_bucket_is_private_encrypted_and_expires_logs(template: dict[str, Any]) 
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     rules = {r["Prefix"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
     assert rules["logs/"]["ExpirationInDays"] == {"Ref": "LogRetentionDays"}
-    # A job abandoned between segments leaves a checkpoint: gone within two days.
-    assert rules["data/.kedro-jobs/checkpoints/"]["ExpirationInDays"] == 2
+    # A job abandoned between segments leaves a checkpoint, a stopped job keeps one for a
+    # rerun from failure: gone within a week (tests/infra/test_template_rerun.py).
+    assert rules["data/.kedro-jobs/checkpoints/"]["ExpirationInDays"] == 7
     # What a crash may leave: a commit's lock, and the parts of an upload cut short.
     assert rules["data/.kedro-jobs/locks/"]["ExpirationInDays"] == 1
     assert rules["data/"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}

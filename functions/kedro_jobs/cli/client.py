@@ -100,8 +100,9 @@ class Api:
         job: dict[str, Any] = self.json("POST", job_path(job_id, "cancel"))
         return job
 
-    def retry(self, job_id: str) -> dict[str, Any]:
-        job: dict[str, Any] = self.json("POST", job_path(job_id, "retry"))
+    def retry(self, job_id: str, *, from_failure: bool = False) -> dict[str, Any]:
+        body = {"json": {"from_failure": True}} if from_failure else {}
+        job: dict[str, Any] = self.json("POST", job_path(job_id, "retry"), **body)
         return job
 
     def logs(self, job_id: str) -> str | None:

@@ -208,10 +208,13 @@ def cmd_cancel(api: Api, args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_retry(api: Api, args: argparse.Namespace, console: Console) -> int:
-    job = api.retry(args.job_id)
-    console.print(
-        Text.assemble("Retrying as ", (job["id"], "bold"), " ", styled_status(job["status"]))
-    )
+    from_failure = bool(getattr(args, "from_failure", False))
+    job = api.retry(args.job_id, from_failure=from_failure)
+    how = "Rerunning from failure as " if from_failure else "Retrying as "
+    console.print(Text.assemble(how, (job["id"], "bold"), " ", styled_status(job["status"])))
+    if job.get("reused_from"):
+        reused = f"The nodes job {job['reused_from']} completed are not run again"
+        console.print(Text(f"{reused}: their outputs are reused"))
     return watch(api, job, console, args.interval) if args.watch else EXIT_OK
 
 

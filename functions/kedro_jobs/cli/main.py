@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry = command("retry", cmd_retry, "run a finished job again")
     retry.add_argument("job_id", metavar="ID")
     retry.add_argument("--watch", "-w", action="store_true", help="follow the new job")
+    retry.add_argument(
+        "--from-failure",
+        action="store_true",
+        help="run only the nodes that did not complete (and what depends on them), reusing "
+        "what the others made; refused if the job kept nothing to reuse",
+    )
 
     outputs = command("outputs", cmd_outputs, "list the datasets a job saved")
     outputs.add_argument("job_id", metavar="ID")

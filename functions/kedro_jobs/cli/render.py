@@ -104,6 +104,9 @@ def show_job(console: Console, job: dict[str, Any]) -> None:
         grid.add_row("options", Text(json.dumps(job["options"])))
     if job.get("retry_of"):
         grid.add_row("retry of", Text(job["retry_of"]))
+    rerun = _rerun_text(job)  # rerun from failure (docs/long-jobs.md)
+    if rerun:
+        grid.add_row(*rerun)
     segments = job.get("segments") or []
     compute = job.get("compute") or DEFAULT_COMPUTE
     if len(segments) > 1 or compute != DEFAULT_COMPUTE:  # where it ran, when not just Lambda
@@ -147,3 +150,16 @@ def _segments(compute: str, segments: list[dict[str, Any]]) -> str:
         return compute
     nodes = " | ".join(", ".join(s.get("nodes") or []) or "-" for s in segments)
     return f"{compute}, {len(segments)} segment(s) ({nodes})"
+
+
+def _rerun_text(job: dict[str, Any]) -> tuple[str, Text] | None:
+    """A rerun's reused nodes, or how to rerun a stopped job that kept its completed nodes'
+    outputs (and until when)."""
+    if job.get("reused_from"):
+        reused = [n["name"] for n in job.get("nodes") or [] if n.get("status") == "reused"]
+        which = f": {', '.join(reused)}" if reused else ""
+        return "reused", Text(f"from job {job['reused_from']}{which} (not run again)")
+    if job.get("reusable_until") and job["status"] in ("failed", "cancelled"):
+        until = local_time(job["reusable_until"], zone=True)
+        return "rerun", Text(f"kedro-jobs retry {job['id'][:8]} --from-failure (until {until})")
+    return None

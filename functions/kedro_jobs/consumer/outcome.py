@@ -98,7 +98,9 @@ class Recorder:
         *,
         execution_time: float | None = None,
         timeline: dict[str, Any] | None = None,
+        kept: dict[str, Any] | None = None,
     ) -> Job | None:
+        """``kept``: the checkpoint kept for a rerun from failure (consumer/rerun.py)."""
         log_location = self.write_log(
             job, outcome.log or f"{outcome.error_message or '(empty log)'}\n"
         )
@@ -131,6 +133,7 @@ class Recorder:
             log_location=log_location,
             segments=segments,
             timeline=timeline,
+            kept=kept,
         )
         if finished is None:
             logger.warning("job changed hands before its outcome was written; outcome dropped")

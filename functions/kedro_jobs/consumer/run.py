@@ -21,6 +21,7 @@ from kedro_jobs.consumer.claim import lease_seconds
 from kedro_jobs.consumer.dispatch import Dispatcher
 from kedro_jobs.consumer.outcome import SEGMENT_ENDED, Recorder
 from kedro_jobs.consumer.project import ProjectLoadFailed, Runner
+from kedro_jobs.consumer.rerun import kept, reused_timeline
 from kedro_jobs.consumer.segments import (
     NodeStats,
     budget_for,
@@ -159,9 +160,8 @@ class SegmentRun:
         if budget.over:  # the segments before used up its max_job_seconds
             message = over_limit_message(job_limit_seconds(job, self.settings), segment.segment - 1)
             return self._end(job, segment, RunOutcome("failed", None, message, "", 0.0))
-        timeline = Timeline(
-            job.nodes or [], segment=segment.segment, compute=compute, omitted=job.nodes_omitted
-        )
+        earlier, omitted = reused_timeline(job)  # a rerun from failure's reused nodes
+        timeline = Timeline(earlier, segment=segment.segment, compute=compute, omitted=omitted)
         sink = JobSink(self.store, job, lease_seconds(self.settings, seconds), timeline)
         logger.info(
             "job started",
@@ -196,6 +196,7 @@ class SegmentRun:
                 segment=segment.segment,
                 continue_margin_seconds=self.settings.continue_margin_seconds,
                 keep_checkpoint_on_timeout=may_move,
+                reuse_from=job.reused_from,
             ),
             sink,
             deadline=budget.deadline,
@@ -328,9 +329,10 @@ class SegmentRun:
             segments,
             execution_time=elapsed if len(segments) > 1 else None,
             timeline=timeline,
+            kept=kept(job, outcome),
         )
-        if finished is not None:
+        if finished is not None and not outcome.kept:
             # The runner deletes them when it ran; not when the job ended before it (out of
-            # time, the project failed to load).
+            # time, the project failed to load). One kept for a rerun from failure stays.
             discard_checkpoints(job)
         return finished

@@ -32,8 +32,8 @@ def discard_checkpoints(job: Job) -> None:
     the form the runner saves, ``.../.kedro-jobs/checkpoints/<this job's id>/<segment>``, is
     ever deleted. Best effort: what is left expires by the bucket's lifecycle rule."""
     location = job.checkpoint
-    if not location:
-        return
+    if not location or job.reusable_until is not None:
+        return  # none, or kept for a rerun from failure: it expires by the lifecycle rule
     folder, _, segment = location.rstrip("/").rpartition("/")
     if not (segment.isdigit() and folder.endswith(f"/.kedro-jobs/checkpoints/{job.id}")):
         logger.warning("not a checkpoint of this job; left alone", extra={"location": location})

@@ -85,10 +85,10 @@ def retry(backends: Backends, job_id: str, user: str) -> Job:
         raise InvalidTransition(
             job_id, original.status, "retried: its stored request could not be read in full"
         )
-    return submit(backends, user, _request_of(original), retry_of=original.id)
+    return submit(backends, user, request_of(original), retry_of=original.id)
 
 
-def _request_of(job: Job) -> JobRequest:
+def request_of(job: Job) -> JobRequest:
     """The request that made ``job``, as it would be accepted today."""
     try:
         return JobRequest(

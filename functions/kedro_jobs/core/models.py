@@ -123,6 +123,11 @@ class Job(BaseModel):
     # group's run by group id (progress then counts the nodes of every group).
     fan_out: dict[str, Any] | None = None
     groups: dict[str, GroupRun] | None = None
+    # Rerun from failure (core/rerun.py). A failed, cancelled or timed-out job that kept
+    # what its completed nodes made (``checkpoint``, at its last good node boundary) may be
+    # rerun from failure until ``reusable_until``; the rerun's ``reused_from`` names it.
+    reusable_until: datetime | None = None
+    reused_from: str | None = None
     # Fields of a damaged stored item left out when it was read for display (store.from_item).
     _unreadable: tuple[str, ...] = PrivateAttr(default=())
 

@@ -24,7 +24,7 @@ import logging
 import pickle
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,15 @@ def _fs(location: str) -> tuple[Any, str]:
 
     fs, path = fsspec.core.url_to_fs(location)
     return fs, str(path)
+
+
+def saved(location: str) -> bool:
+    """Whether a complete checkpoint (its manifest, written last) is at ``location``."""
+    fs, path = _fs(location)
+    try:
+        return bool(fs.exists(f"{path}/{MANIFEST}"))
+    except FileNotFoundError:
+        return False
 
 
 def delete(location: str) -> None:
@@ -124,6 +133,24 @@ def _sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def left_to_run(nodes: list[Any], completed: list[str]) -> tuple[list[Any], set[str], set[str]]:
+    """At a node boundary (a continuation's, or a stopped run's for a rerun from failure):
+    the nodes that go on (every node that did not complete, so also what depends on the one
+    that failed, in run order), the datasets the completed ones produced, and what the nodes
+    that go on read that none of them makes (carried in the checkpoint, or read again from
+    the data root; parameters come from the request)."""
+    done = set(completed)
+    remaining = [n for n in nodes if n.name not in done]
+    produced = {ds for n in nodes if n.name in done for ds in n.outputs}
+    needed = {
+        name
+        for name in set().union(*(n.inputs for n in remaining))
+        - set().union(*(n.outputs for n in remaining))
+        if not name.startswith("params:") and name != "parameters"  # the session's own
+    }
+    return remaining, produced, needed
+
+
 @dataclass(frozen=True)
 class Manifest:
     job_id: str
@@ -142,6 +169,18 @@ class Manifest:
     digests: dict[str, str] = field(default_factory=dict)
     save_seconds: float = 0.0
     format: int = _FORMAT
+
+
+def completed_nodes(location: str, job_id: str) -> list[str]:
+    """The nodes job ``job_id``'s checkpoint at ``location`` holds the outputs of, for display
+    only (a rerun's timeline): its signature is not checked here, as nothing of it is
+    unpickled or run; the run that goes on from it checks it before reading anything else."""
+    fs, path = _fs(location)
+    with fs.open(f"{path}/{MANIFEST}", "rb") as handle:
+        raw = json.load(handle).get("manifest") or {}
+    if raw.get("job_id") != job_id:
+        raise CheckpointError(f"The checkpoint {location} is not job {job_id}'s")
+    return [str(name) for name in raw.get("completed") or []]
 
 
 def read_manifest(location: str, job_id: str, signer: Signer) -> Manifest:
@@ -233,7 +272,7 @@ class Checkpointer:
         for relative in manifest.files:
             _check(manifest, location, f"staged/{relative}", _sha256_of(staging / relative))
         self.plan.carried = [
-            StagedOutput(**{**item, "staged": str(staging / item["staged"])})
+            self._versioned(StagedOutput(**{**item, "staged": str(staging / item["staged"])}))
             for item in manifest.staged
         ]
         values: dict[str, Any] = {}
@@ -251,6 +290,18 @@ class Checkpointer:
             len(manifest.files),
         )
         return values
+
+    def _versioned(self, item: StagedOutput) -> StagedOutput:
+        """A file of another job (a rerun from failure goes on from the failed job's kept
+        checkpoint) moves to this job's save version, so the job commits one version of its
+        own, as an uninterrupted run would. A later segment of the same job keeps it."""
+        old, new = item.version, self.plan.save_version
+        if old is None or old == new:
+            return item
+        saved_as = Path(item.staged) / old
+        if saved_as.exists():
+            saved_as.rename(Path(item.staged) / new)
+        return replace(item, version=new)
 
     # -- this segment stops ---------------------------------------------------------------
 
@@ -293,15 +344,7 @@ class Checkpointer:
         from kedro.io import MemoryDataset
 
         previous = self.resumed
-        done = set(completed_here)
-        remaining = [n for n in pipeline.nodes if n.name not in done]
-        produced = {ds for n in pipeline.nodes if n.name in done for ds in n.outputs}
-        needed = {
-            name
-            for name in set().union(*(n.inputs for n in remaining))
-            - set().union(*(n.outputs for n in remaining))
-            if not name.startswith("params:") and name != "parameters"  # the session's own
-        }
+        remaining, produced, needed = left_to_run(pipeline.nodes, completed_here)
         fs, root = _fs(self.location)
         if fs.exists(root):  # left by an attempt of this segment that did not finish
             fs.rm(root, recursive=True)
@@ -324,7 +367,7 @@ class Checkpointer:
             dataset = catalog.get(name)
             if isinstance(dataset, MemoryDataset) and dataset.exists():
                 results[name] = to_json_safe(dataset.load())
-        staged, files = self._carry(fs, root, digests)
+        staged, files = self._carry(fs, root, digests, produced)
         manifest = Manifest(
             job_id=self.job_id,
             pipeline_name=self.pipeline_name,
@@ -349,14 +392,17 @@ class Checkpointer:
         return manifest
 
     def _carry(
-        self, fs: Any, root: str, digests: dict[str, str]
+        self, fs: Any, root: str, digests: dict[str, str], produced: set[str]
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Copy every staged file saved so far (this segment's and those carried from earlier
-        ones) into the checkpoint, noting each one's SHA-256 in ``digests``."""
+        """Copy every staged file the completed nodes saved (this segment's, ``produced``,
+        and those carried from earlier ones) into the checkpoint, noting each one's SHA-256
+        in ``digests``. A file of a node that failed while saving is not carried: the node
+        runs again."""
         staging = self.plan.staging
         items: list[dict[str, Any]] = []
         sources: dict[str, Path] = {}
-        for item in [*self.plan.carried, *self.plan.staged]:
+        mine = [item for item in self.plan.staged if item.name in produced]
+        for item in [*self.plan.carried, *mine]:
             path = Path(item.staged)
             if not path.exists():
                 continue  # a dataset of a remaining node, not saved yet

@@ -10,6 +10,7 @@ another invocation saves the checkpoint there, while the catalog still holds eve
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Protocol
 
@@ -18,6 +19,8 @@ from kedro.framework.hooks import hook_impl
 from kedro_jobs.runner.checkpoint import Checkpointer
 from kedro_jobs.runner.data import DataPlan
 from kedro_jobs.runner.types import StopRun
+
+logger = logging.getLogger(__name__)
 
 
 class RunEvents(Protocol):
@@ -84,12 +87,30 @@ class ProgressHook:
         self.begun = True
 
     @hook_impl
-    def on_pipeline_error(self) -> None:
+    def on_pipeline_error(self, error: Exception, catalog: Any) -> None:
         if not self.begun:
             # Nothing of this segment ran (an input missing, a dataset that cannot load): no
             # node is to blame, and none is shown running.
             total = self.done_before + len(self.order)
             self.events.started(self.done_before, total, None)
+        self._keep_for_rerun(error, catalog)
+
+    def _keep_for_rerun(self, error: Exception, catalog: Any) -> None:
+        """The run fails, is cancelled or stopped at a boundary: what its remaining nodes
+        need is saved as a checkpoint (the same as a continuation's, at the node boundary
+        after the last node that completed), so a rerun from failure does not run the
+        completed nodes again. Only if this segment completed a node (else the checkpoint it
+        went on from, if any, is the one kept); a failed save leaves the job's own error."""
+        if isinstance(error, StopRun) and error.status == "continued":
+            return  # saved already
+        if self.checkpoints is None or not self.completed:
+            return
+        self.events.checkpointing()
+        done = self.order[: self.completed]
+        try:
+            self.checkpoints.save(self.pipeline, catalog, done, self.durations)
+        except Exception as failed:  # the job's own error stands; it cannot rerun from here
+            logger.warning("No checkpoint kept for a rerun from failure: %s", failed)
 
     @hook_impl
     def after_node_run(self, node: Any, outputs: dict[str, Any]) -> None:

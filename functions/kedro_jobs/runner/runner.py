@@ -47,6 +47,7 @@ from kedro_jobs.runner.data import DataPlan
 from kedro_jobs.runner.isolation import Ended, run_inline
 from kedro_jobs.runner.log import log_line
 from kedro_jobs.runner.project import bootstrap, ensure_configured, speed_up_sessions, warm_up
+from kedro_jobs.runner.rerun import checkpoint_owner, kept_checkpoint, rerun_error
 from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
 
 # Kedro is imported only below this module (lazily). Before it is: no telemetry (it calls the
@@ -174,11 +175,13 @@ class KedroRunner:
             return self._failed(message, request, control)
         root = self.data_root or str(self.project_path)
         resumed: Manifest | None = None
+        owner = checkpoint_owner(request, root)
         if request.checkpoint:
             try:
-                resumed = read_manifest(request.checkpoint, request.job_id, self.signer)
+                resumed = read_manifest(request.checkpoint, owner, self.signer)
             except CheckpointError as error:
-                return self._failed(str(error), request, control)
+                return self._failed(rerun_error(request, owner, str(error)), request, control)
+        own = resumed is not None and owner == request.job_id
         control.policy = _policy(request, resumed)
         ensure_configured(self.package_name)
         plan = DataPlan.for_job(
@@ -186,11 +189,12 @@ class KedroRunner:
             self.data_root,
             self.staging_root,
             request.job_id,
-            resumed.save_version if resumed else None,
+            # Another job's (a rerun from failure): this job saves a version of its own.
+            resumed.save_version if resumed and own else None,
         )
         # A segment number the consumer did not advance must not overwrite the checkpoint
         # this run goes on from.
-        segment = max(request.segment, resumed.segment + 1 if resumed else 1)
+        segment = max(request.segment, resumed.segment + 1 if resumed and own else 1)
         checkpoints = Checkpointer(
             f"{job_checkpoints(root, request.job_id)}/{segment}",
             plan,
@@ -214,37 +218,56 @@ class KedroRunner:
             outputs = self._commit(ended, plan, control)
         finally:
             plan.discard()
-        self._clean_checkpoints(ended, request, control, root)
-        return self._outcome(ended, control, outputs)
+        kept = self._clean_checkpoints(ended, request, control, root, checkpoints.location)
+        return self._outcome(ended, control, outputs, kept)
 
     def _failed(self, message: str, request: RunRequest, control: RunControl) -> RunOutcome:
         ended = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message) + "\n")
-        self._clean_checkpoints(ended, request, control, self.data_root or str(self.project_path))
+        # Nothing ran; a checkpoint it could not read is not kept either.
+        root = self.data_root or str(self.project_path)
+        self._clean_checkpoints(ended, request, control, root, keep=False)
         return self._outcome(ended, control, [])
 
     @staticmethod
     def _clean_checkpoints(
-        ended: Ended, request: RunRequest, control: RunControl, root: str
-    ) -> None:
-        """All of a job's checkpoints are spent once it ends. A segment that saved its own
-        keeps the one it went on from: until the consumer has recorded the new one, the job's
-        record still names the old, and a consumer that dies in between leaves the job to be
-        taken over from it. Older ones (recorded as superseded by the one this segment read)
-        go. A job that never saved or read one has none to remove."""
+        ended: Ended,
+        request: RunRequest,
+        control: RunControl,
+        root: str,
+        location: str = "",
+        *,
+        keep: bool = True,
+    ) -> str | None:
+        """All of a job's checkpoints are spent once it completes. A segment that saved its
+        own keeps the one it went on from: until the consumer has recorded the new one, the
+        job's record still names the old, and a consumer that dies in between leaves the job
+        to be taken over from it. Older ones (recorded as superseded by the one this segment
+        read) go. A job that never saved or read one has none to remove. A job that failed,
+        was cancelled or timed out keeps one, for a rerun from failure: the one it saved as
+        it stopped (at ``location``), else the one of its own it went on from. Returns it."""
         if ended.status == "continued" and ended.checkpoint is None:  # cannot go on
             ended.status, ended.error = "failed", "The run stopped without a checkpoint"
+        kept: str | None = None
         try:
             if ended.status == "continued":
-                keep = {c for c in (request.checkpoint, ended.checkpoint) if c}
-                delete_all_but(root, request.job_id, keep)
+                going_on = {c for c in (request.checkpoint, ended.checkpoint) if c}
+                delete_all_but(root, request.job_id, going_on)
             elif ended.status == "timed_out" and (
                 request.keep_checkpoint_on_timeout or control.handing_back
             ):
                 delete_all_but(root, request.job_id, {request.checkpoint or ""} - {""})
+                kept = kept_checkpoint(request, control, root, "")  # if the job ends here after all
+            elif ended.status != "completed" and keep:
+                kept = kept_checkpoint(request, control, root, location)
+                if kept:
+                    delete_all_but(root, request.job_id, {kept})
+                elif request.checkpoint or control.checkpoint_started is not None:
+                    delete(job_checkpoints(root, request.job_id))
             elif request.checkpoint or control.checkpoint_started is not None:
                 delete(job_checkpoints(root, request.job_id))
         except Exception:  # the outcome stands; an orphan checkpoint only costs storage
             logger.exception("could not remove spent checkpoints of job %s", request.job_id)
+        return kept
 
     @staticmethod
     def _commit(ended: Ended, plan: DataPlan, control: RunControl) -> list[dict[str, Any]]:
@@ -263,7 +286,9 @@ class KedroRunner:
             return []
 
     @staticmethod
-    def _outcome(ended: Ended, control: RunControl, outputs: list[dict[str, Any]]) -> RunOutcome:
+    def _outcome(
+        ended: Ended, control: RunControl, outputs: list[dict[str, Any]], kept: str | None = None
+    ) -> RunOutcome:
         return RunOutcome(
             status=ended.status,
             results=ended.results if ended.status == "completed" else None,
@@ -276,6 +301,7 @@ class KedroRunner:
             node_durations=dict(control.durations),
             checkpoint_seconds=ended.checkpoint_seconds,
             handed_back=control.handing_back and ended.status == "timed_out",
+            kept=kept,
         )
 
 

@@ -35,6 +35,10 @@ class RunRequest:
     # A node that outlives the invocation ends the run "timed_out"; with this set, the
     # checkpoint the run went on from is kept, so the job can go on elsewhere (on Fargate).
     keep_checkpoint_on_timeout: bool = False
+    # A rerun from failure: ``checkpoint`` is the one job ``reuse_from`` (a failed, cancelled
+    # or timed-out job) kept at its last good node boundary; the nodes it completed are not
+    # run again (docs/long-jobs.md#rerun-from-failure).
+    reuse_from: str | None = None
 
 
 class ProgressSink(Protocol):
@@ -78,6 +82,10 @@ class RunOutcome:
     # The host was stopping (hand_back_running): a "timed_out" run was stopped for that, not
     # for its time, and its job goes on from the checkpoint it went on from (kept).
     handed_back: bool = False
+    # A failed, cancelled or timed-out run: the checkpoint at its last good node boundary,
+    # kept (not deleted) for a rerun from failure: one this run saved as it stopped, or the
+    # one it went on from. None: nothing is kept (no node completed, or none could be saved).
+    kept: str | None = None
 
 
 class StopRun(Exception):

@@ -237,3 +237,35 @@ def folders(folder_runner: KedroRunner) -> KedroRunner:
 
     shutil.rmtree(folder_runner.data_root, ignore_errors=True)
     return folder_runner
+
+
+@pytest.fixture(scope="session")
+def rerun_runner(tmp_path_factory: pytest.TempPathFactory) -> KedroRunner:
+    """A runner on the four-node rerun project (tests/support/rerun_project.py), whose third
+    node fails while a marker file exists."""
+    from tests.support.rerun_project import write_rerun_project
+
+    base = tmp_path_factory.mktemp("rerun")
+    project = write_rerun_project(base / "project")
+    return KedroRunner(project, isolation="inline", staging_dir=str(base / "staging"))
+
+
+@pytest.fixture(params=["inline", "fork"])
+def rerunning(
+    request: pytest.FixtureRequest,
+    rerun_runner: KedroRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[KedroRunner]:
+    """The rerun runner in each isolation mode, on an empty data root, its marker file (at
+    ``tmp_path / "marker"``, absent until a test makes it) named in the environment."""
+    from tests.support.rerun_project import MARKER_VAR
+
+    monkeypatch.setenv(MARKER_VAR, str(tmp_path / "marker"))
+    rerun_runner.isolation = request.param
+    rerun_runner.data_root = str(tmp_path / "root")
+    try:
+        yield rerun_runner
+    finally:
+        rerun_runner.isolation = "inline"
+        rerun_runner.data_root = ""

@@ -155,7 +155,7 @@ def test_with_enough_time_a_job_that_may_continue_runs_in_one_segment(
     assert not (Path(continuing.data_root) / ".kedro-jobs").exists()
 
 
-def test_a_failure_in_the_second_segment_commits_nothing_and_leaves_nothing(
+def test_a_failure_in_the_second_segment_commits_nothing_and_keeps_one_checkpoint(
     continuing: KedroRunner, record: Path
 ) -> None:
     root = Path(continuing.data_root)
@@ -174,7 +174,11 @@ def test_a_failure_in_the_second_segment_commits_nothing_and_leaves_nothing(
     assert (failed.progress.completed, failed.progress.total) == (2, 3)
     assert executions(record) == {"first": 1, "second": 1, "boom": 1}
     assert not (root / "data").exists()
-    assert not (root / ".kedro-jobs" / "checkpoints" / "job-f").exists()
+    # One checkpoint is kept, at the boundary before the node that failed (a rerun from
+    # failure goes on from it); the first segment's is gone.
+    checkpoints = root / ".kedro-jobs" / "checkpoints" / "job-f"
+    assert failed.kept == str(checkpoints / "2")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["2"]
     assert _staging_empty(continuing)
 
 

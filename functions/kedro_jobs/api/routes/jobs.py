@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from kedro_jobs.api.app_models import JOB_NOT_FOUND, ErrorBody
@@ -13,10 +13,11 @@ from kedro_jobs.api.cross_site import CROSS_SITE_RESPONSES, refuse_cross_site
 from kedro_jobs.api.deps import Deps, JobId, User
 from kedro_jobs.api.identity import AUTH_RESPONSES
 from kedro_jobs.api.telemetry import metrics
-from kedro_jobs.core import jobs
+from kedro_jobs.core import jobs, rerun
 from kedro_jobs.core.artifacts import log_key
 from kedro_jobs.core.models import Job, JobPage
 from kedro_jobs.core.requests import JobRequest, PipelineName, ScheduleName
+from kedro_jobs.core.rerun import RetryRequest
 from kedro_jobs.core.states import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
@@ -118,12 +119,23 @@ def cancel_job(job_id: JobId, services: Deps, user: User) -> Job:
     "/{job_id}/retry",
     status_code=202,
     response_model=Job,
-    summary="Run a job again",
+    summary="Run a job again (all of it, or from where it failed)",
     responses={**JOB_NOT_FOUND, **CONFLICT, **CROSS_SITE_RESPONSES},
     dependencies=[Depends(refuse_cross_site)],
 )
-def retry_job(job_id: JobId, http: Request, response: Response, services: Deps, user: User) -> Job:
-    return _located(http, response, _counted(jobs.retry(services, job_id, user)))
+def retry_job(
+    job_id: JobId,
+    http: Request,
+    response: Response,
+    services: Deps,
+    user: User,
+    body: Annotated[RetryRequest | None, Body()] = None,
+) -> Job:
+    if body is not None and body.from_failure:
+        job = rerun.retry_from_failure(services, job_id, user)
+    else:
+        job = jobs.retry(services, job_id, user)
+    return _located(http, response, _counted(job))
 
 
 @router.get(

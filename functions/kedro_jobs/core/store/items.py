@@ -49,6 +49,7 @@ SCHEMA: dict[str, Kind] = {
     "nodes_omitted": Kind.INT,
     **dict.fromkeys(("created_at", "started_at", "completed_at", "updated_at"), Kind.TIME),
     "scheduled_for": Kind.TIME,
+    "reusable_until": Kind.TIME,  # rerun from failure (core/rerun.py)
     # The store's own: ``looks`` (sweeps that found the pending job untaken with no consumer
     # working; liveness.py), ``expires_at``
     # (the table's TTL, epoch seconds).

@@ -75,8 +75,10 @@ class Runs(Table):
         log_location: str | None = None,
         segments: list[Segment] | None = None,
         timeline: dict[str, Any] | None = None,
+        kept: dict[str, Any] | None = None,
     ) -> Job | None:
-        """running -> completed | failed | cancelled, by the run that owns the job."""
+        """running -> completed | failed | cancelled, by the run that owns the job.
+        ``kept``: the checkpoint kept for a rerun from failure and until when (core/rerun.py)."""
         assert status in TERMINAL
         values = status_change(job.user_id, status)
         given = {
@@ -91,15 +93,19 @@ class Runs(Table):
         }
         values.update({name: value for name, value in given.items() if value})
         values.update(_given(timeline))
+        values.update(_given(kept))
         if execution_time is not None:
             values["execution_time"] = float(execution_time)
         try:
             # Nothing comes back (the results can be 32 KB): the record is what was written.
             # An ended job is not expected to end: its ETA goes.
-            self._write(job.id, values, Fence(job).to(status), remove=("eta",))
+            # Nothing kept: nothing is offered for a rerun (a rerun had the stopped job's).
+            gone = ("eta",) if kept else ("eta", "reusable_until")
+            self._write(job.id, values, Fence(job).to(status), remove=gone)
         except ConditionFailed:
             return None
-        return self._changed(self._as_written(job.model_copy(update={"eta": None}), values))
+        cleared = {name: None for name in gone}
+        return self._changed(self._as_written(job.model_copy(update=cleared), values))
 
     def hand_off(
         self,

@@ -506,6 +506,22 @@
     if (job.cancel_requested && !TERMINAL.has(job.status)) {
       dl.append(el("dt", { text: "Cancel" }), el("dd", { text: "requested: stops at the next node" }));
     }
+    // Rerun from failure: the nodes reused from the stopped job, or until when it may be rerun.
+    if (job.reused_from) {
+      const reused = (job.nodes || []).filter((n) => n.status === "reused").length + (job.nodes_omitted || 0);
+      dl.append(el("dt", { text: "Reused from" }), el("dd", {},
+        el("a", { href: `#/jobs/${encodeURIComponent(job.reused_from)}`, text: job.reused_from }),
+        ` (${reused} node${reused === 1 ? "" : "s"} not run again)`));
+    } else if (rerunnable(job)) {
+      dl.append(el("dt", { text: "Rerun" }), el("dd", {
+        text: `its completed nodes' outputs are kept until ${fmtTime(job.reusable_until)}` }));
+    }
+  }
+
+  // A stopped job that kept its completed nodes' outputs, not expired yet (the API decides).
+  function rerunnable(job) {
+    return (job.status === "failed" || job.status === "cancelled") && Boolean(job.reusable_until)
+      && Date.parse(job.reusable_until) > Date.now();
   }
 
   // Claims of the job by a consumer: a run that goes on in another invocation or on Fargate
@@ -536,6 +552,8 @@
     statusBadge(job.status, $("job-status"));
     $("job-cancel").disabled = TERMINAL.has(job.status) || job.cancel_requested;
     $("job-retry").disabled = !TERMINAL.has(job.status);
+    $("job-rerun").hidden = !rerunnable(job);
+    $("job-rerun").disabled = !rerunnable(job);
     renderSummary(job);
     renderProgress(job);
     renderNodes(job, info);
@@ -670,11 +688,13 @@
     const gen = generation;
     const id = currentJob.id;
     const message = $("job-message");
-    for (const b of ["job-cancel", "job-retry"]) $(b).disabled = true;
+    for (const b of ["job-cancel", "job-retry", "job-rerun"]) $(b).disabled = true;
     try {
-      const job = await api(`/jobs/${encodeURIComponent(id)}/${action}`, { method: "POST" });
+      const rerun = action === "rerun";  // a retry that reuses what the completed nodes made
+      const job = await api(`/jobs/${encodeURIComponent(id)}/${rerun ? "retry" : action}`,
+        rerun ? { method: "POST", body: { from_failure: true } } : { method: "POST" });
       if (gen !== generation) return;
-      if (action === "retry") {
+      if (action === "retry" || rerun) {
         location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
         return;
       }
@@ -683,7 +703,8 @@
       refreshJob(id, gen, null);
     } catch (error) {
       if (gen !== generation) return;
-      message.textContent = `${action === "retry" ? "Retry" : "Cancel"} refused: ${error.message}`;
+      const what = { retry: "Retry", rerun: "Rerun from failure", cancel: "Cancel" }[action];
+      message.textContent = `${what} refused: ${error.message}`;
       message.hidden = false;
       refreshJob(id, gen, null);
     }
@@ -691,6 +712,7 @@
 
   $("job-cancel").addEventListener("click", () => jobAction("cancel"));
   $("job-retry").addEventListener("click", () => jobAction("retry"));
+  $("job-rerun").addEventListener("click", () => jobAction("rerun"));
 
   // --- Submit form ---------------------------------------------------------------------------
 
