@@ -1,5 +1,5 @@
-"""The API's use cases that make a job: submit and retry. The routes call these and only
-turn the result into HTTP.
+"""The API's use cases that make a job: submit, retry and rerun from failure (whose rules
+live in core/rerun.py). The routes call these and only turn the result into HTTP.
 
 Submitting: what the job asks of the deployment is checked, and its pipeline against the
 manifest; then the message is checked sendable, the item is written, and the message is
@@ -11,10 +11,14 @@ message. Reading and cancelling a job are one store call each (`ApiJobs.get_for_
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from kedro_jobs.core.artifacts import ArtifactStore, parse_s3_uri
 from kedro_jobs.core.compute import backend as compute_backend
 from kedro_jobs.core.errors import (
     DependencyUnavailable,
@@ -24,9 +28,10 @@ from kedro_jobs.core.errors import (
     UnknownPipeline,
 )
 from kedro_jobs.core.manifest import Manifest, ManifestReader
-from kedro_jobs.core.models import Job
+from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
 from kedro_jobs.core.requests import Compute, JobRequest
+from kedro_jobs.core.rerun import MANIFEST, check_reusable, reused_job
 from kedro_jobs.core.selection import selected_nodes
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store.roles.api import ApiJobs
@@ -162,3 +167,54 @@ def _write_then_send(store: ApiJobs, queue: JobQueue, job: Job) -> Job:
             logger.exception("could not mark unqueued job %s failed", job.id)
         raise unqueued from exc
     return job
+
+
+class RerunBackends(Backends, Protocol):
+    @property
+    def artifacts(self) -> ArtifactStore: ...
+
+
+def checkpoint_exists(artifacts: ArtifactStore) -> Callable[[str], bool]:
+    """Whether a kept checkpoint is still complete: on S3, or in a local data root."""
+
+    def exists(location: str) -> bool:
+        manifest = f"{location.rstrip('/')}/{MANIFEST}"
+        if parse_s3_uri(manifest) is not None:
+            return artifacts.exists_at(manifest)
+        return Path(manifest).is_file()
+
+    return exists
+
+
+def retry_from_failure(
+    backends: RerunBackends, job_id: str, user: str, *, now: datetime | None = None
+) -> Job:
+    """A new job with the request of ``user``'s stopped job ``job_id`` that goes on from the
+    checkpoint it kept (the nodes that completed are not run again)."""
+    original = backends.store.get_for_user(job_id, user)
+    if original.unreadable:
+        raise InvalidTransition(
+            job_id, original.status, "retried: its stored request could not be read in full"
+        )
+    checkpoint = check_reusable(original, now or utcnow(), checkpoint_exists(backends.artifacts))
+    request = request_of(original)
+    check_offered(backends.settings, request.compute, request.max_job_seconds)
+    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options.given())
+    job = Job.new(
+        pipeline_name=request.pipeline_name,
+        parameters=request.parameters,
+        options=request.options.given(),
+        user_id=user,
+        retry_of=original.id,
+        compute=request.compute,
+        max_job_seconds=request.max_job_seconds,
+    ).model_copy(
+        # Its checkpoint is the stopped job's, offered as long as it was: if the rerun fails
+        # again before a node completes, it keeps that one (kept_fields).
+        update={
+            "reused_from": reused_job(original, checkpoint),
+            "checkpoint": checkpoint,
+            "reusable_until": original.reusable_until,
+        }
+    )
+    return enqueue(backends, job)

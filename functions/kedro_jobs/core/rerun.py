@@ -13,15 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from kedro_jobs.core import jobs
-from kedro_jobs.core.artifacts import ArtifactStore, parse_s3_uri
 from kedro_jobs.core.errors import InvalidTransition
-from kedro_jobs.core.models import Job, utcnow
+from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
 
 # What S3 keeps a checkpoint for (template.yaml's expire-checkpoints rule, in days).
@@ -112,54 +108,3 @@ def reused_job(job: Job, checkpoint: str) -> str:
     if f"/.kedro-jobs/checkpoints/{job.id}/" in f"{checkpoint.rstrip('/')}/":
         return job.id
     return job.reused_from or job.id
-
-
-class Backends(jobs.Backends, Protocol):
-    @property
-    def artifacts(self) -> ArtifactStore: ...
-
-
-def checkpoint_exists(artifacts: ArtifactStore) -> Callable[[str], bool]:
-    """Whether a kept checkpoint is still complete: on S3, or in a local data root."""
-
-    def exists(location: str) -> bool:
-        manifest = f"{location.rstrip('/')}/{MANIFEST}"
-        if parse_s3_uri(manifest) is not None:
-            return artifacts.exists_at(manifest)
-        return Path(manifest).is_file()
-
-    return exists
-
-
-def retry_from_failure(
-    backends: Backends, job_id: str, user: str, *, now: datetime | None = None
-) -> Job:
-    """A new job with the request of ``user``'s stopped job ``job_id`` that goes on from the
-    checkpoint it kept (the nodes that completed are not run again)."""
-    original = backends.store.get_for_user(job_id, user)
-    if original.unreadable:
-        raise InvalidTransition(
-            job_id, original.status, "retried: its stored request could not be read in full"
-        )
-    checkpoint = check_reusable(original, now or utcnow(), checkpoint_exists(backends.artifacts))
-    request = jobs.request_of(original)
-    jobs.check_offered(backends.settings, request.compute, request.max_job_seconds)
-    jobs.check_pipeline(backends.manifest.get(), request.pipeline_name, request.options.given())
-    job = Job.new(
-        pipeline_name=request.pipeline_name,
-        parameters=request.parameters,
-        options=request.options.given(),
-        user_id=user,
-        retry_of=original.id,
-        compute=request.compute,
-        max_job_seconds=request.max_job_seconds,
-    ).model_copy(
-        # Its checkpoint is the stopped job's, offered as long as it was: if the rerun fails
-        # again before a node completes, it keeps that one (kept_fields).
-        update={
-            "reused_from": reused_job(original, checkpoint),
-            "checkpoint": checkpoint,
-            "reusable_until": original.reusable_until,
-        }
-    )
-    return jobs.enqueue(backends, job)

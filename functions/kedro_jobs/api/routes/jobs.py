@@ -13,7 +13,7 @@ from kedro_jobs.api.cross_site import CROSS_SITE_RESPONSES, refuse_cross_site
 from kedro_jobs.api.deps import Deps, JobId, User
 from kedro_jobs.api.identity import AUTH_RESPONSES
 from kedro_jobs.api.telemetry import metrics
-from kedro_jobs.core import jobs, rerun
+from kedro_jobs.core import jobs
 from kedro_jobs.core.artifacts import log_key
 from kedro_jobs.core.models import Job, JobPage
 from kedro_jobs.core.requests import JobRequest, PipelineName, ScheduleName
@@ -132,7 +132,7 @@ def retry_job(
     body: Annotated[RetryRequest | None, Body()] = None,
 ) -> Job:
     if body is not None and body.from_failure:
-        job = rerun.retry_from_failure(services, job_id, user)
+        job = jobs.retry_from_failure(services, job_id, user)
     else:
         job = jobs.retry(services, job_id, user)
     return _located(http, response, _counted(job))
