@@ -127,7 +127,8 @@ def test_a_queue_that_is_gone_names_the_job_too(api_call: ApiCall, aws: Aws) -> 
     status, body, _ = api_call("POST", JOBS, body={"pipeline_name": "p"})
     assert status == 503
     [item] = aws.items()
-    assert item["id"]["S"] in body["detail"] and "SQS unavailable" in body["detail"]
+    # A queue that does not exist is a refusal (a 4xx), not an outage: the detail says which.
+    assert item["id"]["S"] in body["detail"] and "SQS refused the request" in body["detail"]
     assert item["status"]["S"] == "failed"
 
 
