@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -19,7 +18,7 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.consumer.claim import lease_seconds
 from kedro_jobs.consumer.dispatch import Dispatcher
-from kedro_jobs.consumer.outcome import SEGMENT_ENDED, Recorder
+from kedro_jobs.consumer.outcome import Recorder
 from kedro_jobs.consumer.project import ProjectLoadFailed, Runner
 from kedro_jobs.consumer.segments import (
     NodeStats,
@@ -37,6 +36,7 @@ from kedro_jobs.core.requests import Compute
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import JobStore
 from kedro_jobs.core.timeline import Timeline, expected_end
+from kedro_jobs.runner.ending import Verdict, verdict
 from kedro_jobs.runner.types import RunOutcome, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -202,16 +202,18 @@ class SegmentRun:
             return None
         self.node_stats.update(job.pipeline_name, estimates, outcome.node_durations)
         ended_timeline = sink.ended(outcome.status)
-        if outcome.handed_back:  # the host stopped mid-node: the next one goes on from here
-            return self._hand_back(job, segment, outcome, ended_timeline)
-        if outcome.status == "timed_out" and may_move and not budget.limit_binding:
-            return self._move_to_fargate(job, segment, outcome, ended_timeline)
-        if outcome.status == "timed_out" and budget.limit_binding:
+        over_limit = None
+        if budget.limit_binding:
             limit = job_limit_seconds(job, self.settings)
-            outcome = replace(outcome, error_message=over_limit_message(limit, segment.segment))
-        if outcome.status == "continued" and outcome.checkpoint is not None:
+            over_limit = over_limit_message(limit, segment.segment)
+        ending = verdict(outcome, may_move=may_move, over_limit=over_limit)
+        if ending.next == "hand_back":  # the host stopped mid-node: the next one goes on
+            return self._hand_back(job, segment, outcome, ended_timeline)
+        if ending.next == "move":
+            return self._move_to_fargate(job, segment, outcome, ended_timeline)
+        if ending.next == "continue":
             return self._continue(job, segment, outcome, ended_timeline)
-        return self._end(job, segment, outcome, ended_timeline)
+        return self._end(job, segment, outcome, ended_timeline, ending)
 
     def _continue(
         self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
@@ -306,8 +308,10 @@ class SegmentRun:
         segment: Segment,
         outcome: RunOutcome,
         timeline: dict[str, Any] | None = None,
+        ending: Verdict | None = None,
     ) -> Job | None:
-        done = ended_segment(segment, SEGMENT_ENDED[outcome.status], outcome)
+        ending = ending or verdict(outcome)
+        done = ended_segment(segment, ending.segment, outcome)
         segments = [*(job.segments or []), done]
         elapsed = sum((s.ended_at - s.started_at).total_seconds() for s in segments if s.ended_at)
         finished = self.recorder.finish(
@@ -316,6 +320,7 @@ class SegmentRun:
             segments,
             execution_time=elapsed if len(segments) > 1 else None,
             timeline=timeline,
+            ending=ending,
         )
         if finished is not None:
             # The runner deletes them when it ran; not when the job ended before it (out of

@@ -6,7 +6,8 @@ that report progress, stop the run at a node boundary, and point its file datase
 job's own data (data.py). Isolation "fork" (the default) runs each job in a child forked from
 this warm process (forked.py); "inline" runs it here (isolation.py), for places that cannot
 fork, and checks the deadline between nodes only. Either way the outcome is made here, in one
-place: outputs committed on success, staging discarded always. A job longer than one
+place: outputs committed on success, staging discarded always; the run's status is settled
+by ending.py. A job longer than one
 invocation stops at a node boundary with a checkpoint (status "continued") and goes on from
 it in the next (checkpoint.py); its checkpoints are removed once it ends.
 
@@ -44,6 +45,7 @@ from kedro_jobs.runner.checkpoint import (
 )
 from kedro_jobs.runner.control import CHECKPOINT_ALLOWANCE_SECONDS, ContinuePolicy, RunControl
 from kedro_jobs.runner.data import DataPlan
+from kedro_jobs.runner.ending import settle
 from kedro_jobs.runner.isolation import Ended, run_inline
 from kedro_jobs.runner.log import log_line
 from kedro_jobs.runner.project import bootstrap, ensure_configured, speed_up_sessions, warm_up
@@ -211,16 +213,34 @@ class KedroRunner:
                 from kedro_jobs.runner.forked import run_forked
 
                 ended = run_forked(work, control)
-            outputs = self._commit(ended, plan, control)
+            outputs, commit_error = self._commit(ended, plan, control)
         finally:
             plan.discard()
-        self._clean_checkpoints(ended, request, control, root)
-        return self._outcome(ended, control, outputs)
+        return self._end(ended, request, control, root, outputs, commit_error)
 
     def _failed(self, message: str, request: RunRequest, control: RunControl) -> RunOutcome:
         ended = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message) + "\n")
-        self._clean_checkpoints(ended, request, control, self.data_root or str(self.project_path))
-        return self._outcome(ended, control, [])
+        return self._end(ended, request, control, self.data_root or str(self.project_path))
+
+    def _end(
+        self,
+        ended: Ended,
+        request: RunRequest,
+        control: RunControl,
+        root: str,
+        outputs: list[dict[str, Any]] | None = None,
+        commit_error: str | None = None,
+    ) -> RunOutcome:
+        settled = settle(
+            ended.status,
+            ended.error,
+            checkpoint=ended.checkpoint,
+            commit_error=commit_error,
+            handing_back=control.handing_back,
+        )
+        ended.status, ended.error = settled.status, settled.error
+        self._clean_checkpoints(ended, request, control, root)
+        return self._outcome(ended, control, outputs or [], settled.handed_back)
 
     @staticmethod
     def _clean_checkpoints(
@@ -231,8 +251,6 @@ class KedroRunner:
         record still names the old, and a consumer that dies in between leaves the job to be
         taken over from it. Older ones (recorded as superseded by the one this segment read)
         go. A job that never saved or read one has none to remove."""
-        if ended.status == "continued" and ended.checkpoint is None:  # cannot go on
-            ended.status, ended.error = "failed", "The run stopped without a checkpoint"
         try:
             if ended.status == "continued":
                 keep = {c for c in (request.checkpoint, ended.checkpoint) if c}
@@ -247,23 +265,27 @@ class KedroRunner:
             logger.exception("could not remove spent checkpoints of job %s", request.job_id)
 
     @staticmethod
-    def _commit(ended: Ended, plan: DataPlan, control: RunControl) -> list[dict[str, Any]]:
+    def _commit(
+        ended: Ended, plan: DataPlan, control: RunControl
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """A completed run's outputs are published; nothing of any other run is. A folder's
         commit waits for another job's of it no longer than the run's time left (1 s at
-        least): better a clear failure than the invocation killed mid-commit."""
+        least): better a clear failure than the invocation killed mid-commit. Returns what
+        was committed, or why nothing could be (the data root refused: see ending.settle)."""
         if ended.status != "completed":
-            return []
+            return [], None
         try:
-            return plan.commit(ended.staged, lock_wait=max(1.0, control.remaining()))
-        except Exception as error:  # the data root refused: the job did not complete
+            return plan.commit(ended.staged, lock_wait=max(1.0, control.remaining())), None
+        except Exception as error:
             message = f"Outputs could not be committed to {plan.data_root}: {error!r}"
             logger.exception("commit failed")
-            ended.status, ended.error, ended.results = "failed", message, None
             ended.log += log_line("ERROR", "kedro_jobs", message) + "\n"
-            return []
+            return [], message
 
     @staticmethod
-    def _outcome(ended: Ended, control: RunControl, outputs: list[dict[str, Any]]) -> RunOutcome:
+    def _outcome(
+        ended: Ended, control: RunControl, outputs: list[dict[str, Any]], handed_back: bool
+    ) -> RunOutcome:
         return RunOutcome(
             status=ended.status,
             results=ended.results if ended.status == "completed" else None,
@@ -275,7 +297,7 @@ class KedroRunner:
             checkpoint=ended.checkpoint if ended.status == "continued" else None,
             node_durations=dict(control.durations),
             checkpoint_seconds=ended.checkpoint_seconds,
-            handed_back=control.handing_back and ended.status == "timed_out",
+            handed_back=handed_back,
         )
 
 
