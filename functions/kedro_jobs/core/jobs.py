@@ -11,7 +11,7 @@ message. Reading and cancelling a job are one store call each (`JobStore.get_for
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -25,7 +25,7 @@ from kedro_jobs.core.errors import (
 from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
-from kedro_jobs.core.requests import Compute, JobRequest
+from kedro_jobs.core.requests import Compute, JobRequest, RunOptions
 from kedro_jobs.core.selection import selected_nodes
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store import JobStore
@@ -62,11 +62,11 @@ def submit(
 ) -> Job:
     """A new job for ``user``, written and queued (``retry_of``: the job it runs again)."""
     check_offered(backends.settings, request.compute, request.max_job_seconds)
-    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options.given())
+    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options)
     job = Job.new(
         pipeline_name=request.pipeline_name,
         parameters=request.parameters,
-        options=request.options.given(),
+        options=request.options,
         user_id=user,
         retry_of=retry_of,
         compute=request.compute,
@@ -108,7 +108,7 @@ def _request_of(job: Job) -> JobRequest:
 
 
 def check_pipeline(
-    manifest: Manifest | None, pipeline_name: str, options: dict[str, Any] | None = None
+    manifest: Manifest | None, pipeline_name: str, options: RunOptions | None = None
 ) -> None:
     """With a manifest, an unknown name is rejected, and run options that select no node of
     the pipeline (core/selection.py); without one, any name is accepted (the consumer reports

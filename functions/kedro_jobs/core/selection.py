@@ -12,20 +12,11 @@ any of them (or below); ``from_nodes``/``from_inputs`` those and everything down
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from kedro_jobs.core.errors import JobsError
 from kedro_jobs.core.manifest import NodeInfo, PipelineInfo
+from kedro_jobs.core.requests import RunOptions
 
-FILTERS = (
-    "tags",
-    "node_names",
-    "namespaces",
-    "from_nodes",
-    "to_nodes",
-    "from_inputs",
-    "to_outputs",
-)
 # At most this many names are listed in a refusal (a large project has hundreds).
 _LISTED = 30
 
@@ -73,9 +64,10 @@ def _upstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
     return chosen
 
 
-def selected_nodes(pipeline: PipelineInfo, options: dict[str, Any]) -> set[str]:
-    """The names of the nodes ``options`` select; NothingSelected saying why, and what
+def selected_nodes(pipeline: PipelineInfo, run_options: RunOptions) -> set[str]:
+    """The names of the nodes ``run_options`` select; NothingSelected saying why, and what
     exists, if none or if a filter names what the pipeline does not have."""
+    options = run_options.filters()
     nodes = pipeline.nodes
     names = {n.name for n in nodes}
     datasets = {_dataset(d) for n in nodes for d in (*n.inputs, *n.outputs)}
@@ -101,7 +93,7 @@ def selected_nodes(pipeline: PipelineInfo, options: dict[str, Any]) -> set[str]:
             )
         return given
 
-    if not any(options.get(option) for option in FILTERS):
+    if not options:
         return names  # no filter: the whole pipeline, as Kedro runs it
     subsets: list[tuple[str, set[str]]] = []
     if options.get("tags"):

@@ -23,8 +23,6 @@ from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
 if TYPE_CHECKING:
     from kedro_jobs.runner.runner import KedroRunner
 
-_FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
-
 
 def plan(runner: KedroRunner, request: RunRequest) -> dict[str, Any] | None:
     """The job's group plan (with the save version every group uses), or None when it does
@@ -32,10 +30,9 @@ def plan(runner: KedroRunner, request: RunRequest) -> dict[str, Any] | None:
     pipeline = runner._pipelines.get(request.pipeline_name)
     if pipeline is None:
         return None
-    options = request.options
-    filters = {k: options[k] for k in _FILTERS if options.get(k)}
-    if options.get("namespaces"):
-        filters["node_namespaces"] = options["namespaces"]
+    filters: dict[str, Any] = request.options.filters()
+    if "namespaces" in filters:  # Pipeline.filter's name for it
+        filters["node_namespaces"] = filters.pop("namespaces")
     try:
         pipeline = pipeline.filter(**filters) if filters else pipeline
     except Exception:  # bad filters: the one-worker run reports them as the job's error

@@ -19,8 +19,6 @@ from kedro_jobs.runner.types import RunRequest
 
 logger = logging.getLogger(__name__)
 
-_FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
-
 
 @dataclass(frozen=True)
 class Executed:
@@ -59,6 +57,13 @@ def in_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
+def run_arguments(request: RunRequest) -> dict[str, Any]:
+    """The job's run options as KedroSession.run's keyword arguments (those set): where
+    the typed options become Kedro's, once."""
+    options = request.options
+    return {**options.filters(), "load_versions": options.load_versions or None}
+
+
 def job_session(project_path: Path, request: RunRequest, plan: DataPlan) -> Any:
     """The Kedro session of one job's run (a whole run, a segment or a fanned-out group):
     its env and parameters, and the job's own save version as the session id, the save
@@ -68,7 +73,7 @@ def job_session(project_path: Path, request: RunRequest, plan: DataPlan) -> Any:
 
     session = KedroSession.create(
         project_path=project_path,
-        env=request.options.get("env") or None,
+        env=request.options.env or None,
         runtime_params=nested_parameters(request.parameters) or None,
         save_on_close=False,
     )
@@ -90,7 +95,6 @@ def execute(
     from kedro.io import MemoryDataset
     from kedro.runner import SequentialRunner
 
-    options = request.options
     logger.info("Job %s: pipeline %s", request.job_id, request.pipeline_name)
     session = job_session(project_path, request, plan)
     resumed = checkpoints.resumed
@@ -100,17 +104,15 @@ def execute(
         # Kedro has no public way to add a hook to one session; its manager is per session.
         session._hook_manager.register(ProgressHook(events, checkpoints, done_before))
         session._hook_manager.register(DataPlanHook(plan, restored))
-        filters = {k: options[k] for k in _FILTERS if options.get(k)}
-        namespaces = options.get("namespaces") or None
+        arguments = run_arguments(request)
         if resumed is not None:
             # The nodes left are a subset of the filtered pipeline: they replace its filters.
-            filters, namespaces = {"node_names": resumed.remaining}, None
+            arguments = {
+                "node_names": resumed.remaining,
+                "load_versions": arguments["load_versions"],
+            }
         outputs = session.run(
-            pipeline_names=[request.pipeline_name],
-            runner=SequentialRunner(),
-            namespaces=namespaces,
-            load_versions=options.get("load_versions") or None,
-            **filters,
+            pipeline_names=[request.pipeline_name], runner=SequentialRunner(), **arguments
         )
     # Kedro returns every output's dataset: only the in-memory ones are results. A saved
     # output is listed as an output once committed, never loaded back (some cannot be).
