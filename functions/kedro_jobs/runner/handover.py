@@ -168,14 +168,11 @@ def execute_group(
     exports = ExportHook(work.exports)
     with session, in_directory(project_path):
         restored = restore(work, request.job_id, plan)
-        session._hook_manager.register(ProgressHook(events))
-        session._hook_manager.register(DataPlanHook(plan, restored))
-        session._hook_manager.register(exports)
+        session.register(ProgressHook(events), DataPlanHook(plan, restored), exports)
         session.run(
             pipeline_names=[request.pipeline_name],
             runner=SequentialRunner(),
-            node_names=work.nodes,
-            load_versions=run_arguments(request)["load_versions"],
+            **run_arguments(request, nodes=work.nodes),
         )
     # File datasets are handed over as their staged files: only the others travel as values.
     files = {item.name for item in plan.staged}

@@ -1,9 +1,10 @@
 """Run a Kedro pipeline in-process with Kedro's Python API (no `kedro run` subprocess).
 
 The project is bootstrapped once per container (settings, pipeline registry, one unrun
-session to import the rest of Kedro). Each job gets a fresh KedroSession (~20 ms) with hooks
-that report progress, stop the run at a node boundary, and point its file datasets at the
-job's own data (data.py). Isolation "fork" (the default) runs each job in a child forked from
+session to import the rest of Kedro). Each job is one run of Kedro's KedroServiceSession
+(session.py: one per env, made before the fork), with hooks that report progress, stop the
+run at a node boundary, and point its file datasets at the job's own data (data.py).
+Isolation "fork" (the default) runs each job in a child forked from
 this warm process (forked.py); "inline" runs it here (isolation.py), for places that cannot
 fork, and checks the deadline between nodes only. Either way the outcome is made here, in one
 place: outputs committed on success, staging discarded always; the run's status is settled
@@ -16,8 +17,10 @@ Measured by `make bench` (2 shared cores; `hello`, 2 nodes; warm; no-op progress
     itself, ~10 ms the child's copy-on-write page faults while it builds its session; its
     exit is reaped off the job's path)
     cold start: import + bootstrap + warm-up session ~1.1-1.3 s (first job then as above)
-Without project.speed_up_sessions (Kedro's per-session git calls, entry-point scan, failed
-`import ibis`, the pipeline registry re-read by every forked child) a job took ~10-30 ms more.
+A KedroSession a job (before the service session) redid Kedro's per-session git calls, its
+entry-point scan and a re-read of the pipeline registry in every forked child, unless patched
+(~10-30 ms a job); the service session does none of them. A failed `import ibis` on every
+MemoryDataset save is still skipped (project.speed_up_sessions).
 """
 
 from __future__ import annotations
@@ -183,6 +186,12 @@ class KedroRunner:
                 return self._failed(str(error), request, control)
         control.policy = _policy(request, resumed)
         ensure_configured(self.package_name)
+        from kedro_jobs.runner.session import execute, service_session
+
+        try:  # made here, before the fork, once per env: every later job's child has it
+            service_session(self.project_path, request.options.env or None)
+        except Exception:  # the run meets it again, and fails the job saying why
+            logger.debug("no service session for env %r", request.options.env, exc_info=True)
         plan = DataPlan.for_job(
             self.project_path,
             self.data_root,
@@ -203,8 +212,6 @@ class KedroRunner:
             request.checkpoint,
             resumed,
         )
-        from kedro_jobs.runner.session import execute
-
         work = partial(execute, self.project_path, request, plan=plan, checkpoints=checkpoints)
         try:
             if self.isolation == "inline":
