@@ -36,32 +36,34 @@ def _dataset(name: str) -> str:
     return name.split("@", 1)[0]
 
 
-def _downstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
+def _closure(nodes: list[NodeInfo], start: set[str], *, downstream: bool) -> set[str]:
+    """``start`` and every node downstream of it (that reads what they write), or upstream
+    (that writes what they read), through datasets (transcoding aside)."""
+
+    def ends(node: NodeInfo, near: bool) -> set[str]:
+        # Near: the datasets along which the chosen reach further (their outputs going
+        # downstream); far: those a candidate must share to join (its inputs).
+        return {_dataset(d) for d in (node.outputs if near == downstream else node.inputs)}
+
     chosen = set(start)
-    made = {_dataset(o) for n in nodes if n.name in chosen for o in n.outputs}
+    reached = {d for n in nodes if n.name in chosen for d in ends(n, True)}
     grew = True
     while grew:
         grew = False
         for node in nodes:
-            if node.name not in chosen and made & {_dataset(i) for i in node.inputs}:
+            if node.name not in chosen and reached & ends(node, False):
                 chosen.add(node.name)
-                made |= {_dataset(o) for o in node.outputs}
+                reached |= ends(node, True)
                 grew = True
     return chosen
+
+
+def _downstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
+    return _closure(nodes, start, downstream=True)
 
 
 def _upstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
-    chosen = set(start)
-    needed = {_dataset(i) for n in nodes if n.name in chosen for i in n.inputs}
-    grew = True
-    while grew:
-        grew = False
-        for node in nodes:
-            if node.name not in chosen and needed & {_dataset(o) for o in node.outputs}:
-                chosen.add(node.name)
-                needed |= {_dataset(i) for i in node.inputs}
-                grew = True
-    return chosen
+    return _closure(nodes, start, downstream=False)
 
 
 def selected_nodes(pipeline: PipelineInfo, run_options: RunOptions) -> set[str]:
