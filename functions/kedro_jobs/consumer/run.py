@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -40,6 +41,25 @@ from kedro_jobs.runner.ending import Verdict, verdict
 from kedro_jobs.runner.types import RunOutcome, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
+
+
+@dataclass(frozen=True)
+class _HandOff:
+    what: str  # in the warning when its message was not sent
+    said: str  # logged once it is handed off
+
+
+_HAND_OFFS = {
+    # The segment stopped at a node boundary: the next one goes on from its checkpoint.
+    "continue": _HandOff("continuation", "job continues in another segment"),
+    # The host is stopping and the segment's node could not finish in time: handed off at
+    # once, rather than wait for its lease to expire.
+    "hand_back": _HandOff("hand-back", "the host is stopping: the job was handed back"),
+    # A node did not fit in an invocation: the job goes on as a Fargate task.
+    "move": _HandOff(
+        "move to Fargate", "a node outlived the invocation: the job goes on on Fargate"
+    ),
+}
 
 
 class JobSink:
@@ -207,91 +227,31 @@ class SegmentRun:
             limit = job_limit_seconds(job, self.settings)
             over_limit = over_limit_message(limit, segment.segment)
         ending = verdict(outcome, may_move=may_move, over_limit=over_limit)
-        if ending.next == "hand_back":  # the host stopped mid-node: the next one goes on
-            return self._hand_back(job, segment, outcome, ended_timeline)
-        if ending.next == "move":
-            return self._move_to_fargate(job, segment, outcome, ended_timeline)
-        if ending.next == "continue":
-            return self._continue(job, segment, outcome, ended_timeline)
-        return self._end(job, segment, outcome, ended_timeline, ending)
-
-    def _continue(
-        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
-    ) -> Job | None:
-        """The segment stopped at a node boundary: the next one goes on from its checkpoint."""
-        handed = self._hand_off(
-            job,
-            segment,
-            outcome,
-            ended="continued",
-            checkpoint=outcome.checkpoint,
-            unsent="continuation not sent; the sweeper will",
-            timeline=timeline,
-        )
-        if handed is not None:
-            logger.info("job continues in another segment", extra={"segment": segment.segment + 1})
-        return handed
-
-    def _hand_back(
-        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
-    ) -> Job | None:
-        """The host is stopping and the segment's node could not finish in time: the job is
-        handed off at once, to go on from the checkpoint this segment went on from, rather
-        than wait for its lease to expire."""
-        handed = self._hand_off(
-            job,
-            segment,
-            outcome,
-            ended="handed_back",
-            checkpoint=job.checkpoint,
-            unsent="hand-back not sent; the sweeper will",
-            timeline=timeline,
-        )
-        if handed is not None:
-            logger.info("the host is stopping: the job was handed back")
-        return handed
-
-    def _move_to_fargate(
-        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
-    ) -> Job | None:
-        """A node did not fit in an invocation: the job goes on as a Fargate task, from the
-        checkpoint this segment went on from (or from its first node)."""
-        handed = self._hand_off(
-            job,
-            segment,
-            outcome,
-            ended="timed_out",
-            checkpoint=job.checkpoint,
-            compute="fargate",
-            unsent="move to Fargate not sent; the sweeper will",
-            timeline=timeline,
-        )
-        if handed is not None:
-            logger.info("a node outlived the invocation: the job goes on on Fargate")
-        return handed
+        if ending.next == "end":
+            return self._end(job, segment, outcome, ended_timeline, ending)
+        return self._hand_off(job, segment, outcome, ending, ended_timeline)
 
     def _hand_off(
         self,
         job: Job,
         segment: Segment,
         outcome: RunOutcome,
-        *,
-        ended: str,
-        checkpoint: str | None,
-        compute: Compute | None = None,
-        unsent: str,
-        timeline: dict[str, Any] | None = None,
+        ending: Verdict,
+        timeline: dict[str, Any] | None,
     ) -> Job | None:
-        """The job stays running, handed off to the next segment, and its message is sent. If
-        the send fails the job waits, handed off, until the sweeper sends it (after its grace
-        lease)."""
-        done = ended_segment(segment, ended, outcome)
+        """The segment stopped and the job goes on (``ending.next``): it stays running, handed
+        off to the next segment, and its message is sent. If the send fails the job waits,
+        handed off, until the sweeper sends it (after its grace lease)."""
+        hand_off = _HAND_OFFS[ending.next]
+        done = ended_segment(segment, ending.segment, outcome)
         handed = self.recorder.hand_off(
             job,
             outcome,
             [*(job.segments or []), done],
-            checkpoint=checkpoint,
-            compute=compute,
+            # A continuation goes on from the checkpoint this segment saved; a hand-back or
+            # a move from the one this segment went on from (or from the first node).
+            checkpoint=outcome.checkpoint if ending.next == "continue" else job.checkpoint,
+            compute="fargate" if ending.next == "move" else None,
             timeline=timeline,
         )
         if handed is None:
@@ -299,7 +259,10 @@ class SegmentRun:
         try:
             self.queue.send(encode(handed.to_message()))
         except DependencyUnavailable as exc:
-            logger.warning(unsent, extra={"reason": exc.reason})
+            logger.warning(
+                f"{hand_off.what} not sent; the sweeper will", extra={"reason": exc.reason}
+            )
+        logger.info(hand_off.said, extra={"segment": segment.segment + 1})
         return handed
 
     def _end(
