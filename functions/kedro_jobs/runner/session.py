@@ -105,6 +105,10 @@ class JobSession:
             self.service._hook_manager.register(hook)
             self._hooks.append(hook)
 
+    def load_context(self) -> Any:
+        """The job's KedroContext (its env and parameters), as its run makes one."""
+        return self.service.load_context(self.runtime_params)
+
     def run(self, **arguments: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.service.run(
             run_id=self.run_id, runtime_params=self.runtime_params, **arguments

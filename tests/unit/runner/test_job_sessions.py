@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from kedro_jobs.runner.data import DataPlan
 from kedro_jobs.runner.runner import Isolation, KedroRunner
+from kedro_jobs.runner.session import job_session
 from kedro_jobs.runner.types import RunRequest
 from kedro_jobs_local.counting_project import write_project
 
@@ -89,3 +91,11 @@ def test_a_jobs_parameters_cannot_choose_a_dataset_class(tmp_path: Path) -> None
     outcome = runner.run(request, lambda *_: False, deadline=time.monotonic() + 30)
     assert outcome.status == "failed"
     assert "runtime_params" in (outcome.error_message or "")
+
+
+def test_a_jobs_context_has_its_env_and_parameters(hooked_project: Path, tmp_path: Path) -> None:
+    runner = KedroRunner(hooked_project, isolation="inline")
+    plan = DataPlan.for_job(runner.project_path, "", tmp_path, "job-ctx", None)
+    request = RunRequest("job-ctx", "two_nodes", {"x": 7}, {"env": "staging"})  # type: ignore[arg-type]
+    context = job_session(hooked_project, request, plan).load_context()
+    assert context.env == "staging" and context.params["x"] == 7
