@@ -11,6 +11,18 @@ from pathlib import Path
 
 RECORD_VAR = "KEDRO_JOBS_TEST_RECORD"
 
+# The head of a test project's nodes.py: _record(name) appends a node's name to the record.
+RECORDING_NODES = """
+import os
+
+
+def _record(name):
+    path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(name + "\\n")
+"""
+
 _NODES = """
 import os
 import time

@@ -12,7 +12,7 @@ from typing import Any
 
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunOutcome, RunRequest
-from kedro_jobs_local.counting_project import write_kedro_project
+from kedro_jobs_local.counting_project import RECORDING_NODES, write_kedro_project
 
 NODES = ("first", "second", "third")
 
@@ -32,18 +32,12 @@ model:
   versioned: true
 """
 
-_NODES = """
-import os
+_NODES = (
+    RECORDING_NODES
+    + """
 import time
 
 import pandas as pd
-
-
-def _record(name):
-    path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
-    if path:
-        with open(path, "a") as handle:
-            handle.write(name + "\\n")
 
 
 def first(x, seconds):
@@ -71,6 +65,7 @@ def boom(values, table, model, seconds):
     _record("boom")
     raise ValueError("the third node fails")
 """
+)
 
 _REGISTRY = """
 from kedro.pipeline import node, pipeline

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kedro_jobs_local.counting_project import write_kedro_project
+from kedro_jobs_local.counting_project import RECORDING_NODES, write_kedro_project
 
 BRANCHES = ("a", "b", "c")
 
@@ -28,18 +28,12 @@ table:
   filepath: data/08_reporting/table.csv
 """
 
-_NODES = """
-import os
+_NODES = (
+    RECORDING_NODES
+    + """
 import time
 
 import pandas as pd
-
-
-def _record(name):
-    path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
-    if path:
-        with open(path, "a") as handle:
-            handle.write(name + "\\n")
 
 
 def prep(x, branch):
@@ -71,6 +65,7 @@ def step(x):
     _record("step")
     return x + 1
 """
+)
 
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
