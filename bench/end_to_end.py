@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -13,8 +10,8 @@ from typing import Any
 
 import httpx
 
+from bench.dev import start_dev
 from kedro_jobs.core.states import TERMINAL
-from kedro_jobs_local.moto_server import free_port
 
 FINISHED = {str(status) for status in TERMINAL}  # as the API writes them
 
@@ -44,15 +41,7 @@ def wait_healthy(client: httpx.Client, timeout: float = 120) -> None:
 
 
 def run_once(workers: int, jobs: int) -> dict[str, Any]:
-    port, moto_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))}
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "kedro_jobs_local.dev", "--port", str(port),
-         "--moto-port", str(moto_port), "--workers", str(workers), "--consumer-timeout", "60",
-         "--state-dir", ""],  # in memory: never a user's .kedro-jobs/
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{port}/api/v1"
+    dev, api = start_dev(workers=workers)
     try:
         with httpx.Client(base_url=api, timeout=30) as client:
             wait_healthy(client)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,9 +25,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.dev import dev_environment, start_dev  # noqa: E402
 from bench.end_to_end import wait_healthy  # noqa: E402
-from kedro_jobs_local.counting_project import write_pyproject  # noqa: E402
-from kedro_jobs_local.moto_server import free_port  # noqa: E402
+from kedro_jobs_local.counting_project import write_kedro_project  # noqa: E402
 
 _NODES = """
 import time
@@ -59,18 +58,11 @@ def register_pipelines():
 
 
 def write_probe(root: Path, branches: int, seconds: float) -> Path:
-    src = root / "src" / "fan_out_probe"
-    src.mkdir(parents=True)
-    for folder in ("conf/base", "conf/local"):
-        (root / folder).mkdir(parents=True)
-    write_pyproject(root, "fan_out_probe")
-    (root / "conf" / "base" / "catalog.yml").write_text("{}\n")
-    (root / "conf" / "base" / "parameters.yml").write_text(f"seconds: {seconds}\n")
-    (src / "__init__.py").write_text("")
-    (src / "settings.py").write_text("")
-    (src / "nodes.py").write_text(_NODES)
-    (src / "pipeline_registry.py").write_text(_REGISTRY.format(branches=branches))
-    return root
+    # Its braces escaped: the writer formats the registry again, with the package name.
+    registry = _REGISTRY.format(branches=branches).replace("{", "{{").replace("}", "}}")
+    return write_kedro_project(
+        root, "fan_out_probe", nodes=_NODES, registry=registry, parameters=f"seconds: {seconds}\n"
+    )
 
 
 def _seconds(record: dict[str, Any]) -> float:
@@ -90,21 +82,15 @@ def _run(client: httpx.Client, body: dict[str, Any], timeout: float) -> dict[str
 
 
 def measure(branches: int = 4, seconds: float = 20.0) -> dict[str, Any]:
-    port, moto_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         project = write_probe(Path(tmp) / "probe", branches, seconds)
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))
-        }
-        env["KEDRO_PROJECT_PATH"] = str(project)
-        dev = subprocess.Popen(
-            [sys.executable, "-m", "kedro_jobs_local.dev", "--port", str(port),
-             "--moto-port", str(moto_port), "--workers", str(branches),
-             "--consumer-timeout", "300", "--state-dir", ""],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        dev, api = start_dev(
+            workers=branches,
+            consumer_timeout=300,
+            env=dev_environment(KEDRO_PROJECT_PATH=str(project)),
+        )
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30) as client:
+            with httpx.Client(base_url=api, timeout=30) as client:
                 wait_healthy(client)
                 timeout = branches * seconds * 3 + 60
                 alone = _run(client, {"pipeline_name": "probe", "fan_out": False}, timeout)

@@ -51,17 +51,9 @@ def _wait(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, 
 
 
 def _dev(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    from kedro_jobs_local.moto_server import free_port
+    from bench.dev import start_dev
 
-    port, moto_port = free_port(), free_port()
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "kedro_jobs_local.dev", "--port", str(port),
-         "--moto-port", str(moto_port), "--workers", "1", "--consumer-timeout", "60",
-         "--state-dir", ""],
-        env={**env, "PYTHONPATH": f"{root}/functions:{root}/local"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return dev, f"http://127.0.0.1:{port}/api/v1"
+    return start_dev(env={**env, "PYTHONPATH": f"{root}/functions:{root}/local"})
 
 
 def through_dev(root: Path, env: dict[str, str], probes: int, burst: int) -> dict[str, Any]:
@@ -233,20 +225,12 @@ def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any
 
 
 if __name__ == "__main__":
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "KEDRO_DISABLE_TELEMETRY": "1",
-            "DO_NOT_TRACK": "1",
-            "KEDRO_PROJECT_PATH": str(PROJECT),
-            "KEDRO_LOGGING_CONFIG": str(ROOT / "functions/kedro_jobs/runner/kedro_logging.yml"),
-        }
-    )
+    sys.path.insert(0, str(ROOT))
+    from bench.dev import bench_environment
+
+    bench_environment(PROJECT)
+    os.environ["KEDRO_LOGGING_CONFIG"] = str(ROOT / "functions/kedro_jobs/runner/kedro_logging.yml")
     if sys.argv[1:] == ["count"]:
         print(json.dumps(_count_in_this_process()))
     else:
-        sys.path.insert(0, str(ROOT))
         print(json.dumps(measure(), indent=2))

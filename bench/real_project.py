@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.dev import dev_environment, start_dev
 from bench.end_to_end import FINISHED, wait_healthy
-from kedro_jobs_local.moto_server import free_port
 
 
 def _kedro_run(project: Path, pipeline: str) -> float:
@@ -53,16 +53,13 @@ def main(project: str, pipeline: str = "data_processing", runs: int = 5) -> dict
     by_hand, served = base / "by_hand", base / "served"
     for copy in (by_hand, served):
         shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".git", ".venv"))
-    port, moto_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))}
-    env.update({"KEDRO_PROJECT_PATH": str(served), "MPLCONFIGDIR": "/tmp"})
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "kedro_jobs_local.dev", "--port", str(port),
-         "--moto-port", str(moto_port), "--workers", "1", "--state-dir", str(base / "state")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    dev, api = start_dev(
+        consumer_timeout=None,
+        state_dir=str(base / "state"),
+        env=dev_environment(KEDRO_PROJECT_PATH=str(served), MPLCONFIGDIR="/tmp"),
+    )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=60) as client:
+        with httpx.Client(base_url=api, timeout=60) as client:
             wait_healthy(client)
             _service_run(client, pipeline)  # warm-up: the consumer's first job
             _kedro_run(by_hand, pipeline)

@@ -28,21 +28,12 @@ from bench import (  # noqa: E402
     latency,
     listing,
 )
+from bench.dev import bench_environment  # noqa: E402
 from bench.report import write_report  # noqa: E402
 
 
 def main() -> int:
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "KEDRO_DISABLE_TELEMETRY": "1",
-            "DO_NOT_TRACK": "1",
-            "KEDRO_PROJECT_PATH": str(ROOT / "local" / "example_project"),
-        }
-    )
+    bench_environment()
     from kedro_jobs_local.moto_server import running_moto
     from kedro_jobs_local.resources import create_resources
 

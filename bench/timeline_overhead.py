@@ -112,17 +112,10 @@ def measure(rounds: int = 12) -> dict[str, Any]:
 
 
 def main() -> int:
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "KEDRO_DISABLE_TELEMETRY": "1",
-            "DO_NOT_TRACK": "1",
-            "KEDRO_PROJECT_PATH": str(PROJECT),
-        }
-    )
+    sys.path.insert(0, str(ROOT))
+    from bench.dev import bench_environment
+
+    bench_environment(PROJECT)
     sys.path.insert(0, str(ROOT / "local"))
     from kedro_jobs_local.moto_server import running_moto
     from kedro_jobs_local.resources import create_resources

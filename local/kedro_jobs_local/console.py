@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from datetime import datetime
 from typing import Any, TextIO
@@ -15,7 +14,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from kedro_jobs_local.lifetime import StopSignals, exit_with_parent
+from kedro_jobs_local.lifetime import StopSignals, stack_process
 
 QUEUE = "kedro-jobs-dev-console"
 RULE = "kedro-jobs-dev-console"
@@ -92,10 +91,7 @@ def run(out: TextIO = sys.stdout) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="make dev's one line per job state change")
-    parser.add_argument("--parent", type=int, help="stop when this process is gone")
-    args = parser.parse_args(argv)
-    if args.parent:
-        exit_with_parent(args.parent, signal.SIGTERM)
+    stack_process(parser, argv, log=False)
     run()
 
 

@@ -11,6 +11,18 @@ from pathlib import Path
 
 RECORD_VAR = "KEDRO_JOBS_TEST_RECORD"
 
+# The head of a test project's nodes.py: _record(name) appends a node's name to the record.
+RECORDING_NODES = """
+import os
+
+
+def _record(name):
+    path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(name + "\\n")
+"""
+
 _NODES = """
 import os
 import time
@@ -136,20 +148,44 @@ def write_pyproject(root: Path, package: str) -> None:
     )
 
 
-def write_project(root: Path, package: str = "counting_project") -> Path:
-    """Write the project under ``root`` and return its path."""
+def write_kedro_project(
+    root: Path,
+    package: str,
+    nodes: str,
+    registry: str,
+    *,
+    catalog: str = "{}\n",
+    parameters: str = "",
+    files: dict[str, str] | None = None,
+) -> Path:
+    """Write a Kedro project under ``root`` (created) from its parts and return its path:
+    pyproject.toml, conf/base (``catalog``, ``parameters``), an empty conf/local, and the
+    package with ``nodes`` (nodes.py) and ``registry`` (pipeline_registry.py; ``{package}``
+    in it is the package's name). ``files``: more files, by path under ``root``
+    (``{package}`` in a path is the package's name)."""
     src = root / "src" / package
     src.mkdir(parents=True)
-    (root / "conf" / "base").mkdir(parents=True)
-    (root / "conf" / "local").mkdir(parents=True)
+    for folder in ("conf/base", "conf/local"):
+        (root / folder).mkdir(parents=True)
     write_pyproject(root, package)
-    (root / "conf" / "base" / "catalog.yml").write_text("{}\n")
-    (root / "conf" / "base" / "parameters.yml").write_text("x: 3\nseconds: 0.01\n")
+    (root / "conf" / "base" / "catalog.yml").write_text(catalog)
+    (root / "conf" / "base" / "parameters.yml").write_text(parameters)
     (src / "__init__.py").write_text("")
     (src / "settings.py").write_text("")
-    (src / "nodes.py").write_text(_NODES)
-    (src / "pipeline_registry.py").write_text(_REGISTRY.format(package=package))
+    (src / "nodes.py").write_text(nodes)
+    (src / "pipeline_registry.py").write_text(registry.format(package=package))
+    for name, text in (files or {}).items():
+        path = root / name.format(package=package)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return root
+
+
+def write_project(root: Path, package: str = "counting_project") -> Path:
+    """Write the project under ``root`` and return its path."""
+    return write_kedro_project(
+        root, package, nodes=_NODES, registry=_REGISTRY, parameters="x: 3\nseconds: 0.01\n"
+    )
 
 
 def executions(record: Path) -> Counter[str]:

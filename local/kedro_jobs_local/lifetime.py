@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import logging
 import os
@@ -28,6 +29,22 @@ def exit_with_parent(parent: int | None = None, sig: int = signal.SIGTERM) -> No
         threading.Thread(target=_watch, args=(parent, sig), daemon=True).start()
     if os.getppid() != parent:
         os.kill(os.getpid(), sig)
+
+
+def stack_process(
+    parser: argparse.ArgumentParser, argv: list[str] | None, *, log: bool = True
+) -> argparse.Namespace:
+    """The command line of a process `make dev` starts (``parser`` with ``--parent`` added),
+    and its start: it stops when that parent is gone, and (``log``) logs INFO lines, but
+    only botocore's warnings."""
+    parser.add_argument("--parent", type=int, help="stop when this process is gone")
+    args = parser.parse_args(argv)
+    if args.parent:
+        exit_with_parent(args.parent, signal.SIGTERM)
+    if log:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+    return args
 
 
 def _watch(parent: int, sig: int) -> None:

@@ -21,7 +21,7 @@ from kedro_jobs.runner.control import hand_back_running
 from kedro_jobs_local import tasks
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import to_lambda_record
-from kedro_jobs_local.lifetime import exit_with_parent
+from kedro_jobs_local.lifetime import stack_process
 
 logger = logging.getLogger("kedro_jobs_local.poller")
 _MAX_BACKOFF = 5.0
@@ -197,12 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="PollerConfig as JSON")
     parser.add_argument("--handler", required=True, help="module:function of the handler")
     parser.add_argument("--status-file", help="where to say what this poller is doing")
-    parser.add_argument("--parent", type=int, help="stop when this process is gone")
-    args = parser.parse_args(argv)
-    if args.parent:
-        exit_with_parent(args.parent, signal.SIGTERM)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    args = stack_process(parser, argv)
     run_poller(PollerConfig(**json.loads(args.config)), args.handler, status_path=args.status_file)
 
 

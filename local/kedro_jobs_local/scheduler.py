@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro_jobs.core.schedule_times import InvalidExpression, fires_between, next_fires, parse, zone
-from kedro_jobs_local.lifetime import exit_with_parent, run_every
+from kedro_jobs_local.lifetime import run_every, stack_process
 
 logger = logging.getLogger("kedro_jobs_local.scheduler")
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -160,12 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fire the schedules kept in moto's Scheduler")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between passes")
     parser.add_argument("--state-file", type=Path, help="where fired at() schedules are kept")
-    parser.add_argument("--parent", type=int, help="stop when this process is gone")
-    args = parser.parse_args(argv)
-    if args.parent:
-        exit_with_parent(args.parent, signal.SIGTERM)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    args = stack_process(parser, argv)
     import boto3
 
     from kedro_jobs.core.settings import Settings

@@ -8,11 +8,10 @@ import argparse
 import logging
 import os
 import re
-import signal
 from typing import Any
 
 from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lifetime import exit_with_parent, run_every
+from kedro_jobs_local.lifetime import run_every, stack_process
 
 logger = logging.getLogger("kedro_jobs_local.sweeper")
 FUNCTION = "SweeperFunction"
@@ -47,12 +46,7 @@ def run_sweeper(every: float, timeout: float = 60.0) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The sweeper on the template's schedule")
     parser.add_argument("--every", type=float, help="seconds between sweeps (the template's)")
-    parser.add_argument("--parent", type=int, help="stop when this process is gone")
-    args = parser.parse_args(argv)
-    if args.parent:
-        exit_with_parent(args.parent, signal.SIGTERM)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    args = stack_process(parser, argv)
     every = args.every
     if every is None:
         from kedro_jobs_local.template import load_template

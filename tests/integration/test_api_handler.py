@@ -152,6 +152,16 @@ def test_unknown_ids_are_404(call: Call) -> None:
     assert call("POST", "/api/v1/jobs/nope/cancel")[0] == 404
 
 
+def test_a_request_aws_refuses_answers_500_naming_it_not_503(call: Call, aws: Aws) -> None:
+    # A table that does not exist: DynamoDB's 400, which asking again will not mend (a 503
+    # would tell the client to retry).
+    settings = get_settings().model_copy(update={"jobs_table_name": "table-that-is-gone"})
+    api.app.state.services = Services(settings)
+    status, body, _ = call("GET", "/api/v1/jobs/some-job")
+    assert status == 500
+    assert "DynamoDB refused the request: ResourceNotFoundException" in body["detail"]
+
+
 def test_queue_down_fails_the_job_and_answers_503(call: Call, aws: Aws) -> None:
     settings = get_settings().model_copy(
         update={"jobs_queue_url": aws.resources.queue_url + "-gone"}

@@ -127,7 +127,8 @@ def test_a_queue_that_is_gone_names_the_job_too(api_call: ApiCall, aws: Aws) -> 
     status, body, _ = api_call("POST", JOBS, body={"pipeline_name": "p"})
     assert status == 503
     [item] = aws.items()
-    assert item["id"]["S"] in body["detail"] and "SQS unavailable" in body["detail"]
+    # A queue that does not exist is a refusal (a 4xx), not an outage: the detail says which.
+    assert item["id"]["S"] in body["detail"] and "SQS refused the request" in body["detail"]
     assert item["status"]["S"] == "failed"
 
 
@@ -173,8 +174,11 @@ def test_a_job_from_before_a_limit_cannot_be_retried_but_says_why(
 ) -> None:
     old = _put_damaged(aws, status="failed", options={"S": json.dumps({"env": ".."})})
     status, body, _ = api_call("POST", f"{JOBS}/{old}/retry")
-    assert status == 409
-    assert "no longer accepted (options.env: Value error, env must name a folder" in body["detail"]
+    assert status == 409 and "could not be read in full" in body["detail"]
+    # The record says which option is no longer accepted, and why.
+    status, record, _ = api_call("GET", f"{JOBS}/{old}")
+    assert status == 200 and record["options"] == {}
+    assert "options.env: Value error, env must name a folder" in record["error_message"]
     assert len(aws.items()) == 1 and aws.messages() == []
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 import kedro_jobs.consumer.handler  # noqa: F401 - the consumer's parent logger
 from kedro_jobs.consumer.delivery import Consumer
@@ -163,21 +165,25 @@ def test_a_retryable_failure_comes_back_within_seconds(
     body = json.dumps({"version": 1, "pipeline_name": "two_nodes"})
     aws.sqs.send_message(QueueUrl=aws.resources.queue_url, MessageBody=body)
     [message] = aws.messages()
-    gone = settings.model_copy(update={"jobs_table_name": "table-that-is-gone"})
+    # The table throttles every request of this consumer's client, as DynamoDB answers one
+    # over its provisioned throughput (botocore's own retries then give up).
+    throttled = boto3.client("dynamodb", endpoint_url=aws.dynamodb.meta.endpoint_url)
+    throttled.meta.events.register("before-call.dynamodb", _throttle)
     consumer = Consumer(
-        gone,
-        store=JobStore(gone.jobs_table_name, dynamodb=aws.dynamodb),
+        settings,
+        store=JobStore(settings.jobs_table_name, dynamodb=throttled),
         artifacts=ArtifactStore(aws.resources.bucket, s3=aws.s3),
         runner_factory=lambda: pytest.fail("no job should run"),  # type: ignore[arg-type,return-value]
         queue=JobQueue(aws.resources.queue_url, sqs=aws.sqs),
     )
-    with pytest.raises(DependencyUnavailable):
+    with pytest.raises(DependencyUnavailable) as raised:
         consumer.handle(
             message["Body"],
             message["MessageId"],
             receipt_handle=message["ReceiptHandle"],
             receive_count=1,
         )
+    assert "ProvisionedThroughputExceededException" in str(raised.value)
     # The queue's visibility timeout is 360 s here; the backoff makes it back in <= 5 s.
     back: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
@@ -187,6 +193,14 @@ def test_a_retryable_failure_comes_back_within_seconds(
         ).get("Messages", [])
     assert back and back[0]["MessageId"] == message["MessageId"]
     assert back[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
+def _throttle(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}
+    return AWSResponse("", 400, {}, None), {
+        "Error": error,
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
 
 
 # The template's defaults (template.yaml, core/settings.py): the consumer's timeout 900 s, so

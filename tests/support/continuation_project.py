@@ -12,7 +12,7 @@ from typing import Any
 
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunOutcome, RunRequest
-from kedro_jobs_local.counting_project import write_pyproject
+from kedro_jobs_local.counting_project import RECORDING_NODES, write_kedro_project
 
 NODES = ("first", "second", "third")
 
@@ -32,18 +32,12 @@ model:
   versioned: true
 """
 
-_NODES = """
-import os
+_NODES = (
+    RECORDING_NODES
+    + """
 import time
 
 import pandas as pd
-
-
-def _record(name):
-    path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
-    if path:
-        with open(path, "a") as handle:
-            handle.write(name + "\\n")
 
 
 def first(x, seconds):
@@ -71,6 +65,7 @@ def boom(values, table, model, seconds):
     _record("boom")
     raise ValueError("the third node fails")
 """
+)
 
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
@@ -95,18 +90,9 @@ def register_pipelines():
 
 def write_continuation_project(root: Path, package: str = "continuation_project") -> Path:
     """Write the project under ``root`` (created) and return its path."""
-    src = root / "src" / package
-    src.mkdir(parents=True)
-    for folder in ("conf/base", "conf/local"):
-        (root / folder).mkdir(parents=True)
-    write_pyproject(root, package)
-    (root / "conf" / "base" / "catalog.yml").write_text(_CATALOG)
-    (root / "conf" / "base" / "parameters.yml").write_text("x: 6\nseconds: 0.3\n")
-    (src / "__init__.py").write_text("")
-    (src / "settings.py").write_text("")
-    (src / "nodes.py").write_text(_NODES)
-    (src / "pipeline_registry.py").write_text(_REGISTRY.format(package=package))
-    return root
+    return write_kedro_project(
+        root, package, _NODES, _REGISTRY, catalog=_CATALOG, parameters="x: 6\nseconds: 0.3\n"
+    )
 
 
 def segment_request(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kedro_jobs_local.counting_project import write_pyproject
+from kedro_jobs_local.counting_project import write_kedro_project
 
 PIPELINES = ("__default__", "data_processing", "data_science", "reporting", "failing")
 
@@ -129,19 +129,15 @@ ORDERS = "region,amount\nnorth,10\nsouth,20\nnorth,5\nsouth,\neast,7\n"
 
 def write_data_project(root: Path, package: str = "data_project") -> Path:
     """Write the project under ``root`` (created) and return its path."""
-    src = root / "src" / package
-    src.mkdir(parents=True)
-    for folder in ("conf/base", "conf/local", "data/01_raw"):
-        (root / folder).mkdir(parents=True)
-    write_pyproject(root, package)
-    (root / "conf" / "base" / "catalog.yml").write_text(_CATALOG)
-    (root / "conf" / "base" / "parameters.yml").write_text(_PARAMETERS)
-    (root / "data" / "01_raw" / "orders.csv").write_text(ORDERS)
-    (src / "__init__.py").write_text("")
-    (src / "settings.py").write_text("")
-    (src / "nodes.py").write_text(_NODES)
-    (src / "pipeline_registry.py").write_text(_REGISTRY.format(package=package))
-    return root
+    return write_kedro_project(
+        root,
+        package,
+        _NODES,
+        _REGISTRY,
+        catalog=_CATALOG,
+        parameters=_PARAMETERS,
+        files={"data/01_raw/orders.csv": ORDERS},
+    )
 
 
 def expected_score(factor: float, offset: float, scale: float = 1.0) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kedro_jobs_local.counting_project import write_pyproject
+from kedro_jobs_local.counting_project import RECORDING_NODES, write_kedro_project
 
 BRANCHES = ("a", "b", "c")
 
@@ -28,18 +28,12 @@ table:
   filepath: data/08_reporting/table.csv
 """
 
-_NODES = """
-import os
+_NODES = (
+    RECORDING_NODES
+    + """
 import time
 
 import pandas as pd
-
-
-def _record(name):
-    path = os.environ.get("KEDRO_JOBS_TEST_RECORD")
-    if path:
-        with open(path, "a") as handle:
-            handle.write(name + "\\n")
 
 
 def prep(x, branch):
@@ -71,6 +65,7 @@ def step(x):
     _record("step")
     return x + 1
 """
+)
 
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
@@ -116,15 +111,6 @@ def register_pipelines():
 
 def write_fanout_project(root: Path, package: str = "fanout_project") -> Path:
     """Write the project under ``root`` (created) and return its path."""
-    src = root / "src" / package
-    src.mkdir(parents=True)
-    for folder in ("conf/base", "conf/local"):
-        (root / folder).mkdir(parents=True)
-    write_pyproject(root, package)
-    (root / "conf" / "base" / "catalog.yml").write_text(_CATALOG)
-    (root / "conf" / "base" / "parameters.yml").write_text("x: 4\npause: 0.0\n")
-    (src / "__init__.py").write_text("")
-    (src / "settings.py").write_text("")
-    (src / "nodes.py").write_text(_NODES)
-    (src / "pipeline_registry.py").write_text(_REGISTRY.format(package=package))
-    return root
+    return write_kedro_project(
+        root, package, _NODES, _REGISTRY, catalog=_CATALOG, parameters="x: 4\npause: 0.0\n"
+    )

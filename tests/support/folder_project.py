@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kedro_jobs_local.counting_project import write_pyproject
+from kedro_jobs_local.counting_project import write_kedro_project
 
 _CATALOG = """
 parts:
@@ -133,16 +133,14 @@ def register_pipelines():
 
 def write_folder_project(root: Path, package: str = "folder_project") -> Path:
     """Write the project under ``root`` (created) and return its path."""
-    src = root / "src" / package
-    src.mkdir(parents=True)
-    for folder in ("conf/base", "conf/local", "data"):
-        (root / folder).mkdir(parents=True)
-    write_pyproject(root, package)
-    (root / "conf" / "base" / "catalog.yml").write_text(_CATALOG.format(package=package))
-    (root / "conf" / "base" / "parameters.yml").write_text("n: 4\ntag: first\n")
-    (src / "__init__.py").write_text("")
-    (src / "settings.py").write_text("")
-    (src / "datasets.py").write_text(_DATASETS.format())
-    (src / "nodes.py").write_text(_NODES)
-    (src / "pipeline_registry.py").write_text(_REGISTRY.format(package=package))
-    return root
+    project = write_kedro_project(
+        root,
+        package,
+        _NODES,
+        _REGISTRY,
+        catalog=_CATALOG.format(package=package),
+        parameters="n: 4\ntag: first\n",
+        files={"src/{package}/datasets.py": _DATASETS.format()},
+    )
+    (project / "data").mkdir()
+    return project

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kedro_jobs.core.manifest import Manifest
+from kedro_jobs.core.requests import RunOptions
 from kedro_jobs.core.selection import NothingSelected, selected_nodes
 
 PIPELINE = Manifest.model_validate(
@@ -45,7 +46,7 @@ PIPELINE = Manifest.model_validate(
     ],
 )
 def test_filters_select_as_kedro_does(options: dict[str, Any], nodes: set[str]) -> None:
-    assert selected_nodes(PIPELINE, options) == nodes
+    assert selected_nodes(PIPELINE, RunOptions(**options)) == nodes
 
 
 @pytest.mark.parametrize(
@@ -60,5 +61,5 @@ def test_filters_select_as_kedro_does(options: dict[str, Any], nodes: set[str]) 
 )
 def test_filters_that_select_nothing_say_what_exists(options: dict[str, Any], says: str) -> None:
     with pytest.raises(NothingSelected) as refused:
-        selected_nodes(PIPELINE, options)
+        selected_nodes(PIPELINE, RunOptions(**options))
     assert says in str(refused.value)

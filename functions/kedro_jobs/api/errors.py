@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kedro_jobs.api.methods import allowed_methods
 from kedro_jobs.core.errors import (
+    DependencyRefused,
     DependencyUnavailable,
     InvalidCursor,
     InvalidTransition,
@@ -34,6 +35,7 @@ _STATUS: dict[type[JobsError], int] = {
     NotOffered: 422,
     NothingSelected: 422,
     UnsendableMessage: 422,  # checked before anything is written
+    DependencyRefused: 500,  # a 4xx from AWS (AccessDenied, ...): asking again will not help
     DependencyUnavailable: 503,
     JobNotQueued: 503,  # written, then not sent: the detail names the job
     ScheduleNotFound: 404,

@@ -8,8 +8,9 @@ job again once the lease has expired, and the attempt number fences the old run'
 
 Retry or not, decided once (``retry_delay``): errors in the user's pipeline fail the job and
 are not retried; a message that can never succeed goes to the dead-letter queue at once;
-infrastructure errors (throttling, 5xx, timeouts) and a lack of time are reported to SQS
-with the record made visible again after a short backoff by its receive count.
+infrastructure errors (throttling, 5xx, timeouts: core/aws.py) and a lack of time are
+reported to SQS with the record made visible again after a short backoff by its receive
+count; a refused AWS request (a 4xx) is left to the queue's own visibility timeout.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from kedro_jobs.consumer.segments import NodeStats
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.compute import TaskBackend, TaskLauncher, task_backends
 from kedro_jobs.core.compute import backend as compute_backend
-from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.errors import DependencyRefused, DependencyUnavailable
 from kedro_jobs.core.fanout import coordinator_from_settings, parse_task
 from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.messages import BadMessage, RefusedMessage, may_change, parse_body
@@ -66,7 +67,7 @@ def retry_delay(exc: BaseException, receive_count: int) -> int | None:
     own visibility timeout (an unexpected error: six times the function's timeout). Doubles
     with each receive up to RETRY_MAX_SECONDS, with jitter so a burst of throttled records
     does not come back at one instant."""
-    if not isinstance(exc, RETRYABLE):
+    if not isinstance(exc, RETRYABLE) or isinstance(exc, DependencyRefused):
         return None
     ceiling = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (max(1, receive_count) - 1))
     # Jitter, not security: the standard generator is right.

@@ -95,7 +95,7 @@ class FanOut:
         if job.fan_out is not None:  # a delivery after the first: the same execution
             self.coordinator.start(job.id, job.fan_out)
             return True
-        if job.options.get("fan_out") is False or job.segments or job.checkpoint:
+        if job.options.fan_out is False or job.segments or job.checkpoint:
             return False
         if job.compute != "lambda":
             return False

@@ -16,19 +16,10 @@ from kedro_jobs.core.requests import Compute, json_size
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store.roles.run import RunJobs
-from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress
+from kedro_jobs.runner.ending import Verdict, verdict
+from kedro_jobs.runner.types import RunOutcome, RunProgress
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
-
-# A run's status: what becomes of the job, and how its segment ended.
-_STATUS = {
-    "completed": JobStatus.COMPLETED,
-    "failed": JobStatus.FAILED,
-    "timed_out": JobStatus.FAILED,
-    "cancelled": JobStatus.CANCELLED,
-}
-SEGMENT_ENDED = {"completed": "completed", "failed": "failed", "timed_out": "failed",
-                 "cancelled": "cancelled", "continued": "continued"}  # fmt: skip
 
 
 def to_progress(progress: RunProgress) -> Progress:
@@ -99,11 +90,16 @@ class Recorder:
         execution_time: float | None = None,
         timeline: dict[str, Any] | None = None,
         kept: dict[str, Any] | None = None,
+        ending: Verdict | None = None,
     ) -> Job | None:
-        """``kept``: the checkpoint kept for a rerun from failure (consumer/rerun.py)."""
-        log_location = self.write_log(
-            job, outcome.log or f"{outcome.error_message or '(empty log)'}\n"
-        )
+        """The job ends as ``ending`` says (by default, as ending.verdict says of the
+        outcome alone). ``kept``: the checkpoint kept for a rerun from failure
+        (consumer/rerun.py)."""
+        ending = ending or verdict(outcome)
+        if ending.status is None:
+            raise ValueError(f"a run that goes on ({ending.next}) does not finish its job")
+        status, error = JobStatus(ending.status), ending.error
+        log_location = self.write_log(job, outcome.log or f"{error or '(empty log)'}\n")
         inline_max = self.settings.results_inline_max_bytes
         results, results_location = outcome.results, None
         if results is not None and json_size(results) > inline_max:
@@ -113,12 +109,6 @@ class Recorder:
         if outputs is not None and json_size(outputs) > inline_max:
             outputs_location = self.artifacts.put_json(outputs_key(job.id), outputs)
             outputs = None
-        status = _STATUS[outcome.status]
-        error = None
-        if status is JobStatus.CANCELLED:
-            error = outcome.error_message or CANCELLED_MESSAGE
-        elif status is JobStatus.FAILED:
-            error = outcome.error_message
         duration = outcome.duration if execution_time is None else execution_time
         finished = self.store.finish(
             job,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.consumer.claim import lease_seconds
 from kedro_jobs.consumer.dispatch import Dispatcher
-from kedro_jobs.consumer.outcome import SEGMENT_ENDED, Recorder
+from kedro_jobs.consumer.outcome import Recorder
 from kedro_jobs.consumer.project import ProjectLoadFailed, Runner
 from kedro_jobs.consumer.rerun import kept, reused_timeline
 from kedro_jobs.consumer.segments import (
@@ -39,9 +39,28 @@ from kedro_jobs.core.requests import Compute
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store.roles.run import RunJobs
 from kedro_jobs.core.timeline import Timeline, expected_end
+from kedro_jobs.runner.ending import Verdict, verdict
 from kedro_jobs.runner.types import RunOutcome, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
+
+
+@dataclass(frozen=True)
+class _HandOff:
+    what: str  # in the warning when its message was not sent
+    said: str  # logged once it is handed off
+
+
+_HAND_OFFS = {
+    # The segment stopped at a node boundary: the next one goes on from its checkpoint.
+    "continue": _HandOff("continuation", "job continues in another segment"),
+    # The host is stopping and the segment's node could not finish in time: handed off at
+    # once, rather than wait for its lease to expire.
+    "hand_back": _HandOff("hand-back", "the host is stopping: the job was handed back"),
+    # A node did not fit in an invocation: the job goes on as a task of the backend that
+    # takes long nodes (the dispatcher's long_nodes: Fargate).
+    "move": _HandOff("move to a task", "a node outlived the invocation: the job goes on as a task"),
+}
 
 
 class JobSink:
@@ -206,103 +225,36 @@ class SegmentRun:
             return None
         self.node_stats.update(job.pipeline_name, estimates, outcome.node_durations)
         ended_timeline = sink.ended(outcome.status)
-        if outcome.handed_back:  # the host stopped mid-node: the next one goes on from here
-            return self._hand_back(job, segment, outcome, ended_timeline)
-        if outcome.status == "timed_out" and may_move and not budget.limit_binding:
-            assert long_nodes is not None  # may_move
-            return self._move_to_task(job, segment, outcome, ended_timeline, long_nodes.name)
-        if outcome.status == "timed_out" and budget.limit_binding:
+        over_limit = None
+        if budget.limit_binding:
             limit = job_limit_seconds(job, self.settings)
-            outcome = replace(outcome, error_message=over_limit_message(limit, segment.segment))
-        if outcome.status == "continued" and outcome.checkpoint is not None:
-            return self._continue(job, segment, outcome, ended_timeline)
-        return self._end(job, segment, outcome, ended_timeline)
-
-    def _continue(
-        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
-    ) -> Job | None:
-        """The segment stopped at a node boundary: the next one goes on from its checkpoint."""
-        handed = self._hand_off(
-            job,
-            segment,
-            outcome,
-            ended="continued",
-            checkpoint=outcome.checkpoint,
-            unsent="continuation not sent; the sweeper will",
-            timeline=timeline,
-        )
-        if handed is not None:
-            logger.info("job continues in another segment", extra={"segment": segment.segment + 1})
-        return handed
-
-    def _hand_back(
-        self, job: Job, segment: Segment, outcome: RunOutcome, timeline: dict[str, Any] | None
-    ) -> Job | None:
-        """The host is stopping and the segment's node could not finish in time: the job is
-        handed off at once, to go on from the checkpoint this segment went on from, rather
-        than wait for its lease to expire."""
-        handed = self._hand_off(
-            job,
-            segment,
-            outcome,
-            ended="handed_back",
-            checkpoint=job.checkpoint,
-            unsent="hand-back not sent; the sweeper will",
-            timeline=timeline,
-        )
-        if handed is not None:
-            logger.info("the host is stopping: the job was handed back")
-        return handed
-
-    def _move_to_task(
-        self,
-        job: Job,
-        segment: Segment,
-        outcome: RunOutcome,
-        timeline: dict[str, Any] | None,
-        compute: Compute,
-    ) -> Job | None:
-        """A node did not fit in an invocation: the job goes on as a task of ``compute``
-        (Fargate), from the checkpoint this segment went on from (or from its first node)."""
-        handed = self._hand_off(
-            job,
-            segment,
-            outcome,
-            ended="timed_out",
-            checkpoint=job.checkpoint,
-            compute=compute,
-            unsent=f"move to {compute} not sent; the sweeper will",
-            timeline=timeline,
-        )
-        if handed is not None:
-            logger.info(
-                "a node outlived the invocation: the job goes on as a task",
-                extra={"compute": compute},
-            )
-        return handed
+            over_limit = over_limit_message(limit, segment.segment)
+        ending = verdict(outcome, may_move=may_move, over_limit=over_limit)
+        if ending.next == "end":
+            return self._end(job, segment, outcome, ended_timeline, ending)
+        return self._hand_off(job, segment, outcome, ending, ended_timeline)
 
     def _hand_off(
         self,
         job: Job,
         segment: Segment,
         outcome: RunOutcome,
-        *,
-        ended: str,
-        checkpoint: str | None,
-        compute: Compute | None = None,
-        unsent: str,
-        timeline: dict[str, Any] | None = None,
+        ending: Verdict,
+        timeline: dict[str, Any] | None,
     ) -> Job | None:
-        """The job stays running, handed off to the next segment, and its message is sent. If
-        the send fails the job waits, handed off, until the sweeper sends it (after its grace
-        lease)."""
-        done = ended_segment(segment, ended, outcome)
+        """The segment stopped and the job goes on (``ending.next``): it stays running, handed
+        off to the next segment, and its message is sent. If the send fails the job waits,
+        handed off, until the sweeper sends it (after its grace lease)."""
+        hand_off = _HAND_OFFS[ending.next]
+        done = ended_segment(segment, ending.segment, outcome)
         handed = self.recorder.hand_off(
             job,
             outcome,
             [*(job.segments or []), done],
-            checkpoint=checkpoint,
-            compute=compute,
+            # A continuation goes on from the checkpoint this segment saved; a hand-back or
+            # a move from the one this segment went on from (or from the first node).
+            checkpoint=outcome.checkpoint if ending.next == "continue" else job.checkpoint,
+            compute=self._long_nodes_backend() if ending.next == "move" else None,
             timeline=timeline,
         )
         if handed is None:
@@ -310,8 +262,16 @@ class SegmentRun:
         try:
             self.queue.send(encode(handed.to_message()))
         except DependencyUnavailable as exc:
-            logger.warning(unsent, extra={"reason": exc.reason})
+            logger.warning(
+                f"{hand_off.what} not sent; the sweeper will", extra={"reason": exc.reason}
+            )
+        logger.info(hand_off.said, extra={"segment": segment.segment + 1})
         return handed
+
+    def _long_nodes_backend(self) -> Compute:
+        long_nodes = self.dispatcher.long_nodes
+        assert long_nodes is not None  # verdict moves a job only when may_move
+        return long_nodes.name
 
     def _end(
         self,
@@ -319,8 +279,10 @@ class SegmentRun:
         segment: Segment,
         outcome: RunOutcome,
         timeline: dict[str, Any] | None = None,
+        ending: Verdict | None = None,
     ) -> Job | None:
-        done = ended_segment(segment, SEGMENT_ENDED[outcome.status], outcome)
+        ending = ending or verdict(outcome)
+        done = ended_segment(segment, ending.segment, outcome)
         segments = [*(job.segments or []), done]
         elapsed = sum((s.ended_at - s.started_at).total_seconds() for s in segments if s.ended_at)
         finished = self.recorder.finish(
@@ -330,6 +292,7 @@ class SegmentRun:
             execution_time=elapsed if len(segments) > 1 else None,
             timeline=timeline,
             kept=kept(job, outcome),
+            ending=ending,
         )
         if finished is not None and not outcome.kept:
             # The runner deletes them when it ran; not when the job ended before it (out of

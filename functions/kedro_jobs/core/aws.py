@@ -2,10 +2,17 @@
 
 boto3 honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> itself, so nothing here knows
 whether it talks to moto, LocalStack or AWS.
+
+Retryable or not is the AWS SDKs' own rule (botocore's standard retry mode, which has already
+tried each call three times by then): throttling, a 5xx, a request timeout or a connection
+that failed or timed out may pass later (DependencyUnavailable); any other error, a 4xx such
+as AccessDenied, ValidationException or an unexpected ConditionalCheckFailed, meets the same
+answer again (DependencyRefused).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from types import TracebackType
 from typing import Any
@@ -13,8 +20,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.retries.standard import (
+    RetryContext,
+    ThrottledRetryableChecker,
+    TransientRetryableChecker,
+)
 
-from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.errors import DependencyRefused, DependencyUnavailable
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -30,7 +42,8 @@ def client(service: str) -> Any:
 
 
 class aws_errors:
-    """Turn botocore failures into DependencyUnavailable, naming the dependency.
+    """Turn botocore failures into DependencyUnavailable (retryable) or DependencyRefused (not),
+    naming the dependency.
 
     Callers handle expected client errors (a failed condition) inside the block first.
     """
@@ -47,10 +60,32 @@ class aws_errors:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if isinstance(exc, ClientError):
-            raise DependencyUnavailable(self.dependency, f"{error_code(exc)}: {exc}") from exc
-        if isinstance(exc, BotoCoreError):
-            raise DependencyUnavailable(self.dependency, str(exc)) from exc
+        if isinstance(exc, ClientError | BotoCoreError):
+            reason = f"{error_code(exc)}: {exc}" if isinstance(exc, ClientError) else str(exc)
+            error = DependencyUnavailable if retryable(exc) else DependencyRefused
+            raise error(self.dependency, reason) from exc
+
+
+@dataclass(frozen=True)
+class _Status:
+    status_code: int
+
+
+_CHECKERS = (ThrottledRetryableChecker(), TransientRetryableChecker())
+
+
+def retryable(exc: Exception) -> bool:
+    """Throttling, a 5xx, a request timeout, a connection error: as botocore's standard retry
+    mode decides (its own lists of codes and exception classes)."""
+    response = getattr(exc, "response", None)
+    status = (response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    context = RetryContext(
+        attempt_number=1,
+        parsed_response=response,
+        http_response=_Status(int(status)) if status else None,
+        caught_exception=None if response is not None else exc,
+    )
+    return any(checker.is_retryable(context) for checker in _CHECKERS)
 
 
 def error_code(exc: BaseException) -> str:

@@ -47,9 +47,21 @@ class NotOffered(JobsError):
 
 
 class DependencyUnavailable(JobsError):
-    """DynamoDB, SQS or S3 failed or throttled: retryable by the caller."""
+    """DynamoDB, SQS or S3 throttled, failed with a 5xx or timed out: retryable by the caller
+    (core/aws.py decides which)."""
 
     def __init__(self, dependency: str, reason: str) -> None:
         super().__init__(f"{dependency} unavailable: {reason}")
+        self.dependency = dependency
+        self.reason = reason
+
+
+class DependencyRefused(DependencyUnavailable):
+    """DynamoDB, SQS or S3 refused the request (a 4xx: AccessDenied, a validation error, ...):
+    asking again meets the same answer, so it is not retried. A subclass, so that best-effort
+    writes (progress, a heartbeat, a log) still go on past it as past any failure of theirs."""
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        JobsError.__init__(self, f"{dependency} refused the request: {reason}")
         self.dependency = dependency
         self.reason = reason

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -30,7 +30,7 @@ from kedro_jobs.core.errors import (
 from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
-from kedro_jobs.core.requests import Compute, JobRequest
+from kedro_jobs.core.requests import Compute, JobRequest, RunOptions
 from kedro_jobs.core.rerun import MANIFEST, check_reusable, reused_job
 from kedro_jobs.core.selection import selected_nodes
 from kedro_jobs.core.settings import Settings
@@ -68,11 +68,11 @@ def submit(
 ) -> Job:
     """A new job for ``user``, written and queued (``retry_of``: the job it runs again)."""
     check_offered(backends.settings, request.compute, request.max_job_seconds)
-    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options.given())
+    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options)
     job = Job.new(
         pipeline_name=request.pipeline_name,
         parameters=request.parameters,
-        options=request.options.given(),
+        options=request.options,
         user_id=user,
         retry_of=retry_of,
         compute=request.compute,
@@ -114,7 +114,7 @@ def request_of(job: Job) -> JobRequest:
 
 
 def check_pipeline(
-    manifest: Manifest | None, pipeline_name: str, options: dict[str, Any] | None = None
+    manifest: Manifest | None, pipeline_name: str, options: RunOptions | None = None
 ) -> None:
     """With a manifest, an unknown name is rejected, and run options that select no node of
     the pipeline (core/selection.py); without one, any name is accepted (the consumer reports
@@ -199,11 +199,11 @@ def retry_from_failure(
     checkpoint = check_reusable(original, now or utcnow(), checkpoint_exists(backends.artifacts))
     request = request_of(original)
     check_offered(backends.settings, request.compute, request.max_job_seconds)
-    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options.given())
+    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options)
     job = Job.new(
         pipeline_name=request.pipeline_name,
         parameters=request.parameters,
-        options=request.options.given(),
+        options=request.options,
         user_id=user,
         retry_of=original.id,
         compute=request.compute,

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer, model_validator
 
 from kedro_jobs.core.requests import Compute, JobMessage, Overlap, RunOptions
 from kedro_jobs.core.states import JobStatus
@@ -84,7 +84,9 @@ class Job(BaseModel):
     completed_at: datetime | None = None
     execution_time: float | None = None
     # Additions (never renames).
-    options: dict[str, Any] = Field(default_factory=dict)
+    # The run options as asked (typed from the request to the runner); the record, the table
+    # and the queue message hold only those set.
+    options: RunOptions = Field(default_factory=RunOptions)
     progress: Progress | None = None
     retry_of: str | None = None
     attempts: int = 0
@@ -145,6 +147,10 @@ class Job(BaseModel):
             )
         return self
 
+    @field_serializer("options")
+    def _options_given(self, options: RunOptions) -> dict[str, Any]:
+        return options.given()
+
     @property
     def crashed_attempts(self) -> int:
         """Claims that did not end in an outcome or a hand-off (a worker that died): what
@@ -162,7 +168,7 @@ class Job(BaseModel):
         *,
         pipeline_name: str,
         parameters: dict[str, Any],
-        options: dict[str, Any],
+        options: RunOptions | None = None,
         user_id: str,
         source: Literal["api", "sqs", "schedule"] = "api",
         job_id: str | None = None,
@@ -179,7 +185,7 @@ class Job(BaseModel):
             pipeline_name=pipeline_name,
             user_id=user_id,
             parameters=parameters,
-            options=options,
+            options=options or RunOptions(),
             created_at=now,
             updated_at=now,
             source=source,
@@ -198,7 +204,7 @@ class Job(BaseModel):
             job_id=job_id,
             pipeline_name=message.pipeline_name,
             parameters=message.parameters,
-            options=message.options.given(),
+            options=message.options,
             user_id=message.user_id or "anonymous",
             source="schedule" if message.schedule else "sqs",
             compute=compute,
@@ -214,7 +220,7 @@ class Job(BaseModel):
             job_id=self.id,
             pipeline_name=self.pipeline_name,
             parameters=self.parameters,
-            options=RunOptions(**self.options),
+            options=self.options,
             user_id=self.user_id,
             compute=self.compute if self.compute != "lambda" else None,
             max_job_seconds=self.max_job_seconds,

@@ -22,9 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-# Where a job runs: the names of the compute backends (core/compute/), importable here too.
-from kedro_jobs.core.compute import Compute as Compute
+# Where a job runs: the names of the compute backends (core/compute/'s registry checks them).
 from kedro_jobs.names import JOB_ID_PATTERN
+from kedro_jobs.names import Compute as Compute
 
 PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 MAX_PARAMETERS_BYTES = 65_536
@@ -129,8 +129,23 @@ class RunOptions(BaseModel):
     fan_out: StrictBool | None = None
 
     def given(self) -> dict[str, Any]:
-        """Only the options the caller set."""
+        """Only the options the caller set (the job record's and the message's shape)."""
         return self.model_dump(exclude_none=True)
+
+    def filters(self) -> dict[str, list[str]]:
+        """The options that choose nodes, those set and not empty, by their names in
+        `kedro run` and KedroSession.run (Kedro's Pipeline.filter calls `namespaces`
+        `node_namespaces`)."""
+        chosen = {
+            "tags": self.tags,
+            "node_names": self.node_names,
+            "namespaces": self.namespaces,
+            "from_nodes": self.from_nodes,
+            "to_nodes": self.to_nodes,
+            "from_inputs": self.from_inputs,
+            "to_outputs": self.to_outputs,
+        }
+        return {name: list(value) for name, value in chosen.items() if value}
 
 
 RUN_OPTION_NAMES = frozenset(RunOptions.model_fields)

@@ -12,20 +12,11 @@ any of them (or below); ``from_nodes``/``from_inputs`` those and everything down
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from kedro_jobs.core.errors import JobsError
 from kedro_jobs.core.manifest import NodeInfo, PipelineInfo
+from kedro_jobs.core.requests import RunOptions
 
-FILTERS = (
-    "tags",
-    "node_names",
-    "namespaces",
-    "from_nodes",
-    "to_nodes",
-    "from_inputs",
-    "to_outputs",
-)
 # At most this many names are listed in a refusal (a large project has hundreds).
 _LISTED = 30
 
@@ -45,37 +36,40 @@ def _dataset(name: str) -> str:
     return name.split("@", 1)[0]
 
 
-def _downstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
+def _closure(nodes: list[NodeInfo], start: set[str], *, downstream: bool) -> set[str]:
+    """``start`` and every node downstream of it (that reads what they write), or upstream
+    (that writes what they read), through datasets (transcoding aside)."""
+
+    def ends(node: NodeInfo, near: bool) -> set[str]:
+        # Near: the datasets along which the chosen reach further (their outputs going
+        # downstream); far: those a candidate must share to join (its inputs).
+        return {_dataset(d) for d in (node.outputs if near == downstream else node.inputs)}
+
     chosen = set(start)
-    made = {_dataset(o) for n in nodes if n.name in chosen for o in n.outputs}
+    reached = {d for n in nodes if n.name in chosen for d in ends(n, True)}
     grew = True
     while grew:
         grew = False
         for node in nodes:
-            if node.name not in chosen and made & {_dataset(i) for i in node.inputs}:
+            if node.name not in chosen and reached & ends(node, False):
                 chosen.add(node.name)
-                made |= {_dataset(o) for o in node.outputs}
+                reached |= ends(node, True)
                 grew = True
     return chosen
+
+
+def _downstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
+    return _closure(nodes, start, downstream=True)
 
 
 def _upstream(nodes: list[NodeInfo], start: set[str]) -> set[str]:
-    chosen = set(start)
-    needed = {_dataset(i) for n in nodes if n.name in chosen for i in n.inputs}
-    grew = True
-    while grew:
-        grew = False
-        for node in nodes:
-            if node.name not in chosen and needed & {_dataset(o) for o in node.outputs}:
-                chosen.add(node.name)
-                needed |= {_dataset(i) for i in node.inputs}
-                grew = True
-    return chosen
+    return _closure(nodes, start, downstream=False)
 
 
-def selected_nodes(pipeline: PipelineInfo, options: dict[str, Any]) -> set[str]:
-    """The names of the nodes ``options`` select; NothingSelected saying why, and what
+def selected_nodes(pipeline: PipelineInfo, run_options: RunOptions) -> set[str]:
+    """The names of the nodes ``run_options`` select; NothingSelected saying why, and what
     exists, if none or if a filter names what the pipeline does not have."""
+    options = run_options.filters()
     nodes = pipeline.nodes
     names = {n.name for n in nodes}
     datasets = {_dataset(d) for n in nodes for d in (*n.inputs, *n.outputs)}
@@ -101,7 +95,7 @@ def selected_nodes(pipeline: PipelineInfo, options: dict[str, Any]) -> set[str]:
             )
         return given
 
-    if not any(options.get(option) for option in FILTERS):
+    if not options:
         return names  # no filter: the whole pipeline, as Kedro runs it
     subsets: list[tuple[str, set[str]]] = []
     if options.get("tags"):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kedro_jobs.runner import handover
 from kedro_jobs.runner.control import RunControl
 from kedro_jobs.runner.data import DataPlan, unique_version
+from kedro_jobs.runner.ending import settle
 from kedro_jobs.runner.groups import GroupPlan, plan_groups
 from kedro_jobs.runner.isolation import Ended, run_inline
 from kedro_jobs.runner.log import log_line
@@ -22,8 +23,6 @@ from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
 if TYPE_CHECKING:
     from kedro_jobs.runner.runner import KedroRunner
 
-_FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
-
 
 def plan(runner: KedroRunner, request: RunRequest) -> dict[str, Any] | None:
     """The job's group plan (with the save version every group uses), or None when it does
@@ -31,10 +30,9 @@ def plan(runner: KedroRunner, request: RunRequest) -> dict[str, Any] | None:
     pipeline = runner._pipelines.get(request.pipeline_name)
     if pipeline is None:
         return None
-    options = request.options
-    filters = {k: options[k] for k in _FILTERS if options.get(k)}
-    if options.get("namespaces"):
-        filters["node_namespaces"] = options["namespaces"]
+    filters: dict[str, Any] = request.options.filters()
+    if "namespaces" in filters:  # Pipeline.filter's name for it
+        filters["node_namespaces"] = filters.pop("namespaces")
     try:
         pipeline = pipeline.filter(**filters) if filters else pipeline
     except Exception:  # bad filters: the one-worker run reports them as the job's error
@@ -109,14 +107,16 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
     data = _plan(runner, job_id, job_plan["save_version"])
     group_ids = [g["id"] for g in job_plan["groups"]]
     total = int(job_plan["total_nodes"])
+    commit_error, log = None, ""
     try:
         outputs, results = handover.commit(root, job_id, group_ids, data)
-        ended = Ended("completed", results=results)
     except Exception as error:
-        message = f"Outputs could not be committed to {data.data_root}: {error!r}"
-        ended, outputs = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message)), []
+        commit_error = f"Outputs could not be committed to {data.data_root}: {error!r}"
+        outputs, results, log = [], None, log_line("ERROR", "kedro_jobs", commit_error)
     finally:
         data.discard()
+    settled = settle("completed", None, commit_error=commit_error)
+    ended = Ended(settled.status, settled.error, results=results, log=log)
     control = RunControl(lambda *_: False, float("inf"))
     control.started = started
     control.note(total, total, None)

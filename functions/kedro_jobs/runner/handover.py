@@ -27,7 +27,7 @@ from kedro_jobs.runner.checkpoint import delete
 from kedro_jobs.runner.data import DataPlan, StagedOutput
 from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
-from kedro_jobs.runner.session import Executed, in_directory, job_session
+from kedro_jobs.runner.session import Executed, in_directory, job_session, run_arguments
 from kedro_jobs.runner.types import RunRequest
 
 logger = logging.getLogger(__name__)
@@ -164,19 +164,15 @@ def execute_group(
     handover. Raises the pipeline's error or StopRun."""
     from kedro.runner import SequentialRunner
 
-    options = request.options
     session = job_session(project_path, request, plan)
     exports = ExportHook(work.exports)
     with session, in_directory(project_path):
         restored = restore(work, request.job_id, plan)
-        session._hook_manager.register(ProgressHook(events))
-        session._hook_manager.register(DataPlanHook(plan, restored))
-        session._hook_manager.register(exports)
+        session.register(ProgressHook(events), DataPlanHook(plan, restored), exports)
         session.run(
             pipeline_names=[request.pipeline_name],
             runner=SequentialRunner(),
-            node_names=work.nodes,
-            load_versions=options.get("load_versions") or None,
+            **run_arguments(request, nodes=work.nodes),
         )
     # File datasets are handed over as their staged files: only the others travel as values.
     files = {item.name for item in plan.staged}

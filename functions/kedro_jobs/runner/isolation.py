@@ -2,8 +2,9 @@
 
 Inline runs the job in the consumer's own process (for places that cannot fork); a deadline
 can then only be enforced between nodes. The fork mode (forked.py) runs the same attempt in a
-child process and is the default. Either returns an :class:`Ended`; the runner turns it into
-the job's outcome in one place.
+child process and is the default. Either returns an :class:`Ended`: how the attempt itself
+ended (the status a StopRun carried, "failed" for the pipeline's error, else "completed");
+ending.settle then decides the run's status, once.
 """
 
 from __future__ import annotations

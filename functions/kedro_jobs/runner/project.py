@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -84,88 +81,28 @@ def ensure_configured(package_name: str) -> None:
 
 
 def speed_up_sessions() -> None:
-    """Per-job work KedroSession redoes that a job service need not; ~15 ms of a ~35 ms job.
-    Each change is skipped if Kedro's internals moved (then only speed is lost)."""
-    from kedro.framework.session import session as session_module
-
-    # KedroSession.create runs `git rev-parse` and `git status` for its session store: two
-    # process spawns a job (from the forked child, too). This service keeps no session store.
-    if hasattr(session_module, "_describe_git"):
-        session_module._describe_git = _no_git
-    # Plugin hooks are found by scanning every installed distribution's entry points, on
-    # every session; the installed packages do not change in a container: scan once.
-    original = getattr(session_module, "_register_hooks_entry_points", None)
-    if original is not None:
-        session_module._register_hooks_entry_points = _EntryPointHooks(original)  # type: ignore[attr-defined]
-    # MemoryDataset tries `import ibis` on every save; a failed import is not cached, so
-    # each try searches sys.path again. Record it as absent (an `import ibis` still raises
-    # ImportError) when it is not installed.
+    """Per-job work a job service need not redo. Jobs run in Kedro's KedroServiceSession
+    (session.py): made once per env, it finds the plugins' hooks once, keeps every pipeline
+    loaded ("serving mode"), and keeps no session store (no `git` calls); what is left:
+    MemoryDataset tries `import ibis` on every save, and a failed import is not cached, so
+    each try searches sys.path again. Record it as absent (an `import ibis` still raises
+    ImportError) when it is not installed."""
     if "ibis" not in sys.modules and importlib.util.find_spec("ibis") is None:
         sys.modules["ibis"] = None  # type: ignore[assignment]
-    # session.run asks for just the pipelines it runs (`set_requested`), and a change of
-    # request empties the registry, so the next access calls the project's
-    # register_pipelines again: in every forked child (its state dies with it), ~5 ms here
-    # and far more for a big project. Once every pipeline is loaded, a narrower request is
-    # a subset of what is there: keep it.
-    from kedro.framework.project import _ProjectPipelines
-
-    set_requested = getattr(_ProjectPipelines, "set_requested", None)
-    if set_requested is not None and not hasattr(set_requested, "__wrapped__"):
-        _ProjectPipelines.set_requested = _keep_loaded_registry(set_requested)  # type: ignore[method-assign,assignment]
-
-
-def _no_git(project_path: Path) -> dict[str, Any]:
-    return {}
-
-
-def _keep_loaded_registry(set_requested: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-    @functools.wraps(set_requested)
-    def keep(registry: Any, pipeline_names: Any) -> None:
-        everything = getattr(registry, "_is_data_loaded", False) and (
-            getattr(registry, "_requested_pipelines", ()) is None
-        )
-        if not everything:
-            set_requested(registry, pipeline_names)
-
-    return keep
-
-
-class _EntryPointHooks:
-    """Kedro's entry-point hook registration, with the plugins found the first time
-    registered again on later sessions' hook managers."""
-
-    def __init__(self, register: Callable[[Any, Iterable[str]], None]) -> None:
-        self.register = register
-        self.plugins: dict[str, object] | None = None
-
-    def __call__(self, hook_manager: Any, disabled_plugins: Iterable[str]) -> None:
-        if self.plugins is None:
-            before = set(hook_manager.get_plugins())
-            self.register(hook_manager, disabled_plugins)
-            self.plugins = {
-                hook_manager.get_name(plugin): plugin
-                for plugin in hook_manager.get_plugins()
-                if plugin not in before
-            }
-            return
-        for name, plugin in self.plugins.items():
-            if not hook_manager.is_registered(plugin):
-                hook_manager.register(plugin, name=name)
 
 
 def warm_up(project_path: Path) -> None:
-    """Build one session's context and catalog, unrun: the first one imports and sets up
-    ~0.5 s of Kedro machinery that every forked child would otherwise redo."""
-    from kedro.framework.session import KedroSession
+    """Make the default env's service session, and build a context and catalog, unrun: the
+    first one imports and sets up ~0.5 s of Kedro machinery that every forked child would
+    otherwise redo."""
     from kedro.runner import SequentialRunner  # noqa: F401 - imported for the children
 
-    import kedro_jobs.runner.session  # noqa: F401 - every job imports it (and its hooks)
+    from kedro_jobs.runner.session import service_session
 
     try:
-        with KedroSession.create(project_path=project_path) as session:
-            catalog = session.load_context().catalog  # type: ignore[attr-defined]
-            # A run makes each unnamed dataset from the catalog's default pattern; the
-            # first time imports the dataset class (and tries kedro_datasets): do it here.
-            catalog.get("__kedro_jobs_warm_up__", fallback_to_runtime_pattern=True)
+        catalog = service_session(project_path, None).load_context().catalog
+        # A run makes each unnamed dataset from the catalog's default pattern; the first
+        # time imports the dataset class (and tries kedro_datasets): do it here.
+        catalog.get("__kedro_jobs_warm_up__", fallback_to_runtime_pattern=True)
     except Exception:  # a project whose base config needs runtime params: warm less
         logger.debug("warm-up session failed", exc_info=True)

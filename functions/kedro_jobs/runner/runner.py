@@ -1,12 +1,14 @@
 """Run a Kedro pipeline in-process with Kedro's Python API (no `kedro run` subprocess).
 
 The project is bootstrapped once per container (settings, pipeline registry, one unrun
-session to import the rest of Kedro). Each job gets a fresh KedroSession (~20 ms) with hooks
-that report progress, stop the run at a node boundary, and point its file datasets at the
-job's own data (data.py). Isolation "fork" (the default) runs each job in a child forked from
+session to import the rest of Kedro). Each job is one run of Kedro's KedroServiceSession
+(session.py: one per env, made before the fork), with hooks that report progress, stop the
+run at a node boundary, and point its file datasets at the job's own data (data.py).
+Isolation "fork" (the default) runs each job in a child forked from
 this warm process (forked.py); "inline" runs it here (isolation.py), for places that cannot
 fork, and checks the deadline between nodes only. Either way the outcome is made here, in one
-place: outputs committed on success, staging discarded always. A job longer than one
+place: outputs committed on success, staging discarded always; the run's status is settled
+by ending.py. A job longer than one
 invocation stops at a node boundary with a checkpoint (status "continued") and goes on from
 it in the next (checkpoint.py); its checkpoints are removed once it ends.
 
@@ -15,8 +17,10 @@ Measured by `make bench` (2 shared cores; `hello`, 2 nodes; warm; no-op progress
     itself, ~10 ms the child's copy-on-write page faults while it builds its session; its
     exit is reaped off the job's path)
     cold start: import + bootstrap + warm-up session ~1.1-1.3 s (first job then as above)
-Without project.speed_up_sessions (Kedro's per-session git calls, entry-point scan, failed
-`import ibis`, the pipeline registry re-read by every forked child) a job took ~10-30 ms more.
+A KedroSession a job (before the service session) redid Kedro's per-session git calls, its
+entry-point scan and a re-read of the pipeline registry in every forked child, unless patched
+(~10-30 ms a job); the service session does none of them. A failed `import ibis` on every
+MemoryDataset save is still skipped (project.speed_up_sessions).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from kedro_jobs.runner.checkpoint import (
 )
 from kedro_jobs.runner.control import CHECKPOINT_ALLOWANCE_SECONDS, ContinuePolicy, RunControl
 from kedro_jobs.runner.data import DataPlan
+from kedro_jobs.runner.ending import settle
 from kedro_jobs.runner.isolation import Ended, run_inline
 from kedro_jobs.runner.log import log_line
 from kedro_jobs.runner.project import bootstrap, ensure_configured, speed_up_sessions, warm_up
@@ -184,6 +189,12 @@ class KedroRunner:
         own = resumed is not None and owner == request.job_id
         control.policy = _policy(request, resumed)
         ensure_configured(self.package_name)
+        from kedro_jobs.runner.session import execute, service_session
+
+        try:  # made here, before the fork, once per env: every later job's child has it
+            service_session(self.project_path, request.options.env or None)
+        except Exception:  # the run meets it again, and fails the job saying why
+            logger.debug("no service session for env %r", request.options.env, exc_info=True)
         plan = DataPlan.for_job(
             self.project_path,
             self.data_root,
@@ -205,8 +216,6 @@ class KedroRunner:
             request.checkpoint,
             resumed,
         )
-        from kedro_jobs.runner.session import execute
-
         work = partial(execute, self.project_path, request, plan=plan, checkpoints=checkpoints)
         try:
             if self.isolation == "inline":
@@ -215,18 +224,39 @@ class KedroRunner:
                 from kedro_jobs.runner.forked import run_forked
 
                 ended = run_forked(work, control)
-            outputs = self._commit(ended, plan, control)
+            outputs, commit_error = self._commit(ended, plan, control)
         finally:
             plan.discard()
-        kept = self._clean_checkpoints(ended, request, control, root, checkpoints.location)
-        return self._outcome(ended, control, outputs, kept)
+        return self._end(ended, request, control, root, outputs, commit_error, checkpoints.location)
 
     def _failed(self, message: str, request: RunRequest, control: RunControl) -> RunOutcome:
         ended = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message) + "\n")
         # Nothing ran; a checkpoint it could not read is not kept either.
         root = self.data_root or str(self.project_path)
-        self._clean_checkpoints(ended, request, control, root, keep=False)
-        return self._outcome(ended, control, [])
+        return self._end(ended, request, control, root, keep=False)
+
+    def _end(
+        self,
+        ended: Ended,
+        request: RunRequest,
+        control: RunControl,
+        root: str,
+        outputs: list[dict[str, Any]] | None = None,
+        commit_error: str | None = None,
+        location: str = "",
+        *,
+        keep: bool = True,
+    ) -> RunOutcome:
+        settled = settle(
+            ended.status,
+            ended.error,
+            checkpoint=ended.checkpoint,
+            commit_error=commit_error,
+            handing_back=control.handing_back,
+        )
+        ended.status, ended.error = settled.status, settled.error
+        kept = self._clean_checkpoints(ended, request, control, root, location, keep=keep)
+        return self._outcome(ended, control, outputs or [], settled.handed_back, kept)
 
     @staticmethod
     def _clean_checkpoints(
@@ -245,8 +275,6 @@ class KedroRunner:
         read) go. A job that never saved or read one has none to remove. A job that failed,
         was cancelled or timed out keeps one, for a rerun from failure: the one it saved as
         it stopped (at ``location``), else the one of its own it went on from. Returns it."""
-        if ended.status == "continued" and ended.checkpoint is None:  # cannot go on
-            ended.status, ended.error = "failed", "The run stopped without a checkpoint"
         kept: str | None = None
         try:
             if ended.status == "continued":
@@ -270,24 +298,30 @@ class KedroRunner:
         return kept
 
     @staticmethod
-    def _commit(ended: Ended, plan: DataPlan, control: RunControl) -> list[dict[str, Any]]:
+    def _commit(
+        ended: Ended, plan: DataPlan, control: RunControl
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """A completed run's outputs are published; nothing of any other run is. A folder's
         commit waits for another job's of it no longer than the run's time left (1 s at
-        least): better a clear failure than the invocation killed mid-commit."""
+        least): better a clear failure than the invocation killed mid-commit. Returns what
+        was committed, or why nothing could be (the data root refused: see ending.settle)."""
         if ended.status != "completed":
-            return []
+            return [], None
         try:
-            return plan.commit(ended.staged, lock_wait=max(1.0, control.remaining()))
-        except Exception as error:  # the data root refused: the job did not complete
+            return plan.commit(ended.staged, lock_wait=max(1.0, control.remaining())), None
+        except Exception as error:
             message = f"Outputs could not be committed to {plan.data_root}: {error!r}"
             logger.exception("commit failed")
-            ended.status, ended.error, ended.results = "failed", message, None
             ended.log += log_line("ERROR", "kedro_jobs", message) + "\n"
-            return []
+            return [], message
 
     @staticmethod
     def _outcome(
-        ended: Ended, control: RunControl, outputs: list[dict[str, Any]], kept: str | None = None
+        ended: Ended,
+        control: RunControl,
+        outputs: list[dict[str, Any]],
+        handed_back: bool,
+        kept: str | None = None,
     ) -> RunOutcome:
         return RunOutcome(
             status=ended.status,
@@ -300,7 +334,7 @@ class KedroRunner:
             checkpoint=ended.checkpoint if ended.status == "continued" else None,
             node_durations=dict(control.durations),
             checkpoint_seconds=ended.checkpoint_seconds,
-            handed_back=control.handing_back and ended.status == "timed_out",
+            handed_back=handed_back,
             kept=kept,
         )
 

@@ -19,8 +19,6 @@ from kedro_jobs.runner.types import RunRequest
 
 logger = logging.getLogger(__name__)
 
-_FILTERS = ("tags", "node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs")
-
 
 @dataclass(frozen=True)
 class Executed:
@@ -59,22 +57,76 @@ def in_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def job_session(project_path: Path, request: RunRequest, plan: DataPlan) -> Any:
-    """The Kedro session of one job's run (a whole run, a segment or a fanned-out group):
-    its env and parameters, and the job's own save version as the session id, the save
-    version of every versioned dataset (Kedro's is a millisecond timestamp, which two jobs
-    can share)."""
-    from kedro.framework.session import KedroSession
+def run_arguments(request: RunRequest, *, nodes: list[str] | None = None) -> dict[str, Any]:
+    """The job's run options as Kedro's session.run keyword arguments (those set): where the
+    typed options become Kedro's, once. ``nodes``: run just these (a resumed segment's
+    remaining nodes, a fanned-out group's), a subset of what the options' filters select,
+    which they replace."""
+    options = request.options
+    filters = options.filters() if nodes is None else {"node_names": nodes}
+    return {**filters, "load_versions": options.load_versions or None}
 
-    session = KedroSession.create(
-        project_path=project_path,
-        env=request.options.get("env") or None,
-        runtime_params=nested_parameters(request.parameters) or None,
-        save_on_close=False,
-    )
-    session.session_id = plan.save_version
-    session._store["session_id"] = plan.save_version
+
+# One KedroServiceSession per project and env, made once (in the warm parent, before it
+# forks: see service_session) and used for many runs: its hook manager (the project's hooks
+# and plugins, found once), its pipelines (all loaded once: "serving mode").
+_SERVICE_SESSIONS: dict[tuple[Path, str | None], Any] = {}
+
+
+def service_session(project_path: Path, env: str | None) -> Any:
+    """The project's KedroServiceSession for ``env`` (None: the project's default). In
+    serving mode, as for callers it does not trust: runtime parameters may not choose a
+    dataset's type."""
+    key = (project_path, env)
+    session = _SERVICE_SESSIONS.get(key)
+    if session is None:
+        from kedro.framework.session import KedroServiceSession
+
+        session = KedroServiceSession.create(project_path=project_path, env=env, serving_mode=True)
+        _SERVICE_SESSIONS[key] = session
     return session
+
+
+class JobSession:
+    """One job's run (a whole run, a segment or a fanned-out group) in the project's service
+    session: its env and parameters, and the job's own save version as the run id, the save
+    version of every versioned dataset (Kedro's is a millisecond timestamp, which two jobs
+    can share). The job's hooks are registered for this run only."""
+
+    def __init__(self, service: Any, request: RunRequest, plan: DataPlan) -> None:
+        self.service = service
+        self.run_id = plan.save_version
+        self.runtime_params = nested_parameters(request.parameters) or None
+        self._hooks: list[object] = []
+
+    def register(self, *hooks: object) -> None:
+        # Kedro has no public way to add a hook to one run: its hook manager is the session's.
+        for hook in hooks:
+            self.service._hook_manager.register(hook)
+            self._hooks.append(hook)
+
+    def load_context(self) -> Any:
+        """The job's KedroContext (its env and parameters), as its run makes one."""
+        return self.service.load_context(self.runtime_params)
+
+    def run(self, **arguments: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.service.run(
+            run_id=self.run_id, runtime_params=self.runtime_params, **arguments
+        )
+        return result
+
+    def __enter__(self) -> JobSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        # The service session outlives the run (inline isolation runs the next job with it).
+        while self._hooks:
+            self.service._hook_manager.unregister(self._hooks.pop())
+
+
+def job_session(project_path: Path, request: RunRequest, plan: DataPlan) -> JobSession:
+    """The Kedro session of one job's run: see JobSession."""
+    return JobSession(service_session(project_path, request.options.env or None), request, plan)
 
 
 def execute(
@@ -90,27 +142,19 @@ def execute(
     from kedro.io import MemoryDataset
     from kedro.runner import SequentialRunner
 
-    options = request.options
     logger.info("Job %s: pipeline %s", request.job_id, request.pipeline_name)
     session = job_session(project_path, request, plan)
     resumed = checkpoints.resumed
     with session, in_directory(project_path):
         restored = checkpoints.restore()
         done_before = len(resumed.completed) if resumed else 0
-        # Kedro has no public way to add a hook to one session; its manager is per session.
-        session._hook_manager.register(ProgressHook(events, checkpoints, done_before))
-        session._hook_manager.register(DataPlanHook(plan, restored))
-        filters = {k: options[k] for k in _FILTERS if options.get(k)}
-        namespaces = options.get("namespaces") or None
-        if resumed is not None:
-            # The nodes left are a subset of the filtered pipeline: they replace its filters.
-            filters, namespaces = {"node_names": resumed.remaining}, None
+        session.register(
+            ProgressHook(events, checkpoints, done_before), DataPlanHook(plan, restored)
+        )
+        # A resumed segment runs the nodes left: a subset of what the filters select.
+        arguments = run_arguments(request, nodes=resumed.remaining if resumed else None)
         outputs = session.run(
-            pipeline_names=[request.pipeline_name],
-            runner=SequentialRunner(),
-            namespaces=namespaces,
-            load_versions=options.get("load_versions") or None,
-            **filters,
+            pipeline_names=[request.pipeline_name], runner=SequentialRunner(), **arguments
         )
     # Kedro returns every output's dataset: only the in-memory ones are results. A saved
     # output is listed as an output once committed, never loaded back (some cannot be).

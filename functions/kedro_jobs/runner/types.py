@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from kedro_jobs.core.requests import RunOptions
+
 # "continued": the run stopped at a node boundary with too little of the invocation left for
 # the next node, and saved a checkpoint; another invocation goes on from it (RunOutcome).
 Status = Literal["completed", "failed", "cancelled", "timed_out", "continued"]
@@ -16,8 +18,9 @@ class RunRequest:
     job_id: str
     pipeline_name: str
     parameters: dict[str, Any]  # runtime params; dotted keys nest, as `kedro run --params`
-    options: dict[str, Any]  # tags, node_names, from_nodes, to_nodes, from_inputs, to_outputs,
-    # namespaces, load_versions, env; a missing option means Kedro's default
+    # The job's run options, as the request and its message carry them (an option not set
+    # means Kedro's default); session.run_arguments makes them Kedro's.
+    options: RunOptions = field(default_factory=RunOptions)
     # Continuation across invocations. ``checkpoint``: where an earlier segment of this job
     # saved what the remaining nodes need (None: the job starts from its first node).
     checkpoint: str | None = None
@@ -39,6 +42,12 @@ class RunRequest:
     # or timed-out job) kept at its last good node boundary; the nodes it completed are not
     # run again (docs/long-jobs.md#rerun-from-failure).
     reuse_from: str | None = None
+
+    def __post_init__(self) -> None:
+        # A caller holding the options as JSON (a test, a benchmark): read once, checked
+        # as a request's are.
+        if not isinstance(self.options, RunOptions):
+            object.__setattr__(self, "options", RunOptions.model_validate(self.options))
 
 
 class ProgressSink(Protocol):

@@ -262,7 +262,9 @@ def _what_validates(
         name = str(detail["loc"][0]) if detail["loc"] else ""
         if name in data:
             del data[name]
-            left_out[name] = "not a valid value"
+            # Why, for a value accepted once and no longer (an option's limit added since).
+            where = ".".join(str(part) for part in detail["loc"])
+            left_out[name] = f"not a valid value: {where}: {detail['msg']}"
     _fill_placeholders(data, left_out)
     try:
         return Job.model_validate(data)
