@@ -217,7 +217,11 @@ def measure_modular(
             dev.terminate()
             dev.wait(timeout=60)
     for record in alone_runs + fanned_runs:
-        assert record["status"] == "completed", record["error_message"]
+        groups = {
+            g: (run["status"], run["runs"], run["error"])
+            for g, run in (record["groups"] or {}).items()
+        }
+        assert record["status"] == "completed", (record["id"], record["error_message"], groups)
     assert all(r["groups"] for r in fanned_runs), "the modular project did not fan out"
     assert all(r["results"] == alone_runs[0]["results"] for r in alone_runs + fanned_runs)
     one = statistics.median(_seconds(r) for r in alone_runs)

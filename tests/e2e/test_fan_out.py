@@ -187,7 +187,11 @@ def test_the_web_page_draws_a_lane_per_group_live(
         "return [...document.querySelectorAll('#job-nodes li')].map((li) => li.dataset.state)"
     )
     assert states.count("running") >= 2, states
-    browser.save_screenshot(str(tmp_path / "job-groups-running.png"))
+    # Where `docs/screenshots` is refreshed from (KEDRO_JOBS_SCREENSHOTS), else the test's folder.
+    shots = Path(os.environ.get("KEDRO_JOBS_SCREENSHOTS") or tmp_path)
+    browser.set_window_size(1200, 1400)
+    browser.save_screenshot(str(shots / "job-groups-running.png"))
+    browser.set_window_size(1200, 800)
 
     wait(lambda d: {lane["state"] for lane in lanes(d).values()} == {"completed"},
          "every lane completed", timeout=120)  # fmt: skip
@@ -201,3 +205,27 @@ def test_the_web_page_draws_a_lane_per_group_live(
     with fan_stack.client() as api:
         record = api.get(f"/api/v1/jobs/{job['id']}").json()
     assert json.dumps(record["results"]) == json.dumps({"summary": {"total": 9.0, "branches": 3}})
+
+
+def test_a_failed_group_shows_failed_on_its_lane_and_node(
+    browser: WebDriver, fan_stack: LocalStack
+) -> None:
+    with fan_stack.client() as api:
+        job = api.post("/api/v1/jobs", json={"pipeline_name": "failing"}).json()
+        done = wait_for(api, job["id"])
+    assert done["status"] == "failed", done
+    browser.get(f"{fan_stack.api}/#/jobs/{job['id']}")
+    found = WebDriverWait(browser, 30, poll_frequency=0.1).until(
+        lambda d: (lanes(d).get("g2") or {}).get("state") == "failed" and lanes(d)
+    )
+    # fit_b raised: its branch's lane failed after one node; the join never ran.
+    assert found["g2"]["done"] == "1/2" and found["g4"]["state"] == "pending"
+    states = dict(
+        browser.execute_script(
+            "return [...document.querySelectorAll('#job-nodes li')]"
+            ".map((li) => [li.dataset.node, li.dataset.state])"
+        )
+    )
+    assert states["fit_b"] == "failed" and states["prep_b"] == "done"
+    assert states["report"] == "skipped"
+    assert "branch b does not fit" in browser.find_element(By.ID, "job-error").text

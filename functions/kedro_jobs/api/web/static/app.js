@@ -444,7 +444,12 @@
         byNode.set(name, state);
       });
     }
-    return names.map((name) => (job.status === "completed" ? "done" : byNode.get(name) || "pending"));
+    return names.map((name) => {
+      if (job.status === "completed") return "done";
+      const state = byNode.get(name) || "pending";
+      // A group the ended job never started did not run.
+      return state === "pending" && TERMINAL.has(job.status) ? "skipped" : state;
+    });
   }
 
   // A fanned-out job's groups, one lane each (timeline.js), redrawn at each refresh.
