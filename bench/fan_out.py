@@ -274,12 +274,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--bootstrap", type=int, default=120)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     if args.modular:
-        result = measure_modular(args.workers, args.rows, args.bootstrap)
+        result = measure_modular(args.workers, args.rows, args.bootstrap, args.rounds)
     else:
         result = measure(args.branches, args.seconds)
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
