@@ -69,19 +69,25 @@ test-infra: install tools
 # 3.13, found as PYTHON is above or in pyenv; it lives in its own environment like the SAM CLI.
 PYTHON313 ?= $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null); do \
 	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && echo $$p && break; done)
-LOCALSTACK_TOOLS := .tools/localstack/.installed
+# Its Step Functions (the fan-out state machine) needs four libraries of its "runtime" extra
+# (antlr4 for the ASL parser, jsonpath-ng, jpype1 imported by its JSONata support, its moto
+# fork for the service's models); the rest of that extra is not needed here.
+LOCALSTACK_TOOLS := .tools/localstack/.installed-stepfunctions
 
 $(LOCALSTACK_TOOLS):
 	@test -n "$(PYTHON313)" || { echo "make test-localstack needs Python 3.13 (python3.13, or pyenv install 3.13)"; exit 1; }
 	@test -x .tools/localstack/bin/python || $(PYTHON313) -m venv .tools/localstack
-	.tools/localstack/bin/python -m pip install -qq "localstack-core[base-runtime]==2026.3.0" "cbor2<6" "pyopenssl<26"
+	.tools/localstack/bin/python -m pip install -qq "localstack-core[base-runtime]==2026.3.0" "cbor2<6" "pyopenssl<26" \
+		"antlr4-python3-runtime==4.13.2" "jsonpath-ng==1.7.0" "jpype1>=1.6.0" "moto-ext>=5.1.22"
 	@touch $@
 
-# The e2e and fault suites with SQS and S3 on LocalStack (one per stack, on a random loopback
-# port, stopped after it) and DynamoDB on the embedded moto.
+# The e2e and fault suites with SQS, S3 and Step Functions on LocalStack (one per stack, on a
+# random loopback port, stopped after it) and DynamoDB on the embedded moto; and one job fanned
+# out by LocalStack's Step Functions.
 test-localstack: install $(LOCALSTACK_TOOLS)
 	KEDRO_JOBS_E2E_LOCALSTACK=$(CURDIR)/.tools/localstack/bin/python \
-		$(BIN)/pytest $(PYTEST_PARALLEL) tests/e2e/test_local_stack.py tests/e2e/test_faults.py
+		$(BIN)/pytest $(PYTEST_PARALLEL) tests/e2e/test_local_stack.py tests/e2e/test_faults.py \
+		tests/e2e/test_fan_out.py::test_a_job_fans_out_over_the_local_consumers
 
 bench: install
 	$(BIN)/python -m pip install -qq -e ".[bench]"

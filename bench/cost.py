@@ -127,4 +127,7 @@ def estimate(trivial_consumer_s: float, api_s: float, kedro_run_s: float) -> dic
         "break_even_jobs_per_month_one_minute": monthly / minute["total"] * 1e6,
         # 4 branches of one node and a join: 2 levels, 5 groups, 5 nodes.
         "fan_out_extra_per_million_4_branches": fan_out_extra_per_million(2, 5, 5),
+        # The modular project (tests/support/modular_project.py): clean, 4 namespaced model
+        # pipelines of 4 nodes, compare: 3 levels, 6 groups, 18 nodes.
+        "fan_out_extra_per_million_modular": fan_out_extra_per_million(3, 6, 18),
     }

@@ -65,6 +65,8 @@ def main() -> int:
     results["end_to_end"] = end_to_end.measure()
     step("fan-out (4 branches of 20 s + a join, 4 consumers)", began)
     results["fan_out"] = fan_out.measure(branches=4, seconds=20.0)
+    step("fan-out of a modular project (4 namespaced model pipelines, 4 consumers)", began)
+    results["fan_out_modular"] = fan_out.measure_modular(workers=4)
     step("latency before/after", began)
     results["latency"] = latency.measure()
     medians = results["consumer_overhead"]["median_seconds"]

@@ -40,6 +40,7 @@ SHARED_STACKS = {
     "tests/e2e/test_local_stack.py": "e2e local_stack",
     "tests/e2e/test_faults.py": "test_faults.py counting_stack",
     "tests/e2e/test_web_page.py": "test_web_page.py stack",
+    "tests/e2e/test_fan_out.py": "test_fan_out.py fan_stack",
 }
 
 

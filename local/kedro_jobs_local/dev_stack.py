@@ -121,11 +121,16 @@ def running_local_stack(
     with contextlib.ExitStack() as stack_of:
         endpoints: dict[str, str] = {}
         if LOCALSTACK_PYTHON:
+            # Step Functions too (boto3's service id SFN), so the fan-out state machine's
+            # waitForTaskToken sends reach the queue on the same LocalStack; STS, which its
+            # SQS integration asks for the caller's account.
             localstack = LocalStackServer(
-                LOCALSTACK_PYTHON, log=stack_of.enter_context(log.with_suffix(".ls.log").open("wb"))
+                LOCALSTACK_PYTHON,
+                services="sqs,s3,stepfunctions,sts",
+                log=stack_of.enter_context(log.with_suffix(".ls.log").open("wb")),
             ).start()
             stack_of.callback(localstack.stop)
-            endpoints = {"sqs": localstack.endpoint_url, "s3": localstack.endpoint_url}
+            endpoints = {s: localstack.endpoint_url for s in ("sqs", "s3", "sfn")}
         process_env = {
             **_clean_env(),
             **{f"AWS_ENDPOINT_URL_{s.upper()}": url for s, url in endpoints.items()},

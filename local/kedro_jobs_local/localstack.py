@@ -1,9 +1,10 @@
 """LocalStack without Docker: `localstack-core` (the last open release, 2026.3.0, which needs
-Python 3.13) run as a plain process on a loopback port, with SQS and S3 only.
+Python 3.13) run as a plain process on a loopback port, with SQS and S3 (by default).
 
 `make test-localstack` installs it into `.tools/localstack` and runs the end-to-end suites
-with SQS and S3 here and DynamoDB on the embedded moto: LocalStack's DynamoDB downloads Java
-and DynamoDB Local at run time, which this machine cannot.
+with SQS, S3 and Step Functions here (dev_stack.py) and DynamoDB on the embedded moto:
+LocalStack's DynamoDB downloads Java and DynamoDB Local at run time, which this machine
+cannot.
 
     python -m kedro_jobs_local.localstack --python .tools/localstack/bin/python
 """

@@ -17,10 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
 
 from kedro_jobs.core.states import TERMINAL
 from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 from kedro_jobs_local.procfs import descendants
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def until(what: str, check: Callable[[], Any], timeout: float) -> Any:
@@ -66,3 +72,28 @@ def nothing_left_behind() -> Iterator[None]:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with running_local_stack(tmp_path_factory.mktemp("dev") / "dev.log") as stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Debian's headless Chromium, driven through its own chromedriver (the web page's tests)."""
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: run `make browser`")
+    # Selenium must use Debian's driver and browser as given, never fetch its own.
+    os.environ["SE_OFFLINE"] = "true"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1200,800", "--lang=en-GB",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    service = Service(CHROMEDRIVER, log_output=str(profile.parent / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()  # ends chromedriver and every Chromium process it started

@@ -1,22 +1,44 @@
 """Fan-out through `make dev`: moto's Step Functions runs the template's state machine, the
 local consumers run a job's groups side by side, and the job completes with what a one-worker
-run gives; ``fan_out: false`` runs it on one worker."""
+run gives; ``fan_out: false`` runs it on one worker. What a user sees of it: the groups side by
+side in `kedro-jobs status` and `--watch`, and one lane per group on the web page, live."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from kedro_jobs_local.dev_stack import running_local_stack
+import pytest
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 from tests.support.fanout_project import write_fanout_project
 
-from .conftest import wait_for
+from .conftest import until, wait_for
+
+SCRIPT = Path(sys.executable).with_name("kedro-jobs")
 
 
-def test_a_job_fans_out_over_the_local_consumers(tmp_path: Path) -> None:
-    project = write_fanout_project(tmp_path / "project")
+@pytest.fixture(scope="module")
+def fan_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """`make dev` with 3 consumers on a project whose pipelines fan out (every run of them:
+    FAN_OUT_MIN_GROUP_SECONDS=0)."""
+    root = tmp_path_factory.mktemp("fan-out")
+    project = write_fanout_project(root / "project")
     env = {"KEDRO_PROJECT_PATH": str(project), "FAN_OUT_MIN_GROUP_SECONDS": "0"}
-    with running_local_stack(tmp_path / "dev.log", workers=3, env=env) as stack:
-        api = stack.client()
+    with running_local_stack(root / "dev.log", workers=3, env=env) as stack:
+        yield stack
+
+
+def test_a_job_fans_out_over_the_local_consumers(fan_stack: LocalStack) -> None:
+    with fan_stack.client() as api:
         fanned = api.post("/api/v1/jobs", json={"pipeline_name": "branches"}).json()
         alone = api.post(
             "/api/v1/jobs", json={"pipeline_name": "branches", "fan_out": False}
@@ -31,3 +53,179 @@ def test_a_job_fans_out_over_the_local_consumers(tmp_path: Path) -> None:
         assert alone["groups"] is None
         log = api.get(f"/api/v1/jobs/{fanned['id']}/logs").text
         assert "== group g4 (report) ==" in log
+
+
+# --- The CLI -------------------------------------------------------------------------------------
+
+
+def kedro_jobs(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KEDRO_JOBS_API": stack.api, "COLUMNS": "160"},
+        check=False,
+    )
+
+
+def group_rows(status_output: str) -> dict[str, list[str]]:
+    """`kedro-jobs status`'s group table: by group id, the row's words (id, name, status,
+    nodes done, ...)."""
+    rows: dict[str, list[str]] = {}
+    for line in status_output.splitlines():
+        words = line.split()
+        if words[:1] == ["groups"]:
+            continue  # its header
+        if len(words) >= 3 and words[0] in {"g1", "g2", "g3", "g4"}:
+            rows[words[0]] = words
+    return rows
+
+
+def test_status_and_watch_show_the_groups_side_by_side(fan_stack: LocalStack) -> None:
+    submitted = kedro_jobs(fan_stack, "submit", "branches", "--params", "pause=4", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["id"]
+    watch = subprocess.Popen(
+        [str(SCRIPT), "watch", job_id, "--interval", "0.3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KEDRO_JOBS_API": fan_stack.api, "COLUMNS": "160"},
+    )
+    try:
+
+        def two_running() -> dict[str, list[str]] | None:
+            rows = group_rows(kedro_jobs(fan_stack, "status", job_id).stdout)
+            running = [r for r in rows.values() if r[2] == "running" and len(r) > 5]
+            # A running row names the node it runs now, then its worker.
+            return rows if sum(r[4].startswith(("prep_", "fit_")) for r in running) >= 2 else None
+
+        # Two branches at once, each on its worker, each with the node it runs now.
+        rows = until("two groups running at once in `kedro-jobs status`", two_running, 60)
+        running = [
+            r for r in rows.values() if r[2] == "running" and r[4].startswith(("prep_", "fit_"))
+        ]
+        # A branch's group is named after its first node; it runs that branch's nodes.
+        assert all(r[1] in {"prep_a", "prep_b", "prep_c"} and r[4][-1] == r[1][-1]
+                   for r in running), rows  # fmt: skip
+        assert len({r[5] for r in running}) == len(running)  # each on its own worker
+        assert rows["g4"][1:3] == ["report", "pending"], rows
+        out, err = watch.communicate(timeout=120)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert watch.returncode == 0, out + err
+    # The watch ends with a bar per group: each completed, all its nodes, and its worker.
+    lanes = [line for line in out.splitlines() if line.strip().startswith("group g")]
+    assert [line.split()[1] for line in lanes] == ["g1", "g2", "g3", "g4"], out
+    assert all(" completed 2/2 on " in line for line in lanes[:3]), out
+    assert " completed 1/1 on " in lanes[3], out
+    done = group_rows(kedro_jobs(fan_stack, "status", job_id).stdout)
+    assert {r[2] for r in done.values()} == {"completed"}, done
+
+
+# --- The web page ----------------------------------------------------------------------------
+
+
+def lanes(driver: WebDriver) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = driver.execute_script(
+        """const lanes = {};
+        for (const g of document.querySelectorAll('#job-groups g.tl-lane')) {
+          const bar = g.querySelector('rect.tl-lane-bar');
+          lanes[g.dataset.group] = {
+            state: g.dataset.state, worker: g.dataset.worker, done: g.dataset.done,
+            seconds: parseFloat(g.dataset.seconds || '0'),
+            x: bar ? +bar.getAttribute('x') : null,
+            end: bar ? +bar.getAttribute('x') + +bar.getAttribute('width') : null,
+          };
+        }
+        return lanes;"""
+    )
+    return found
+
+
+def test_the_web_page_draws_a_lane_per_group_live(
+    browser: WebDriver, fan_stack: LocalStack, tmp_path: Path
+) -> None:
+    browser.get_log("browser")  # drop what earlier tests left
+    with fan_stack.client() as api:
+        job = api.post(
+            "/api/v1/jobs", json={"pipeline_name": "branches", "parameters": {"pause": 4}}
+        ).json()
+    browser.get(f"{fan_stack.api}/#/jobs/{job['id']}")
+
+    def wait(condition: Any, what: str, timeout: float = 60) -> Any:
+        try:
+            return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)
+        except Exception:
+            shown = browser.find_element(By.TAG_NAME, "main").text[:1500]
+            raise AssertionError(
+                f"timed out waiting for {what}; the page shows:\n{shown}"
+            ) from None
+
+    def two_running(d: WebDriver) -> dict[str, dict[str, Any]] | None:
+        found = lanes(d)
+        return found if sum(lane["state"] == "running" for lane in found.values()) >= 2 else None
+
+    running = wait(two_running, "two groups' lanes running at once")
+    assert sorted(running) == ["g1", "g2", "g3", "g4"]
+    busy = {g: lane for g, lane in running.items() if lane["state"] == "running"}
+    assert all(lane["worker"] for lane in busy.values())
+    assert len({lane["worker"] for lane in busy.values()}) == len(busy)
+    # Side by side: the running lanes overlap on the time axis.
+    assert max(lane["x"] for lane in busy.values()) < min(lane["end"] for lane in busy.values())
+    assert running["g4"]["state"] == "pending"
+    note = browser.find_element(By.ID, "job-groups-note").text
+    assert "4 groups" in note and "running now" in note
+    # Live: a running lane grows at each refresh.
+    grower, before = next(iter(busy)), next(iter(busy.values()))["seconds"]
+    wait(lambda d: lanes(d)[grower]["seconds"] > before + 1, "a running lane to grow")
+    # The node list and the graph show several nodes running at once, not one.
+    states = browser.execute_script(
+        "return [...document.querySelectorAll('#job-nodes li')].map((li) => li.dataset.state)"
+    )
+    assert states.count("running") >= 2, states
+    # Where `docs/screenshots` is refreshed from (KEDRO_JOBS_SCREENSHOTS), else the test's folder.
+    shots = Path(os.environ.get("KEDRO_JOBS_SCREENSHOTS") or tmp_path)
+    browser.set_window_size(1200, 1400)
+    browser.save_screenshot(str(shots / "job-groups-running.png"))
+    browser.set_window_size(1200, 800)
+
+    wait(lambda d: {lane["state"] for lane in lanes(d).values()} == {"completed"},
+         "every lane completed", timeout=120)  # fmt: skip
+    done = lanes(browser)
+    assert [done[g]["done"] for g in ("g1", "g2", "g3", "g4")] == ["2/2", "2/2", "2/2", "1/1"]
+    # The join ran after the branches: its lane starts where theirs have ended.
+    assert done["g4"]["x"] >= max(done[g]["end"] for g in ("g1", "g2", "g3")) - 1
+    errors = [e for e in browser.get_log("browser")
+              if e["level"] == "SEVERE" and e.get("source") != "network"]  # fmt: skip
+    assert not errors, errors
+    with fan_stack.client() as api:
+        record = api.get(f"/api/v1/jobs/{job['id']}").json()
+    assert json.dumps(record["results"]) == json.dumps({"summary": {"total": 9.0, "branches": 3}})
+
+
+def test_a_failed_group_shows_failed_on_its_lane_and_node(
+    browser: WebDriver, fan_stack: LocalStack
+) -> None:
+    with fan_stack.client() as api:
+        job = api.post("/api/v1/jobs", json={"pipeline_name": "failing"}).json()
+        done = wait_for(api, job["id"])
+    assert done["status"] == "failed", done
+    browser.get(f"{fan_stack.api}/#/jobs/{job['id']}")
+    found = WebDriverWait(browser, 30, poll_frequency=0.1).until(
+        lambda d: (lanes(d).get("g2") or {}).get("state") == "failed" and lanes(d)
+    )
+    # fit_b raised: its branch's lane failed after one node; the join never ran.
+    assert found["g2"]["done"] == "1/2" and found["g4"]["state"] == "pending"
+    states = dict(
+        browser.execute_script(
+            "return [...document.querySelectorAll('#job-nodes li')]"
+            ".map((li) => [li.dataset.node, li.dataset.state])"
+        )
+    )
+    assert states["fit_b"] == "failed" and states["prep_b"] == "done"
+    assert states["report"] == "skipped"
+    assert "branch b does not fit" in browser.find_element(By.ID, "job-error").text

@@ -20,9 +20,7 @@ from typing import Any, TypeVar
 import boto3
 import httpx
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -33,8 +31,6 @@ from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
 from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 SEEDED = 1_000
 PAGE_SIZE = 25  # the page's own
 XSS = "<img src=x onerror=window.__xss=1>"
@@ -107,30 +103,6 @@ def seeded(stack: LocalStack) -> list[Job]:
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems")
     return jobs
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: run `make browser`")
-    # Selenium must use Debian's driver and browser as given, never fetch its own.
-    os.environ["SE_OFFLINE"] = "true"
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--window-size=1200,800", "--lang=en-GB",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    service = Service(CHROMEDRIVER, log_output=str(profile.parent / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()  # ends chromedriver and every Chromium process it started
 
 
 @pytest.fixture

@@ -111,8 +111,12 @@ def show_job(console: Console, job: dict[str, Any]) -> None:
     compute = job.get("compute") or DEFAULT_COMPUTE
     if len(segments) > 1 or compute != DEFAULT_COMPUTE:  # where it ran, when not just Lambda
         grid.add_row("ran on", Text(_segments(compute, segments)))
-    for group_id, group in sorted((job.get("groups") or {}).items(), key=lambda g: int(g[0][1:])):
-        grid.add_row(f"group {group_id}", Text(_group(group)))
+    # A fanned-out job's groups side by side (cli/groups.py).
+    from kedro_jobs.cli.groups import groups_table
+
+    groups = groups_table(job)
+    if groups is not None:
+        grid.add_row("groups", groups)
     if job.get("cancel_requested") and job["status"] not in TERMINAL:
         grid.add_row("cancel", "requested: stops at the next node")
     # The node timeline (cli/timeline.py), the ETA of a running job.
@@ -130,18 +134,6 @@ def show_job(console: Console, job: dict[str, Any]) -> None:
     elif job.get("results_location"):
         grid.add_row("results", Text(job["results_location"]))
     console.print(grid)
-
-
-def _group(group: dict[str, Any]) -> str:
-    """ "running 1/2 (fit_b) on 3f2a.../9c1e": one group of a fanned-out job."""
-    text = f"{group.get('status')} {group.get('completed_nodes', 0)}/{group.get('nodes', 0)}"
-    if group.get("current_node"):
-        text += f" ({group['current_node']})"
-    if group.get("worker"):
-        text += f" on {group['worker']}"
-    if group.get("error"):
-        text += f": {group['error']}"
-    return text
 
 
 def _segments(compute: str, segments: list[dict[str, Any]]) -> str:

@@ -12,10 +12,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.text import Text
 
+from kedro_jobs.cli import groups as fan_out
 from kedro_jobs.cli.client import Api
 from kedro_jobs.cli.exit_codes import EXIT_JOB, EXIT_OK
 from kedro_jobs.cli.nodes import TERMINAL, node_states, run_nodes
-from kedro_jobs.cli.render import duration, print_text, styled_status
+from kedro_jobs.cli.render import STATUS_STYLE, duration, print_text, styled_status
 from kedro_jobs.cli.timeline import eta_text, node_times
 
 _STATE_STYLE = {
@@ -48,8 +49,11 @@ def watch(api: Api, job: dict[str, Any], console: Console, interval: float) -> i
             name: bars.add_task(escape(f"  {name}".ljust(width)), total=1, state="pending")
             for name in names
         }
+        # A fanned-out job's groups: a bar each, added once the plan is on the record.
+        lanes: dict[str, TaskID] = {}
         while True:
             _update_bars(bars, overall, tasks, job)
+            _update_lanes(bars, lanes, job, width)
             if job["status"] in TERMINAL:
                 break
             time.sleep(interval)
@@ -70,7 +74,12 @@ def _update_bars(
         state += escape(f", {eta_text(job)}")
     bars.update(overall, total=total, completed=done or 0, state=state)
     times = node_times(job)  # each node's duration, the running one's time so far
-    for name, node_state in node_states(job, list(tasks)):
+    states = (
+        fan_out.node_states(job, list(tasks))
+        if job.get("groups") and job.get("fan_out")
+        else node_states(job, list(tasks))
+    )
+    for name, node_state in states:
         took = f" {escape(times[name])}" if name in times else ""
         bars.update(
             tasks[name],
@@ -78,6 +87,29 @@ def _update_bars(
             total=None if node_state == "running" else 1,
             completed=1 if node_state == "done" else 0,
             state=f"[{_STATE_STYLE[node_state]}]{node_state}[/]{took}",
+        )
+
+
+def _update_lanes(
+    bars: Progress, lanes: dict[str, TaskID], job: dict[str, Any], width: int
+) -> None:
+    """A bar per group of a fanned-out job: its status, nodes done, node running, worker."""
+    for group_id, group in fan_out.groups(job):
+        if group_id not in lanes:
+            title = f"  group {fan_out.label(job, group_id)}".ljust(width)
+            lanes[group_id] = bars.add_task(escape(title), total=1, state="pending")
+        status = str(group.get("status") or "pending")
+        took = fan_out.seconds(group)
+        text = f"[{STATUS_STYLE.get(status, 'dim')}]{status}[/] {escape(fan_out.doing(group))}"
+        if fan_out.worker(group):
+            text += f" on {escape(fan_out.worker(group))}"
+        if took is not None:
+            text += f" {duration(took)}"
+        bars.update(
+            lanes[group_id],
+            total=max(1, int(group.get("nodes") or 0)),
+            completed=int(group.get("completed_nodes") or 0),
+            state=text,
         )
 
 

@@ -422,11 +422,46 @@
     const names = info
       ? runNodes(info.nodes, job.options || {}).map((n) => n.name)
       : (p.current_node ? [p.current_node] : []);
-    const states = nodeStates(job, names);
+    const states = job.groups && job.fan_out ? groupNodeStates(job, names) : nodeStates(job, names);
     $("job-nodes").replaceChildren(...names.map((name, i) =>
       el("li", { class: states[i], dataset: { node: name, state: states[i] }, text: name })));
     renderTimeline(job, names, states);
+    renderGroups(job);
     renderGraph(job, info, names, states);
+  }
+
+  // A fanned-out job runs several nodes at once: a node's state comes from its group's entry
+  // (the group's nodes run in the plan's order, its first `completed_nodes` are done).
+  function groupNodeStates(job, names) {
+    const byNode = new Map();
+    for (const g of job.fan_out.groups || []) {
+      const run = job.groups[g.id] || {};
+      g.nodes.forEach((name, i) => {
+        let state = run.status === "running" || run.status === "pending" ? "pending" : "skipped";
+        if (run.status === "completed" || i < (run.completed_nodes || 0)) state = "done";
+        else if (run.status === "running" && name === run.current_node) state = "running";
+        else if (run.status === "failed" && i === (run.completed_nodes || 0)) state = "failed";
+        byNode.set(name, state);
+      });
+    }
+    return names.map((name) => {
+      if (job.status === "completed") return "done";
+      const state = byNode.get(name) || "pending";
+      // A group the ended job never started did not run.
+      return state === "pending" && TERMINAL.has(job.status) ? "skipped" : state;
+    });
+  }
+
+  // A fanned-out job's groups, one lane each (timeline.js), redrawn at each refresh.
+  function renderGroups(job) {
+    const box = $("job-groups-box");
+    const groups = Object.values(job.groups || {});
+    box.hidden = !window.kedroJobsTimeline || !groups.length;
+    if (box.hidden) return;
+    window.kedroJobsTimeline.renderGroups($("job-groups"), job);
+    const running = groups.filter((g) => g.status === "running").length;
+    setText("job-groups-note", `(fanned out: ${groups.length} groups, each on a worker of its own` +
+      `${running ? `; ${running} running now` : ""})`);
   }
 
   // The node timeline (timeline.js): the record's `nodes` with their times; the manifest's
@@ -647,8 +682,8 @@
     for (const node of ["job-summary", "job-nodes", "job-outputs"]) $(node).replaceChildren();
     for (const node of ["job-parameters", "job-options", "job-results", "job-log", "job-outputs-note"]) setText(node, "");
     $("job-error-box").hidden = true;
-    for (const box of ["job-timeline-box", "job-graph-box"]) $(box).hidden = true;
-    for (const drawing of ["job-timeline", "job-graph"]) $(drawing).replaceChildren();
+    for (const box of ["job-timeline-box", "job-graph-box", "job-groups-box"]) $(box).hidden = true;
+    for (const drawing of ["job-timeline", "job-graph", "job-groups"]) $(drawing).replaceChildren();
     $("job-results-text").replaceChildren();
     $("job-outputs").closest("table").hidden = true;
     refreshJob(id, gen, null);

@@ -100,5 +100,67 @@ window.kedroJobsTimeline = (() => {
     return spans.length;
   }
 
-  return { render, secondsText };
+  // A fanned-out job's groups (docs/fan-out.md), one lane each on a shared time axis: when
+  // its worker ran it, its status, nodes done and the node running now, and which worker.
+  // Lanes of groups that run at once overlap on the axis: that is the side by side. A running
+  // group's bar grows to "now" at each refresh. Returns the number of lanes drawn.
+  function renderGroups(container, job, now) {
+    const plan = new Map(((job.fan_out || {}).groups || []).map((g) => [g.id, g]));
+    const lanes = Object.entries(job.groups || {}).map(([id, run]) => ({ id, run, plan: plan.get(id) || {} }));
+    const t = (iso) => (iso ? new Date(iso).getTime() : null);
+    const nowMs = (now || new Date()).getTime();
+    for (const lane of lanes) {
+      lane.start = t(lane.run.started_at);
+      lane.end = t(lane.run.ended_at);
+      if (lane.start !== null && lane.end === null && lane.run.status === "running") lane.end = Math.max(lane.start, nowMs);
+    }
+    const starts = lanes.map((l) => l.start).filter((v) => v !== null);
+    const ends = lanes.map((l) => l.end).filter((v) => v !== null);
+    const t0 = starts.length ? Math.min(...starts) : t(job.started_at) || nowMs;
+    const t1 = Math.max(ends.length ? Math.max(...ends) : t0, t0 + 1000);
+    const span = t1 - t0;
+    const plot = WIDTH - LABEL - RIGHT;
+    const x = (ms) => LABEL + ((ms - t0) / span) * plot;
+    const height = ROW * (lanes.length + 1) + 8;
+    const root = svg("svg", { viewBox: `0 0 ${WIDTH} ${height}`, width: "100%", class: "timeline-svg groups-svg",
+      role: "img", "aria-label": "groups timeline" });
+    root.append(svg("text", { x: LABEL, y: 12, class: "tl-axis" }, "0 s"));
+    root.append(svg("text", { x: WIDTH - RIGHT, y: 12, class: "tl-axis", "text-anchor": "end" }, secondsText(span / 1000)));
+    lanes.forEach((lane, i) => {
+      const y = ROW * (i + 1);
+      const { run } = lane;
+      const status = run.status || "pending";
+      const name = lane.plan.name ? `${lane.id} \u00b7 ${lane.plan.name}` : lane.id;
+      const worker = run.worker ? String(run.worker).split("/")[0] : "";
+      const g = svg("g", { class: `tl-row tl-lane tl-${status}`, "data-group": lane.id, "data-state": status,
+        "data-worker": run.worker || "", "data-done": `${run.completed_nodes || 0}/${run.nodes || 0}` });
+      const nodes = (lane.plan.nodes || []).join(", ");
+      g.append(svg("title", {}, `${name}: ${status}${nodes ? ` (${nodes})` : ""}${run.worker ? ` on ${run.worker}` : ""}`));
+      g.append(svg("text", { x: LABEL - 6, y: y + 14, "text-anchor": "end", class: "tl-name" }, short(name, 28)));
+      if (lane.start !== null && lane.end !== null) {
+        const bx = x(lane.start);
+        g.append(svg("rect", { x: bx, y: y + 2, width: Math.max(2, x(lane.end) - bx), height: ROW - 6, rx: 3,
+          class: "tl-bar tl-lane-bar" }));
+        const seconds = (lane.end - lane.start) / 1000;
+        g.setAttribute("data-seconds", seconds.toFixed(3));
+        let what = `${run.completed_nodes || 0}/${run.nodes || 0}`;
+        if (run.current_node) what += ` ${run.current_node}`;
+        if (worker) what += ` \u00b7 ${short(worker, 24)}`;
+        if ((run.runs || 0) > 1) what += ` \u00b7 run ${run.runs}`;
+        // Text left of the middle starts at the bar; a lane starting late ends its text there.
+        const right = bx > LABEL + plot / 2;
+        g.append(svg("text", { x: right ? x(lane.end) - 4 : bx + 4, y: y + 14, class: "tl-lane-text",
+          "text-anchor": right ? "end" : "start" }, what));
+        const label = status === "running" ? `${secondsText(seconds)}\u2026` : secondsText(seconds);
+        g.append(svg("text", { x: WIDTH - RIGHT + 6, y: y + 14, class: "tl-duration" }, label));
+      } else {
+        g.append(svg("text", { x: WIDTH - RIGHT + 6, y: y + 14, class: "tl-duration" }, status));
+      }
+      root.append(g);
+    });
+    container.replaceChildren(root);
+    return lanes.length;
+  }
+
+  return { render, renderGroups, secondsText };
 })();
