@@ -93,8 +93,34 @@ def through_dev(root: Path, env: dict[str, str], probes: int, burst: int) -> dic
         "submit_to_completed": [_span(r, "created_at", "completed_at") for r in probe],
         "queue_to_claim": [_span(r, "created_at", "started_at") for r in probe],
         "claim_to_completed": [_span(r, "started_at", "completed_at") for r in probe],
+        **_run_split(probe),
         "burst_jobs_per_second": burst / (last - first).total_seconds(),
     }
+
+
+def _run_split(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """The run's time, from the record's node timeline: claimed -> first node started (the
+    child process, Kedro's session and catalog), the nodes (with the progress write at
+    their boundary), last node finished -> completed (the end of the run, the log put)."""
+    split: dict[str, list[float]] = {
+        "claim_to_first_node": [],
+        "nodes": [],
+        "last_node_to_completed": [],
+    }
+    for record in records:
+        nodes = [
+            n for n in record.get("nodes") or [] if n.get("started_at") and n.get("finished_at")
+        ]
+        if not nodes:
+            continue
+        first = min(_parse(n["started_at"]) for n in nodes)
+        last = max(_parse(n["finished_at"]) for n in nodes)
+        split["claim_to_first_node"].append((first - _parse(record["started_at"])).total_seconds())
+        split["nodes"].append((last - first).total_seconds())
+        split["last_node_to_completed"].append(
+            (_parse(record["completed_at"]) - last).total_seconds()
+        )
+    return split
 
 
 def kedro_run(env: dict[str, str]) -> float:
@@ -168,7 +194,13 @@ def _baseline_tree(into: Path, baseline: str) -> Path | None:
     return into
 
 
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "JOBS_"))}
     env.update({"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"})
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,6 +215,8 @@ def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any
         requests = {tree: count_requests(root, env) for tree, root in trees.items()}
     figures: dict[str, Any] = {"baseline": BASELINE, "rounds": rounds, "probes": probes}
     figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    # The machine's 1-minute load average when the measure began and ended (2 CPUs here).
+    figures["load_average"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     figures["burst_jobs"] = burst
     figures["kedro_run_subprocess_s"] = statistics.median(old)
     for tree, by_round in runs.items():
@@ -191,6 +225,14 @@ def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any
                 f"p50_{part}_s": statistics.median(v for r in by_round for v in r[part])
                 for part in ("submit_to_completed", "queue_to_claim", "claim_to_completed")
             },
+            **{
+                f"p50_{part}_s": statistics.median(v for r in by_round for v in r[part])
+                for part in ("claim_to_first_node", "nodes", "last_node_to_completed")
+                if all(r[part] for r in by_round)
+            },
+            "p90_submit_to_completed_s": _percentile(
+                [v for r in by_round for v in r["submit_to_completed"]], 0.9
+            ),
             "burst_jobs_per_second": statistics.median(
                 r["burst_jobs_per_second"] for r in by_round
             ),
