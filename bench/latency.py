@@ -74,9 +74,13 @@ def through_dev(root: Path, env: dict[str, str], probes: int, burst: int) -> dic
             wait_healthy(client)
             for _ in range(2):  # warm: the first jobs pay the project's first session
                 _wait(client, client.post("/jobs", json=submit).json()["id"])
+            consumer = _consumer_pid(dev.pid)
+            cpu_before = _cpu_seconds(consumer)
             probe = [_wait(client, client.post("/jobs", json=submit).json()["id"])]
             for _ in range(probes - 1):
                 probe.append(_wait(client, client.post("/jobs", json=submit).json()["id"]))
+            time.sleep(0.5)  # the last job's process is reaped, its CPU counted
+            cpu_per_job = (_cpu_seconds(consumer) - cpu_before) / probes
             with ThreadPoolExecutor(max_workers=8) as pool:
                 ids = list(
                     pool.map(lambda _: client.post("/jobs", json=submit).json()["id"], range(burst))
@@ -94,8 +98,30 @@ def through_dev(root: Path, env: dict[str, str], probes: int, burst: int) -> dic
         "queue_to_claim": [_span(r, "created_at", "started_at") for r in probe],
         "claim_to_completed": [_span(r, "started_at", "completed_at") for r in probe],
         **_run_split(probe),
+        "consumer_cpu_per_job": [cpu_per_job],
         "burst_jobs_per_second": burst / (last - first).total_seconds(),
     }
+
+
+def _consumer_pid(dev_pid: int) -> int:
+    """The consumer's process (its SQS poller, which forks the jobs) of a `make dev`."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == dev_pid and b"kedro_jobs.consumer.handler" in cmdline:
+            return int(stat.parent.name)
+    raise RuntimeError("no consumer process found")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and of its children it has reaped (the jobs' processes): unlike
+    wall time, hardly changed by what else runs on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
 def _run_split(records: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -236,6 +262,10 @@ def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any
             "burst_jobs_per_second": statistics.median(
                 r["burst_jobs_per_second"] for r in by_round
             ),
+            "consumer_cpu_per_job_s": statistics.median(
+                r["consumer_cpu_per_job"][0] for r in by_round
+            ),
+            "consumer_cpu_per_job_by_round_s": [r["consumer_cpu_per_job"][0] for r in by_round],
             "requests_per_job": requests[tree],
             "p50_submit_to_completed_by_round_s": [
                 statistics.median(r["submit_to_completed"]) for r in by_round
@@ -247,6 +277,9 @@ def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any
         figures["kedro_run_subprocess_s"] / after["p50_submit_to_completed_s"]
     )
     if "before" in figures:
+        figures["consumer_cpu_after_over_before"] = (
+            after["consumer_cpu_per_job_s"] / figures["before"]["consumer_cpu_per_job_s"]
+        )
         figures["p50_after_over_before"] = (
             after["p50_submit_to_completed_s"] / figures["before"]["p50_submit_to_completed_s"]
         )

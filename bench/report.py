@@ -117,6 +117,11 @@ def _latency(lat: dict[str, Any]) -> list[str]:
         ),
         row("burst, jobs/s (one consumer)", "burst_jobs_per_second", lambda v: f"{v:.1f}"),
         row(
+            "CPU per probe job: the consumer's process and the job's (load-independent)",
+            "consumer_cpu_per_job_s",
+            _ms,
+        ),
+        row(
             "AWS requests the consumer makes for one job",
             "requests_per_job",
             lambda v: f"{v['total']}: {_calls(v)}",
@@ -137,6 +142,11 @@ def _latency(lat: dict[str, Any]) -> list[str]:
             f"- p50 after/before: **{lat['p50_after_over_before']:.2f}x**; burst after/before: "
             f"**{lat['burst_after_over_before']:.2f}x** (pooled medians)"
         )
+    if "consumer_cpu_after_over_before" in lat:
+        lines.append(
+            "- CPU per job after/before (the consumer's process and the jobs' it forked, from "
+            f"/proc; what a busy machine changes least): **{lat['consumer_cpu_after_over_before']:.2f}x**"
+        )
     if "p50_after_over_before_median_of_rounds" in lat:
         lines.append(
             "- the same, each round's own ratio then their median (the machine's load drifts "
@@ -148,8 +158,11 @@ def _latency(lat: dict[str, Any]) -> list[str]:
         "its project's configuration files and built a session's hook manager; the consumer "
         "now does both once per container and the forked child takes them (one use per "
         "child, read again after an edit), a third less CPU in the child (34 -> 21 ms a "
-        "`hello` job here). Before that (from 709fb6c): the job's EventBridge events in the "
-        "background, node durations cached per container.",
+        "`hello` job, measured on the runner alone). Through `make dev` that is a few ms of "
+        "the ~60 ms of CPU a job costs the consumer: less than the wall-clock figures drift "
+        "between rounds on a shared 2-CPU machine (each round's figures are in "
+        "bench/results.json), so compare the CPU row. Before that (from 709fb6c): the job's "
+        "EventBridge events in the background, node durations cached per container.",
         "- Left on it, each needed by a guarantee: the claim (exactly once, the lease), the "
         "fork (a timeout or crash kills only the job's process; jobs share no state), one "
         "progress write per node boundary (progress, and the cancel flag it reads back), the "
