@@ -47,6 +47,21 @@ def fan_invoke(
 
 
 @pytest.fixture
+def default_invoke(
+    invoke: Invoke,
+    fanout_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_functions: Callable[[], None],
+) -> Invoke:
+    """The consumer handler on the fan-out project with the deployment's defaults (groups
+    worth a worker from 5 s; no node of the project timed yet)."""
+    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(fanout_project))
+    monkeypatch.delenv("FAN_OUT_MIN_GROUP_SECONDS", raising=False)
+    fresh_functions()
+    return invoke
+
+
+@pytest.fixture
 def sfn(aws: Aws) -> Any:
     return boto3.client("stepfunctions", endpoint_url=aws.sqs.meta.endpoint_url)
 
@@ -277,3 +292,31 @@ def test_a_group_running_elsewhere_comes_back_later(
     failures = fan_invoke(first["Body"], message_ids=["m-1"])["batchItemFailures"]
     assert failures == [{"itemIdentifier": "m-1"}]
     assert not executions(record)
+
+
+def test_a_first_run_fans_out_namespaces_but_not_branches(
+    default_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """Never timed: namespaces are the user's independent units (a worker each, at once);
+    the DAG's branches run on one worker, which times them; timed and quick, the namespaces
+    are packed onto one worker next time."""
+    regions, body = submit(store, "regions")
+    assert default_invoke(body) == {"batchItemFailures": []}
+    fanned = store.get(regions.id)
+    assert fanned is not None and fanned.fan_out is not None
+    assert fanned.fan_out["grouped_by"] == "namespace"
+    done = drain(default_invoke, aws, store, regions.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None and len(done.groups) == 3
+
+    branches, body = submit(store, "branches")
+    assert default_invoke(body) == {"batchItemFailures": []}
+    alone = store.get(branches.id)
+    assert alone is not None and alone.status is JobStatus.COMPLETED
+    assert alone.fan_out is None and alone.groups is None
+
+    again, body = submit(store, "regions")  # its nodes took milliseconds: one worker now
+    assert default_invoke(body) == {"batchItemFailures": []}
+    quick = store.get(again.id)
+    assert quick is not None and quick.status is JobStatus.COMPLETED
+    assert quick.fan_out is None

@@ -28,7 +28,7 @@ from kedro_jobs.core.fanout import (
     JOB_ENDED,
     Coordinator,
     FanOutTask,
-    worth_fanning_out,
+    fit_plan,
 )
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import Settings
@@ -106,7 +106,8 @@ class FanOut:
         if plan is None:
             return False
         durations = self.node_stats.read(job.pipeline_name)
-        if not worth_fanning_out(plan, durations, self.settings.fan_out_min_group_seconds):
+        plan = fit_plan(plan, durations, self.settings.fan_out_min_group_seconds)
+        if plan is None:
             return False
         # The job's lease, until its first group's claim extends it: the whole budget (the
         # execution's first messages are claimed within seconds).

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kedro_jobs.core.fanout import fit_plan
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunOutcome, RunRequest
 from tests.support.fanout_project import write_fanout_project
@@ -49,11 +50,17 @@ def no_stop(*_: Any) -> bool:
     return False
 
 
-def fan_out(runner: KedroRunner, job_id: str, pipeline: str) -> tuple[dict[str, Any], RunOutcome]:
-    """Every group in its level's order (what the state machine does), then the commit."""
+def fan_out(
+    runner: KedroRunner, job_id: str, pipeline: str, seconds: dict[str, float] | None = None
+) -> tuple[dict[str, Any], RunOutcome]:
+    """Every group in its level's order (what the state machine does), then the commit;
+    with ``seconds`` (past node durations) the plan is packed as the consumer packs it."""
     req = request(job_id, pipeline)
     plan = runner.fan_out_plan(req)
     assert plan is not None
+    if seconds is not None:
+        plan = fit_plan(plan, seconds, 5.0)
+        assert plan is not None
     for level in plan["levels"]:
         for group_id in level:
             ran = runner.run_group(req, plan, group_id, no_stop, deadline=time.monotonic() + 30)
@@ -85,6 +92,7 @@ def test_branches_plan_three_groups_then_the_join(runner: KedroRunner) -> None:
     assert groups[join]["nodes"] == ["report"]
     assert sorted(groups[join]["depends_on"]) == sorted(first)
     assert plan["total_nodes"] == 7
+    assert plan["grouped_by"] == "branches"  # the DAG's shape, not the user's statement
 
 
 def test_namespaces_are_groups(runner: KedroRunner) -> None:
@@ -93,6 +101,7 @@ def test_namespaces_are_groups(runner: KedroRunner) -> None:
     names = [[next(g["name"] for g in plan["groups"] if g["id"] == i) for i in level]
              for level in plan["levels"]]  # fmt: skip
     assert sorted(names[0]) == ["north", "south"] and names[1] == ["collect"]
+    assert plan["grouped_by"] == "namespace"
 
 
 def test_a_pipeline_without_independent_groups_does_not_fan_out(runner: KedroRunner) -> None:
@@ -122,6 +131,23 @@ def test_fanned_out_job_equals_one_worker_run(
     assert fanned == committed(alone_root)
     assert sorted(o["name"] for o in outcome.outputs) == sorted(o["name"] for o in single.outputs)
     assert outcome.progress.completed == outcome.progress.total == 7
+
+
+def test_a_packed_group_runs_its_branches_on_one_worker(
+    runner: KedroRunner, data_root: Path, record: Path
+) -> None:
+    """Branch c took too little to be worth a worker: it runs in branch a's group, and the
+    job's results and files are those of the unpacked plan."""
+    seconds = {"prep_a": 0.1, "fit_a": 9.0, "prep_b": 0.1, "fit_b": 8.0, "prep_c": 0.1,
+               "fit_c": 0.2, "report": 0.1}  # fmt: skip
+    plan, outcome = fan_out(runner, "job-packed", "branches", seconds)
+    assert [g["nodes"] for g in plan["groups"]][1] == ["prep_b", "fit_b", "prep_c", "fit_c"]
+    assert outcome.status == "completed", outcome.error_message
+    assert outcome.results == {"summary": {"total": 9.0, "branches": 3}}
+    assert sorted(record.read_text().split()) == sorted(
+        ["prep_a", "prep_b", "prep_c", "fit_a", "fit_b", "fit_c", "report"]
+    )
+    assert committed(data_root)["table"]["branch"] == ["a", "b", "c"]
 
 
 def test_namespaced_job_equals_one_worker_run(runner: KedroRunner) -> None:
