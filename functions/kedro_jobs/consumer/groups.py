@@ -99,6 +99,10 @@ class FanOut:
             return False
         if job.compute != "lambda":
             return False
+        if not self.settings.signing_key.get_secret_value():
+            # Without the deployment's key each container signs its hand-overs with a key of
+            # its own, which the others would refuse: one worker runs the job.
+            return False
         try:
             plan = self.runner.fan_out_plan(request_for(job))
         except ProjectLoadFailed:  # the one-worker run fails the job, saying why

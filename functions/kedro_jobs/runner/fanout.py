@@ -63,6 +63,7 @@ def _work(runner: KedroRunner, job_plan: dict[str, Any], group_id: str) -> hando
         exports=produced & (read_elsewhere | results),
         results=results,
         root=runner.data_root or str(runner.project_path),
+        signer=runner.signer,
     )
 
 
@@ -110,7 +111,7 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
     group_ids = [g["id"] for g in job_plan["groups"]]
     total = int(job_plan["total_nodes"])
     try:
-        outputs, results = handover.commit(root, job_id, group_ids, data)
+        outputs, results = handover.commit(root, job_id, group_ids, data, runner.signer)
         ended = Ended("completed", results=results)
     except Exception as error:
         message = f"Outputs could not be committed to {data.data_root}: {error!r}"
