@@ -14,10 +14,13 @@ from typing import Any
 import boto3
 import pytest
 
-from kedro_jobs.core.fanout import transitions
+from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, transitions
 from kedro_jobs.core.models import Job
+from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
+from kedro_jobs.sweeper.sweep import Sweeper
 from kedro_jobs_local.counting_project import executions
 from tests.support.fanout_project import write_fanout_project
 
@@ -101,6 +104,18 @@ def next_message(aws: Aws, *, waits: int = 10) -> dict[str, Any]:
             message: dict[str, Any] = resp["Messages"][0]
             return message
     raise AssertionError("the execution sent no message")
+
+
+def peek(aws: Aws) -> list[dict[str, Any]]:
+    """The bodies of the messages on the queue now, left on it."""
+    messages = aws.messages()
+    for message in messages:
+        aws.sqs.change_message_visibility(
+            QueueUrl=aws.resources.queue_url,
+            ReceiptHandle=message["ReceiptHandle"],
+            VisibilityTimeout=0,
+        )
+    return [json.loads(m["Body"]) for m in messages]
 
 
 def keys(aws: Aws, prefix: str) -> list[str]:
@@ -221,6 +236,109 @@ def test_a_group_whose_worker_died_is_taken_over(
     taken = done.groups[group]
     assert taken.runs == 2 and taken.worker != "dead-worker" and taken.status == "completed"
     assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+
+
+def _dead_claim(store: JobStore, aws: Aws, job_id: str) -> tuple[dict[str, Any], float]:
+    """A consumer took a group's message (invisible now for the queue's visibility timeout,
+    5400 s at the template's defaults), claimed the group and died: its lease just ran out.
+    Returns the message's task and the time of the worker's last beat."""
+    taken = next_message(aws)
+    task: dict[str, Any] = json.loads(taken["Body"])
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=taken["ReceiptHandle"])
+    claim = store.claim_group(job_id, task["group"], worker="dead-worker", lease_seconds=-1.0,
+                              token=task["token"])  # fmt: skip
+    assert claim.job is not None and claim.job.groups is not None
+    lease = float(get_settings().job_lease_seconds)
+    return task, float(claim.job.groups[task["group"]].lease or 0.0) - lease
+
+
+def _taken_over(done: Job, task: dict[str, Any], record: Path) -> None:
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None
+    group = done.groups[task["group"]]
+    assert group.runs == 2 and group.worker != "dead-worker" and group.status == "completed"
+    assert all(g.runs == 1 for gid, g in done.groups.items() if gid != task["group"])
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)  # siblings not run again
+    assert task["token"] not in json.dumps(done.model_dump(mode="json"))  # never shown
+
+
+def test_a_running_sibling_sends_a_dead_group_again(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """A group whose worker died is noticed by a sibling's next write (a node boundary, or
+    its heartbeat every third of a lease: 20 s at the template's 60 s lease), which sends the
+    group's message again with the task token the dead claim noted; the next consumer takes
+    the group over. Not the 5400 s until the dead worker's message comes back."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    task, _ = _dead_claim(store, aws, job.id)
+    sibling = next_message(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=sibling["ReceiptHandle"])
+    assert fan_invoke(sibling["Body"]) == {"batchItemFailures": []}
+    assert peek(aws).count(task) == 1  # sent again once, by the sibling
+    done = drain(fan_invoke, aws, store, job.id)
+    _taken_over(done, task, record)
+    # The dead worker's own message, back after the visibility timeout: dropped.
+    assert fan_invoke(json.dumps(task)) == {"batchItemFailures": []}
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+
+
+def test_a_dead_group_with_no_sibling_running_is_taken_over_at_the_next_sweep(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """No sibling left to notice: the job's lease runs out with the group's (60 s after the
+    last beat at the template's timings); the sweeper, once a minute, sends the job again at
+    its first sweep after that, and the job's delivery sends the group's message again. Time
+    is injected: the sweeps are given their clock."""
+    settings = get_settings()
+    assert (settings.job_lease_seconds, settings.sweep_after_seconds) == (60, 180)  # template's
+    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)  # the siblings' messages run first, and end
+    siblings = [m for m in [first, next_message(aws)]]
+    for message in siblings:
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+        assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    task, beat = _dead_claim(store, aws, job.id)
+    resent_after = None
+    for minute in range(10):  # a sweep a minute from the last beat
+        if sweeper.sweep(now=beat + 60 * minute + 1).resent:
+            resent_after = 60 * minute + 1
+            break
+    assert resent_after == 61  # the first sweep after the lease: not 5400 s
+    again = next_message(aws)
+    assert json.loads(again["Body"]).get("job_id") == job.id  # the job's message
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=again["ReceiptHandle"])
+    assert fan_invoke(again["Body"]) == {"batchItemFailures": []}
+    redriven = next_message(aws)
+    assert json.loads(redriven["Body"]) == task  # the group's, with its token
+    aws.sqs.delete_message(
+        QueueUrl=aws.resources.queue_url, ReceiptHandle=redriven["ReceiptHandle"]
+    )
+    assert fan_invoke(redriven["Body"]) == {"batchItemFailures": []}
+    _taken_over(drain(fan_invoke, aws, store, job.id), task, record)
+
+
+def test_a_job_waiting_between_its_groups_is_not_taken_over(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """No group runs and the job's lease ran out: its next group waits on the queue (behind
+    other jobs, say). The sweeper leaves it to the state machine (no attempt lost), until the
+    state machine itself would have given up on that group."""
+    settings = get_settings()
+    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.lease_expires_at is not None
+    later = waiting.lease_expires_at + 600
+    assert not sweeper.sweep(now=later).resent
+    assert sweeper.sweep(now=waiting.lease_expires_at + TASK_HEARTBEAT_SECONDS + 1).resent
+    still = store.get(job.id)
+    assert still is not None and still.attempts == 1
 
 
 def test_fanned_out_jobs_at_once_keep_their_own_data(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import Coordinator, FanOutTask
+from kedro_jobs.core.models import Job
 from kedro_jobs.core.store import JobStore
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -21,9 +23,11 @@ class GroupSink:
 
     def __init__(
         self, store: JobStore, coordinator: Coordinator, task: FanOutTask, worker: str,
-        lease: float,
+        lease: float, *, siblings: Callable[[Job], None] | None = None,
     ) -> None:  # fmt: skip
         self.store = store
+        # Shown the job at each write: a sibling group whose worker died is sent again.
+        self.siblings = siblings
         self.coordinator = coordinator
         self.task = task
         self.worker = worker
@@ -58,7 +62,7 @@ class GroupSink:
 
     def _write(self) -> bool:
         try:
-            stop = self.store.group_progress(
+            stop, job = self.store.group_beat(
                 self.task.job_id,
                 str(self.task.group),
                 worker=self.worker,
@@ -72,4 +76,9 @@ class GroupSink:
         if stop is None:
             self.lost = True
             return True
+        if job is not None and self.siblings is not None:
+            try:
+                self.siblings(job)
+            except DependencyUnavailable as exc:  # the next beat tries again
+                logger.warning("dead sibling group not sent again", extra={"reason": exc.reason})
         return stop

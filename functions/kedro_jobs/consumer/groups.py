@@ -30,7 +30,9 @@ from kedro_jobs.core.fanout import (
     FanOutTask,
     fit_plan,
 )
+from kedro_jobs.core.liveness import dead_groups
 from kedro_jobs.core.models import Job
+from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL
 from kedro_jobs.core.store import JobStore
@@ -74,8 +76,10 @@ class FanOut:
         coordinator: Coordinator,
         node_stats: NodeStats,
         runner: Callable[[], Any],
+        queue: JobQueue | None = None,
     ) -> None:
         self.settings = settings
+        self.queue = queue or JobQueue(settings.jobs_queue_url)
         self.node_stats = node_stats
         self.store = store
         self.recorder = recorder
@@ -93,6 +97,7 @@ class FanOut:
         """Fan ``job`` out if it should: True when this delivery is done with it (the
         execution is started, or already was)."""
         if job.fan_out is not None:  # a delivery after the first: the same execution
+            self.take_over_dead_groups(job)
             self.coordinator.start(job.id, job.fan_out)
             return True
         if job.options.get("fan_out") is False or job.segments or job.checkpoint:
@@ -129,6 +134,29 @@ class FanOut:
         self.recorder.count("JobsFannedOut")
         return True
 
+    def take_over_dead_groups(self, job: Job) -> None:
+        """Send again the message of each group of ``job`` running under a dead worker (its
+        lease expired), with the task token its claim noted: the next consumer takes the
+        group over, and its siblings are not touched. Called by every running group's
+        heartbeat (so a sibling notices within a third of a lease) and by the delivery of a
+        job the sweeper sent again (no group alive to notice: within a minute of the lease).
+        Without it, the group's own message would come back only after the queue's
+        visibility timeout (six times the function's timeout: 90 minutes by default)."""
+        every = float(self.settings.job_lease_seconds)
+        for group_id in dead_groups(job, time.time()):
+            group = (job.groups or {})[group_id]
+            if not group.token or not group.worker:
+                continue  # claimed without a token noted: its own message comes back
+            if not self.store.take_over_group(job.id, group_id, worker=group.worker, every=every):
+                continue  # another consumer or sweep sent it just now
+            task = FanOutTask(fanout="group", job_id=job.id, group=group_id, token=group.token)
+            self.queue.send(task.model_dump_json())
+            logger.warning(
+                "group's worker died: its message is sent again",
+                extra={"group": group_id, "dead_worker": group.worker},
+            )
+            self.recorder.count("GroupsTakenOver")
+
     # -- the execution's messages -------------------------------------------------------------
 
     def handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
@@ -152,7 +180,9 @@ class FanOut:
         group_id = str(task.group)
         worker = f"{invocation or 'local'}/{uuid.uuid4().hex[:8]}"
         lease = lease_seconds(self.settings, budget)
-        claim = self.store.claim_group(job.id, group_id, worker=worker, lease_seconds=lease)
+        claim = self.store.claim_group(
+            job.id, group_id, worker=worker, lease_seconds=lease, token=task.token
+        )
         if claim.outcome is GroupClaimOutcome.JOB_ENDED:
             self.coordinator.fail(task.token, JOB_ENDED, "The job ended before this group ran")
             return
@@ -168,7 +198,9 @@ class FanOut:
         if claim.job is None:
             return
         assert claim.job.fan_out is not None
-        sink = GroupSink(self.store, self.coordinator, task, worker, lease)
+        sink = GroupSink(
+            self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups
+        )
         deadline = time.monotonic() + budget - self.settings.timeout_margin_seconds
         logger.info("group started", extra={"group": group_id})
         outcome = self.runner.run_group(

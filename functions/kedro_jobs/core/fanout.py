@@ -24,6 +24,9 @@ DEPENDENCY = "Step Functions"
 GROUP_FAILED = "GroupFailed"
 GROUP_CANCELLED = "GroupCancelled"
 JOB_ENDED = "JobEnded"
+# The state machine's HeartbeatSeconds on every task (template.yaml): a task without a
+# heartbeat or an answer this long fails its execution (a group's failure goes to Discard).
+TASK_HEARTBEAT_SECONDS = 3600
 # Step Functions limits: a failure's cause is at most 32,768 characters, its error 256.
 _CAUSE_MAX = 32_000
 
