@@ -7,6 +7,7 @@ failing group fails the job naming its node; a cancel ends it, committing nothin
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, transitions
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import get_settings
-from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import JobStore
 from kedro_jobs.sweeper.sweep import Sweeper
 from kedro_jobs_local.counting_project import executions
@@ -341,28 +342,48 @@ def test_a_job_waiting_between_its_groups_is_not_taken_over(
     assert still is not None and still.attempts == 1
 
 
-def test_fanned_out_jobs_at_once_keep_their_own_data(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+def test_ten_fanned_out_jobs_at_once_keep_their_own_data(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
 ) -> None:
-    """Jobs of two parameter sets, their groups' messages interleaved: each job's hand-overs
-    are its own, so every result is its own parameters' (x=4: 9.0, x=6: 15.0)."""
+    """Ten jobs of two parameter sets fanned out at once: ten executions, their groups'
+    messages taken from the queue in batches mixing every job, shuffled. Each job's
+    hand-overs are its own, so every result is its own parameters' (x=4: 9.0, x=6: 15.0),
+    every node of every job ran once, and no job leaves staging behind."""
+    expected = {4: 9.0, 6: 15.0}
     jobs = []
-    for x in (4, 6):
+    for n in range(10):
+        x = (4, 6)[n % 2]
         job = store.create(
             Job.new(pipeline_name="branches", parameters={"x": x}, options={}, user_id="u")
         )
         jobs.append((job, x))
-        assert fan_invoke(job.to_message().model_dump_json(exclude_none=True)) == {
-            "batchItemFailures": []
-        }
-    for job, _ in jobs:
-        drain(fan_invoke, aws, store, job.id)
-    expected = {4: 9.0, 6: 15.0}
+        body = job.to_message().model_dump_json(exclude_none=True)
+        assert fan_invoke(body) == {"batchItemFailures": []}
+    shuffle = random.Random(20)
+    for _ in range(200):
+        if all(getattr(store.get(job.id), "status", None) in TERMINAL for job, _ in jobs):
+            break
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        batch = resp.get("Messages", [])
+        shuffle.shuffle(batch)
+        for message in batch:
+            aws.sqs.delete_message(
+                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+            assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    wrong = []
     for job, x in jobs:
         done = store.get(job.id)
         assert done is not None and done.status is JobStatus.COMPLETED, done
         assert done.groups is not None and len(done.groups) == 4
-        assert done.results == {"summary": {"total": expected[x], "branches": 3}}
+        assert all(g.runs == 1 for g in done.groups.values())
+        if done.results != {"summary": {"total": expected[x], "branches": 3}}:
+            wrong.append((job.id, x, done.results))
+        assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+    assert wrong == []
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 10)  # each node once a job
 
 
 def test_a_forged_fan_out_message_changes_nothing(
