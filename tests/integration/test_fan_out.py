@@ -15,7 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, transitions
+from kedro_jobs.consumer.group_sink import GroupSink
+from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, Coordinator, FanOutTask, transitions
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import get_settings
@@ -417,6 +418,25 @@ def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(
     assert store.group_progress(job.id, "g1", worker="w2", **beat) is None  # not w2's
     store.request_cancel(job.id, "u")
     assert store.group_progress(job.id, "g1", worker="w1", **beat) is True  # stop there
+
+
+def test_a_running_group_stops_at_its_next_boundary_once_a_sibling_failed(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """The job fails with the first failing group's error: a sibling running meanwhile stops
+    at its next node boundary (its progress write reads the record), not after the state
+    machine's discard reaches the record."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    for group_id in ("g1", "g2"):
+        store.claim_group(job.id, group_id, worker=f"w-{group_id}", lease_seconds=60)
+    coordinator = Coordinator(aws.resources.function_env()["FAN_OUT_STATE_MACHINE_ARN"])
+    task = FanOutTask(fanout="group", job_id=job.id, group="g1", token="t")
+    sink = GroupSink(store, coordinator, task, "w-g1", 60.0)
+    assert sink(1, 2, "fit_a") is False  # go on: nothing failed
+    store.end_group(job.id, "g2", worker="w-g2", status="failed", completed=1,
+                    error="ValueError: branch b does not fit (node: fit_b)")  # fmt: skip
+    assert sink(1, 2, "fit_a") is True and sink.stopped  # stop here
 
 
 def test_a_group_running_elsewhere_comes_back_later(

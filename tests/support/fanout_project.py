@@ -4,9 +4,11 @@
 reading every branch's model (one a pickle file, two in memory) and writing a CSV file and
 an in-memory result. ``regions``: two namespaces (``north``, ``south``) of two nodes each
 reading one shared parameter, and ``collect`` after them. ``failing``: ``branches`` with
-``fit_b`` raising. ``linear``: three nodes in a row (does not fan out). Nodes append their
-names to $KEDRO_JOBS_TEST_RECORD, so "ran exactly once" is counted; ``params:pause``
-seconds of sleep in every ``fit`` node let a test cancel a running group.
+``fit_b`` raising; ``failing_early``: with ``prep_b`` raising. ``linear``: three nodes in a
+row (does not fan out). Nodes append their names to $KEDRO_JOBS_TEST_RECORD, so "ran
+exactly once" is counted; ``params:pause`` seconds of sleep in every ``fit`` node and
+``params:prep_pause`` in every ``prep`` node let a test cancel (or fail) a job while its
+groups run.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def _record(name):
             handle.write(name + "\\n")
 
 
-def prep(x, branch):
+def prep(x, branch, pause=0.0):
     _record("prep_" + branch)
+    time.sleep(pause)
     return {"branch": branch, "values": [i * (ord(branch) - 96) for i in range(x)]}
 
 
@@ -58,6 +61,13 @@ def fit_fails(raw, pause):
     if raw["branch"] == "b":
         raise ValueError("branch b does not fit")
     return fit(raw, pause)
+
+
+def prep_fails(x, branch, pause=0.0):
+    if branch == "b":
+        _record("prep_b")
+        raise ValueError("branch b has no data")
+    return prep(x, branch, pause)
 
 
 def report(*models):
@@ -75,14 +85,14 @@ def step(x):
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
 
-from {package}.nodes import fit, fit_fails, prep, report, step
+from {package}.nodes import fit, fit_fails, prep, prep_fails, report, step
 
 
-def _branches(fitting):
+def _branches(fitting, preparing=prep):
     nodes = []
     for b in ("a", "b", "c"):
-        nodes.append(node(lambda x, b=b: prep(x, b),
-                          "params:x", "raw_" + b, name="prep_" + b))
+        nodes.append(node(lambda x, p, b=b: preparing(x, b, p),
+                          ["params:x", "params:prep_pause"], "raw_" + b, name="prep_" + b))
         nodes.append(node(fitting, ["raw_" + b, "params:pause"], "model_" + b, name="fit_" + b))
     nodes.append(node(report, ["model_a", "model_b", "model_c"], ["summary", "table"],
                       name="report"))
@@ -110,7 +120,8 @@ def register_pipelines():
         node(step, "two", "three", name="three"),
     ])
     return {{"__default__": _branches(fit), "branches": _branches(fit),
-             "failing": _branches(fit_fails), "regions": _regions(), "linear": linear}}
+             "failing": _branches(fit_fails), "failing_early": _branches(fit, prep_fails),
+             "regions": _regions(), "linear": linear}}
 """
 
 
@@ -122,7 +133,7 @@ def write_fanout_project(root: Path, package: str = "fanout_project") -> Path:
         (root / folder).mkdir(parents=True)
     write_pyproject(root, package)
     (root / "conf" / "base" / "catalog.yml").write_text(_CATALOG)
-    (root / "conf" / "base" / "parameters.yml").write_text("x: 4\npause: 0.0\n")
+    (root / "conf" / "base" / "parameters.yml").write_text("x: 4\npause: 0.0\nprep_pause: 0.0\n")
     (src / "__init__.py").write_text("")
     (src / "settings.py").write_text("")
     (src / "nodes.py").write_text(_NODES)

@@ -17,9 +17,9 @@ logger = Logger(service="kedro-jobs-consumer", child=True)
 
 class GroupSink:
     """A running group's progress sink and heartbeat: its entry in the record, its lease and
-    the job's, and the task's heartbeat to the execution. Says stop on a cancel, when the job
-    ended (a sibling failed it), when the execution no longer waits, or when the group
-    changed hands (``lost``)."""
+    the job's, and the task's heartbeat to the execution. Says stop on a cancel, when a
+    sibling group failed or the job ended, when the execution no longer waits, or when the
+    group changed hands (``lost``)."""
 
     def __init__(
         self, store: JobStore, coordinator: Coordinator, task: FanOutTask, worker: str,
@@ -76,9 +76,20 @@ class GroupSink:
         if stop is None:
             self.lost = True
             return True
-        if job is not None and self.siblings is not None:
+        if job is None:
+            return stop
+        if self._sibling_failed(job):
+            # The job fails with that group's error: this one stops at this node boundary
+            # rather than run on until the coordinator's discard reaches the record.
+            self.stopped = True
+            return True
+        if self.siblings is not None:
             try:
                 self.siblings(job)
             except DependencyUnavailable as exc:  # the next beat tries again
                 logger.warning("dead sibling group not sent again", extra={"reason": exc.reason})
         return stop
+
+    def _sibling_failed(self, job: Job) -> bool:
+        own = str(self.task.group)
+        return any(g.status == "failed" for gid, g in (job.groups or {}).items() if gid != own)

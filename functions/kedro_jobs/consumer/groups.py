@@ -59,7 +59,7 @@ class GroupRunner(Protocol):
 
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome: ...
 
-    def discard_groups(self, job_id: str) -> None: ...
+    def discard_groups(self, job_id: str, group_id: str | None = None) -> None: ...
 
 
 def request_for(job: Job) -> RunRequest:
@@ -218,12 +218,20 @@ class FanOut:
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
         )  # fmt: skip
+        if status == "completed" and self._job_ended(job.id):
+            # A sibling failed or a cancel ended the job while this group ran on to its end:
+            # no commit will read its hand-over, and the job's discard may be past.
+            self.runner.discard_groups(job.id, group_id)
         if status == "completed":
             self.coordinator.succeed(task.token, {"group": group_id})
         elif status == "cancelled" or sink.stopped:
             self.coordinator.fail(task.token, GROUP_CANCELLED, error or CANCELLED_MESSAGE)
         else:
             self.coordinator.fail(task.token, GROUP_FAILED, error or "The group failed")
+
+    def _job_ended(self, job_id: str) -> bool:
+        now = self.store.get(job_id)
+        return now is None or now.status in TERMINAL
 
     def _answer_done(self, job: Job, group_id: str, task: FanOutTask) -> None:
         group = (job.groups or {}).get(group_id)
@@ -259,7 +267,8 @@ class FanOut:
         self.coordinator.succeed(task.token)
 
     def _discard(self, job: Job, task: FanOutTask) -> None:
-        self.runner.discard_groups(job.id)
+        # The job ends first, its hand-overs go after: a group still finishing its last node
+        # meanwhile finds the job ended once it has saved its own, and removes it (_group).
         if job.status not in TERMINAL:
             failed = [g for g in (job.groups or {}).values() if g.status == "failed"]
             # The first group to fail is the job's error (the others may have stopped after).
@@ -270,6 +279,7 @@ class FanOut:
                 why = failed[0].error if failed else UNFINISHED
                 outcome = RunOutcome("failed", None, why or UNFINISHED, "", 0.0)
             self._finish(job, outcome)
+        self.runner.discard_groups(job.id)
         self.coordinator.succeed(task.token)
 
     def _finish(self, job: Job, outcome: RunOutcome) -> None:

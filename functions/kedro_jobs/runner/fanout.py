@@ -124,8 +124,8 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
     return _outcome(ended, control, outputs, results=ended.results)
 
 
-def discard(runner: KedroRunner, job_id: str) -> None:
-    handover.discard(runner.data_root or str(runner.project_path), job_id)
+def discard(runner: KedroRunner, job_id: str, group_id: str | None = None) -> None:
+    handover.discard(runner.data_root or str(runner.project_path), job_id, group_id)
 
 
 def _outcome(

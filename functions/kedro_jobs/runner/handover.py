@@ -272,5 +272,7 @@ def commit(root: str, job_id: str, group_ids: list[str], plan: DataPlan, signer:
     return plan.commit(staged), results
 
 
-def discard(root: str, job_id: str) -> None:
-    delete(job_handovers(root, job_id))
+def discard(root: str, job_id: str, group_id: str | None = None) -> None:
+    """Remove the job's handovers (or one group's)."""
+    location = job_handovers(root, job_id)
+    delete(f"{location}/{group_id}" if group_id else location)
