@@ -479,3 +479,38 @@ def test_a_first_run_fans_out_namespaces_but_not_branches(
     quick = store.get(again.id)
     assert quick is not None and quick.status is JobStatus.COMPLETED
     assert quick.fan_out is None
+
+
+def test_a_group_longer_than_its_invocation_fails_the_job_clearly_then_runs_on_one_worker(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """A group is run within one invocation (not continued in segments, not moved to
+    Fargate): one that outlives it fails the job saying so and what to do, commits nothing,
+    and leaves no staging; the time it took is noted, so the pipeline's next job (with
+    invocations as long) runs on one worker, which goes on in segments where it must."""
+    invocation = get_settings().timeout_margin_seconds + 1.0  # a second to run in
+    job = store.create(Job.new(pipeline_name="branches", parameters={"prep_pause": 3.0},
+                               options={}, user_id="u"))  # fmt: skip
+    body = job.to_message().model_dump_json(exclude_none=True)
+    assert fan_invoke(body, timeout=invocation) == {"batchItemFailures": []}
+    first = next_message(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    assert fan_invoke(first["Body"], timeout=invocation) == {"batchItemFailures": []}
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.FAILED
+    group = json.loads(first["Body"])["group"]
+    assert done.error_message is not None
+    assert done.error_message.startswith(f"Group {group} did not finish within one invocation")
+    assert '"fan_out": false' in done.error_message
+    assert not keys(aws, "data/data/")  # nothing committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+
+    again = store.create(Job.new(pipeline_name="branches", parameters={}, options={},
+                                 user_id="u"))  # fmt: skip
+    body = again.to_message().model_dump_json(exclude_none=True)
+    assert fan_invoke(body, timeout=invocation) == {"batchItemFailures": []}
+    assert (store.get(again.id) or again).fan_out is None  # one worker (and its segments)
+    alone = drain(fan_invoke, aws, store, again.id)
+    assert alone.status is JobStatus.COMPLETED, alone.error_message
+    assert alone.fan_out is None and alone.groups is None
+    assert alone.results == {"summary": {"total": 9.0, "branches": 3}}

@@ -132,3 +132,13 @@ def test_kedro_jobs_status_shows_each_group() -> None:
     text = console.export_text()
     assert "group g2   running 1/2 (fit_b) on req-2/ab12" in text
     assert text.index("group g2") < text.index("group g10")  # in the order they run
+
+
+def test_a_group_known_to_need_an_invocation_or_more_keeps_the_job_on_one_worker() -> None:
+    """Groups are not continued in segments: a job with a group known to take (nearly) an
+    invocation or more runs on one worker, which is."""
+    namespaced = {**PLAN, "grouped_by": "namespace"}
+    long_b = {"prep_b": 1.0, "fit_b": 700.0}
+    assert fit_plan(namespaced, long_b, 5.0, invocation_seconds=890.0) is not None
+    assert fit_plan(namespaced, {**long_b, "fit_b": 850.0}, 5.0, invocation_seconds=890.0) is None
+    assert fit_plan(PLAN, {}, 0.0, invocation_seconds=890.0) == PLAN  # nothing known: fans out

@@ -115,7 +115,13 @@ class FanOut:
         if plan is None:
             return False
         durations = self.node_stats.read(job.pipeline_name)
-        plan = fit_plan(plan, durations, self.settings.fan_out_min_group_seconds)
+        plan = fit_plan(
+            plan,
+            durations,
+            self.settings.fan_out_min_group_seconds,
+            # A group gets an invocation of its own, about as long as this one.
+            invocation_seconds=budget - self.settings.timeout_margin_seconds,
+        )
         if plan is None:
             return False
         # The job's lease, until its first group's claim extends it: the whole budget (the

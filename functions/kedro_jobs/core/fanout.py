@@ -117,8 +117,17 @@ def _fit_level(
     return packs
 
 
+# A group known to take this share of an invocation or more is too long to fan out: one
+# stopped at the deadline noted its time so far, which may fall just short of the next one's.
+_NEAR_THE_LIMIT = 0.9
+
+
 def fit_plan(
-    plan: dict[str, Any], node_seconds: dict[str, float], min_group_seconds: float
+    plan: dict[str, Any],
+    node_seconds: dict[str, float],
+    min_group_seconds: float,
+    *,
+    invocation_seconds: float = float("inf"),
 ) -> dict[str, Any] | None:
     """The plan a job runs with (groups worth a worker each), or None: one worker runs it.
 
@@ -130,7 +139,9 @@ def fit_plan(
       the user's statement that it is an independent unit, so it gets a worker; a branch
       found in the DAG's shape gets none (most are a few quick nodes, and the first run
       on one worker times them for the next).
-    The job fans out when some level still has two or more groups after packing.
+    The job fans out when some level still has two or more groups after packing, and no
+    group is known to take nearly ``invocation_seconds`` or more (what one invocation allows a
+    group: groups are not continued in segments, so such a job runs on one worker, which is).
     """
     trust = plan.get("grouped_by") == "namespace"
     seconds = {g["id"]: _group_seconds(g, node_seconds) for g in plan["groups"]}
@@ -141,6 +152,9 @@ def fit_plan(
         for level in plan["levels"]
     ]  # fmt: skip
     if not any(len(level) > 1 for level in levels):
+        return None
+    known = [sum(node_seconds.get(n, 0.0) for n in g["nodes"]) for level in levels for g in level]
+    if max(known, default=0.0) >= _NEAR_THE_LIMIT * invocation_seconds:
         return None
     # Ids again g1, g2, ... in the order the levels run; dependencies follow the packs.
     ids: dict[str, str] = {}
