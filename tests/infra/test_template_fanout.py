@@ -70,6 +70,9 @@ def test_every_task_sends_to_the_jobs_queue_and_waits_for_its_token(
         assert task["HeartbeatSeconds"] >= 900
         # A fanned-out job between its groups is left to the state machine this long.
         assert task["HeartbeatSeconds"] == TASK_HEARTBEAT_SECONDS
+        # Explicit, above the heartbeat: the States Language's default is 60 s (emulators
+        # apply it), which would fail every group that runs a minute.
+        assert task["TimeoutSeconds"] > task["HeartbeatSeconds"]
     assert states["Levels"]["MaxConcurrency"] == 1  # one level after the other
     assert states["Levels"]["Catch"][0]["Next"] == "Discard"  # a failed group commits nothing
     assert states["Discard"]["Next"] == "GroupsFailed"
