@@ -4,6 +4,9 @@ run gives; ``fan_out: false`` runs it on one worker."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from kedro_jobs.core.states import TERMINAL
 from kedro_jobs_local.dev_stack import running_local_stack
 from tests.support.fanout_project import write_fanout_project
 
-from .conftest import until, wait_for
+from .conftest import busy_consumers, until, wait_for
 
 
 def test_a_job_fans_out_over_the_local_consumers(tmp_path: Path) -> None:
@@ -116,3 +119,74 @@ def test_a_failing_group_fails_the_job_naming_its_node_and_its_siblings_stop(
     assert "failed" in statuses and statuses <= {"failed", "cancelled", "pending"}
     assert not (root / "data").exists()
     assert not (root / ".kedro-jobs" / "groups" / job["id"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("lease", "nap", "args"),
+    [
+        # The settings' 60 s lease, the template's 900 s timeout and rate(1 minute) sweeper.
+        pytest.param(60, 100.0, ("--consumer-timeout", "900"),
+                     marks=[pytest.mark.slow, pytest.mark.timeout(600)], id="template-defaults"),
+        pytest.param(10, 25.0, ("--consumer-timeout", "60", "--sweep-every", "2"),
+                     marks=pytest.mark.slow, id="short-timings"),
+    ],
+)  # fmt: skip
+def test_a_group_whose_consumer_is_killed_is_taken_over_alone(
+    tmp_path: Path, lease: int, nap: float, args: tuple[str, ...]
+) -> None:
+    """Three branch groups mid-node on three consumers; one consumer SIGKILLed. A running
+    sibling notices the dead group at its heartbeat once the group's lease ran out and sends
+    its message again: the group runs again from its first node on another consumer, its
+    siblings run once, the job completes with the one-worker result. The takeover's time is
+    printed (run with -s) against the queue's visibility timeout, which the dead worker's
+    own message would have waited."""
+    env, _, record = _stack_env(tmp_path)
+    env["JOB_LEASE_SECONDS"] = str(lease)
+    with running_local_stack(tmp_path / "dev.log", workers=3, env=env, args=args) as stack:
+        api = stack.client()
+        sqs = stack.aws("sqs")
+        queue = sqs.get_queue_url(QueueName="kedro-jobs-queue")["QueueUrl"]
+        visibility = int(
+            sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])[
+                "Attributes"
+            ]["VisibilityTimeout"]
+        )
+        job = api.post(
+            "/api/v1/jobs", json={"pipeline_name": "branches", "parameters": {"pause": nap}}
+        ).json()
+        until("the three branches in fit", lambda: _fitting(api, job["id"]), 90)
+        busy = until("three busy consumers", lambda: len(busy_consumers(stack)) == 3, 30)
+        assert busy
+        os.kill(busy_consumers(stack)[0], signal.SIGKILL)
+        killed = time.monotonic()
+        taken = until("a group taken over", lambda: _taken_over(api, job["id"]), 10 * lease + 120)
+        takeover = time.monotonic() - killed
+        done = wait_for(api, job["id"], timeout=nap + 10 * lease + 120)
+        finished = time.monotonic() - killed
+    assert done["status"] == "completed", done["error_message"]
+    assert done["results"] == {"summary": {"total": 9.0, "branches": 3}}
+    (dead,) = [g for g, run in done["groups"].items() if run["runs"] == 2]
+    name = next(g["name"] for g in done["fan_out"]["groups"] if g["id"] == dead)
+    branch = name[-1]  # the group is named after its first node, prep_<branch>
+    ran = record.read_text().split()
+    for node in ("prep_a", "fit_a", "prep_b", "fit_b", "prep_c", "fit_c"):
+        assert ran.count(node) == (2 if node.endswith(branch) else 1), ran
+    assert ran.count("report") == 1
+    assert taken and takeover < visibility
+    print(  # the figures for docs/fan-out.md (run with -s)
+        f"\nlease {lease} s, visibility timeout {visibility} s: group {dead} taken over "
+        f"{takeover:.1f} s after its consumer was killed; job completed {finished:.1f} s after"
+    )
+
+
+def _fitting(api: Any, job_id: str) -> bool:
+    record = _branches_running(api, job_id)
+    groups = (record or {}).get("groups") or {}
+    return bool(record) and all(
+        (g["current_node"] or "").startswith("fit_") for g in groups.values() if g["nodes"] == 2
+    )
+
+
+def _taken_over(api: Any, job_id: str) -> bool:
+    record = api.get(f"/api/v1/jobs/{job_id}").json()
+    return any(g["runs"] == 2 for g in (record.get("groups") or {}).values())
