@@ -40,6 +40,21 @@ def until(what: str, check: Callable[[], Any], timeout: float) -> Any:
         time.sleep(0.5)
 
 
+def busy_consumers(stack: LocalStack) -> list[int]:
+    """The consumers of `make dev` running a job (or a fanned-out job's group): pollers of
+    the jobs queue with a forked child (the run's worker)."""
+    procs = stack.processes()
+    assert stack.process is not None
+    pollers = [
+        p.pid
+        for p in procs
+        if "kedro-jobs-queue" in p.command
+        and "kedro_jobs_local.poller" in p.command
+        and p.ppid == stack.process.pid
+    ]
+    return [pid for pid in pollers if any(q.ppid == pid for q in procs)]
+
+
 def wait_for(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
     """The job once it has ended, or as it is when ``timeout`` runs out."""
     deadline = time.monotonic() + timeout

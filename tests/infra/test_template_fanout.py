@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS
+
 from .conftest import transformed
 
 STATES = ("states:StartExecution", "states:SendTaskSuccess", "states:SendTaskFailure",
@@ -66,6 +68,11 @@ def test_every_task_sends_to_the_jobs_queue_and_waits_for_its_token(
         assert body["fanout"] == kind and body["token.$"] == "$$.Task.Token"
         # The consumer checks a message's token with a heartbeat before it acts on it.
         assert task["HeartbeatSeconds"] >= 900
+        # A fanned-out job between its groups is left to the state machine this long.
+        assert task["HeartbeatSeconds"] == TASK_HEARTBEAT_SECONDS
+        # Explicit, above the heartbeat: the States Language's default is 60 s (emulators
+        # apply it), which would fail every group that runs a minute.
+        assert task["TimeoutSeconds"] > task["HeartbeatSeconds"]
     assert states["Levels"]["MaxConcurrency"] == 1  # one level after the other
     assert states["Levels"]["Catch"][0]["Next"] == "Discard"  # a failed group commits nothing
     assert states["Discard"]["Next"] == "GroupsFailed"

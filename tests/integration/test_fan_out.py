@@ -7,6 +7,7 @@ failing group fails the job naming its node; a cancel ends it, committing nothin
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,14 @@ from typing import Any
 import boto3
 import pytest
 
-from kedro_jobs.core.fanout import transitions
+from kedro_jobs.consumer.group_sink import GroupSink
+from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, Coordinator, FanOutTask, transitions
 from kedro_jobs.core.models import Job
-from kedro_jobs.core.states import JobStatus
+from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.settings import get_settings
+from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import JobStore
+from kedro_jobs.sweeper.sweep import Sweeper
 from kedro_jobs_local.counting_project import executions
 from tests.support.fanout_project import write_fanout_project
 
@@ -42,6 +47,21 @@ def fan_invoke(
     (the test project's nodes take milliseconds)."""
     monkeypatch.setenv("KEDRO_PROJECT_PATH", str(fanout_project))
     monkeypatch.setenv("FAN_OUT_MIN_GROUP_SECONDS", "0")
+    fresh_functions()
+    return invoke
+
+
+@pytest.fixture
+def default_invoke(
+    invoke: Invoke,
+    fanout_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_functions: Callable[[], None],
+) -> Invoke:
+    """The consumer handler on the fan-out project with the deployment's defaults (groups
+    worth a worker from 5 s; no node of the project timed yet)."""
+    monkeypatch.setenv("KEDRO_PROJECT_PATH", str(fanout_project))
+    monkeypatch.delenv("FAN_OUT_MIN_GROUP_SECONDS", raising=False)
     fresh_functions()
     return invoke
 
@@ -86,6 +106,18 @@ def next_message(aws: Aws, *, waits: int = 10) -> dict[str, Any]:
             message: dict[str, Any] = resp["Messages"][0]
             return message
     raise AssertionError("the execution sent no message")
+
+
+def peek(aws: Aws) -> list[dict[str, Any]]:
+    """The bodies of the messages on the queue now, left on it."""
+    messages = aws.messages()
+    for message in messages:
+        aws.sqs.change_message_visibility(
+            QueueUrl=aws.resources.queue_url,
+            ReceiptHandle=message["ReceiptHandle"],
+            VisibilityTimeout=0,
+        )
+    return [json.loads(m["Body"]) for m in messages]
 
 
 def keys(aws: Aws, prefix: str) -> list[str]:
@@ -208,28 +240,151 @@ def test_a_group_whose_worker_died_is_taken_over(
     assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
 
 
-def test_fanned_out_jobs_at_once_keep_their_own_data(
+def _dead_claim(store: JobStore, aws: Aws, job_id: str) -> tuple[dict[str, Any], float]:
+    """A consumer took a group's message (invisible now for the queue's visibility timeout,
+    5400 s at the template's defaults), claimed the group and died: its lease just ran out.
+    Returns the message's task and the time of the worker's last beat."""
+    taken = next_message(aws)
+    task: dict[str, Any] = json.loads(taken["Body"])
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=taken["ReceiptHandle"])
+    claim = store.claim_group(job_id, task["group"], worker="dead-worker", lease_seconds=-1.0,
+                              token=task["token"])  # fmt: skip
+    assert claim.job is not None and claim.job.groups is not None
+    lease = float(get_settings().job_lease_seconds)
+    return task, float(claim.job.groups[task["group"]].lease or 0.0) - lease
+
+
+def _taken_over(done: Job, task: dict[str, Any], record: Path) -> None:
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None
+    group = done.groups[task["group"]]
+    assert group.runs == 2 and group.worker != "dead-worker" and group.status == "completed"
+    assert all(g.runs == 1 for gid, g in done.groups.items() if gid != task["group"])
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)  # siblings not run again
+    assert task["token"] not in json.dumps(done.model_dump(mode="json"))  # never shown
+
+
+def test_a_running_sibling_sends_a_dead_group_again(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """A group whose worker died is noticed by a sibling's next write (a node boundary, or
+    its heartbeat every third of a lease: 20 s at the template's 60 s lease), which sends the
+    group's message again with the task token the dead claim noted; the next consumer takes
+    the group over. Not the 5400 s until the dead worker's message comes back."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    task, _ = _dead_claim(store, aws, job.id)
+    sibling = next_message(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=sibling["ReceiptHandle"])
+    assert fan_invoke(sibling["Body"]) == {"batchItemFailures": []}
+    assert peek(aws).count(task) == 1  # sent again once, by the sibling
+    done = drain(fan_invoke, aws, store, job.id)
+    _taken_over(done, task, record)
+    # The dead worker's own message, back after the visibility timeout: dropped.
+    assert fan_invoke(json.dumps(task)) == {"batchItemFailures": []}
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+
+
+def test_a_dead_group_with_no_sibling_running_is_taken_over_at_the_next_sweep(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """No sibling left to notice: the job's lease runs out with the group's (60 s after the
+    last beat at the template's timings); the sweeper, once a minute, sends the job again at
+    its first sweep after that, and the job's delivery sends the group's message again. Time
+    is injected: the sweeps are given their clock."""
+    settings = get_settings()
+    assert (settings.job_lease_seconds, settings.sweep_after_seconds) == (60, 180)  # template's
+    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)  # the siblings' messages run first, and end
+    siblings = [m for m in [first, next_message(aws)]]
+    for message in siblings:
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+        assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    task, beat = _dead_claim(store, aws, job.id)
+    resent_after = None
+    for minute in range(10):  # a sweep a minute from the last beat
+        if sweeper.sweep(now=beat + 60 * minute + 1).resent:
+            resent_after = 60 * minute + 1
+            break
+    assert resent_after == 61  # the first sweep after the lease: not 5400 s
+    again = next_message(aws)
+    assert json.loads(again["Body"]).get("job_id") == job.id  # the job's message
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=again["ReceiptHandle"])
+    assert fan_invoke(again["Body"]) == {"batchItemFailures": []}
+    redriven = next_message(aws)
+    assert json.loads(redriven["Body"]) == task  # the group's, with its token
+    aws.sqs.delete_message(
+        QueueUrl=aws.resources.queue_url, ReceiptHandle=redriven["ReceiptHandle"]
+    )
+    assert fan_invoke(redriven["Body"]) == {"batchItemFailures": []}
+    _taken_over(drain(fan_invoke, aws, store, job.id), task, record)
+
+
+def test_a_job_waiting_between_its_groups_is_not_taken_over(
     fan_invoke: Invoke, aws: Aws, store: JobStore
 ) -> None:
-    """Jobs of two parameter sets, their groups' messages interleaved: each job's hand-overs
-    are its own, so every result is its own parameters' (x=4: 9.0, x=6: 15.0)."""
+    """No group runs and the job's lease ran out: its next group waits on the queue (behind
+    other jobs, say). The sweeper leaves it to the state machine (no attempt lost), until the
+    state machine itself would have given up on that group."""
+    settings = get_settings()
+    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.lease_expires_at is not None
+    later = waiting.lease_expires_at + 600
+    assert not sweeper.sweep(now=later).resent
+    assert sweeper.sweep(now=waiting.lease_expires_at + TASK_HEARTBEAT_SECONDS + 1).resent
+    still = store.get(job.id)
+    assert still is not None and still.attempts == 1
+
+
+def test_ten_fanned_out_jobs_at_once_keep_their_own_data(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """Ten jobs of two parameter sets fanned out at once: ten executions, their groups'
+    messages taken from the queue in batches mixing every job, shuffled. Each job's
+    hand-overs are its own, so every result is its own parameters' (x=4: 9.0, x=6: 15.0),
+    every node of every job ran once, and no job leaves staging behind."""
+    expected = {4: 9.0, 6: 15.0}
     jobs = []
-    for x in (4, 6):
+    for n in range(10):
+        x = (4, 6)[n % 2]
         job = store.create(
             Job.new(pipeline_name="branches", parameters={"x": x}, options={}, user_id="u")
         )
         jobs.append((job, x))
-        assert fan_invoke(job.to_message().model_dump_json(exclude_none=True)) == {
-            "batchItemFailures": []
-        }
-    for job, _ in jobs:
-        drain(fan_invoke, aws, store, job.id)
-    expected = {4: 9.0, 6: 15.0}
+        body = job.to_message().model_dump_json(exclude_none=True)
+        assert fan_invoke(body) == {"batchItemFailures": []}
+    shuffle = random.Random(20)
+    for _ in range(200):
+        if all(getattr(store.get(job.id), "status", None) in TERMINAL for job, _ in jobs):
+            break
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        batch = resp.get("Messages", [])
+        shuffle.shuffle(batch)
+        for message in batch:
+            aws.sqs.delete_message(
+                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+            assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    wrong = []
     for job, x in jobs:
         done = store.get(job.id)
         assert done is not None and done.status is JobStatus.COMPLETED, done
         assert done.groups is not None and len(done.groups) == 4
-        assert done.results == {"summary": {"total": expected[x], "branches": 3}}
+        assert all(g.runs == 1 for g in done.groups.values())
+        if done.results != {"summary": {"total": expected[x], "branches": 3}}:
+            wrong.append((job.id, x, done.results))
+        assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+    assert wrong == []
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 10)  # each node once a job
 
 
 def test_a_forged_fan_out_message_changes_nothing(
@@ -265,6 +420,25 @@ def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(
     assert store.group_progress(job.id, "g1", worker="w1", **beat) is True  # stop there
 
 
+def test_a_running_group_stops_at_its_next_boundary_once_a_sibling_failed(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """The job fails with the first failing group's error: a sibling running meanwhile stops
+    at its next node boundary (its progress write reads the record), not after the state
+    machine's discard reaches the record."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    for group_id in ("g1", "g2"):
+        store.claim_group(job.id, group_id, worker=f"w-{group_id}", lease_seconds=60)
+    coordinator = Coordinator(aws.resources.function_env()["FAN_OUT_STATE_MACHINE_ARN"])
+    task = FanOutTask(fanout="group", job_id=job.id, group="g1", token="t")
+    sink = GroupSink(store, coordinator, task, "w-g1", 60.0)
+    assert sink(1, 2, "fit_a") is False  # go on: nothing failed
+    store.end_group(job.id, "g2", worker="w-g2", status="failed", completed=1,
+                    error="ValueError: branch b does not fit (node: fit_b)")  # fmt: skip
+    assert sink(1, 2, "fit_a") is True and sink.stopped  # stop here
+
+
 def test_a_group_running_elsewhere_comes_back_later(
     fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
 ) -> None:
@@ -277,3 +451,66 @@ def test_a_group_running_elsewhere_comes_back_later(
     failures = fan_invoke(first["Body"], message_ids=["m-1"])["batchItemFailures"]
     assert failures == [{"itemIdentifier": "m-1"}]
     assert not executions(record)
+
+
+def test_a_first_run_fans_out_namespaces_but_not_branches(
+    default_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """Never timed: namespaces are the user's independent units (a worker each, at once);
+    the DAG's branches run on one worker, which times them; timed and quick, the namespaces
+    are packed onto one worker next time."""
+    regions, body = submit(store, "regions")
+    assert default_invoke(body) == {"batchItemFailures": []}
+    fanned = store.get(regions.id)
+    assert fanned is not None and fanned.fan_out is not None
+    assert fanned.fan_out["grouped_by"] == "namespace"
+    done = drain(default_invoke, aws, store, regions.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None and len(done.groups) == 3
+
+    branches, body = submit(store, "branches")
+    assert default_invoke(body) == {"batchItemFailures": []}
+    alone = store.get(branches.id)
+    assert alone is not None and alone.status is JobStatus.COMPLETED
+    assert alone.fan_out is None and alone.groups is None
+
+    again, body = submit(store, "regions")  # its nodes took milliseconds: one worker now
+    assert default_invoke(body) == {"batchItemFailures": []}
+    quick = store.get(again.id)
+    assert quick is not None and quick.status is JobStatus.COMPLETED
+    assert quick.fan_out is None
+
+
+def test_a_group_longer_than_its_invocation_fails_the_job_clearly_then_runs_on_one_worker(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """A group is run within one invocation (not continued in segments, not moved to
+    Fargate): one that outlives it fails the job saying so and what to do, commits nothing,
+    and leaves no staging; the time it took is noted, so the pipeline's next job (with
+    invocations as long) runs on one worker, which goes on in segments where it must."""
+    invocation = get_settings().timeout_margin_seconds + 1.0  # a second to run in
+    job = store.create(Job.new(pipeline_name="branches", parameters={"prep_pause": 3.0},
+                               options={}, user_id="u"))  # fmt: skip
+    body = job.to_message().model_dump_json(exclude_none=True)
+    assert fan_invoke(body, timeout=invocation) == {"batchItemFailures": []}
+    first = next_message(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    assert fan_invoke(first["Body"], timeout=invocation) == {"batchItemFailures": []}
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.FAILED
+    group = json.loads(first["Body"])["group"]
+    assert done.error_message is not None
+    assert done.error_message.startswith(f"Group {group} did not finish within one invocation")
+    assert '"fan_out": false' in done.error_message
+    assert not keys(aws, "data/data/")  # nothing committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+
+    again = store.create(Job.new(pipeline_name="branches", parameters={}, options={},
+                                 user_id="u"))  # fmt: skip
+    body = again.to_message().model_dump_json(exclude_none=True)
+    assert fan_invoke(body, timeout=invocation) == {"batchItemFailures": []}
+    assert (store.get(again.id) or again).fan_out is None  # one worker (and its segments)
+    alone = drain(fan_invoke, aws, store, again.id)
+    assert alone.status is JobStatus.COMPLETED, alone.error_message
+    assert alone.fan_out is None and alone.groups is None
+    assert alone.results == {"summary": {"total": 9.0, "branches": 3}}

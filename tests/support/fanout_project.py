@@ -4,9 +4,11 @@
 reading every branch's model (one a pickle file, two in memory) and writing a CSV file and
 an in-memory result. ``regions``: two namespaces (``north``, ``south``) of two nodes each
 reading one shared parameter, and ``collect`` after them. ``failing``: ``branches`` with
-``fit_b`` raising. ``linear``: three nodes in a row (does not fan out). Nodes append their
-names to $KEDRO_JOBS_TEST_RECORD, so "ran exactly once" is counted; ``params:pause``
-seconds of sleep in every ``fit`` node let a test cancel a running group.
+``fit_b`` raising; ``failing_early``: with ``prep_b`` raising. ``linear``: three nodes in a
+row (does not fan out). Nodes append their names to $KEDRO_JOBS_TEST_RECORD, so "ran
+exactly once" is counted; ``params:pause`` seconds of sleep in every ``fit`` node and
+``params:prep_pause`` in every ``prep`` node let a test cancel (or fail) a job while its
+groups run.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ import time
 import pandas as pd
 
 
-def prep(x, branch):
+def prep(x, branch, pause=0.0):
     _record("prep_" + branch)
+    time.sleep(pause)
     return {"branch": branch, "values": [i * (ord(branch) - 96) for i in range(x)]}
 
 
@@ -52,6 +55,13 @@ def fit_fails(raw, pause):
     if raw["branch"] == "b":
         raise ValueError("branch b does not fit")
     return fit(raw, pause)
+
+
+def prep_fails(x, branch, pause=0.0):
+    if branch == "b":
+        _record("prep_b")
+        raise ValueError("branch b has no data")
+    return prep(x, branch, pause)
 
 
 def report(*models):
@@ -70,14 +80,14 @@ def step(x):
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
 
-from {package}.nodes import fit, fit_fails, prep, report, step
+from {package}.nodes import fit, fit_fails, prep, prep_fails, report, step
 
 
-def _branches(fitting):
+def _branches(fitting, preparing=prep):
     nodes = []
     for b in ("a", "b", "c"):
-        nodes.append(node(lambda x, b=b: prep(x, b),
-                          "params:x", "raw_" + b, name="prep_" + b))
+        nodes.append(node(lambda x, p, b=b: preparing(x, b, p),
+                          ["params:x", "params:prep_pause"], "raw_" + b, name="prep_" + b))
         nodes.append(node(fitting, ["raw_" + b, "params:pause"], "model_" + b, name="fit_" + b))
     nodes.append(node(report, ["model_a", "model_b", "model_c"], ["summary", "table"],
                       name="report"))
@@ -105,12 +115,18 @@ def register_pipelines():
         node(step, "two", "three", name="three"),
     ])
     return {{"__default__": _branches(fit), "branches": _branches(fit),
-             "failing": _branches(fit_fails), "regions": _regions(), "linear": linear}}
+             "failing": _branches(fit_fails), "failing_early": _branches(fit, prep_fails),
+             "regions": _regions(), "linear": linear}}
 """
 
 
 def write_fanout_project(root: Path, package: str = "fanout_project") -> Path:
     """Write the project under ``root`` (created) and return its path."""
     return write_kedro_project(
-        root, package, _NODES, _REGISTRY, catalog=_CATALOG, parameters="x: 4\npause: 0.0\n"
+        root,
+        package,
+        _NODES,
+        _REGISTRY,
+        catalog=_CATALOG,
+        parameters="x: 4\npause: 0.0\nprep_pause: 0.0\n",
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from kedro_jobs.cli.commands import request_body
 from kedro_jobs.cli.main import build_parser
-from kedro_jobs.core.fanout import parse_task, transitions, worth_fanning_out
+from kedro_jobs.core.fanout import fit_plan, parse_task, transitions, worth_fanning_out
 from kedro_jobs.core.models import GroupRun, Job
 from kedro_jobs.core.requests import JobRequest
 from kedro_jobs.core.states import JobStatus
@@ -46,12 +46,50 @@ def test_only_the_state_machine_s_messages_are_fan_out_tasks() -> None:
 
 
 def test_groups_too_small_for_a_worker_of_their_own_do_not_fan_out() -> None:
-    quick = dict.fromkeys(["prep_a", "prep_b", "prep_c", "fit_a", "fit_b", "fit_c"], 0.5)
+    quick = dict.fromkeys(["prep_a", "prep_b", "prep_c", "fit_a", "fit_b", "fit_c", "report"], 0.5)
+    assert fit_plan(PLAN, quick, 5.0) is None
     assert not worth_fanning_out(PLAN, quick, 5.0)
     slow = {**quick, "fit_a": 20.0, "fit_b": 20.0}
-    assert worth_fanning_out(PLAN, slow, 5.0)  # two groups of one level are worth it
-    assert not worth_fanning_out(PLAN, {}, 5.0)  # never timed: the first run is on one worker
-    assert worth_fanning_out(PLAN, {}, 0.0)
+    fitted = fit_plan(PLAN, slow, 5.0)  # two groups of one level are worth a worker each
+    assert fitted is not None
+    # Branch c (1 s) is not worth a worker: it runs with the shortest other group of its level.
+    assert [g["nodes"] for g in fitted["groups"]] == [
+        ["prep_a", "fit_a", "prep_c", "fit_c"],
+        ["prep_b", "fit_b"],
+        ["report"],
+    ]
+    assert fitted["levels"] == [["g1", "g2"], ["g3"]]
+    assert fitted["groups"][2]["depends_on"] == ["g1", "g2"]  # the packs, renumbered
+    assert fitted["groups"][0]["name"] == "a+c"
+    assert fit_plan(PLAN, {}, 0.0) == PLAN  # 0: whenever the shape allows
+
+
+def test_a_pipeline_s_first_run_fans_out_by_namespace_not_by_branch() -> None:
+    # Never timed: the DAG's branches run on one worker (which times them)...
+    assert fit_plan(PLAN, {}, 5.0) is None
+    # ...a pipeline's namespaces are the user's own independent units: they fan out.
+    namespaced = {**PLAN, "grouped_by": "namespace"}
+    assert fit_plan(namespaced, {}, 5.0) == namespaced
+    # Once timed, namespaces too are packed when small.
+    quick = dict.fromkeys(["prep_a", "prep_b", "prep_c", "fit_a", "fit_b", "fit_c", "report"], 0.1)
+    assert fit_plan(namespaced, quick, 5.0) is None
+    # A node new to a timed namespace leaves its group untimed: it keeps its worker.
+    partly = {k: v for k, v in quick.items() if k != "fit_c"}
+    fitted = fit_plan(namespaced, {**partly, "fit_a": 3.0, "fit_b": 3.0}, 5.0)
+    assert fitted is not None
+    assert [g["name"] for g in fitted["groups"]] == ["a+b", "c", "report"]
+
+
+def test_small_groups_of_one_level_are_packed_until_each_is_worth_a_worker() -> None:
+    groups = [{"id": f"g{i}", "name": f"n{i}", "nodes": [f"n{i}"], "depends_on": []}
+              for i in range(1, 8)]  # fmt: skip
+    plan = {**PLAN, "groups": groups, "levels": [[g["id"] for g in groups]], "total_nodes": 7}
+    seconds = {**{f"n{i}": 2.0 for i in range(1, 7)}, "n7": 1.0}
+    fitted = fit_plan(plan, seconds, 5.0)
+    assert fitted is not None
+    # 2+2+2 = 6 s twice, and 1 s left over: it joins the shortest pack.
+    assert [g["nodes"] for g in fitted["groups"]] == [["n1", "n2", "n3", "n7"], ["n4", "n5", "n6"]]
+    assert fitted["levels"] == [["g1", "g2"]]
 
 
 def test_an_execution_s_state_transitions_are_counted_for_its_cost() -> None:
@@ -95,3 +133,13 @@ def test_kedro_jobs_status_shows_each_group() -> None:
     g2 = next(line for line in lines if " g2 " in line)
     assert g2.split() == ["g2", "running", "1/2", "fit_b", "req-2"]  # no claim token
     assert lines.index(g2) < next(i for i, line in enumerate(lines) if " g10 " in line)
+
+
+def test_a_group_known_to_need_an_invocation_or_more_keeps_the_job_on_one_worker() -> None:
+    """Groups are not continued in segments: a job with a group known to take (nearly) an
+    invocation or more runs on one worker, which is."""
+    namespaced = {**PLAN, "grouped_by": "namespace"}
+    long_b = {"prep_b": 1.0, "fit_b": 700.0}
+    assert fit_plan(namespaced, long_b, 5.0, invocation_seconds=890.0) is not None
+    assert fit_plan(namespaced, {**long_b, "fit_b": 850.0}, 5.0, invocation_seconds=890.0) is None
+    assert fit_plan(PLAN, {}, 0.0, invocation_seconds=890.0) == PLAN  # nothing known: fans out

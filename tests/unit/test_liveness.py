@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kedro_jobs.core.liveness import Action, Limits, QueueFacts, decide, held
-from kedro_jobs.core.models import Job
+from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS
+from kedro_jobs.core.liveness import Action, Limits, QueueFacts, dead_groups, decide, held
+from kedro_jobs.core.models import GroupRun, Job
 from kedro_jobs.core.states import JobStatus
 
 T0 = 1_800_000_000.0
@@ -83,3 +84,22 @@ def test_a_message_held_by_a_consumer_that_died_counts_as_lost_once_nobody_works
     assert decide(job, T0 + 200, LIMITS, facts=stuck) is Action.RESEND
     busy = _facts(waiting=5, in_flight=2, pending=6, live=1)
     assert decide(job, T0 + 200, LIMITS, facts=busy) is Action.WAITING
+
+
+def test_a_fanned_out_job_between_its_groups_is_held_by_its_state_machine() -> None:
+    """Its lease ran out because nothing runs between two levels (the next group waits on
+    the queue): not a worker lost, until the state machine would have given up on a task.
+    A group under a dead worker is: the job is taken over (its delivery re-sends the group)."""
+    groups = {
+        "g1": GroupRun(status="completed", nodes=2, completed_nodes=2),
+        "g2": GroupRun(status="pending", nodes=1),
+    }
+    job = _job(status=JobStatus.RUNNING, attempts=1, lease_expires_at=T0 - 1,
+               fan_out={"groups": [], "levels": []}, groups=groups)  # fmt: skip
+    assert dead_groups(job, T0) == []
+    assert decide(job, T0, LIMITS) is Action.HELD
+    assert decide(job, T0 + TASK_HEARTBEAT_SECONDS, LIMITS) is Action.TAKE_OVER
+    dead = {**groups, "g2": GroupRun(status="running", nodes=1, worker="w", lease=T0 - 1)}
+    assert dead_groups(job.model_copy(update={"groups": dead}), T0) == ["g2"]
+    assert decide(job.model_copy(update={"groups": dead}), T0, LIMITS) is Action.TAKE_OVER
+    assert decide(job.model_copy(update={"cancel_requested": True}), T0, LIMITS) is Action.CANCEL

@@ -118,6 +118,7 @@ class Consumer:
                 coordinator=coordinator,
                 node_stats=self.node_stats,
                 runner=lambda: self.runner,
+                queue=self.queue,
             )
         self.segments = SegmentRun(
             settings,

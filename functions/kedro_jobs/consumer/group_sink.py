@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import Coordinator, FanOutTask
+from kedro_jobs.core.models import Job
 from kedro_jobs.core.store.roles.groups import GroupJobs
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -15,15 +17,17 @@ logger = Logger(service="kedro-jobs-consumer", child=True)
 
 class GroupSink:
     """A running group's progress sink and heartbeat: its entry in the record, its lease and
-    the job's, and the task's heartbeat to the execution. Says stop on a cancel, when the job
-    ended (a sibling failed it), when the execution no longer waits, or when the group
-    changed hands (``lost``)."""
+    the job's, and the task's heartbeat to the execution. Says stop on a cancel, when a
+    sibling group failed or the job ended, when the execution no longer waits, or when the
+    group changed hands (``lost``)."""
 
     def __init__(
         self, store: GroupJobs, coordinator: Coordinator, task: FanOutTask, worker: str,
-        lease: float,
+        lease: float, *, siblings: Callable[[Job], None] | None = None,
     ) -> None:  # fmt: skip
         self.store = store
+        # Shown the job at each write: a sibling group whose worker died is sent again.
+        self.siblings = siblings
         self.coordinator = coordinator
         self.task = task
         self.worker = worker
@@ -58,7 +62,7 @@ class GroupSink:
 
     def _write(self) -> bool:
         try:
-            stop = self.store.group_progress(
+            stop, job = self.store.group_beat(
                 self.task.job_id,
                 str(self.task.group),
                 worker=self.worker,
@@ -72,4 +76,20 @@ class GroupSink:
         if stop is None:
             self.lost = True
             return True
+        if job is None:
+            return stop
+        if self._sibling_failed(job):
+            # The job fails with that group's error: this one stops at this node boundary
+            # rather than run on until the coordinator's discard reaches the record.
+            self.stopped = True
+            return True
+        if self.siblings is not None:
+            try:
+                self.siblings(job)
+            except DependencyUnavailable as exc:  # the next beat tries again
+                logger.warning("dead sibling group not sent again", extra={"reason": exc.reason})
         return stop
+
+    def _sibling_failed(self, job: Job) -> bool:
+        own = str(self.task.group)
+        return any(g.status == "failed" for gid, g in (job.groups or {}).items() if gid != own)

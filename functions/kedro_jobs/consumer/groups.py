@@ -28,9 +28,11 @@ from kedro_jobs.core.fanout import (
     JOB_ENDED,
     Coordinator,
     FanOutTask,
-    worth_fanning_out,
+    fit_plan,
 )
+from kedro_jobs.core.liveness import dead_groups
 from kedro_jobs.core.models import Job
+from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL
 from kedro_jobs.core.store.groups import GroupClaimOutcome
@@ -57,7 +59,7 @@ class GroupRunner(Protocol):
 
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome: ...
 
-    def discard_groups(self, job_id: str) -> None: ...
+    def discard_groups(self, job_id: str, group_id: str | None = None) -> None: ...
 
 
 def request_for(job: Job) -> RunRequest:
@@ -74,8 +76,10 @@ class FanOut:
         coordinator: Coordinator,
         node_stats: NodeStats,
         runner: Callable[[], Any],
+        queue: JobQueue | None = None,
     ) -> None:
         self.settings = settings
+        self.queue = queue or JobQueue(settings.jobs_queue_url)
         self.node_stats = node_stats
         self.store = store
         self.recorder = recorder
@@ -93,11 +97,16 @@ class FanOut:
         """Fan ``job`` out if it should: True when this delivery is done with it (the
         execution is started, or already was)."""
         if job.fan_out is not None:  # a delivery after the first: the same execution
+            self.take_over_dead_groups(job)
             self.coordinator.start(job.id, job.fan_out)
             return True
         if job.options.fan_out is False or job.segments or job.checkpoint:
             return False
         if job.compute != "lambda":
+            return False
+        if not self.settings.signing_key.get_secret_value():
+            # Without the deployment's key each container signs its hand-overs with a key of
+            # its own, which the others would refuse: one worker runs the job.
             return False
         try:
             plan = self.runner.fan_out_plan(request_for(job))
@@ -106,7 +115,14 @@ class FanOut:
         if plan is None:
             return False
         durations = self.node_stats.read(job.pipeline_name)
-        if not worth_fanning_out(plan, durations, self.settings.fan_out_min_group_seconds):
+        plan = fit_plan(
+            plan,
+            durations,
+            self.settings.fan_out_min_group_seconds,
+            # A group gets an invocation of its own, about as long as this one.
+            invocation_seconds=budget - self.settings.timeout_margin_seconds,
+        )
+        if plan is None:
             return False
         # The job's lease, until its first group's claim extends it: the whole budget (the
         # execution's first messages are claimed within seconds).
@@ -123,6 +139,29 @@ class FanOut:
         )
         self.recorder.count("JobsFannedOut")
         return True
+
+    def take_over_dead_groups(self, job: Job) -> None:
+        """Send again the message of each group of ``job`` running under a dead worker (its
+        lease expired), with the task token its claim noted: the next consumer takes the
+        group over, and its siblings are not touched. Called by every running group's
+        heartbeat (so a sibling notices within a third of a lease) and by the delivery of a
+        job the sweeper sent again (no group alive to notice: within a minute of the lease).
+        Without it, the group's own message would come back only after the queue's
+        visibility timeout (six times the function's timeout: 90 minutes by default)."""
+        every = float(self.settings.job_lease_seconds)
+        for group_id in dead_groups(job, time.time()):
+            group = (job.groups or {})[group_id]
+            if not group.token or not group.worker:
+                continue  # claimed without a token noted: its own message comes back
+            if not self.store.take_over_group(job.id, group_id, worker=group.worker, every=every):
+                continue  # another consumer or sweep sent it just now
+            task = FanOutTask(fanout="group", job_id=job.id, group=group_id, token=group.token)
+            self.queue.send(task.model_dump_json())
+            logger.warning(
+                "group's worker died: its message is sent again",
+                extra={"group": group_id, "dead_worker": group.worker},
+            )
+            self.recorder.count("GroupsTakenOver")
 
     # -- the execution's messages -------------------------------------------------------------
 
@@ -147,7 +186,9 @@ class FanOut:
         group_id = str(task.group)
         worker = f"{invocation or 'local'}/{uuid.uuid4().hex[:8]}"
         lease = lease_seconds(self.settings, budget)
-        claim = self.store.claim_group(job.id, group_id, worker=worker, lease_seconds=lease)
+        claim = self.store.claim_group(
+            job.id, group_id, worker=worker, lease_seconds=lease, token=task.token
+        )
         if claim.outcome is GroupClaimOutcome.JOB_ENDED:
             self.coordinator.fail(task.token, JOB_ENDED, "The job ended before this group ran")
             return
@@ -163,7 +204,9 @@ class FanOut:
         if claim.job is None:
             return
         assert claim.job.fan_out is not None
-        sink = GroupSink(self.store, self.coordinator, task, worker, lease)
+        sink = GroupSink(
+            self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups
+        )
         deadline = time.monotonic() + budget - self.settings.timeout_margin_seconds
         logger.info("group started", extra={"group": group_id})
         outcome = self.runner.run_group(
@@ -181,12 +224,20 @@ class FanOut:
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
         )  # fmt: skip
+        if status == "completed" and self._job_ended(job.id):
+            # A sibling failed or a cancel ended the job while this group ran on to its end:
+            # no commit will read its hand-over, and the job's discard may be past.
+            self.runner.discard_groups(job.id, group_id)
         if status == "completed":
             self.coordinator.succeed(task.token, {"group": group_id})
         elif status == "cancelled" or sink.stopped:
             self.coordinator.fail(task.token, GROUP_CANCELLED, error or CANCELLED_MESSAGE)
         else:
             self.coordinator.fail(task.token, GROUP_FAILED, error or "The group failed")
+
+    def _job_ended(self, job_id: str) -> bool:
+        now = self.store.get(job_id)
+        return now is None or now.status in TERMINAL
 
     def _answer_done(self, job: Job, group_id: str, task: FanOutTask) -> None:
         group = (job.groups or {}).get(group_id)
@@ -222,7 +273,8 @@ class FanOut:
         self.coordinator.succeed(task.token)
 
     def _discard(self, job: Job, task: FanOutTask) -> None:
-        self.runner.discard_groups(job.id)
+        # The job ends first, its hand-overs go after: a group still finishing its last node
+        # meanwhile finds the job ended once it has saved its own, and removes it (_group).
         if job.status not in TERMINAL:
             failed = [g for g in (job.groups or {}).values() if g.status == "failed"]
             # The first group to fail is the job's error (the others may have stopped after).
@@ -233,6 +285,7 @@ class FanOut:
                 why = failed[0].error if failed else UNFINISHED
                 outcome = RunOutcome("failed", None, why or UNFINISHED, "", 0.0)
             self._finish(job, outcome)
+        self.runner.discard_groups(job.id)
         self.coordinator.succeed(task.token)
 
     def _finish(self, job: Job, outcome: RunOutcome) -> None:

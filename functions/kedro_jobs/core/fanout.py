@@ -24,6 +24,9 @@ DEPENDENCY = "Step Functions"
 GROUP_FAILED = "GroupFailed"
 GROUP_CANCELLED = "GroupCancelled"
 JOB_ENDED = "JobEnded"
+# The state machine's HeartbeatSeconds on every task (template.yaml): a task without a
+# heartbeat or an answer this long fails its execution (a group's failure goes to Discard).
+TASK_HEARTBEAT_SECONDS = 3600
 # Step Functions limits: a failure's cause is at most 32,768 characters, its error 256.
 _CAUSE_MAX = 32_000
 
@@ -58,20 +61,130 @@ def execution_input(job_id: str, plan: dict[str, Any]) -> dict[str, Any]:
     return {"job_id": job_id, "levels": plan["levels"]}
 
 
+def _group_seconds(group: dict[str, Any], node_seconds: dict[str, float]) -> float | None:
+    """The group's nodes' last durations, summed; None if one of them was never timed."""
+    found = [node_seconds.get(node) for node in group["nodes"]]
+    return None if any(s is None for s in found) else sum(s or 0.0 for s in found)
+
+
+def _merged(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Groups of one level run one after another on one worker (none reads another)."""
+    if len(groups) == 1:
+        return groups[0]
+    return {
+        "id": groups[0]["id"],
+        "name": "+".join(g["name"] for g in groups),
+        "nodes": [n for g in groups for n in g["nodes"]],
+        "depends_on": sorted({d for g in groups for d in g["depends_on"]}),
+        "merged": [g["id"] for g in groups],
+    }
+
+
+def _fit_level(
+    groups: list[dict[str, Any]], seconds: dict[str, float | None], minimum: float, trust: bool
+) -> list[list[dict[str, Any]]]:
+    """One level's groups, packed: each pack runs on one worker. A group that took at least
+    ``minimum`` (or was never timed, where ``trust``: namespaces) keeps a worker of its own;
+    smaller ones are packed together, in order, until a pack reaches ``minimum``; a last pack
+    still below it joins the level's shortest pack (it would not be worth its worker)."""
+
+    def worth(group_seconds: float | None) -> bool:
+        if minimum <= 0:  # FAN_OUT_MIN_GROUP_SECONDS=0: whenever the shape allows
+            return True
+        return trust if group_seconds is None else group_seconds >= minimum
+
+    packs: list[list[dict[str, Any]]] = []
+    small: list[dict[str, Any]] = []
+    small_seconds = 0.0
+    for group in groups:
+        if worth(seconds[group["id"]]):
+            packs.append([group])
+            continue
+        small.append(group)
+        small_seconds += seconds[group["id"]] or 0.0
+        if small_seconds >= minimum:
+            packs.append(small)
+            small, small_seconds = [], 0.0
+    if small:
+        if not packs:
+            return [small]
+
+        def length(pack: list[dict[str, Any]]) -> float:
+            known = [seconds[g["id"]] for g in pack]
+            return float("inf") if None in known else sum(s or 0.0 for s in known)
+
+        min(packs, key=length).extend(small)
+    return packs
+
+
+# A group known to take this share of an invocation or more is too long to fan out: one
+# stopped at the deadline noted its time so far, which may fall just short of the next one's.
+_NEAR_THE_LIMIT = 0.9
+
+
+def fit_plan(
+    plan: dict[str, Any],
+    node_seconds: dict[str, float],
+    min_group_seconds: float,
+    *,
+    invocation_seconds: float = float("inf"),
+) -> dict[str, Any] | None:
+    """The plan a job runs with (groups worth a worker each), or None: one worker runs it.
+
+    What is known decides (docs/fan-out.md, "When a job fans out"):
+    - Past durations (each node's last run, summed per group): a group shorter than
+      ``min_group_seconds`` is not worth a worker of its own (its claim, hand-over and
+      coordination cost about a second); small groups of one level are packed together.
+    - A group never timed (the pipeline's first run, or a node new to it): a namespace is
+      the user's statement that it is an independent unit, so it gets a worker; a branch
+      found in the DAG's shape gets none (most are a few quick nodes, and the first run
+      on one worker times them for the next).
+    The job fans out when some level still has two or more groups after packing, and no
+    group is known to take nearly ``invocation_seconds`` or more (what one invocation allows a
+    group: groups are not continued in segments, so such a job runs on one worker, which is).
+    """
+    trust = plan.get("grouped_by") == "namespace"
+    seconds = {g["id"]: _group_seconds(g, node_seconds) for g in plan["groups"]}
+    by_id = {g["id"]: g for g in plan["groups"]}
+    levels = [
+        [_merged(pack) for pack in _fit_level([by_id[i] for i in level], seconds,
+                                               min_group_seconds, trust)]
+        for level in plan["levels"]
+    ]  # fmt: skip
+    if not any(len(level) > 1 for level in levels):
+        return None
+    known = [sum(node_seconds.get(n, 0.0) for n in g["nodes"]) for level in levels for g in level]
+    if max(known, default=0.0) >= _NEAR_THE_LIMIT * invocation_seconds:
+        return None
+    # Ids again g1, g2, ... in the order the levels run; dependencies follow the packs.
+    ids: dict[str, str] = {}
+    renamed: dict[str, str] = {}
+    order = [group for level in levels for group in level]
+    for number, group in enumerate(order, start=1):
+        renamed[group["id"]] = f"g{number}"
+        for old in group.get("merged", [group["id"]]):
+            ids[old] = f"g{number}"
+    groups = [
+        {
+            "id": renamed[g["id"]],
+            "name": g["name"],
+            "nodes": list(g["nodes"]),
+            "depends_on": sorted({ids[d] for d in g["depends_on"]}, key=lambda i: int(i[1:])),
+        }
+        for g in order
+    ]
+    return {
+        **plan,
+        "groups": groups,
+        "levels": [[renamed[g["id"]] for g in level] for level in levels],
+    }
+
+
 def worth_fanning_out(
     plan: dict[str, Any], node_seconds: dict[str, float], min_group_seconds: float
 ) -> bool:
-    """Whether two groups of one level each take at least ``min_group_seconds`` (their nodes'
-    last durations, summed; a node never timed counts 0 s). Smaller groups are not worth a
-    worker each: the hand-over and coordination cost about a second a group."""
-    seconds = {
-        group["id"]: sum(node_seconds.get(node, 0.0) for node in group["nodes"])
-        for group in plan["groups"]
-    }
-    return any(
-        sum(seconds[group_id] >= min_group_seconds for group_id in level) >= 2
-        for level in plan["levels"]
-    )
+    """Whether ``plan`` fans out at all (``fit_plan`` says how)."""
+    return fit_plan(plan, node_seconds, min_group_seconds) is not None
 
 
 def transitions(plan: dict[str, Any]) -> int:

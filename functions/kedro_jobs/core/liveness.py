@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
@@ -91,6 +92,27 @@ def held(job: Job, now: float) -> bool:
     )
 
 
+def dead_groups(job: Job, now: float) -> list[str]:
+    """The groups of a fanned-out job that run under an expired lease: their worker died."""
+    return [
+        group_id
+        for group_id, group in (job.groups or {}).items()
+        if group.status == "running" and (group.lease or 0.0) <= now
+    ]
+
+
+def coordinated(job: Job, now: float) -> bool:
+    """A fanned-out job between its groups: none runs under a dead worker, and the next is on
+    its way from the state machine (sent, or waiting on the queue behind other jobs). Nothing
+    works on it in the meantime, so its lease runs out; that is not a worker lost. Bounded by
+    the state machine's own limit: a task without an answer or a heartbeat for
+    TASK_HEARTBEAT_SECONDS fails the execution, whose discard ends the job; one still running
+    after that is taken over (and in the end failed) as any job."""
+    if job.fan_out is None or not job.groups or dead_groups(job, now):
+        return False
+    return (job.lease_expires_at or 0.0) + TASK_HEARTBEAT_SECONDS > now
+
+
 def decide(
     job: Job,
     now: float,
@@ -113,6 +135,8 @@ def decide(
             return Action.HELD
         if job.cancel_requested:
             return Action.CANCEL
+        if coordinated(job, now):
+            return Action.HELD
         if job.handed_off:
             # Its last segment let go: the next segment's claim takes it (the sweeper sends
             # it again once the hand-off's grace ran out). Not an attempt lost to a crash.

@@ -59,6 +59,9 @@ class GroupRun(BaseModel):
     error: str | None = None
     runs: int = 0  # claims of it: more than one after a worker died mid-group
     lease: float | None = None  # epoch seconds; its worker's claim ends then
+    # The execution's task token for this group (what a takeover answers with): stored, never
+    # shown or published (whoever holds it may answer for the group).
+    token: str | None = Field(default=None, exclude=True, repr=False)
 
 
 class Progress(BaseModel):

@@ -7,6 +7,7 @@ inline), the deadline, progress and cancel at node boundaries are those of any j
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,7 @@ def _work(runner: KedroRunner, job_plan: dict[str, Any], group_id: str) -> hando
         exports=produced & (read_elsewhere | results),
         results=results,
         root=runner.data_root or str(runner.project_path),
+        signer=runner.signer,
     )
 
 
@@ -95,7 +97,27 @@ def run_group(
             ended = run_forked(task, control)
     finally:
         data.discard()
-    return _outcome(ended, control, [], None)
+    outcome = _outcome(ended, control, [], None)
+    if outcome.status == "timed_out":
+        return _too_long(outcome, group_id)
+    return outcome
+
+
+def _too_long(outcome: RunOutcome, group_id: str) -> RunOutcome:
+    """A group is run within one invocation: one that outlives it fails the job, saying so
+    and what to do. The node it was in is noted as having taken at least its time so far, so
+    the pipeline's next job is not fanned out (core.fanout.fit_plan: a group longer than an
+    invocation runs on one worker, which goes on in segments)."""
+    durations = dict(outcome.node_durations)
+    running = outcome.progress.current
+    if running and running not in durations:
+        durations[running] = max(0.0, outcome.duration - sum(durations.values()))
+    message = (
+        f"Group {group_id} did not finish within one invocation ({outcome.error_message}). "
+        "A fanned-out job's group is not continued in segments: the pipeline's next job runs "
+        'on one worker, or submit this one again with "fan_out": false'
+    )
+    return replace(outcome, status="failed", error_message=message, node_durations=durations)
 
 
 def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOutcome:
@@ -109,7 +131,7 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
     total = int(job_plan["total_nodes"])
     commit_error, log = None, ""
     try:
-        outputs, results = handover.commit(root, job_id, group_ids, data)
+        outputs, results = handover.commit(root, job_id, group_ids, data, runner.signer)
     except Exception as error:
         commit_error = f"Outputs could not be committed to {data.data_root}: {error!r}"
         outputs, results, log = [], None, log_line("ERROR", "kedro_jobs", commit_error)
@@ -123,8 +145,8 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
     return _outcome(ended, control, outputs, results=ended.results)
 
 
-def discard(runner: KedroRunner, job_id: str) -> None:
-    handover.discard(runner.data_root or str(runner.project_path), job_id)
+def discard(runner: KedroRunner, job_id: str, group_id: str | None = None) -> None:
+    handover.discard(runner.data_root or str(runner.project_path), job_id, group_id)
 
 
 def _outcome(

@@ -6,7 +6,8 @@ namespaces (a top-level namespace is one group; a node without one is its own gr
 pipeline without namespaces is cut into its branches: a chain of nodes (each the only child
 of the one before, which has no other child) stays one group, so a linear branch runs on one
 worker and hands nothing over between its nodes. A job fans out only when some level holds
-two or more groups; otherwise one worker runs it as before.
+two or more groups; otherwise one worker runs it as before. Whether the groups are worth a
+worker each (past node durations; small ones merged) is decided by core.fanout.fit_plan.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class GroupPlan:
     levels: list[list[str]]  # group ids; each level runs after the one before
     free_outputs: list[str]  # the whole pipeline's free outputs: the job's results
     total_nodes: int
+    # "namespace" (the user's own statement that the groups are independent) or "branches"
+    # (the DAG's shape only): core.fanout.fit_plan treats groups never timed differently.
+    grouped_by: str = "branches"
 
     @property
     def fans_out(self) -> bool:
@@ -50,6 +54,7 @@ class GroupPlan:
             levels=[list(level) for level in data["levels"]],
             free_outputs=list(data["free_outputs"]),
             total_nodes=int(data["total_nodes"]),
+            grouped_by=str(data.get("grouped_by", "branches")),
         )
 
 
@@ -108,7 +113,8 @@ def _levels(raw: list[tuple[str, list[str], set[str]]]) -> list[list[str]] | Non
 def plan_groups(pipeline: Any) -> GroupPlan | None:
     """The plan for ``pipeline`` (a Kedro Pipeline, already filtered by the run options), or
     None where its groups cannot be ordered."""
-    raw = _by_namespace(pipeline) if _uses_namespaces(pipeline) else _branches(pipeline)
+    namespaced = _uses_namespaces(pipeline)
+    raw = _by_namespace(pipeline) if namespaced else _branches(pipeline)
     levels = _levels(raw)
     if levels is None:
         return None
@@ -125,4 +131,5 @@ def plan_groups(pipeline: Any) -> GroupPlan | None:
         levels=[[ids[name] for name in level] for level in levels],
         free_outputs=sorted(pipeline.outputs()),
         total_nodes=len(pipeline.nodes),
+        grouped_by="namespace" if namespaced else "branches",
     )

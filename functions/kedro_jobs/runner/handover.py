@@ -9,10 +9,17 @@ and ``handover.json``, written last (a handover without one is incomplete and ne
 A group reads the handovers of the groups it depends on. Nothing reaches the data root's
 committed files until ``commit``, which publishes every group's staged files once; ``discard``
 removes the job's handovers (a failed or cancelled job commits nothing and leaves none).
+
+Handovers are unpickled, so they are signed as checkpoints are (checkpoint.py, one signer
+under the deployment's ``SIGNING_KEY``): ``handover.json`` holds the SHA-256 of every file
+of the handover, the job and group it belongs to, and an HMAC of itself. One that is unsigned,
+altered, signed with another key or another job's or group's is refused before anything of
+it is unpickled or published; the group (or the commit) then fails, saying so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pickle
@@ -23,7 +30,14 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from kedro_jobs.runner.checkpoint import delete
+from kedro_jobs.runner.checkpoint import (
+    CheckpointError,
+    Signer,
+    _canonical,
+    _Hashing,
+    _sha256_of,
+    delete,
+)
 from kedro_jobs.runner.data import DataPlan, StagedOutput
 from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
@@ -33,6 +47,11 @@ from kedro_jobs.runner.types import RunRequest
 logger = logging.getLogger(__name__)
 
 HANDOVER = "handover.json"
+_FORMAT = 1
+
+
+class HandoverError(CheckpointError):
+    """A handover could not be read, or was refused: the group (or the commit) fails."""
 
 
 def job_handovers(root: str, job_id: str) -> str:
@@ -63,6 +82,7 @@ class GroupWork:
     exports: set[str]  # datasets it produces that others read, or that are job results
     results: set[str]  # the job's free outputs (its results)
     root: str  # the data root
+    signer: Signer  # the deployment's key: signs this group's handover, checks upstream's
 
 
 class ExportHook:
@@ -78,21 +98,55 @@ class ExportHook:
         self.values.update((k, v) for k, v in outputs.items() if k in self.names)
 
 
-def _read_handover(location: str) -> dict[str, Any]:
-    fs, path = _fs(location)
-    with fs.open(f"{path}/{HANDOVER}", "rb") as handle:
-        data: dict[str, Any] = json.load(handle)
-    return data
+def _read_handover(location: str, job_id: str, group_id: str, signer: Signer) -> dict[str, Any]:
+    """The handover's index, once its signature is checked (HandoverError if it is
+    unreadable, unsigned, altered, or not this job's and group's)."""
+    try:
+        fs, path = _fs(location)
+        with fs.open(f"{path}/{HANDOVER}", "rb") as handle:
+            signed = json.load(handle)
+    except Exception as error:
+        raise HandoverError(
+            f"The hand-over of group {group_id} at {location} is unreadable "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    raw = signed.get("handover") if isinstance(signed, dict) else None
+    if not isinstance(raw, dict) or "signature" not in signed:
+        raise HandoverError(
+            f"The hand-over of group {group_id} at {location} is not signed: refused (a "
+            "hand-over is only read with a valid signature under this deployment's key)"
+        )
+    if not signer.verify(_canonical(raw), signed["signature"]):
+        raise HandoverError(
+            f"The hand-over of group {group_id} at {location} was altered or signed with "
+            "another key: refused (its signature does not match this deployment's SIGNING_KEY)"
+        )
+    if (raw.get("job_id"), raw.get("group_id"), raw.get("format")) != (job_id, group_id, _FORMAT):
+        raise HandoverError(
+            f"The hand-over at {location} is not group {group_id} of job {job_id}: refused"
+        )
+    return raw
+
+
+def _check(handover: dict[str, Any], location: str, relative: str, digest: str) -> None:
+    if handover["digests"].get(relative) != digest:
+        raise HandoverError(
+            f"The hand-over at {location} was altered: {relative} does not match its signed "
+            "index; refused"
+        )
 
 
 def _download(location: str, handover: dict[str, Any], staging: Path) -> list[StagedOutput]:
-    """Bring a handover's staged files into ``staging``; returns them as staged outputs."""
+    """Bring a handover's staged files into ``staging``, each checked against its signed
+    digest; returns them as staged outputs."""
     fs, root = _fs(location)
     files = handover["files"]
     for relative in files:
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
     if files:  # one call: s3fs downloads the files concurrently
         fs.get([f"{root}/staged/{r}" for r in files], [str(staging / r) for r in files])
+    for relative in files:
+        _check(handover, location, f"staged/{relative}", _sha256_of(staging / relative))
     return [
         StagedOutput(**{**item, "staged": str(staging / item["staged"])})
         for item in handover["staged"]
@@ -105,32 +159,37 @@ def restore(work: GroupWork, job_id: str, plan: DataPlan) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for group_id in work.upstream:
         location = f"{job_handovers(work.root, job_id)}/{group_id}"
-        handover = _read_handover(location)
+        handover = _read_handover(location, job_id, group_id, work.signer)
         plan.carried.extend(_download(location, handover, plan.staging))
         fs, root = _fs(location)
         for name, relative in handover["memory"].items():
-            with fs.open(f"{root}/{relative}", "rb") as handle:
-                # The job's own handover, written by its earlier group under the data root.
-                values[name] = pickle.load(handle)  # noqa: S301  # nosec B301
+            data = fs.cat_file(f"{root}/{relative}")
+            _check(handover, location, relative, hashlib.sha256(data).hexdigest())
+            # Signed by this deployment's key, and checked above, before it is unpickled.
+            values[name] = pickle.loads(data)  # noqa: S301  # nosec B301
     return values
 
 
 def save(work: GroupWork, job_id: str, plan: DataPlan, exported: dict[str, Any]) -> str:
-    """This group's handover: its values others read, its staged files, its results."""
+    """This group's handover: its values others read, its staged files, its results, and
+    the signed index of them all (written last)."""
     location = f"{job_handovers(work.root, job_id)}/{work.group_id}"
     fs, root = _fs(location)
     if fs.exists(root):  # left by an earlier attempt at this group
         fs.rm(root, recursive=True)
     _make_dirs(fs, f"{root}/memory")
     memory: dict[str, str] = {}
+    digests: dict[str, str] = {}
     results: dict[str, Any] = {}
     for index, (name, value) in enumerate(sorted(exported.items())):
         if name in work.results:
             results[name] = to_json_safe(value)
         relative = f"memory/{index}.pkl"
         with fs.open(f"{root}/{relative}", "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            hashing = _Hashing(handle)
+            pickle.dump(value, hashing, protocol=pickle.HIGHEST_PROTOCOL)
         memory[name] = relative
+        digests[relative] = hashing.digest.hexdigest()
     staged: list[dict[str, Any]] = []
     sources: dict[str, Path] = {}
     for item in plan.staged:
@@ -144,11 +203,22 @@ def save(work: GroupWork, job_id: str, plan: DataPlan, exported: dict[str, Any])
     names = sorted(sources)
     for name in names:
         _make_dirs(fs, f"{root}/staged/{name}".rsplit("/", 1)[0])
+        digests[f"staged/{name}"] = _sha256_of(sources[name])
     if names:  # one call: s3fs uploads the files concurrently
         fs.put([str(sources[n]) for n in names], [f"{root}/staged/{n}" for n in names])
-    handover = {"memory": memory, "staged": staged, "files": names, "results": results}
+    handover = {
+        "format": _FORMAT,
+        "job_id": job_id,
+        "group_id": work.group_id,
+        "memory": memory,
+        "staged": staged,
+        "files": names,
+        "results": results,
+        "digests": digests,
+    }
+    signed = {"handover": handover, "signature": work.signer.sign(_canonical(handover))}
     with fs.open(f"{root}/{HANDOVER}", "w") as handle:
-        json.dump(handover, handle)
+        json.dump(signed, handle)
     return location
 
 
@@ -183,19 +253,22 @@ def execute_group(
     return Executed({}, [])
 
 
-def commit(root: str, job_id: str, group_ids: list[str], plan: DataPlan) -> tuple[
+def commit(root: str, job_id: str, group_ids: list[str], plan: DataPlan, signer: Signer) -> tuple[
     list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
-    """Publish every group's staged files once; returns (outputs, results). The handovers
-    are removed afterwards (by ``discard``)."""
+    """Publish every group's staged files once (each handover's signature and files checked
+    first); returns (outputs, results). The handovers are removed afterwards (by
+    ``discard``)."""
     staged: list[StagedOutput] = []
     results: dict[str, Any] = {}
     for group_id in group_ids:
         location = f"{job_handovers(root, job_id)}/{group_id}"
-        handover = _read_handover(location)
+        handover = _read_handover(location, job_id, group_id, signer)
         staged.extend(_download(location, handover, plan.staging))
         results.update(handover["results"])
     return plan.commit(staged), results
 
 
-def discard(root: str, job_id: str) -> None:
-    delete(job_handovers(root, job_id))
+def discard(root: str, job_id: str, group_id: str | None = None) -> None:
+    """Remove the job's handovers (or one group's)."""
+    location = job_handovers(root, job_id)
+    delete(f"{location}/{group_id}" if group_id else location)

@@ -164,10 +164,10 @@ class KedroRunner:
 
         return fanout.commit(self, job_id, plan)
 
-    def discard_groups(self, job_id: str) -> None:
+    def discard_groups(self, job_id: str, group_id: str | None = None) -> None:
         from kedro_jobs.runner import fanout
 
-        fanout.discard(self, job_id)
+        fanout.discard(self, job_id, group_id)
 
     def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
         """Run one job, or its next segment from ``request.checkpoint``; past ``deadline`` (a

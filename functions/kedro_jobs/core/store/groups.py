@@ -55,15 +55,24 @@ class Groups(Table):
         return self._changed(self._as_written(job, values))
 
     def claim_group(
-        self, job_id: str, group_id: str, *, worker: str, lease_seconds: float
+        self,
+        job_id: str,
+        group_id: str,
+        *,
+        worker: str,
+        lease_seconds: float,
+        token: str | None = None,
     ) -> GroupClaim:
+        """Claim the group for ``worker``, noting the execution's task ``token`` for it (a
+        takeover after this worker dies answers with it)."""
         now = time.time()
         lease_end = now + lease_seconds
         names = {"#gs": "groups", "#g": group_id, "#st": "status", "#l": "lease", "#w": "worker",
                  "#sa": "started_at", "#r": "runs", "#c": "completed_nodes", "#cur": "current_node",
                  "#job": "status", "#cx": "cancel_requested", "#jl": "lease_expires_at",
-                 "#sd": "sweep_due"}  # fmt: skip
+                 "#sd": "sweep_due", "#tk": "token"}  # fmt: skip
         values = {
+            ":token": {"S": token} if token else {"NULL": True},
             ":running": {"S": "running"},
             ":pending": {"S": "pending"},
             ":job": encode("status", JobStatus.RUNNING),
@@ -82,8 +91,8 @@ class Groups(Table):
         )
         update = (
             "SET #gs.#g.#st = :running, #gs.#g.#l = :lease, #gs.#g.#w = :worker, "
-            "#gs.#g.#sa = :at, #gs.#g.#c = :zero, #gs.#g.#cur = :null, #jl = :lease, "
-            "#sd = :lease ADD #gs.#g.#r :one"
+            "#gs.#g.#sa = :at, #gs.#g.#c = :zero, #gs.#g.#cur = :null, #gs.#g.#tk = :token, "
+            "#jl = :lease, #sd = :lease ADD #gs.#g.#r :one"
         )
         try:
             attrs = self._raw_update(job_id, update, condition, names, values)
@@ -113,6 +122,24 @@ class Groups(Table):
     ) -> bool | None:
         """Record a running group's progress and extend its lease (and the job's). Returns
         whether a cancel was asked (or the job ended), or None if the group changed hands."""
+        stop, _ = self.group_beat(
+            job_id, group_id, worker=worker, completed=completed, current=current,
+            lease_seconds=lease_seconds,
+        )  # fmt: skip
+        return stop
+
+    def group_beat(
+        self,
+        job_id: str,
+        group_id: str,
+        *,
+        worker: str,
+        completed: int,
+        current: str | None,
+        lease_seconds: float,
+    ) -> tuple[bool | None, Job | None]:
+        """``group_progress``, and the job as written (its sibling groups: a running group
+        notices one whose worker died), or None when the write was refused."""
         lease_end = time.time() + lease_seconds
         names = {"#gs": "groups", "#g": group_id, "#w": "worker", "#l": "lease",
                  "#c": "completed_nodes", "#cur": "current_node", "#job": "status",
@@ -130,18 +157,43 @@ class Groups(Table):
             "SET #gs.#g.#l = :lease, #gs.#g.#c = :c, #gs.#g.#cur = :cur, #jl = :lease, #sd = :lease"
         )
         try:
-            self._raw_update(
+            attrs = self._raw_update(
                 job_id, update, "#gs.#g.#w = :worker AND #job = :job AND #cx = :no", names, values
             )
         except ConditionFailed as failed:
             if not failed.item:
-                return True
+                return True, None
             job = from_item(failed.item)
             group = (job.groups or {}).get(group_id)
             if group is None or group.worker != worker:
-                return None
-            return True  # cancelled, or the job ended (a sibling failed it)
-        return False
+                return None, None
+            return True, None  # cancelled, or the job ended (a sibling failed it)
+        return False, from_item(attrs, lenient=True)
+
+    def take_over_group(self, job_id: str, group_id: str, *, worker: str, every: float) -> bool:
+        """Note that the group's message is sent again, its worker (``worker``, as read) dead:
+        True for exactly one of the consumers and sweeps that find it so at once, and again
+        only ``every`` seconds later (if the message sent was not taken meanwhile). The
+        group's lease stays expired, so the next claim takes it."""
+        now = time.time()
+        names = {"#gs": "groups", "#g": group_id, "#st": "status", "#l": "lease",
+                 "#w": "worker", "#td": "taken_over_at", "#job": "status"}  # fmt: skip
+        values = {
+            ":running": {"S": "running"},
+            ":now": {"N": repr(now)},
+            ":again": {"N": repr(now - every)},
+            ":worker": {"S": worker},
+            ":job": encode("status", JobStatus.RUNNING),
+        }
+        condition = (
+            "#job = :job AND #gs.#g.#st = :running AND #gs.#g.#l < :now AND "
+            "#gs.#g.#w = :worker AND (attribute_not_exists(#gs.#g.#td) OR #gs.#g.#td < :again)"
+        )
+        try:
+            self._raw_update(job_id, "SET #gs.#g.#td = :now", condition, names, values)
+        except ConditionFailed:
+            return False
+        return True
 
     def end_group(
         self,
