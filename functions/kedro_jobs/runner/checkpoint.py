@@ -18,11 +18,9 @@ saying the checkpoint is unreadable.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import pickle
-import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,6 +28,15 @@ from typing import Any
 
 from kedro_jobs.runner.data import DataPlan, StagedOutput
 from kedro_jobs.runner.results import to_json_safe
+from kedro_jobs.runner.signed import (
+    Hashing,
+    Signer,
+    canonical,
+    fs_of,
+    make_dirs,
+    read_signed,
+    sha256_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +49,9 @@ def job_checkpoints(root: str, job_id: str) -> str:
     return f"{root.rstrip('/')}/.kedro-jobs/checkpoints/{job_id}"
 
 
-def _fs(location: str) -> tuple[Any, str]:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(location)
-    return fs, str(path)
-
-
 def saved(location: str) -> bool:
     """Whether a complete checkpoint (its manifest, written last) is at ``location``."""
-    fs, path = _fs(location)
+    fs, path = fs_of(location)
     try:
         return bool(fs.exists(f"{path}/{MANIFEST}"))
     except FileNotFoundError:
@@ -60,7 +60,7 @@ def saved(location: str) -> bool:
 
 def delete(location: str) -> None:
     """Remove a checkpoint (or a job's checkpoints folder); absent is fine."""
-    fs, path = _fs(location)
+    fs, path = fs_of(location)
     try:
         if fs.exists(path):
             fs.rm(path, recursive=True)
@@ -71,8 +71,8 @@ def delete(location: str) -> None:
 def delete_all_but(root: str, job_id: str, keep: set[str]) -> None:
     """Remove a job's checkpoints other than ``keep`` (locations)."""
     folder = job_checkpoints(root, job_id)
-    fs, path = _fs(folder)
-    kept = {_fs(location)[1].rstrip("/") for location in keep}
+    fs, path = fs_of(folder)
+    kept = {fs_of(location)[1].rstrip("/") for location in keep}
     try:
         entries = fs.ls(path, detail=False) if fs.exists(path) else []
     except FileNotFoundError:
@@ -84,53 +84,6 @@ def delete_all_but(root: str, job_id: str, keep: set[str]) -> None:
 
 class CheckpointError(Exception):
     """A checkpoint could not be saved or read: the job fails (it cannot go on)."""
-
-
-class Signer:
-    """HMAC-SHA256 under the deployment's checkpoint key. Without one (a runner made with no
-    key), a random key of this process: its checkpoints can then be resumed only by it."""
-
-    def __init__(self, key: str | bytes = b"") -> None:
-        if isinstance(key, str):
-            key = key.encode()
-        self.ephemeral = not key
-        self._key = key or secrets.token_bytes(32)
-        self._warned = False
-
-    def sign(self, payload: bytes) -> str:
-        if self.ephemeral and not self._warned:
-            self._warned = True
-            logger.warning(
-                "No checkpoint signing key is configured (SIGNING_KEY): checkpoints "
-                "are signed with a key of this process only, so another container cannot "
-                "resume them"
-            )
-        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
-
-    def verify(self, payload: bytes, signature: object) -> bool:
-        return isinstance(signature, str) and hmac.compare_digest(self.sign(payload), signature)
-
-
-def _canonical(manifest: dict[str, Any]) -> bytes:
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-
-
-class _Hashing:
-    """A binary file that also hashes what is written to it (pickle.dump writes here)."""
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        written: int = self.handle.write(data)
-        return written
-
-
-def _sha256_of(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def left_to_run(nodes: list[Any], completed: list[str]) -> tuple[list[Any], set[str], set[str]]:
@@ -175,7 +128,7 @@ def completed_nodes(location: str, job_id: str) -> list[str]:
     """The nodes job ``job_id``'s checkpoint at ``location`` holds the outputs of, for display
     only (a rerun's timeline): its signature is not checked here, as nothing of it is
     unpickled or run; the run that goes on from it checks it before reading anything else."""
-    fs, path = _fs(location)
+    fs, path = fs_of(location)
     with fs.open(f"{path}/{MANIFEST}", "rb") as handle:
         raw = json.load(handle).get("manifest") or {}
     if raw.get("job_id") != job_id:
@@ -186,26 +139,16 @@ def completed_nodes(location: str, job_id: str) -> list[str]:
 def read_manifest(location: str, job_id: str, signer: Signer) -> Manifest:
     """The checkpoint's manifest, once its signature is checked (CheckpointError if it is
     unreadable, unsigned, altered or not this job's)."""
-    try:
-        fs, path = _fs(location)
-        with fs.open(f"{path}/{MANIFEST}", "rb") as handle:
-            signed = json.load(handle)
-    except Exception as error:
-        raise CheckpointError(
-            f"The checkpoint {location} is unreadable ({type(error).__name__}: {error}); "
-            "the job cannot go on from it"
-        ) from error
-    raw = signed.get("manifest") if isinstance(signed, dict) else None
-    if not isinstance(raw, dict) or "signature" not in signed:
-        raise CheckpointError(
-            f"The checkpoint {location} is not signed: refused (a checkpoint is only read "
-            "with a valid signature under this deployment's key)"
-        )
-    if not signer.verify(_canonical(raw), signed["signature"]):
-        raise CheckpointError(
-            f"The checkpoint {location} was altered or signed with another key: refused "
-            "(its signature does not match this deployment's SIGNING_KEY)"
-        )
+    raw = read_signed(
+        location,
+        MANIFEST,
+        "manifest",
+        signer,
+        error=CheckpointError,
+        noun="checkpoint",
+        what=f"The checkpoint {location}",
+        unreadable="; the job cannot go on from it",
+    )
     try:
         if raw.get("format") != _FORMAT:
             raise ValueError(f"unknown checkpoint format {raw.get('format')!r}")
@@ -260,7 +203,7 @@ class Checkpointer:
 
     def _restore(self, manifest: Manifest, location: str) -> dict[str, Any]:
         started = time.monotonic()
-        fs, root = _fs(location)
+        fs, root = fs_of(location)
         staging = self.plan.staging
         for relative in manifest.files:
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +213,7 @@ class Checkpointer:
                 [str(staging / relative) for relative in manifest.files],
             )
         for relative in manifest.files:
-            _check(manifest, location, f"staged/{relative}", _sha256_of(staging / relative))
+            _check(manifest, location, f"staged/{relative}", sha256_of(staging / relative))
         self.plan.carried = [
             self._versioned(StagedOutput(**{**item, "staged": str(staging / item["staged"])}))
             for item in manifest.staged
@@ -345,19 +288,19 @@ class Checkpointer:
 
         previous = self.resumed
         remaining, produced, needed = left_to_run(pipeline.nodes, completed_here)
-        fs, root = _fs(self.location)
+        fs, root = fs_of(self.location)
         if fs.exists(root):  # left by an attempt of this segment that did not finish
             fs.rm(root, recursive=True)
-        _make_dirs(fs, root)
+        make_dirs(fs, root)
         memory: dict[str, str] = {}
         digests: dict[str, str] = {}
         for index, name in enumerate(sorted(needed)):
             dataset = catalog.get(name)
             if isinstance(dataset, MemoryDataset) and dataset.exists():
                 relative = f"memory/{index}.pkl"
-                _make_dirs(fs, f"{root}/memory")
+                make_dirs(fs, f"{root}/memory")
                 with fs.open(f"{root}/{relative}", "wb") as handle:
-                    hashing = _Hashing(handle)
+                    hashing = Hashing(handle)
                     # The value as held, not load()'s copy: a big table is not copied again.
                     pickle.dump(dataset._data, hashing, protocol=pickle.HIGHEST_PROTOCOL)
                 memory[name] = relative
@@ -386,7 +329,7 @@ class Checkpointer:
         )
         manifest = Manifest(**{**asdict(manifest), "save_seconds": time.monotonic() - started})
         raw = asdict(manifest)
-        signed = {"manifest": raw, "signature": self.signer.sign(_canonical(raw))}
+        signed = {"manifest": raw, "signature": self.signer.sign(canonical(raw))}
         with fs.open(f"{root}/{MANIFEST}", "w") as handle:
             json.dump(signed, handle)
         return manifest
@@ -412,12 +355,12 @@ class Checkpointer:
             for file in found:
                 sources[file.relative_to(staging).as_posix()] = file
         for name, source in sources.items():
-            digests[f"staged/{name}"] = _sha256_of(source)
+            digests[f"staged/{name}"] = sha256_of(source)
         if sources:
             names = sorted(sources)
             targets = [f"{root}/staged/{name}" for name in names]
             for target in targets:
-                _make_dirs(fs, target.rsplit("/", 1)[0])
+                make_dirs(fs, target.rsplit("/", 1)[0])
             # One call: s3fs uploads the files concurrently.
             fs.put([str(sources[name]) for name in names], targets)
         return items, sorted(sources)
@@ -429,10 +372,3 @@ def _check(manifest: Manifest, location: str, relative: str, digest: str) -> Non
             f"The checkpoint {location} was altered: {relative} does not match its signed "
             "manifest; refused"
         )
-
-
-def _make_dirs(fs: Any, path: str) -> None:
-    from fsspec.implementations.local import LocalFileSystem
-
-    if isinstance(fs, LocalFileSystem):  # object stores have no folders to make
-        fs.makedirs(path, exist_ok=True)

@@ -30,18 +30,20 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from kedro_jobs.runner.checkpoint import (
-    CheckpointError,
-    Signer,
-    _canonical,
-    _Hashing,
-    _sha256_of,
-    delete,
-)
+from kedro_jobs.runner.checkpoint import CheckpointError, delete
 from kedro_jobs.runner.data import DataPlan, StagedOutput
 from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
 from kedro_jobs.runner.session import Executed, in_directory, job_session, run_arguments
+from kedro_jobs.runner.signed import (
+    Hashing,
+    Signer,
+    canonical,
+    fs_of,
+    make_dirs,
+    read_signed,
+    sha256_of,
+)
 from kedro_jobs.runner.types import RunRequest
 
 logger = logging.getLogger(__name__)
@@ -56,20 +58,6 @@ class HandoverError(CheckpointError):
 
 def job_handovers(root: str, job_id: str) -> str:
     return f"{root.rstrip('/')}/.kedro-jobs/groups/{job_id}"
-
-
-def _fs(location: str) -> tuple[Any, str]:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(location)
-    return fs, str(path)
-
-
-def _make_dirs(fs: Any, path: str) -> None:
-    from fsspec.implementations.local import LocalFileSystem
-
-    if isinstance(fs, LocalFileSystem):  # object stores have no folders to make
-        fs.makedirs(path, exist_ok=True)
 
 
 @dataclass(frozen=True)
@@ -101,26 +89,15 @@ class ExportHook:
 def _read_handover(location: str, job_id: str, group_id: str, signer: Signer) -> dict[str, Any]:
     """The handover's index, once its signature is checked (HandoverError if it is
     unreadable, unsigned, altered, or not this job's and group's)."""
-    try:
-        fs, path = _fs(location)
-        with fs.open(f"{path}/{HANDOVER}", "rb") as handle:
-            signed = json.load(handle)
-    except Exception as error:
-        raise HandoverError(
-            f"The hand-over of group {group_id} at {location} is unreadable "
-            f"({type(error).__name__}: {error})"
-        ) from error
-    raw = signed.get("handover") if isinstance(signed, dict) else None
-    if not isinstance(raw, dict) or "signature" not in signed:
-        raise HandoverError(
-            f"The hand-over of group {group_id} at {location} is not signed: refused (a "
-            "hand-over is only read with a valid signature under this deployment's key)"
-        )
-    if not signer.verify(_canonical(raw), signed["signature"]):
-        raise HandoverError(
-            f"The hand-over of group {group_id} at {location} was altered or signed with "
-            "another key: refused (its signature does not match this deployment's SIGNING_KEY)"
-        )
+    raw = read_signed(
+        location,
+        HANDOVER,
+        "handover",
+        signer,
+        error=HandoverError,
+        noun="hand-over",
+        what=f"The hand-over of group {group_id} at {location}",
+    )
     if (raw.get("job_id"), raw.get("group_id"), raw.get("format")) != (job_id, group_id, _FORMAT):
         raise HandoverError(
             f"The hand-over at {location} is not group {group_id} of job {job_id}: refused"
@@ -139,14 +116,14 @@ def _check(handover: dict[str, Any], location: str, relative: str, digest: str) 
 def _download(location: str, handover: dict[str, Any], staging: Path) -> list[StagedOutput]:
     """Bring a handover's staged files into ``staging``, each checked against its signed
     digest; returns them as staged outputs."""
-    fs, root = _fs(location)
+    fs, root = fs_of(location)
     files = handover["files"]
     for relative in files:
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
     if files:  # one call: s3fs downloads the files concurrently
         fs.get([f"{root}/staged/{r}" for r in files], [str(staging / r) for r in files])
     for relative in files:
-        _check(handover, location, f"staged/{relative}", _sha256_of(staging / relative))
+        _check(handover, location, f"staged/{relative}", sha256_of(staging / relative))
     return [
         StagedOutput(**{**item, "staged": str(staging / item["staged"])})
         for item in handover["staged"]
@@ -161,7 +138,7 @@ def restore(work: GroupWork, job_id: str, plan: DataPlan) -> dict[str, Any]:
         location = f"{job_handovers(work.root, job_id)}/{group_id}"
         handover = _read_handover(location, job_id, group_id, work.signer)
         plan.carried.extend(_download(location, handover, plan.staging))
-        fs, root = _fs(location)
+        fs, root = fs_of(location)
         for name, relative in handover["memory"].items():
             data = fs.cat_file(f"{root}/{relative}")
             _check(handover, location, relative, hashlib.sha256(data).hexdigest())
@@ -174,10 +151,10 @@ def save(work: GroupWork, job_id: str, plan: DataPlan, exported: dict[str, Any])
     """This group's handover: its values others read, its staged files, its results, and
     the signed index of them all (written last)."""
     location = f"{job_handovers(work.root, job_id)}/{work.group_id}"
-    fs, root = _fs(location)
+    fs, root = fs_of(location)
     if fs.exists(root):  # left by an earlier attempt at this group
         fs.rm(root, recursive=True)
-    _make_dirs(fs, f"{root}/memory")
+    make_dirs(fs, f"{root}/memory")
     memory: dict[str, str] = {}
     digests: dict[str, str] = {}
     results: dict[str, Any] = {}
@@ -186,7 +163,7 @@ def save(work: GroupWork, job_id: str, plan: DataPlan, exported: dict[str, Any])
             results[name] = to_json_safe(value)
         relative = f"memory/{index}.pkl"
         with fs.open(f"{root}/{relative}", "wb") as handle:
-            hashing = _Hashing(handle)
+            hashing = Hashing(handle)
             pickle.dump(value, hashing, protocol=pickle.HIGHEST_PROTOCOL)
         memory[name] = relative
         digests[relative] = hashing.digest.hexdigest()
@@ -202,8 +179,8 @@ def save(work: GroupWork, job_id: str, plan: DataPlan, exported: dict[str, Any])
             sources[file.relative_to(plan.staging).as_posix()] = file
     names = sorted(sources)
     for name in names:
-        _make_dirs(fs, f"{root}/staged/{name}".rsplit("/", 1)[0])
-        digests[f"staged/{name}"] = _sha256_of(sources[name])
+        make_dirs(fs, f"{root}/staged/{name}".rsplit("/", 1)[0])
+        digests[f"staged/{name}"] = sha256_of(sources[name])
     if names:  # one call: s3fs uploads the files concurrently
         fs.put([str(sources[n]) for n in names], [f"{root}/staged/{n}" for n in names])
     handover = {
@@ -216,7 +193,7 @@ def save(work: GroupWork, job_id: str, plan: DataPlan, exported: dict[str, Any])
         "results": results,
         "digests": digests,
     }
-    signed = {"handover": handover, "signature": work.signer.sign(_canonical(handover))}
+    signed = {"handover": handover, "signature": work.signer.sign(canonical(handover))}
     with fs.open(f"{root}/{HANDOVER}", "w") as handle:
         json.dump(signed, handle)
     return location

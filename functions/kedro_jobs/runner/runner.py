@@ -40,7 +40,6 @@ from kedro_jobs.runner.checkpoint import (
     Checkpointer,
     CheckpointError,
     Manifest,
-    Signer,
     delete,
     delete_all_but,
     job_checkpoints,
@@ -53,6 +52,7 @@ from kedro_jobs.runner.isolation import Ended, run_inline
 from kedro_jobs.runner.log import log_line
 from kedro_jobs.runner.project import bootstrap, ensure_configured, speed_up_sessions, warm_up
 from kedro_jobs.runner.rerun import checkpoint_owner, kept_checkpoint, rerun_error
+from kedro_jobs.runner.signed import Signer
 from kedro_jobs.runner.types import ProgressSink, RunOutcome, RunRequest
 
 # Kedro is imported only below this module (lazily). Before it is: no telemetry (it calls the

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kedro_jobs.runner.checkpoint import Signer
 from kedro_jobs.runner.runner import KedroRunner
+from kedro_jobs.runner.signed import Signer
 from kedro_jobs.runner.types import RunOutcome
 from tests.support.continuation_project import segment_request
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from kedro_jobs.core.fanout import fit_plan
-from kedro_jobs.runner.checkpoint import Signer
 from kedro_jobs.runner.runner import KedroRunner
+from kedro_jobs.runner.signed import Signer
 from kedro_jobs.runner.types import RunOutcome, RunRequest
 from tests.support.fanout_project import write_fanout_project
 
