@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -64,9 +64,15 @@ class JobNotQueued(JobsError):
 
 
 def submit(
-    backends: Backends, user: str, request: JobRequest, *, retry_of: str | None = None
+    backends: Backends,
+    user: str,
+    request: JobRequest,
+    *,
+    retry_of: str | None = None,
+    reuse: dict[str, Any] | None = None,
 ) -> Job:
-    """A new job for ``user``, written and queued (``retry_of``: the job it runs again)."""
+    """A new job for ``user``, written and queued (``retry_of``: the job it runs again;
+    ``reuse``: what a rerun from failure goes on from)."""
     check_offered(backends.settings, request.compute, request.max_job_seconds)
     check_pipeline(backends.manifest.get(), request.pipeline_name, request.options)
     job = Job.new(
@@ -78,19 +84,27 @@ def submit(
         compute=request.compute,
         max_job_seconds=request.max_job_seconds,
     )
+    if reuse:
+        job = job.model_copy(update=reuse)
     return _write_then_send(backends.store, backends.queue, job)
 
 
 def retry(backends: Backends, job_id: str, user: str) -> Job:
     """A new job with the request of ``user``'s finished job ``job_id``."""
-    original = backends.store.get_for_user(job_id, user)
+    original = _original(backends, job_id, user)
     if not original.status.terminal:
         raise InvalidTransition(job_id, original.status, "retried until it has finished")
+    return submit(backends, user, request_of(original), retry_of=original.id)
+
+
+def _original(backends: Backends, job_id: str, user: str) -> Job:
+    """``user``'s job ``job_id``, to be run again: its request must be readable in full."""
+    original = backends.store.get_for_user(job_id, user)
     if original.unreadable:
         raise InvalidTransition(
             job_id, original.status, "retried: its stored request could not be read in full"
         )
-    return submit(backends, user, request_of(original), retry_of=original.id)
+    return original
 
 
 def request_of(job: Job) -> JobRequest:
@@ -191,30 +205,13 @@ def retry_from_failure(
 ) -> Job:
     """A new job with the request of ``user``'s stopped job ``job_id`` that goes on from the
     checkpoint it kept (the nodes that completed are not run again)."""
-    original = backends.store.get_for_user(job_id, user)
-    if original.unreadable:
-        raise InvalidTransition(
-            job_id, original.status, "retried: its stored request could not be read in full"
-        )
+    original = _original(backends, job_id, user)
     checkpoint = check_reusable(original, now or utcnow(), checkpoint_exists(backends.artifacts))
-    request = request_of(original)
-    check_offered(backends.settings, request.compute, request.max_job_seconds)
-    check_pipeline(backends.manifest.get(), request.pipeline_name, request.options)
-    job = Job.new(
-        pipeline_name=request.pipeline_name,
-        parameters=request.parameters,
-        options=request.options,
-        user_id=user,
-        retry_of=original.id,
-        compute=request.compute,
-        max_job_seconds=request.max_job_seconds,
-    ).model_copy(
-        # Its checkpoint is the stopped job's, offered as long as it was: if the rerun fails
-        # again before a node completes, it keeps that one (kept_fields).
-        update={
-            "reused_from": reused_job(original, checkpoint),
-            "checkpoint": checkpoint,
-            "reusable_until": original.reusable_until,
-        }
-    )
-    return enqueue(backends, job)
+    # Its checkpoint is the stopped job's, offered as long as it was: if the rerun fails
+    # again before a node completes, it keeps that one (kept_fields).
+    reuse = {
+        "reused_from": reused_job(original, checkpoint),
+        "checkpoint": checkpoint,
+        "reusable_until": original.reusable_until,
+    }
+    return submit(backends, user, request_of(original), retry_of=original.id, reuse=reuse)
