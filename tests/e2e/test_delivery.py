@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from kedro_jobs_local.counting_project import counting_stack_env, executions
-from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
+from kedro_jobs_local.dev_stack import running_local_stack
 
-from .conftest import TERMINAL, until
+from .conftest import TERMINAL, busy_consumers, until
 
 
 def _nested(levels: int) -> dict[str, Any]:
@@ -69,21 +69,6 @@ def _queue_depth(sqs: Any, queue_url: str) -> int:
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
     return sum(int(attrs[name]) for name in names)
-
-
-def _busy_consumers(stack: LocalStack) -> list[int]:
-    """The consumers running a job: make dev's pollers of the jobs queue with a forked
-    child (the job's worker)."""
-    procs = stack.processes()
-    assert stack.process is not None
-    pollers = [
-        p.pid
-        for p in procs
-        if "kedro-jobs-queue" in p.command
-        and "kedro_jobs_local.poller" in p.command
-        and p.ppid == stack.process.pid
-    ]
-    return [pid for pid in pollers if any(q.ppid == pid for q in procs)]
 
 
 @dataclass(frozen=True)
@@ -161,9 +146,9 @@ def test_delivery_after_bad_messages_killed_consumers_and_a_cancel(
             lambda: executions(record)["nap 4001"] and executions(record)["nap 4002"],
             60,
         )
-        busy = until("two busy consumers", lambda: len(_busy_consumers(stack)) == 2, 10)
+        busy = until("two busy consumers", lambda: len(busy_consumers(stack)) == 2, 10)
         assert busy
-        for pid in _busy_consumers(stack):
+        for pid in busy_consumers(stack):
             os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         cancel = client.post(f"/api/v1/jobs/{to_cancel}/cancel")

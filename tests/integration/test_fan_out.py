@@ -411,13 +411,13 @@ def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(
     claim = store.claim_group(job.id, "g1", worker="w1", lease_seconds=60)
     assert claim.job is not None and claim.job.groups is not None
     beat = {"completed": 1, "current": "fit_a", "lease_seconds": 60.0}
-    assert store.group_progress(job.id, "g1", worker="w1", **beat) is False
+    assert store.group_beat(job.id, "g1", worker="w1", **beat)[0] is False
     running = store.get(job.id)
     assert running is not None and running.progress is not None
     assert (running.progress.completed_nodes, running.progress.current_node) == (1, "fit_a")
-    assert store.group_progress(job.id, "g1", worker="w2", **beat) is None  # not w2's
+    assert store.group_beat(job.id, "g1", worker="w2", **beat)[0] is None  # not w2's
     store.request_cancel(job.id, "u")
-    assert store.group_progress(job.id, "g1", worker="w1", **beat) is True  # stop there
+    assert store.group_beat(job.id, "g1", worker="w1", **beat)[0] is True  # stop there
 
 
 def test_a_running_group_stops_at_its_next_boundary_once_a_sibling_failed(

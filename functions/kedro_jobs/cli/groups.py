@@ -11,16 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from kedro_jobs.cli.render import STATUS_STYLE, duration, local_time
-
-
-def _moment(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+from kedro_jobs.cli.render import STATUS_STYLE, duration, local_time, moment
 
 
 def plan_groups(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -42,10 +33,10 @@ def label(job: dict[str, Any], group_id: str) -> str:
 
 def seconds(group: dict[str, Any], now: datetime | None = None) -> float | None:
     """An ended group's time; a running one's time so far."""
-    started = _moment(group.get("started_at"))
+    started = moment(group.get("started_at"))
     if started is None:
         return None
-    ended = _moment(group.get("ended_at"))
+    ended = moment(group.get("ended_at"))
     if ended is None:
         if group.get("status") != "running":
             return None

@@ -28,15 +28,22 @@ def styled_status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def moment(value: str | None) -> datetime | None:
+    """A record's time (ISO 8601), or None when it has none or it is not one."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def local_time(value: str | None, *, zone: bool = False) -> str:
     """The terminal's local time; with ``zone``, naming it ("... CET")."""
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" + (" %Z" if zone else ""))
+    at = moment(value)
+    if at is None:
+        return value or ""
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S" + (" %Z" if zone else ""))
 
 
 def duration(value: float | None) -> str:

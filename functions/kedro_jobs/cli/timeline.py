@@ -9,25 +9,16 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from kedro_jobs.cli.render import duration, local_time
+from kedro_jobs.cli.render import duration, local_time, moment
 
 _STYLE = {"completed": "green", "reused": "green", "running": "blue", "failed": "red"}
-
-
-def _moment(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def node_seconds(node: dict[str, Any], now: datetime | None = None) -> float | None:
     """A finished node's duration; a running one's time so far."""
     if node.get("duration") is not None:
         return float(node["duration"])
-    started = _moment(node.get("started_at"))
+    started = moment(node.get("started_at"))
     if node.get("status") == "running" and started is not None:
         return max(0.0, ((now or datetime.now(UTC)) - started).total_seconds())
     return None
@@ -47,7 +38,7 @@ def node_times(job: dict[str, Any], now: datetime | None = None) -> dict[str, st
 
 def eta_text(job: dict[str, Any], now: datetime | None = None) -> str:
     """ "about 12.00 s left (14:03:07)" for a running job with an ETA, else ""."""
-    eta = _moment(job.get("eta"))
+    eta = moment(job.get("eta"))
     if job.get("status") != "running" or eta is None:
         return ""
     left = max(0.0, (eta - (now or datetime.now(UTC))).total_seconds())

@@ -110,24 +110,6 @@ class Groups(Table):
         self.events.progressed(claimed)  # a group started: progress across groups moved on
         return GroupClaim(GroupClaimOutcome.CLAIMED, claimed)
 
-    def group_progress(
-        self,
-        job_id: str,
-        group_id: str,
-        *,
-        worker: str,
-        completed: int,
-        current: str | None,
-        lease_seconds: float,
-    ) -> bool | None:
-        """Record a running group's progress and extend its lease (and the job's). Returns
-        whether a cancel was asked (or the job ended), or None if the group changed hands."""
-        stop, _ = self.group_beat(
-            job_id, group_id, worker=worker, completed=completed, current=current,
-            lease_seconds=lease_seconds,
-        )  # fmt: skip
-        return stop
-
     def group_beat(
         self,
         job_id: str,
@@ -138,8 +120,10 @@ class Groups(Table):
         current: str | None,
         lease_seconds: float,
     ) -> tuple[bool | None, Job | None]:
-        """``group_progress``, and the job as written (its sibling groups: a running group
-        notices one whose worker died), or None when the write was refused."""
+        """Record a running group's progress and extend its lease (and the job's). Returns
+        whether a cancel was asked (or the job ended), or None if the group changed hands;
+        and the job as written (its sibling groups: a running group notices one whose worker
+        died), or None when the write was refused."""
         lease_end = time.time() + lease_seconds
         names = {"#gs": "groups", "#g": group_id, "#w": "worker", "#l": "lease",
                  "#c": "completed_nodes", "#cur": "current_node", "#job": "status",
