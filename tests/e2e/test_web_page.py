@@ -184,20 +184,25 @@ def node_states(driver: WebDriver) -> dict[str, str]:
     }
 
 
+def choose_pipeline(driver: WebDriver, pipeline: str) -> None:
+    """Choose ``pipeline`` in the submit form once it is listed: chosen again if the form
+    re-rendered its options meanwhile (it lists the pipelines each time it opens)."""
+
+    def chosen(d: WebDriver) -> bool:
+        select = Select(d.find_element(By.ID, "submit-pipeline"))
+        if not any(o.get_attribute("value") == pipeline for o in select.options):
+            return False
+        select.select_by_value(pipeline)
+        return d.find_element(By.ID, "submit-pipeline").get_attribute("value") == pipeline
+
+    wait(driver, chosen, f"{pipeline} chosen in the form")
+
+
 def submit_form(
     driver: WebDriver, stack: LocalStack, pipeline: str, parameters: str, **options: str
 ) -> str:
     open_hash(driver, stack, "#/submit")
-    select = wait(
-        driver,
-        lambda d: (
-            (s := Select(d.find_element(By.ID, "submit-pipeline")))
-            and any(o.get_attribute("value") == pipeline for o in s.options)
-            and s
-        ),
-        "the pipelines in the form",
-    )
-    select.select_by_value(pipeline)
+    choose_pipeline(driver, pipeline)
     box = driver.find_element(By.ID, "submit-parameters")
     box.clear()
     box.send_keys(parameters)
@@ -467,15 +472,7 @@ def schedule_row(driver: WebDriver, name: str) -> WebElement | None:
 
 def fill_schedule(driver: WebDriver, stack: LocalStack, name: str, expression: str) -> None:
     open_hash(driver, stack, "#/submit")
-    wait(
-        driver,
-        lambda d: any(
-            o.get_attribute("value") == "hello"
-            for o in Select(d.find_element(By.ID, "submit-pipeline")).options
-        ),
-        "the pipelines in the form",
-    )
-    Select(driver.find_element(By.ID, "submit-pipeline")).select_by_value("hello")
+    choose_pipeline(driver, "hello")
     for field, value in (
         ("schedule-name", name),
         ("schedule-expression", expression),
@@ -552,19 +549,10 @@ def test_the_form_starts_from_the_pipelines_parameter_defaults(
     page: WebDriver, stack: LocalStack
 ) -> None:
     open_hash(page, stack, "#/submit")
-    select = wait(
-        page,
-        lambda d: (
-            (s := Select(d.find_element(By.ID, "submit-pipeline")))
-            and any(o.get_attribute("value") == "hello" for o in s.options)
-            and s
-        ),
-        "the pipelines in the form",
-    )
-    select.select_by_value("hello")
+    choose_pipeline(page, "hello")
     box = page.find_element(By.ID, "submit-parameters")
     assert json.loads(box.get_attribute("value") or "") == {"hello": {"x": 21}}
-    select.select_by_value("reporting")
+    choose_pipeline(page, "reporting")
     defaults = json.loads(
         page.find_element(By.ID, "submit-parameters").get_attribute("value") or ""
     )
