@@ -391,14 +391,50 @@ def test_a_forged_fan_out_message_changes_nothing(
     fan_invoke: Invoke, aws: Aws, store: JobStore
 ) -> None:
     """Other systems may send to the jobs queue: a discard without a live task token neither
-    fails the job nor removes its data."""
+    fails the job nor removes its data. While the job runs it comes back (a token not yet
+    confirmed looks the same: see below) until the queue's maxReceiveCount sends it to the
+    dead-letter queue; once the job ended it is dropped."""
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     forged = json.dumps({"fanout": "discard", "job_id": job.id, "token": "forged"})
-    assert fan_invoke(forged) == {"batchItemFailures": []}
+    assert fan_invoke(forged, message_ids=["m-1"]) == {
+        "batchItemFailures": [{"itemIdentifier": "m-1"}]
+    }
     still = store.get(job.id)
     assert still is not None and still.status is JobStatus.RUNNING
     assert drain(fan_invoke, aws, store, job.id).status is JobStatus.COMPLETED
+    assert fan_invoke(forged) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+
+
+def test_a_group_message_whose_token_is_not_yet_confirmed_comes_back_and_runs(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """moto's and LocalStack's Step Functions register a task's heartbeat only after they
+    sent the task's message: a consumer that takes the message at once can find its token
+    refused, as an unknown one is. The message comes back after a short backoff (dropped, it
+    left the job running until the task's HeartbeatSeconds, 3600 s); nothing ran meanwhile,
+    and the group then runs once."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)
+    task = json.loads(first["Body"])
+    unconfirmed = json.dumps({**task, "token": "unconfirmed"})  # refused as the early one is
+    failures = fan_invoke(unconfirmed, message_ids=["m-1"])["batchItemFailures"]
+    assert failures == [{"itemIdentifier": "m-1"}]  # comes back: not dropped
+    assert not executions(record)
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.groups is not None
+    assert waiting.groups[task["group"]].status == "pending"
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    assert fan_invoke(first["Body"]) == {"batchItemFailures": []}  # confirmed now: it runs
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None and done.groups[task["group"]].runs == 1
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+    # Once the group ran, the same message is moot: dropped.
+    assert fan_invoke(unconfirmed) == {"batchItemFailures": []}
 
 
 def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(

@@ -49,6 +49,12 @@ class GroupBusy(Exception):
     """The group is running under a live lease elsewhere: SQS delivers its message again."""
 
 
+class TaskNotConfirmed(Exception):
+    """The execution did not confirm the message's task token, yet the record says its task
+    is still to do: SQS delivers the message again after a short backoff (an emulator's
+    execution registers a task's heartbeats only after it sent the task's message)."""
+
+
 class GroupRunner(Protocol):
     def fan_out_plan(self, request: RunRequest) -> dict[str, Any] | None: ...
 
@@ -60,6 +66,18 @@ class GroupRunner(Protocol):
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome: ...
 
     def discard_groups(self, job_id: str, group_id: str | None = None) -> None: ...
+
+
+def still_to_do(job: Job | None, task: FanOutTask) -> bool:
+    """Whether the record says ``task`` is yet to be done: its job runs fanned out and, for a
+    group's task, the group has not ended. A message for a task done (a duplicate after its
+    answer) or of a job that ended is moot."""
+    if job is None or job.fan_out is None or job.status in TERMINAL:
+        return False
+    if task.fanout != "group":
+        return True
+    group = (job.groups or {}).get(str(task.group))
+    return group is not None and group.status in {"pending", "running"}
 
 
 def request_for(job: Job) -> RunRequest:
@@ -168,10 +186,18 @@ class FanOut:
     def handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
         # Other systems may send to the jobs queue too: a task is acted on only if its token
         # is one the execution waits for (every task of the state machine takes heartbeats).
-        if not self.coordinator.heartbeat(task.token):
+        live = self.coordinator.heartbeat(task.token)
+        job = self.store.get(task.job_id)
+        if not live:
+            if still_to_do(job, task):
+                # Early (moto's and LocalStack's Step Functions accept a task's heartbeats
+                # only once its message is sent: a fast consumer can be there first), or
+                # forged: either way it comes back, and a forged one ends on the dead-letter
+                # queue having changed nothing. Dropped, an early one would leave the job
+                # running until the task's HeartbeatSeconds.
+                raise TaskNotConfirmed(f"{task.fanout} task of job {task.job_id} not confirmed")
             logger.warning("fan-out message without a live task token; dropped")
             return
-        job = self.store.get(task.job_id)
         if job is None or job.fan_out is None:
             self.coordinator.fail(task.token, JOB_ENDED, f"Job {task.job_id} is not fanned out")
             return
