@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer.group_sink import GroupSink
 from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, Coordinator, FanOutTask, transitions
 from kedro_jobs.core.models import Job
@@ -22,6 +23,7 @@ from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.groups import GroupClaimOutcome
 from kedro_jobs.sweeper.sweep import Sweeper
 from kedro_jobs_local.counting_project import executions
 from tests.support.fanout_project import write_fanout_project
@@ -322,6 +324,68 @@ def test_a_dead_group_with_no_sibling_running_is_taken_over_at_the_next_sweep(
     )
     assert fan_invoke(redriven["Body"]) == {"batchItemFailures": []}
     _taken_over(drain(fan_invoke, aws, store, job.id), task, record)
+
+
+def test_a_group_taken_over_as_its_run_ends_leaves_the_answer_to_its_new_worker(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stalled between its group's last node and the group's end: its lease ran out
+    meanwhile, and another consumer took the group over. Its end write is refused, and it
+    answers nothing: the execution waits for the new worker, so no later group reads a
+    hand-over that is being written again, and the group's record stays the new run's."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    level = [next_message(aws) for _ in range(3)]
+    for message in level:
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+    *siblings, stalled = level
+    for message in siblings:
+        assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    task = json.loads(stalled["Body"])
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+
+    class StalledAtItsEnd:
+        """The project's runner; as the group's run ends, its lease has run out (time
+        injected: a beat with a lease in the past) and another consumer claims it."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(project, name)
+
+        def run_group(self, request: Any, plan: Any, group_id: str, sink: Any, **kw: Any) -> Any:
+            outcome = project.run_group(request, plan, group_id, sink, **kw)
+            store.group_beat(job.id, group_id, worker=sink.worker, completed=2, current=None,
+                             lease_seconds=-1.0)  # fmt: skip
+            taken = store.claim_group(job.id, group_id, worker="new-worker", lease_seconds=60,
+                                      token=task["token"])  # fmt: skip
+            assert taken.outcome is GroupClaimOutcome.CLAIMED
+            return outcome
+
+    monkeypatch.setattr(fan_out, "_runner", StalledAtItsEnd)
+    assert fan_invoke(stalled["Body"]) == {"batchItemFailures": []}
+    held = store.get(job.id)
+    assert held is not None and held.groups is not None
+    assert (held.groups[task["group"]].status, held.groups[task["group"]].worker) == (
+        "running", "new-worker"
+    )  # fmt: skip
+    # Not answered: the next level's group is not sent.
+    waited = aws.sqs.receive_message(QueueUrl=aws.resources.queue_url, WaitTimeSeconds=5)
+    assert not waited.get("Messages")
+    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+    # The new worker dies too: the group is sent again (as a sibling or the sweeper would)
+    # and run by the next consumer, which answers; the job completes.
+    store.group_beat(job.id, task["group"], worker="new-worker", completed=0, current=None,
+                     lease_seconds=-1.0)  # fmt: skip
+    again = store.get(job.id)
+    assert again is not None
+    fan_out.take_over_dead_groups(again)
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None and done.groups[task["group"]].runs == 3
+    assert executions(record)["report"] == 1
 
 
 def test_a_job_waiting_between_its_groups_is_not_taken_over(

@@ -246,10 +246,15 @@ class FanOut:
         self._write_group_log(job, group_id, outcome)
         status = _ENDED.get(outcome.status, "failed")
         error = outcome.error_message if status != "completed" else None
-        self.store.end_group(
+        if not self.store.end_group(
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
-        )  # fmt: skip
+        ):  # fmt: skip
+            # Taken over since its last beat (its lease ran out: this worker stalled): the
+            # new worker runs the group and answers; an answer from here would let the next
+            # level read the hand-over it is writing again.
+            logger.warning("group was taken over as its run ended; its outcome is dropped")
+            return
         if status == "completed" and self._job_ended(job.id):
             # A sibling failed or a cancel ended the job while this group ran on to its end:
             # no commit will read its hand-over, and the job's discard may be past.
