@@ -388,6 +388,84 @@ def test_a_group_taken_over_as_its_run_ends_leaves_the_answer_to_its_new_worker(
     assert executions(record)["report"] == 1
 
 
+def _commit_due(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, job_id: str, *, lease: float = -600.0
+) -> dict[str, Any]:
+    """Run the job's groups; the commit's message, taken from the queue. The job's lease is
+    as its last group's beat left it: by default long ago (time injected: the commit waited
+    on the queue behind other jobs)."""
+    while True:
+        message = next_message(aws)
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+        if json.loads(message["Body"])["fanout"] == "commit":
+            break
+        assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    job = store.get(job_id)
+    assert job is not None and job.groups is not None
+    last, group = max(job.groups.items(), key=lambda item: item[1].ended_at or job.created_at)
+    store.group_beat(job_id, last, worker=str(group.worker), completed=group.completed_nodes,
+                     current=None, lease_seconds=lease)  # fmt: skip
+    return message
+
+
+def test_a_cancel_swept_while_the_commit_publishes_cannot_end_the_job(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit holds the job (its lease extended, by a conditional write) before it
+    publishes anything: a cancel asked meanwhile is too late, as in a one-worker job's last
+    node, and the sweeper does not take the job for abandoned and end it cancelled with its
+    outputs published. A job is either completed with its outputs or ended without them."""
+    settings = get_settings()
+    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    commit = _commit_due(fan_invoke, aws, store, job.id)
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+    swept: list[Any] = []
+
+    class CancelledMidCommit:
+        """The project's runner; as the commit starts publishing, a cancel is asked and the
+        sweeper runs."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(project, name)
+
+        def commit_groups(self, job_id: str, plan: Any) -> Any:
+            store.request_cancel(job_id, "u")
+            swept.append(sweeper.sweep())
+            return project.commit_groups(job_id, plan)
+
+    monkeypatch.setattr(fan_out, "_runner", CancelledMidCommit)
+    assert fan_invoke(commit["Body"]) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None
+    assert swept and not swept[0].cancelled  # the commit held the job
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert keys(aws, "data/data/08_reporting/")  # its outputs, committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+
+
+def test_a_cancel_asked_before_the_commit_commits_nothing(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """Every group ran, the commit's message is on its way (the job's lease still live, so
+    the cancel only asks); a cancel asked now wins, as a group's claim fails on it: the
+    commit ends the job cancelled and publishes nothing."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    commit = _commit_due(fan_invoke, aws, store, job.id, lease=60.0)
+    store.request_cancel(job.id, "u")
+    assert fan_invoke(commit["Body"]) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.CANCELLED
+    assert not keys(aws, "data/data/")  # nothing committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+
+
 def test_a_job_waiting_between_its_groups_is_not_taken_over(
     fan_invoke: Invoke, aws: Aws, store: JobStore
 ) -> None:

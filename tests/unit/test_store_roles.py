@@ -32,7 +32,7 @@ ROLES: dict[type[Table], set[str]] = {
     ScheduleJobs: {"schedule_runs", "create_if_new", "skip", "defer"},
     GroupJobs: {
         "start_fan_out", "claim_group", "group_progress", "group_beat", "end_group",
-        "take_over_group",
+        "take_over_group", "hold_for_commit",
     },
 }  # fmt: skip
 # Every public method of JobStore before the roles (its callers on other branches use them).

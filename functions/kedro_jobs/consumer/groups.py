@@ -204,7 +204,7 @@ class FanOut:
         if task.fanout == "group":
             self._group(job, task, budget, invocation)
         elif task.fanout == "commit":
-            self._commit(job, task)
+            self._commit(job, task, budget)
         else:
             self._discard(job, task)
 
@@ -295,13 +295,34 @@ class FanOut:
             parts.append(f"== group {group['id']} ({group['name']}) ==\n{text}")
         return "".join(parts)
 
-    def _commit(self, job: Job, task: FanOutTask) -> None:
+    def _commit(self, job: Job, task: FanOutTask, budget: float) -> None:
         if job.status not in TERMINAL:  # else a commit delivered again after its record
-            assert job.fan_out is not None
-            outcome = self.runner.commit_groups(job.id, job.fan_out)
-            self._finish(job, outcome)
+            held, now = self._hold_for_commit(job, budget)
+            if held is not None:
+                assert held.fan_out is not None
+                outcome = self.runner.commit_groups(held.id, held.fan_out)
+                self._finish(held, outcome)
+            elif now is not None:  # a cancel asked before the commit: nothing is published
+                self._finish(now, RunOutcome("cancelled", None, CANCELLED_MESSAGE, "", 0.0))
         self.runner.discard_groups(job.id)  # only once the outcome is recorded
         self.coordinator.succeed(task.token)
+
+    def _hold_for_commit(self, job: Job, budget: float) -> tuple[Job | None, Job | None]:
+        """The job held for its commit (for the rest of this invocation); else, the job as
+        read, still running with a cancel asked (or None: it ended). Raises GroupBusy if it
+        changed hands otherwise: the commit's message comes back."""
+        held = self.store.hold_for_commit(job, lease_seconds=budget)
+        if held is not None:
+            return held, None
+        now = self.store.get(job.id)
+        if now is None or now.status in TERMINAL:
+            return None, None
+        if now.cancel_requested:
+            return None, now
+        held = self.store.hold_for_commit(now, lease_seconds=budget)  # read on an old attempt
+        if held is None:
+            raise GroupBusy(f"job {job.id} changed hands before its commit")
+        return held, None
 
     def _discard(self, job: Job, task: FanOutTask) -> None:
         # The job ends first, its hand-overs go after: a group still finishing its last node
