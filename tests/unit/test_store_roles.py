@@ -55,7 +55,7 @@ def test_each_role_has_only_what_its_callers_need(role: type[Table]) -> None:
 
 
 # Added since, each to the one role that needs it.
-ADDED = {"group_beat", "take_over_group"}
+ADDED = {"group_beat", "take_over_group", "hold_for_commit"}
 
 
 def test_the_roles_together_are_the_store_as_it_was() -> None:
