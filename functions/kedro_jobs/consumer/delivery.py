@@ -194,7 +194,11 @@ class Consumer:
                     self.queue.retry_in(receipt_handle, delay)
                     logger.warning(
                         "record will be tried again",
-                        extra={"in_seconds": delay, "receive_count": receive_count},
+                        extra={
+                            "in_seconds": delay,
+                            "receive_count": receive_count,
+                            "reason": f"{type(exc).__name__}: {exc}"[:300],
+                        },
                     )
                 except DependencyUnavailable as why:  # it comes back after the timeout
                     logger.warning("retry delay not set", extra={"reason": why.reason})
