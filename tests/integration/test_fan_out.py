@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer.group_sink import GroupSink
 from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, Coordinator, FanOutTask, transitions
 from kedro_jobs.core.models import Job
@@ -22,6 +23,7 @@ from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store.groups import GroupClaimOutcome
 from kedro_jobs.sweeper.sweep import Sweeper
 from kedro_jobs_local.counting_project import executions
 from tests.support.fanout_project import write_fanout_project
@@ -324,6 +326,146 @@ def test_a_dead_group_with_no_sibling_running_is_taken_over_at_the_next_sweep(
     _taken_over(drain(fan_invoke, aws, store, job.id), task, record)
 
 
+def test_a_group_taken_over_as_its_run_ends_leaves_the_answer_to_its_new_worker(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stalled between its group's last node and the group's end: its lease ran out
+    meanwhile, and another consumer took the group over. Its end write is refused, and it
+    answers nothing: the execution waits for the new worker, so no later group reads a
+    hand-over that is being written again, and the group's record stays the new run's."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    level = [next_message(aws) for _ in range(3)]
+    for message in level:
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+    *siblings, stalled = level
+    for message in siblings:
+        assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    task = json.loads(stalled["Body"])
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+
+    class StalledAtItsEnd:
+        """The project's runner; as the group's run ends, its lease has run out (time
+        injected: a beat with a lease in the past) and another consumer claims it."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(project, name)
+
+        def run_group(self, request: Any, plan: Any, group_id: str, sink: Any, **kw: Any) -> Any:
+            outcome = project.run_group(request, plan, group_id, sink, **kw)
+            store.group_beat(job.id, group_id, worker=sink.worker, completed=2, current=None,
+                             lease_seconds=-1.0)  # fmt: skip
+            taken = store.claim_group(job.id, group_id, worker="new-worker", lease_seconds=60,
+                                      token=task["token"])  # fmt: skip
+            assert taken.outcome is GroupClaimOutcome.CLAIMED
+            return outcome
+
+    monkeypatch.setattr(fan_out, "_runner", StalledAtItsEnd)
+    assert fan_invoke(stalled["Body"]) == {"batchItemFailures": []}
+    held = store.get(job.id)
+    assert held is not None and held.groups is not None
+    assert (held.groups[task["group"]].status, held.groups[task["group"]].worker) == (
+        "running", "new-worker"
+    )  # fmt: skip
+    # Not answered: the next level's group is not sent.
+    waited = aws.sqs.receive_message(QueueUrl=aws.resources.queue_url, WaitTimeSeconds=5)
+    assert not waited.get("Messages")
+    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+    # The new worker dies too: the group is sent again (as a sibling or the sweeper would)
+    # and run by the next consumer, which answers; the job completes.
+    store.group_beat(job.id, task["group"], worker="new-worker", completed=0, current=None,
+                     lease_seconds=-1.0)  # fmt: skip
+    again = store.get(job.id)
+    assert again is not None
+    fan_out.take_over_dead_groups(again)
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None and done.groups[task["group"]].runs == 3
+    assert executions(record)["report"] == 1
+
+
+def _commit_due(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, job_id: str, *, lease: float = -600.0
+) -> dict[str, Any]:
+    """Run the job's groups; the commit's message, taken from the queue. The job's lease is
+    as its last group's beat left it: by default long ago (time injected: the commit waited
+    on the queue behind other jobs)."""
+    while True:
+        message = next_message(aws)
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+        if json.loads(message["Body"])["fanout"] == "commit":
+            break
+        assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    job = store.get(job_id)
+    assert job is not None and job.groups is not None
+    last, group = max(job.groups.items(), key=lambda item: item[1].ended_at or job.created_at)
+    store.group_beat(job_id, last, worker=str(group.worker), completed=group.completed_nodes,
+                     current=None, lease_seconds=lease)  # fmt: skip
+    return message
+
+
+def test_a_cancel_swept_while_the_commit_publishes_cannot_end_the_job(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit holds the job (its lease extended, by a conditional write) before it
+    publishes anything: a cancel asked meanwhile is too late, as in a one-worker job's last
+    node, and the sweeper does not take the job for abandoned and end it cancelled with its
+    outputs published. A job is either completed with its outputs or ended without them."""
+    settings = get_settings()
+    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    commit = _commit_due(fan_invoke, aws, store, job.id)
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+    swept: list[Any] = []
+
+    class CancelledMidCommit:
+        """The project's runner; as the commit starts publishing, a cancel is asked and the
+        sweeper runs."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(project, name)
+
+        def commit_groups(self, job_id: str, plan: Any) -> Any:
+            store.request_cancel(job_id, "u")
+            swept.append(sweeper.sweep())
+            return project.commit_groups(job_id, plan)
+
+    monkeypatch.setattr(fan_out, "_runner", CancelledMidCommit)
+    assert fan_invoke(commit["Body"]) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None
+    assert swept and not swept[0].cancelled  # the commit held the job
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert keys(aws, "data/data/08_reporting/")  # its outputs, committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+
+
+def test_a_cancel_asked_before_the_commit_commits_nothing(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    """Every group ran, the commit's message is on its way (the job's lease still live, so
+    the cancel only asks); a cancel asked now wins, as a group's claim fails on it: the
+    commit ends the job cancelled and publishes nothing."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    commit = _commit_due(fan_invoke, aws, store, job.id, lease=60.0)
+    store.request_cancel(job.id, "u")
+    assert fan_invoke(commit["Body"]) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.CANCELLED
+    assert not keys(aws, "data/data/")  # nothing committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+
+
 def test_a_job_waiting_between_its_groups_is_not_taken_over(
     fan_invoke: Invoke, aws: Aws, store: JobStore
 ) -> None:
@@ -391,14 +533,50 @@ def test_a_forged_fan_out_message_changes_nothing(
     fan_invoke: Invoke, aws: Aws, store: JobStore
 ) -> None:
     """Other systems may send to the jobs queue: a discard without a live task token neither
-    fails the job nor removes its data."""
+    fails the job nor removes its data. While the job runs it comes back (a token not yet
+    confirmed looks the same: see below) until the queue's maxReceiveCount sends it to the
+    dead-letter queue; once the job ended it is dropped."""
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     forged = json.dumps({"fanout": "discard", "job_id": job.id, "token": "forged"})
-    assert fan_invoke(forged) == {"batchItemFailures": []}
+    assert fan_invoke(forged, message_ids=["m-1"]) == {
+        "batchItemFailures": [{"itemIdentifier": "m-1"}]
+    }
     still = store.get(job.id)
     assert still is not None and still.status is JobStatus.RUNNING
     assert drain(fan_invoke, aws, store, job.id).status is JobStatus.COMPLETED
+    assert fan_invoke(forged) == {"batchItemFailures": []}
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+
+
+def test_a_group_message_whose_token_is_not_yet_confirmed_comes_back_and_runs(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+) -> None:
+    """moto's and LocalStack's Step Functions register a task's heartbeat only after they
+    sent the task's message: a consumer that takes the message at once can find its token
+    refused, as an unknown one is. The message comes back after a short backoff (dropped, it
+    left the job running until the task's HeartbeatSeconds, 3600 s); nothing ran meanwhile,
+    and the group then runs once."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)
+    task = json.loads(first["Body"])
+    unconfirmed = json.dumps({**task, "token": "unconfirmed"})  # refused as the early one is
+    failures = fan_invoke(unconfirmed, message_ids=["m-1"])["batchItemFailures"]
+    assert failures == [{"itemIdentifier": "m-1"}]  # comes back: not dropped
+    assert not executions(record)
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.groups is not None
+    assert waiting.groups[task["group"]].status == "pending"
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    assert fan_invoke(first["Body"]) == {"batchItemFailures": []}  # confirmed now: it runs
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.groups is not None and done.groups[task["group"]].runs == 1
+    assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
+    # Once the group ran, the same message is moot: dropped.
+    assert fan_invoke(unconfirmed) == {"batchItemFailures": []}
 
 
 def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(

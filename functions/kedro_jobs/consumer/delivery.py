@@ -24,7 +24,7 @@ from aws_lambda_powertools import Logger, Metrics
 from kedro_jobs.consumer.claim import Claimer, claimed
 from kedro_jobs.consumer.context import remaining_seconds
 from kedro_jobs.consumer.dispatch import Dispatcher
-from kedro_jobs.consumer.groups import FanOut, GroupBusy
+from kedro_jobs.consumer.groups import FanOut, GroupBusy, TaskNotConfirmed
 from kedro_jobs.consumer.outcome import Recorder
 from kedro_jobs.consumer.overlap import OverlapPolicy
 from kedro_jobs.consumer.project import ProjectLoadFailed, Runner, project_load_message
@@ -57,7 +57,12 @@ class OutOfTime(Exception):
 
 
 # Failures that a later delivery may not meet: the record comes back after a short backoff.
-RETRYABLE: tuple[type[Exception], ...] = (DependencyUnavailable, OutOfTime, GroupBusy)
+RETRYABLE: tuple[type[Exception], ...] = (
+    DependencyUnavailable,
+    OutOfTime,
+    GroupBusy,
+    TaskNotConfirmed,
+)
 RETRY_FIRST_SECONDS = 5
 RETRY_MAX_SECONDS = 60
 
@@ -189,7 +194,11 @@ class Consumer:
                     self.queue.retry_in(receipt_handle, delay)
                     logger.warning(
                         "record will be tried again",
-                        extra={"in_seconds": delay, "receive_count": receive_count},
+                        extra={
+                            "in_seconds": delay,
+                            "receive_count": receive_count,
+                            "reason": f"{type(exc).__name__}: {exc}"[:300],
+                        },
                     )
                 except DependencyUnavailable as why:  # it comes back after the timeout
                     logger.warning("retry delay not set", extra={"reason": why.reason})

@@ -49,6 +49,12 @@ class GroupBusy(Exception):
     """The group is running under a live lease elsewhere: SQS delivers its message again."""
 
 
+class TaskNotConfirmed(Exception):
+    """The execution did not confirm the message's task token, yet the record says its task
+    is still to do: SQS delivers the message again after a short backoff (an emulator's
+    execution registers a task's heartbeats only after it sent the task's message)."""
+
+
 class GroupRunner(Protocol):
     def fan_out_plan(self, request: RunRequest) -> dict[str, Any] | None: ...
 
@@ -60,6 +66,18 @@ class GroupRunner(Protocol):
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome: ...
 
     def discard_groups(self, job_id: str, group_id: str | None = None) -> None: ...
+
+
+def still_to_do(job: Job | None, task: FanOutTask) -> bool:
+    """Whether the record says ``task`` is yet to be done: its job runs fanned out and, for a
+    group's task, the group has not ended. A message for a task done (a duplicate after its
+    answer) or of a job that ended is moot."""
+    if job is None or job.fan_out is None or job.status in TERMINAL:
+        return False
+    if task.fanout != "group":
+        return True
+    group = (job.groups or {}).get(str(task.group))
+    return group is not None and group.status in {"pending", "running"}
 
 
 def request_for(job: Job) -> RunRequest:
@@ -168,17 +186,25 @@ class FanOut:
     def handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
         # Other systems may send to the jobs queue too: a task is acted on only if its token
         # is one the execution waits for (every task of the state machine takes heartbeats).
-        if not self.coordinator.heartbeat(task.token):
+        live = self.coordinator.heartbeat(task.token)
+        job = self.store.get(task.job_id)
+        if not live:
+            if still_to_do(job, task):
+                # Early (moto's and LocalStack's Step Functions accept a task's heartbeats
+                # only once its message is sent: a fast consumer can be there first), or
+                # forged: either way it comes back, and a forged one ends on the dead-letter
+                # queue having changed nothing. Dropped, an early one would leave the job
+                # running until the task's HeartbeatSeconds.
+                raise TaskNotConfirmed(f"{task.fanout} task of job {task.job_id} not confirmed")
             logger.warning("fan-out message without a live task token; dropped")
             return
-        job = self.store.get(task.job_id)
         if job is None or job.fan_out is None:
             self.coordinator.fail(task.token, JOB_ENDED, f"Job {task.job_id} is not fanned out")
             return
         if task.fanout == "group":
             self._group(job, task, budget, invocation)
         elif task.fanout == "commit":
-            self._commit(job, task)
+            self._commit(job, task, budget)
         else:
             self._discard(job, task)
 
@@ -220,10 +246,15 @@ class FanOut:
         self._write_group_log(job, group_id, outcome)
         status = _ENDED.get(outcome.status, "failed")
         error = outcome.error_message if status != "completed" else None
-        self.store.end_group(
+        if not self.store.end_group(
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
-        )  # fmt: skip
+        ):  # fmt: skip
+            # Taken over since its last beat (its lease ran out: this worker stalled): the
+            # new worker runs the group and answers; an answer from here would let the next
+            # level read the hand-over it is writing again.
+            logger.warning("group was taken over as its run ended; its outcome is dropped")
+            return
         if status == "completed" and self._job_ended(job.id):
             # A sibling failed or a cancel ended the job while this group ran on to its end:
             # no commit will read its hand-over, and the job's discard may be past.
@@ -264,13 +295,34 @@ class FanOut:
             parts.append(f"== group {group['id']} ({group['name']}) ==\n{text}")
         return "".join(parts)
 
-    def _commit(self, job: Job, task: FanOutTask) -> None:
+    def _commit(self, job: Job, task: FanOutTask, budget: float) -> None:
         if job.status not in TERMINAL:  # else a commit delivered again after its record
-            assert job.fan_out is not None
-            outcome = self.runner.commit_groups(job.id, job.fan_out)
-            self._finish(job, outcome)
+            held, now = self._hold_for_commit(job, budget)
+            if held is not None:
+                assert held.fan_out is not None
+                outcome = self.runner.commit_groups(held.id, held.fan_out)
+                self._finish(held, outcome)
+            elif now is not None:  # a cancel asked before the commit: nothing is published
+                self._finish(now, RunOutcome("cancelled", None, CANCELLED_MESSAGE, "", 0.0))
         self.runner.discard_groups(job.id)  # only once the outcome is recorded
         self.coordinator.succeed(task.token)
+
+    def _hold_for_commit(self, job: Job, budget: float) -> tuple[Job | None, Job | None]:
+        """The job held for its commit (for the rest of this invocation); else, the job as
+        read, still running with a cancel asked (or None: it ended). Raises GroupBusy if it
+        changed hands otherwise: the commit's message comes back."""
+        held = self.store.hold_for_commit(job, lease_seconds=budget)
+        if held is not None:
+            return held, None
+        now = self.store.get(job.id)
+        if now is None or now.status in TERMINAL:
+            return None, None
+        if now.cancel_requested:
+            return None, now
+        held = self.store.hold_for_commit(now, lease_seconds=budget)  # read on an old attempt
+        if held is None:
+            raise GroupBusy(f"job {job.id} changed hands before its commit")
+        return held, None
 
     def _discard(self, job: Job, task: FanOutTask) -> None:
         # The job ends first, its hand-overs go after: a group still finishing its last node

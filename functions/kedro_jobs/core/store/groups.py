@@ -17,7 +17,7 @@ from typing import Any
 from kedro_jobs.core.aws import aws_errors, error_code
 from kedro_jobs.core.models import GroupRun, Job, utcnow
 from kedro_jobs.core.states import TERMINAL, JobStatus
-from kedro_jobs.core.store.fencing import Fence
+from kedro_jobs.core.store.fencing import NOT_CANCELLED, Fence
 from kedro_jobs.core.store.items import encode, from_item, sweep, to_native
 from kedro_jobs.core.store.table import DEPENDENCY, ConditionFailed, Table
 
@@ -50,6 +50,25 @@ class Groups(Table):
         }
         try:
             self._write(job.id, values, Fence(job).to(JobStatus.RUNNING))
+        except ConditionFailed:
+            return None
+        return self._changed(self._as_written(job, values))
+
+    def hold_for_commit(self, job: Job, *, lease_seconds: float) -> Job | None:
+        """The commit holds ``job`` before it publishes anything: its lease extended, while
+        it runs on the attempt read and no cancel is asked. None otherwise (a cancel asked
+        before the commit wins, as a group's claim fails on it). Held, a cancel asked
+        meanwhile is too late, as in a one-worker job's last node, and the sweeper leaves the
+        job alone rather than end it cancelled with its outputs published: its lease may have
+        run out while the commit's message waited behind other jobs."""
+        lease_end = time.time() + lease_seconds
+        values: dict[str, Any] = {
+            "lease_expires_at": lease_end,
+            "updated_at": utcnow(),
+            **sweep(JobStatus.RUNNING, lease_end),
+        }
+        try:
+            self._write(job.id, values, Fence(job).to(JobStatus.RUNNING) & NOT_CANCELLED)
         except ConditionFailed:
             return None
         return self._changed(self._as_written(job, values))

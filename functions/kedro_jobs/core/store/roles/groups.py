@@ -7,5 +7,5 @@ from kedro_jobs.core.store.groups import Groups
 
 class GroupJobs(Groups):
     """Start the fan-out (``start_fan_out``), claim a group (``claim_group``), its progress
-    and heartbeat (``group_beat``), its end (``end_group``), and a dead
-    worker's group taken over (``take_over_group``)."""
+    and heartbeat (``group_beat``), its end (``end_group``), a dead worker's group taken
+    over (``take_over_group``), and the commit's hold on the job (``hold_for_commit``)."""
