@@ -37,6 +37,7 @@ from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL
 from kedro_jobs.core.store.groups import GroupClaimOutcome
 from kedro_jobs.core.store.roles.groups import GroupJobs
+from kedro_jobs.core.timeline import group_cap
 from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -205,8 +206,9 @@ class FanOut:
             return
         assert claim.job.fan_out is not None
         sink = GroupSink(
-            self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups
-        )
+            self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups,
+            cap=group_cap(len(claim.job.fan_out.get("groups", []))),
+        )  # fmt: skip
         deadline = time.monotonic() + budget - self.settings.timeout_margin_seconds
         logger.info("group started", extra={"group": group_id})
         outcome = self.runner.run_group(
@@ -223,6 +225,7 @@ class FanOut:
         self.store.end_group(
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
+            timeline=sink.ended(outcome.status),
         )  # fmt: skip
         if status == "completed" and self._job_ended(job.id):
             # A sibling failed or a cancel ended the job while this group ran on to its end:
