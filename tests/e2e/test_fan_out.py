@@ -202,6 +202,15 @@ def test_the_web_page_draws_a_lane_per_group_live(
     assert [done[g]["done"] for g in ("g1", "g2", "g3", "g4")] == ["2/2", "2/2", "2/2", "1/1"]
     # The join ran after the branches: its lane starts where theirs have ended.
     assert done["g4"]["x"] >= max(done[g]["end"] for g in ("g1", "g2", "g3")) - 1
+    # The node timeline: a bar per node, each naming its group and that group's worker.
+    bars = wait(lambda d: d.execute_script(
+        "const rows = [...document.querySelectorAll('#job-timeline g.tl-row')];"
+        "return rows.length === 7 && rows.every((g) => g.dataset.group) ? rows.map((g) =>"
+        " [g.dataset.node, g.dataset.state, g.dataset.group, g.dataset.worker]) : null"
+    ), "a timeline bar per node with its group")  # fmt: skip
+    assert {state for _, state, _, _ in bars} == {"completed"}
+    assert all(worker == done[group]["worker"] for _, _, group, worker in bars)
+    assert sorted(name for name, _, group, _ in bars if group == "g4") == ["report"]
     errors = [e for e in browser.get_log("browser")
               if e["level"] == "SEVERE" and e.get("source") != "network"]  # fmt: skip
     assert not errors, errors

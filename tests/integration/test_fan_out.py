@@ -692,3 +692,60 @@ def test_a_group_longer_than_its_invocation_fails_the_job_clearly_then_runs_on_o
     assert alone.status is JobStatus.COMPLETED, alone.error_message
     assert alone.fan_out is None and alone.groups is None
     assert alone.results == {"summary": {"total": 9.0, "branches": 3}}
+
+
+def test_a_fanned_out_job_has_every_node_on_its_timeline_with_its_group_and_worker(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    first = next_message(aws)
+    group = json.loads(first["Body"])["group"]
+    assert fan_invoke(first["Body"]) == {"batchItemFailures": []}
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    running = store.get(job.id)
+    assert running is not None and running.status is JobStatus.RUNNING
+    assert running.groups is not None
+    # One group has run: its nodes are on the record already, the others' not yet.
+    planned = next(g for g in (running.fan_out or {})["groups"] if g["id"] == group)
+    assert [(n.name, n.status, n.group) for n in running.nodes or []] == [
+        (name, "completed", group) for name in planned["nodes"]
+    ]
+
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.groups is not None and done.nodes is not None
+    assert sorted(n.name for n in done.nodes) == sorted(BRANCH_NODES)
+    assert done.nodes_omitted == 0
+    for node in done.nodes:
+        assert node.status == "completed"
+        assert node.group is not None and node.worker == done.groups[node.group].worker
+        assert node.started_at is not None and node.finished_at is not None
+        assert node.duration is not None and node.started_at <= node.finished_at
+    # Run order: the branches' level first, the join after them; within a group, its chain.
+    assert done.nodes[-1].name == "report"
+    names = [n.name for n in done.nodes]
+    assert all(names.index(f"prep_{b}") < names.index(f"fit_{b}") for b in "abc")
+    # What the API sends: the one-worker shape, plus which group and worker ran each node.
+    shown = done.model_dump(mode="json")["nodes"][0]
+    assert {"name", "status", "started_at", "finished_at", "duration", "group", "worker"} <= set(
+        shown
+    )
+    assert "timeline" not in done.model_dump(mode="json")["groups"][shown["group"]]
+
+
+def test_a_failed_groups_node_is_failed_on_the_timeline(
+    fan_invoke: Invoke, aws: Aws, store: JobStore
+) -> None:
+    job, body = submit(store, "failing")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.FAILED
+    assert done.groups is not None and done.nodes is not None
+    by_name = {n.name: n for n in done.nodes}
+    failed = by_name["fit_b"]
+    assert failed.status == "failed" and failed.group == "g2"
+    assert failed.worker == done.groups["g2"].worker is not None
+    assert failed.started_at is not None and failed.finished_at is not None
+    assert by_name["prep_b"].status == "completed" and by_name["prep_b"].group == "g2"
+    assert "report" not in by_name  # the join never ran

@@ -4,10 +4,19 @@ node, a resumed run, the stored form and its size, and the ETA from past duratio
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from kedro_jobs.core.models import Job
+from kedro_jobs.core.models import GroupRun, Job
 from kedro_jobs.core.store.items import from_item, to_item
-from kedro_jobs.core.timeline import MAX_TIMELINE_NODES, NodeRun, Timeline, expected_end
+from kedro_jobs.core.timeline import (
+    MAX_TIMELINE_NODES,
+    NodeRun,
+    Timeline,
+    combine_groups,
+    expected_end,
+    group_cap,
+    group_part,
+)
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -77,3 +86,72 @@ def test_eta_from_past_durations_less_what_the_running_node_has_run() -> None:
     estimates = {"a": 1.0, "b": 4.0, "c": 3.0}
     assert expected_end(nodes, 3, estimates, at(2)) == at(2 + 3 + 3)
     assert expected_end(nodes, 3, {}, at(2)) is None
+
+
+# -- a fanned-out job: each group's part, combined when the record is read ----------------------
+
+
+def group_entry(timeline: Timeline, worker: str, cap: int = MAX_TIMELINE_NODES) -> dict[str, Any]:
+    return {"status": "running", "worker": worker, "timeline": group_part(timeline, cap)}
+
+
+def test_groups_parts_combine_by_level_then_start_with_each_groups_worker() -> None:
+    a = Timeline([], segment=None, compute=None)  # level 0, began second
+    a.finished("prep_a", 2.0, at(3))
+    a.began("fit_a", at(3))
+    b = Timeline([], segment=None, compute=None)  # level 0, began first
+    b.finished("prep_b", 2.0, at(2))
+    b.began("fit_b", at(2))
+    b.ended("failed", at(4))
+    join = Timeline([], segment=None, compute=None)  # level 1
+    join.finished("report", 1.0, at(6))
+    groups = {
+        "g3": group_entry(join, "w3"),
+        "g1": group_entry(a, "w1"),
+        "g2": group_entry(b, "w2"),
+        "g4": {"status": "pending"},  # not claimed yet: no part
+        "g5": {"status": "running", "timeline": "not json"},  # unreadable: left out
+    }
+    combined = combine_groups(groups, [["g1", "g2", "g4", "g5"], ["g3"]])
+    assert combined is not None
+    nodes, omitted = combined
+    assert [(n["name"], n["status"], n["group"], n["worker"]) for n in nodes] == [
+        ("prep_b", "completed", "g2", "w2"),
+        ("prep_a", "completed", "g1", "w1"),
+        ("fit_b", "failed", "g2", "w2"),
+        ("fit_a", "running", "g1", "w1"),
+        ("report", "completed", "g3", "w3"),
+    ]
+    assert omitted == 0
+    assert nodes[2]["finished_at"] == at(4) and nodes[3]["finished_at"] is None
+    assert combine_groups({"g1": {"status": "pending"}}, [["g1"]]) is None
+
+
+def test_a_fanned_out_record_reads_its_groups_nodes_as_the_one_worker_shape() -> None:
+    t = Timeline([], segment=None, compute=None)
+    t.finished("prep_a", 1.5, at(1.5))
+    job = Job.new(pipeline_name="p", parameters={}, options={}, user_id="u")
+    groups = {"g1": GroupRun(nodes=1, worker="req-1/ab")}
+    job = job.model_copy(update={"fan_out": {"levels": [["g1"]], "groups": []}, "groups": groups})
+    item = to_item(job)
+    item["groups"]["M"]["g1"]["M"]["timeline"] = {"S": group_part(t, MAX_TIMELINE_NODES)}
+    back = from_item(item)
+    assert back.nodes == [
+        NodeRun(name="prep_a", status="completed", started_at=at(0), finished_at=at(1.5),
+                duration=1.5, group="g1", worker="req-1/ab")
+    ]  # fmt: skip
+    assert from_item(item, lenient=True).nodes == back.nodes
+
+
+def test_many_large_groups_keep_the_whole_job_under_the_timelines_cap() -> None:
+    groups: dict[str, Any] = {}
+    for g in range(10):
+        t = Timeline([], segment=None, compute=None)
+        for i in range(5000):
+            t.finished(f"namespace_{g}.a_rather_long_node_name_{i}", 0.5, at(i))
+        groups[f"g{g + 1}"] = group_entry(t, f"worker-{g}", cap=group_cap(10))
+    assert sum(len(e["timeline"]) for e in groups.values()) < 40_000
+    combined = combine_groups(groups, [list(groups)])
+    assert combined is not None
+    nodes, omitted = combined
+    assert len(nodes) == MAX_TIMELINE_NODES and omitted == 50_000 - MAX_TIMELINE_NODES

@@ -61,6 +61,9 @@ def timeline_table(job: dict[str, Any], now: datetime | None = None) -> Table | 
         status = str(node.get("status") or "")
         seconds = node_seconds(node, now)
         where = f"{node.get('compute') or ''} #{node['segment']}" if node.get("segment") else ""
+        if node.get("group"):  # a fanned-out job's node: its group and the group's worker
+            worker = str(node.get("worker") or "").split("/")[0]
+            where = f"{node['group']} {worker}".strip()
         table.add_row(
             Text(str(node["name"])),
             Text(status, style=_STYLE.get(status, "dim")),

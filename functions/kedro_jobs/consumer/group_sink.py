@@ -9,8 +9,9 @@ from aws_lambda_powertools import Logger
 
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import Coordinator, FanOutTask
-from kedro_jobs.core.models import Job
+from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.store.roles.groups import GroupJobs
+from kedro_jobs.core.timeline import MAX_TIMELINE_NODES, Timeline, group_part
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
@@ -24,6 +25,7 @@ class GroupSink:
     def __init__(
         self, store: GroupJobs, coordinator: Coordinator, task: FanOutTask, worker: str,
         lease: float, *, siblings: Callable[[Job], None] | None = None,
+        cap: int = MAX_TIMELINE_NODES,
     ) -> None:  # fmt: skip
         self.store = store
         # Shown the job at each write: a sibling group whose worker died is sent again.
@@ -37,6 +39,10 @@ class GroupSink:
         self.lost = False
         self.stopped = False
         self._next_beat = time.monotonic() + lease / 3
+        # The group's part of the job's node timeline (its latest ``cap`` nodes), written
+        # with each progress and heartbeat write and the group's end write.
+        self.timeline = Timeline([], segment=None, compute=None)
+        self.cap = cap
 
     def heartbeat(self) -> bool:
         now = time.monotonic()
@@ -47,9 +53,18 @@ class GroupSink:
 
     def __call__(self, completed: int, total: int, current: str | None, /) -> bool:
         self.completed, self.current = completed, current
+        self.timeline.began(current, utcnow())
         if total and completed >= total:
             return False  # the group's end is written next
         return self._write()
+
+    def node_finished(self, name: str, seconds: float) -> None:
+        self.timeline.finished(name, seconds, utcnow())
+
+    def ended(self, status: str) -> str:
+        """The group's part of the timeline once its run ended with ``status``."""
+        self.timeline.ended(status, utcnow())
+        return group_part(self.timeline, self.cap)
 
     def _beat_execution(self) -> bool:
         try:
@@ -69,6 +84,7 @@ class GroupSink:
                 completed=self.completed,
                 current=self.current,
                 lease_seconds=self.lease,
+                timeline=group_part(self.timeline, self.cap),
             )
         except DependencyUnavailable as exc:
             logger.warning("group progress not recorded", extra={"reason": exc.reason})

@@ -37,6 +37,7 @@ from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL
 from kedro_jobs.core.store.groups import GroupClaimOutcome
 from kedro_jobs.core.store.roles.groups import GroupJobs
+from kedro_jobs.core.timeline import group_cap
 from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress, RunRequest
 
 logger = Logger(service="kedro-jobs-consumer", child=True)
@@ -231,8 +232,9 @@ class FanOut:
             return
         assert claim.job.fan_out is not None
         sink = GroupSink(
-            self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups
-        )
+            self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups,
+            cap=group_cap(len(claim.job.fan_out.get("groups", []))),
+        )  # fmt: skip
         deadline = time.monotonic() + budget - self.settings.timeout_margin_seconds
         logger.info("group started", extra={"group": group_id})
         outcome = self.runner.run_group(
@@ -249,6 +251,7 @@ class FanOut:
         if not self.store.end_group(
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
+            timeline=sink.ended(outcome.status),
         ):  # fmt: skip
             # Taken over since its last beat (its lease ran out: this worker stalled): the
             # new worker runs the group and answers; an answer from here would let the next

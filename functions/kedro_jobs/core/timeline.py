@@ -10,6 +10,7 @@ most recent), and ``nodes_omitted`` counts the earlier ones left out.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -32,6 +33,9 @@ class NodeRun(BaseModel):
     duration: float | None = None  # seconds
     segment: int | None = None  # the segment (invocation or task) that ran it
     compute: str | None = None  # where that segment ran: a compute backend (core/compute/)
+    # A fanned-out job's node (docs/fan-out.md): the group that ran it, and that group's worker.
+    group: str | None = None
+    worker: str | None = None
 
 
 class Timeline:
@@ -40,7 +44,12 @@ class Timeline:
     entries of the job's earlier segments, kept as they were."""
 
     def __init__(
-        self, earlier: Sequence[NodeRun], *, segment: int, compute: str, omitted: int = 0
+        self,
+        earlier: Sequence[NodeRun],
+        *,
+        segment: int | None,
+        compute: str | None,
+        omitted: int = 0,
     ) -> None:
         self.entries = [n for n in earlier if n.status != "running"]
         self.segment = segment
@@ -146,6 +155,76 @@ def unpack(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
                       "finished_at": finished, "duration": duration, "segment": segment,
                       "compute": compute})  # fmt: skip
     return nodes
+
+
+# -- a fanned-out job's timeline (docs/fan-out.md) ---------------------------------------------
+# Several groups write at once, each only its own entry of the record's ``groups`` map: a
+# group's part of the timeline is kept there (``timeline``: JSON of its rows [name, status,
+# started_at (epoch seconds), duration] and how many earlier rows it left out), written with
+# the group's heartbeat/progress and end writes. The record's ``nodes`` is their combination,
+# made when the record is read (the item codec calls ``combine_groups``).
+
+GROUP_TIMELINE = "timeline"  # the key of a group's part inside its entry of ``groups``
+
+
+def group_cap(groups: int) -> int:
+    """The rows each of a job's ``groups`` keeps: together at most ``MAX_TIMELINE_NODES``."""
+    return max(1, MAX_TIMELINE_NODES // max(1, groups))
+
+
+def group_part(timeline: Timeline, cap: int) -> str:
+    """A group's part of its job's timeline, as stored in the group's entry (its latest
+    ``cap`` rows)."""
+    nodes = timeline.nodes()
+    kept = nodes[-cap:] if cap > 0 else []
+    rows = [
+        [n.name, n.status, round(n.started_at.timestamp(), 3) if n.started_at else None, n.duration]
+        for n in kept
+    ]
+    omitted = timeline.omitted + len(nodes) - len(kept)
+    return json.dumps({"rows": rows, "omitted": omitted}, separators=(",", ":"))
+
+
+def combine_groups(
+    groups: Mapping[str, Any], levels: Sequence[Sequence[str]] = ()
+) -> tuple[list[dict[str, Any]], int] | None:
+    """A fanned-out job's ``nodes`` and ``nodes_omitted`` from its groups' parts (``groups``:
+    the record's map, group id to entry), in run order: by the group's level (``levels``,
+    the plan's), then by start time (a node not started last). None if no group has a part.
+    A part that does not read is left out (the record stays readable)."""
+    level_of = {
+        gid: i
+        for i, level in enumerate(levels)
+        if isinstance(level, list | tuple)
+        for gid in level
+        if isinstance(gid, str)
+    }
+    far = datetime.max.replace(tzinfo=UTC)
+    entries: list[tuple[int, datetime, int, dict[str, Any]]] = []
+    omitted = 0
+    found = False
+    for gid, entry in groups.items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get(GROUP_TIMELINE), str):
+            continue
+        try:
+            part = json.loads(entry[GROUP_TIMELINE])
+            rows = unpack([[*row[:4], None, None] for row in part["rows"]])
+            omitted += int(part.get("omitted") or 0)
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, OSError):
+            continue
+        found = True
+        worker = entry.get("worker")
+        for node in rows:
+            node["group"] = gid
+            node["worker"] = worker if isinstance(worker, str) else None
+            start = node["started_at"] or far
+            entries.append((level_of.get(gid, len(level_of)), start, len(entries), node))
+    if not found:
+        return None
+    entries.sort(key=lambda e: e[:3])
+    nodes = [e[3] for e in entries]
+    extra = max(0, len(nodes) - MAX_TIMELINE_NODES)
+    return nodes[extra:], omitted + extra
 
 
 def expected_end(

@@ -20,6 +20,7 @@ from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store.fencing import NOT_CANCELLED, Fence
 from kedro_jobs.core.store.items import encode, from_item, sweep, to_native
 from kedro_jobs.core.store.table import DEPENDENCY, ConditionFailed, Table
+from kedro_jobs.core.timeline import GROUP_TIMELINE
 
 
 class GroupClaimOutcome(StrEnum):
@@ -138,6 +139,7 @@ class Groups(Table):
         completed: int,
         current: str | None,
         lease_seconds: float,
+        timeline: str | None = None,
     ) -> tuple[bool | None, Job | None]:
         """Record a running group's progress and extend its lease (and the job's). Returns
         whether a cancel was asked (or the job ended), or None if the group changed hands;
@@ -159,6 +161,7 @@ class Groups(Table):
         update = (
             "SET #gs.#g.#l = :lease, #gs.#g.#c = :c, #gs.#g.#cur = :cur, #jl = :lease, #sd = :lease"
         )
+        update = _with_timeline(update, names, values, timeline)
         try:
             attrs = self._raw_update(
                 job_id, update, "#gs.#g.#w = :worker AND #job = :job AND #cx = :no", names, values
@@ -207,6 +210,7 @@ class Groups(Table):
         status: str,
         completed: int,
         error: str | None = None,
+        timeline: str | None = None,
     ) -> bool:
         """The group's run ended (``status``). False if it changed hands meanwhile."""
         names = {"#gs": "groups", "#g": group_id, "#w": "worker", "#st": "status",
@@ -224,6 +228,7 @@ class Groups(Table):
             "SET #gs.#g.#st = :st, #gs.#g.#ea = :at, #gs.#g.#c = :c, #gs.#g.#cur = :null, "
             "#gs.#g.#e = :e"
         )
+        update = _with_timeline(update, names, values, timeline)
         try:
             attrs = self._raw_update(job_id, update, "#gs.#g.#w = :worker", names, values)
         except ConditionFailed:
@@ -260,3 +265,15 @@ class Groups(Table):
                 raise
         attributes: dict[str, Any] = resp.get("Attributes", {})
         return attributes
+
+
+def _with_timeline(
+    update: str, names: dict[str, str], values: dict[str, Any], timeline: str | None
+) -> str:
+    """``update`` also setting the group's part of the job's node timeline (the JSON of
+    core/timeline.py's ``group_part``), in the same write: no round trip of its own."""
+    if timeline is None:
+        return update
+    names["#tl"] = GROUP_TIMELINE
+    values[":tl"] = {"S": timeline}
+    return f"{update}, #gs.#g.#tl = :tl"

@@ -24,7 +24,7 @@ from kedro_jobs.core.models import Job, iso, utcnow
 from kedro_jobs.core.requests import check_nesting
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import texts
-from kedro_jobs.core.timeline import pack, unpack
+from kedro_jobs.core.timeline import combine_groups, pack, unpack
 
 AttributeValue = dict[str, Any]
 
@@ -241,7 +241,21 @@ def _fields(item: dict[str, AttributeValue], left_out: dict[str, str] | None) ->
         except (KeyError, TypeError, AttributeError, RecursionError):
             data.pop(name, None)
             left_out[name] = "not a valid value"
+    _group_nodes(data)
     return data
+
+
+def _group_nodes(data: dict[str, Any]) -> None:
+    """A fanned-out job's ``nodes``: its groups' parts of the timeline, combined (each group
+    writes only its own, core/timeline.py)."""
+    groups = data.get("groups")
+    if not isinstance(groups, dict):
+        return
+    plan = data.get("fan_out")
+    levels = plan.get("levels") if isinstance(plan, dict) else None
+    combined = combine_groups(groups, levels if isinstance(levels, list) else ())
+    if combined is not None:
+        data["nodes"], data["nodes_omitted"] = combined
 
 
 def _fill_placeholders(data: dict[str, Any], left_out: dict[str, str]) -> None:

@@ -82,7 +82,13 @@ window.kedroJobsTimeline = (() => {
       if (s.start !== null && s.end !== null) {
         const bx = x(s.start);
         const bw = Math.max(2, x(s.end) - bx);
-        const where = s.entry && s.entry.segment ? `${s.entry.compute || ""} #${s.entry.segment}` : "";
+        let where = s.entry && s.entry.segment ? `${s.entry.compute || ""} #${s.entry.segment}` : "";
+        // A fanned-out job's node: the group that ran it and that group's worker.
+        if (s.entry && s.entry.group) {
+          where = `group ${s.entry.group}${s.entry.worker ? ` on ${String(s.entry.worker).split("/")[0]}` : ""}`;
+          g.setAttribute("data-group", s.entry.group);
+          g.setAttribute("data-worker", s.entry.worker || "");
+        }
         const bar = svg("rect", { x: bx, y: y + 3, width: bw, height: ROW - 8, rx: 3, class: "tl-bar",
           "data-compute": s.entry ? s.entry.compute : null });
         bar.append(svg("title", {}, `${s.name}: ${s.status}, ${secondsText((s.end - s.start) / 1000)} ${where}`));
