@@ -319,8 +319,9 @@ def test_a_failing_group_fails_the_job_naming_its_node_and_its_siblings_stop(
     assert done["status"] == "failed"
     assert done["error_message"] == "ValueError: branch b has no data (node: prep_b)"
     ran = record.read_text().split()
-    # Branches a and c were in their first node when b failed: they stopped after it.
-    assert sorted(ran) == ["prep_a", "prep_b", "prep_c"], ran
+    # b failed in its first node. A branch running then stopped after its first node, and
+    # one not started yet (its consumer slower to take it) never started: no fit_, no report.
+    assert "prep_b" in ran and set(ran) <= {"prep_a", "prep_b", "prep_c"}, ran
     statuses = {g["status"] for gid, g in done["groups"].items()}
     assert "failed" in statuses and statuses <= {"failed", "cancelled", "pending"}
     assert not (root / "data").exists()
