@@ -277,32 +277,21 @@ def measure(rounds: int = 3, probes: int = 15, burst: int = 30) -> dict[str, Any
         figures["kedro_run_subprocess_s"] / after["p50_submit_to_completed_s"]
     )
     if "before" in figures:
-        figures["consumer_cpu_after_over_before"] = (
-            after["consumer_cpu_per_job_s"] / figures["before"]["consumer_cpu_per_job_s"]
-        )
-        figures["p50_after_over_before"] = (
-            after["p50_submit_to_completed_s"] / figures["before"]["p50_submit_to_completed_s"]
-        )
-        figures["burst_after_over_before"] = (
-            after["burst_jobs_per_second"] / figures["before"]["burst_jobs_per_second"]
-        )
+        before = figures["before"]
+        for name, key in (
+            ("consumer_cpu", "consumer_cpu_per_job_s"),
+            ("p50", "p50_submit_to_completed_s"),
+            ("burst", "burst_jobs_per_second"),
+        ):
+            figures[f"{name}_after_over_before"] = after[key] / before[key]
         # The load of a shared machine drifts: each round's own ratio, then their median.
-        figures["p50_after_over_before_median_of_rounds"] = statistics.median(
-            a / b
-            for a, b in zip(
-                after["p50_submit_to_completed_by_round_s"],
-                figures["before"]["p50_submit_to_completed_by_round_s"],
-                strict=True,
+        for name, key in (
+            ("p50", "p50_submit_to_completed_by_round_s"),
+            ("burst", "burst_jobs_per_second_by_round"),
+        ):
+            figures[f"{name}_after_over_before_median_of_rounds"] = statistics.median(
+                a / b for a, b in zip(after[key], before[key], strict=True)
             )
-        )
-        figures["burst_after_over_before_median_of_rounds"] = statistics.median(
-            a / b
-            for a, b in zip(
-                after["burst_jobs_per_second_by_round"],
-                figures["before"]["burst_jobs_per_second_by_round"],
-                strict=True,
-            )
-        )
     return figures
 
 
