@@ -76,7 +76,7 @@ class OverlapPolicy:
 
     def _skip(self, job_id: str, message: JobMessage, reason: str) -> None:
         now = utcnow()
-        job = Job.from_message(job_id, message, compute=message.compute or "lambda")
+        job = Job.from_message(job_id, message)
         cancelled = job.model_copy(
             update={"status": JobStatus.CANCELLED, "error_message": reason, "completed_at": now}
         )
@@ -85,7 +85,7 @@ class OverlapPolicy:
         logger.info("fire skipped (overlap: skip)", extra={"schedule": message.schedule})
 
     def _wait(self, job_id: str, message: JobMessage, body: str) -> None:
-        job = Job.from_message(job_id, message, compute=message.compute or "lambda")
+        job = Job.from_message(job_id, message)
         self.store.create_if_new(job)
         # Its next look is due then: only if that look never comes (the message was lost)
         # does the sweeper send it again, SWEEP_AFTER_SECONDS later.

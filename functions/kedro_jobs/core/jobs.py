@@ -75,15 +75,7 @@ def submit(
     ``reuse``: what a rerun from failure goes on from)."""
     check_offered(backends.settings, request.compute, request.max_job_seconds)
     check_pipeline(backends.manifest.get(), request.pipeline_name, request.options)
-    job = Job.new(
-        pipeline_name=request.pipeline_name,
-        parameters=request.parameters,
-        options=request.options,
-        user_id=user,
-        retry_of=retry_of,
-        compute=request.compute,
-        max_job_seconds=request.max_job_seconds,
-    )
+    job = Job.new(request, user_id=user, retry_of=retry_of)
     if reuse:
         job = job.model_copy(update=reuse)
     return _write_then_send(backends.store, backends.queue, job)
@@ -110,13 +102,7 @@ def _original(backends: Backends, job_id: str, user: str) -> Job:
 def request_of(job: Job) -> JobRequest:
     """The request that made ``job``, as it would be accepted today."""
     try:
-        return JobRequest(
-            pipeline_name=job.pipeline_name,
-            parameters=job.parameters,
-            options=job.options,
-            compute=job.compute,
-            max_job_seconds=job.max_job_seconds,
-        )
+        return JobRequest.model_validate(job.spec())
     except ValidationError as exc:  # a job from before a limit was added, e.g. `env: ".."`
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])

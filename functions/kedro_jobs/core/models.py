@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer, model_validator
 
-from kedro_jobs.core.requests import Compute, JobMessage, Overlap, RunOptions
+from kedro_jobs.core.requests import SPEC_FIELDS, Compute, JobMessage, JobSpec, Overlap, RunOptions
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.timeline import NodeRun
 
@@ -70,16 +70,16 @@ class Progress(BaseModel):
     current_node: str | None = None
 
 
-class Job(BaseModel):
-    """The job record. The first eleven fields keep the old service's names and spelling."""
+class Job(JobSpec):
+    """The job record. The old service's eleven fields keep their names and spelling; what
+    the client set (``pipeline_name``, ``parameters``, ``options``, ``compute``,
+    ``max_job_seconds``, ...) is its JobSpec, as it was accepted."""
 
     model_config = ConfigDict(use_enum_values=False)
 
     id: str
-    pipeline_name: str
     user_id: str = "anonymous"
     status: JobStatus = JobStatus.PENDING
-    parameters: dict[str, Any] = Field(default_factory=dict)
     results: dict[str, Any] | None = None
     error_message: str | None = None
     created_at: datetime
@@ -87,9 +87,6 @@ class Job(BaseModel):
     completed_at: datetime | None = None
     execution_time: float | None = None
     # Additions (never renames).
-    # The run options as asked (typed from the request to the runner); the record, the table
-    # and the queue message hold only those set.
-    options: RunOptions = Field(default_factory=RunOptions)
     progress: Progress | None = None
     retry_of: str | None = None
     attempts: int = 0
@@ -101,8 +98,6 @@ class Job(BaseModel):
     log_location: str | None = None
     updated_at: datetime | None = None
     lease_expires_at: float | None = None  # epoch seconds; a running job's claim ends then
-    compute: Compute = "lambda"
-    max_job_seconds: int | None = None  # the job's own limit on its whole run (None: default)
     segments: list[Segment] | None = None  # where and when it ran, one entry per segment
     # Where the last finished segment saved what the remaining nodes need (None: none yet).
     checkpoint: str | None = None
@@ -150,6 +145,7 @@ class Job(BaseModel):
             )
         return self
 
+    # The record, the table and the queue message hold only the run options set.
     @field_serializer("options")
     def _options_given(self, options: RunOptions) -> dict[str, Any]:
         return options.given()
@@ -168,68 +164,67 @@ class Job(BaseModel):
     @classmethod
     def new(
         cls,
+        spec: JobSpec | None = None,
         *,
-        pipeline_name: str,
-        parameters: dict[str, Any],
-        options: RunOptions | None = None,
         user_id: str,
         source: Literal["api", "sqs", "schedule"] = "api",
         job_id: str | None = None,
         retry_of: str | None = None,
-        compute: Compute = "lambda",
-        max_job_seconds: int | None = None,
         schedule: str | None = None,
         scheduled_for: datetime | None = None,
         overlap: Overlap | None = None,
+        **fields: Any,
     ) -> Job:
+        """A new pending job of what ``spec`` (a request, a message) asks; ``fields``: the
+        client-set fields given one by one instead (or over the spec's)."""
+        unknown = set(fields) - SPEC_FIELDS
+        if unknown:
+            raise TypeError(f"Job.new() got fields a client does not set: {sorted(unknown)}")
         now = utcnow()
-        return cls(
-            id=job_id or str(uuid.uuid4()),
-            pipeline_name=pipeline_name,
-            user_id=user_id,
-            parameters=parameters,
-            options=options or RunOptions(),
-            created_at=now,
-            updated_at=now,
-            source=source,
-            retry_of=retry_of,
-            compute=compute,
-            max_job_seconds=max_job_seconds,
-            schedule=schedule,
-            scheduled_for=scheduled_for,
-            overlap=overlap,
+        return cls.model_validate(
+            {
+                **(spec.spec() if spec is not None else {}),
+                **fields,
+                "id": job_id or str(uuid.uuid4()),
+                "user_id": user_id,
+                "created_at": now,
+                "updated_at": now,
+                "source": source,
+                "retry_of": retry_of,
+                "schedule": schedule,
+                "scheduled_for": scheduled_for,
+                "overlap": overlap,
+            }
         )
 
     @classmethod
-    def from_message(cls, job_id: str, message: JobMessage, *, compute: Compute) -> Job:
-        """The job a message from another system (or a schedule's fire) makes."""
+    def from_message(
+        cls, job_id: str, message: JobMessage, *, compute: Compute | None = None
+    ) -> Job:
+        """The job a message from another system (or a schedule's fire) makes (``compute``:
+        where it runs, if not where the message says)."""
         return cls.new(
+            message,
             job_id=job_id,
-            pipeline_name=message.pipeline_name,
-            parameters=message.parameters,
-            options=message.options,
             user_id=message.user_id or "anonymous",
             source="schedule" if message.schedule else "sqs",
-            compute=compute,
-            max_job_seconds=message.max_job_seconds,
             schedule=message.schedule,
             scheduled_for=message.scheduled_for,
             overlap=message.overlap,
+            **({} if compute is None else {"compute": compute}),
         )
 
     def to_message(self) -> JobMessage:
-        return JobMessage(
-            version=1,
-            job_id=self.id,
-            pipeline_name=self.pipeline_name,
-            parameters=self.parameters,
-            options=self.options,
-            user_id=self.user_id,
-            compute=self.compute if self.compute != "lambda" else None,
-            max_job_seconds=self.max_job_seconds,
-            schedule=self.schedule,
-            scheduled_for=self.scheduled_for,
-            overlap=self.overlap,
+        return JobMessage.model_validate(
+            {
+                **self.spec(),
+                "version": 1,
+                "job_id": self.id,
+                "user_id": self.user_id,
+                "schedule": self.schedule,
+                "scheduled_for": self.scheduled_for,
+                "overlap": self.overlap,
+            }
         )
 
 

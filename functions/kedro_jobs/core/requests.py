@@ -1,5 +1,6 @@
-"""What a client asks for: the submit request, run options and the queue message, with the
-limits every input is checked against (sizes, nesting, names)."""
+"""What a client asks for: the fields a client sets (JobSpec, which the request, the queue
+message, a schedule and the job record share), run options, the submit request and the queue
+message, with the limits every input is checked against (sizes, nesting, names)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictStr,
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 # Where a job runs: the names of the compute backends (core/compute/'s registry checks them).
-from kedro_jobs.names import JOB_ID_PATTERN
+from kedro_jobs.names import DEFAULT_COMPUTE, JOB_ID_PATTERN
 from kedro_jobs.names import Compute as Compute
 
 PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
@@ -151,18 +155,48 @@ class RunOptions(BaseModel):
 RUN_OPTION_NAMES = frozenset(RunOptions.model_fields)
 
 
-class JobRequest(BaseModel):
+class JobSpec(BaseModel):
+    """What a client sets for a job, and so what every copy of it carries: the submit
+    request, the queue message, a schedule's job and the job record are each this model and
+    more. A copy between them is ``spec()`` validated into the other model, never a field
+    list, so a new client-set field is added here once (docs/architecture.md, "Add a job
+    field"). These are the types the record keeps: what was accepted once is read as it was
+    (an item from before a limit was added, a damaged item's placeholder); the limits an
+    input is checked against are CheckedSpec's."""
+
+    pipeline_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    # The run options as asked (typed from the request to the runner).
+    options: RunOptions = Field(default_factory=RunOptions)
+    compute: Compute = DEFAULT_COMPUTE
+    max_job_seconds: int | None = None  # the job's own limit on its whole run (None: default)
+
+    def spec(self) -> dict[str, Any]:
+        """The client-set fields, dumped (what the other models validate from), in one form
+        whichever model holds them: a field left None (its default), as an option, is out."""
+        return self.model_dump(include=SPEC_FIELDS, exclude_none=True)
+
+
+SPEC_FIELDS: set[str] = set(JobSpec.model_fields)
+
+
+class CheckedSpec(JobSpec):
+    """The client-set fields as an input (a request, a message) must have them: a field
+    with a limit narrows its type here, next to its definition above."""
+
+    pipeline_name: PipelineName
+    parameters: dict[StrictStr, Any] = Field(default_factory=dict)
+    # At most the deployment's MAX_JOB_SECONDS (checked on submit: the API knows it).
+    max_job_seconds: MaxJobSeconds | None = None
+
+    _params = field_validator("parameters")(_check_parameters)
+
+
+class JobRequest(CheckedSpec):
     """Body of ``POST /api/v1/jobs``: run options may sit at the top level (like `kedro run`
     flags) or under ``options`` (the shape of the job record), not both for one option."""
 
     model_config = ConfigDict(extra="forbid")
-
-    pipeline_name: PipelineName
-    parameters: dict[StrictStr, Any] = Field(default_factory=dict)
-    options: RunOptions = Field(default_factory=RunOptions)
-    compute: Compute = "lambda"
-    # At most the deployment's MAX_JOB_SECONDS (checked on submit: the API knows it).
-    max_job_seconds: MaxJobSeconds | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -181,8 +215,6 @@ class JobRequest(BaseModel):
             raise ValueError(f"run option(s) given twice, at the top level and in options: {both}")
         return {**rest, "options": {**nested, **top}}
 
-    _params = field_validator("parameters")(_check_parameters)
-
 
 Overlap = Literal["allow", "skip", "queue"]
 """What a schedule's fire does while an earlier run of the same schedule is still running:
@@ -196,24 +228,17 @@ SCHEDULE_NAME = re.compile(SCHEDULE_NAME_PATTERN)
 ScheduleName = Annotated[StrictStr, StringConstraints(pattern=SCHEDULE_NAME_PATTERN)]
 
 
-class JobMessage(BaseModel):
+class JobMessage(CheckedSpec):
     """The queue message, version 1. The API always sets ``job_id``; other systems may not."""
 
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1]
     job_id: Annotated[StrictStr, StringConstraints(pattern=JOB_ID_PATTERN)] | None = None
-    pipeline_name: PipelineName
-    parameters: dict[StrictStr, Any] = Field(default_factory=dict)
-    options: RunOptions = Field(default_factory=RunOptions)
     user_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None = None
     idempotency_key: (
         Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | None
     ) = None
-    # None is "lambda": a message says where only when it is elsewhere (the message stays
-    # what it was for every job that runs on Lambda).
-    compute: Compute | None = None
-    max_job_seconds: MaxJobSeconds | None = None
     # A schedule's fire (EventBridge Scheduler fills ``scheduled_for`` in with the fire's
     # scheduled time): its job id comes from the schedule and that time, so a fire the
     # scheduler delivers twice makes one job.
@@ -224,7 +249,25 @@ class JobMessage(BaseModel):
     # ``client:*``): the API's seal of (owner, schedule) under the deployment's key.
     owner_seal: Annotated[StrictStr, StringConstraints(max_length=128)] | None = None
 
-    _params = field_validator("parameters")(_check_parameters)
+    # A message says where only when it is elsewhere than the default (the message stays
+    # what it was for every job that runs on Lambda); a ``null`` from another system is it.
+    @field_validator("compute", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any) -> Any:
+        return DEFAULT_COMPUTE if value is None else value
+
+    @model_serializer(mode="wrap")
+    def _default_compute_unsaid(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        data = handler(self)
+        if (
+            info.mode_is_json()
+            and isinstance(data, dict)
+            and data.get("compute") == DEFAULT_COMPUTE
+        ):
+            del data["compute"]
+        return data
 
     @model_validator(mode="after")
     def _fire_has_its_time(self) -> JobMessage:

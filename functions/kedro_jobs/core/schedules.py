@@ -181,18 +181,16 @@ def _message(
     # the API seals it, and the consumer checks the seal (core/messages.py).
     seal = owner_seal(key, user, name) if key and reserved_user(user) else None
     try:
-        return JobMessage(
-            version=1,
-            pipeline_name=job.pipeline_name,
-            parameters=job.parameters,
-            options=job.options,
-            user_id=user,
-            compute=job.compute if job.compute != "lambda" else None,
-            max_job_seconds=job.max_job_seconds,
-            schedule=name,
-            scheduled_for=scheduled_for,
-            overlap=overlap,
-            owner_seal=seal,
+        return JobMessage.model_validate(
+            {
+                **job.spec(),
+                "version": 1,
+                "user_id": user,
+                "schedule": name,
+                "scheduled_for": scheduled_for,
+                "overlap": overlap,
+                "owner_seal": seal,
+            }
         )
     except ValidationError as exc:
         raise UnsendableMessage(str(exc.errors()[0]["msg"])) from exc
@@ -219,13 +217,7 @@ def _view(backends: Backends, user: str, stored: StoredSchedule) -> Schedule:
     message = read_input(stored.name, stored.input)
     if message.user_id != user:  # a digest collision, or a schedule edited by hand
         raise UnreadableSchedule(stored.name, "it belongs to another owner")
-    job = JobRequest(
-        pipeline_name=message.pipeline_name,
-        parameters=message.parameters,
-        options=message.options,
-        compute=message.compute or "lambda",
-        max_job_seconds=message.max_job_seconds,
-    )
+    job = JobRequest.model_validate(message.spec())
     fires: list[datetime] = []
     if stored.state == "ENABLED":
         now = utcnow()
@@ -363,5 +355,5 @@ def run_now(backends: Backends, user: str, name: str) -> Job:
     _check_job(backends, schedule.job)
     now = datetime.now(UTC).replace(microsecond=0)
     message = _message(user, name, schedule.job, schedule.overlap, now, key=_key(backends))
-    job = Job.from_message(message.derived_job_id(""), message, compute=schedule.job.compute)
+    job = Job.from_message(message.derived_job_id(""), message)
     return jobs.enqueue(backends, job)
