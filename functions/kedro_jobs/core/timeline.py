@@ -185,6 +185,13 @@ def group_part(timeline: Timeline, cap: int) -> str:
     return json.dumps({"rows": rows, "omitted": omitted}, separators=(",", ":"))
 
 
+def reused_part(nodes: Sequence[str]) -> str:
+    """The part of a rerun from failure's group that is not run again: its nodes ``reused``."""
+    rows = [[name, "reused", None, None] for name in nodes[-MAX_TIMELINE_NODES:]]
+    omitted = len(nodes) - len(rows)
+    return json.dumps({"rows": rows, "omitted": omitted}, separators=(",", ":"))
+
+
 def combine_groups(
     groups: Mapping[str, Any], levels: Sequence[Sequence[str]] = ()
 ) -> tuple[list[dict[str, Any]], int] | None:
