@@ -5,11 +5,11 @@ reading every branch's model (one a pickle file, two in memory) and writing a CS
 an in-memory result. ``regions``: two namespaces (``north``, ``south``) of two nodes each
 reading one shared parameter, and ``collect`` after them. ``failing``: ``branches`` with
 ``fit_b`` raising; ``failing_early``: with ``prep_b`` raising; ``fragile``: with ``fit_b``
-raising while the marker file in $KEDRO_JOBS_TEST_MARKER exists (for reruns from failure). ``linear``: three nodes in a
-row (does not fan out). Nodes append their names to $KEDRO_JOBS_TEST_RECORD, so "ran
-exactly once" is counted; ``params:pause`` seconds of sleep in every ``fit`` node and
-``params:prep_pause`` in every ``prep`` node let a test cancel (or fail) a job while its
-groups run.
+raising while the marker file in $KEDRO_JOBS_TEST_MARKER exists (for reruns from failure).
+``linear``: three nodes in a row (does not fan out). Nodes append their names to
+$KEDRO_JOBS_TEST_RECORD, so "ran exactly once" is counted; ``params:pause`` seconds of
+sleep in every ``fit`` node and ``params:prep_pause`` in every ``prep`` node let a test
+cancel (or fail) a job while its groups run.
 """
 
 from __future__ import annotations
