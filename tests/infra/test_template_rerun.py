@@ -10,6 +10,7 @@ from typing import Any
 from kedro_jobs.core.models import utcnow
 from kedro_jobs.core.rerun import REUSABLE_DAYS, reusable_until
 from kedro_jobs.runner.checkpoint import job_checkpoints
+from kedro_jobs.runner.handover import job_handovers
 
 
 def _checkpoint_rule(template: dict[str, Any]) -> dict[str, Any]:
@@ -48,3 +49,20 @@ def test_the_api_may_look_a_kept_checkpoint_up(template: dict[str, Any]) -> None
         "s3:GetObject" in s["Action"] and s["Resource"] == {"Fn::Sub": "${ArtifactsBucket.Arn}/*"}
         for s in statements
     )
+
+
+def test_kept_group_hand_overs_expire_after_the_days_a_rerun_is_offered(
+    template: dict[str, Any],
+) -> None:
+    """A fanned-out job keeps its completed groups' hand-overs for a rerun from failure:
+    under a rule of their own, as long as a checkpoint, where the consumer writes them."""
+    bucket = template["Resources"]["ArtifactsBucket"]["Properties"]
+    [rule] = [
+        r for r in bucket["LifecycleConfiguration"]["Rules"] if r["Id"] == "expire-group-handovers"
+    ]
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == REUSABLE_DAYS
+    where = job_handovers("s3://bucket/data", "job-1")
+    assert f"{where}/g1/".removeprefix("s3://bucket/").startswith(rule["Prefix"])
+    # Not under the checkpoints' rule: neither prefix holds the other's files.
+    assert not where.removeprefix("s3://bucket/").startswith(_checkpoint_rule(template)["Prefix"])

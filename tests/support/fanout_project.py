@@ -4,11 +4,12 @@
 reading every branch's model (one a pickle file, two in memory) and writing a CSV file and
 an in-memory result. ``regions``: two namespaces (``north``, ``south``) of two nodes each
 reading one shared parameter, and ``collect`` after them. ``failing``: ``branches`` with
-``fit_b`` raising; ``failing_early``: with ``prep_b`` raising. ``linear``: three nodes in a
-row (does not fan out). Nodes append their names to $KEDRO_JOBS_TEST_RECORD, so "ran
-exactly once" is counted; ``params:pause`` seconds of sleep in every ``fit`` node and
-``params:prep_pause`` in every ``prep`` node let a test cancel (or fail) a job while its
-groups run.
+``fit_b`` raising; ``failing_early``: with ``prep_b`` raising; ``fragile``: with ``fit_b``
+raising while the marker file in $KEDRO_JOBS_TEST_MARKER exists (for reruns from failure).
+``linear``: three nodes in a row (does not fan out). Nodes append their names to
+$KEDRO_JOBS_TEST_RECORD, so "ran exactly once" is counted; ``params:pause`` seconds of
+sleep in every ``fit`` node and ``params:prep_pause`` in every ``prep`` node let a test
+cancel (or fail) a job while its groups run.
 """
 
 from __future__ import annotations
@@ -64,6 +65,18 @@ def prep_fails(x, branch, pause=0.0):
     return prep(x, branch, pause)
 
 
+def fit_fragile(raw, pause):
+    # Fails for branch b while the marker file ($KEDRO_JOBS_TEST_MARKER) exists: an outside
+    # condition, so a rerun from failure has the same request.
+    import os
+
+    marker = os.environ.get("KEDRO_JOBS_TEST_MARKER", "")
+    if raw["branch"] == "b" and marker and os.path.exists(marker):
+        _record("fit_b")
+        raise RuntimeError("the marker file is there")
+    return fit(raw, pause)
+
+
 def report(*models):
     _record("report")
     table = pd.DataFrame({"branch": [m["branch"] for m in models],
@@ -80,7 +93,7 @@ def step(x):
 _REGISTRY = """
 from kedro.pipeline import node, pipeline
 
-from {package}.nodes import fit, fit_fails, prep, prep_fails, report, step
+from {package}.nodes import fit, fit_fails, fit_fragile, prep, prep_fails, report, step
 
 
 def _branches(fitting, preparing=prep):
@@ -116,7 +129,7 @@ def register_pipelines():
     ])
     return {{"__default__": _branches(fit), "branches": _branches(fit),
              "failing": _branches(fit_fails), "failing_early": _branches(fit, prep_fails),
-             "regions": _regions(), "linear": linear}}
+             "fragile": _branches(fit_fragile), "regions": _regions(), "linear": linear}}
 """
 
 

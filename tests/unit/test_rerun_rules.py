@@ -13,6 +13,7 @@ from kedro_jobs.core.rerun import (
     NotReusable,
     check_reusable,
     kept_fields,
+    rerun_fields,
     reusable_until,
     reused_job,
 )
@@ -33,7 +34,7 @@ def _kept(**fields: object) -> Job:
 
 def _refusal(job: Job, now: datetime = NOW, exists: bool = True) -> str:
     with pytest.raises(NotReusable) as refused:
-        check_reusable(job, now, lambda _: exists)
+        rerun_fields(job, now, lambda _: exists)
     return str(refused.value)
 
 
@@ -52,7 +53,7 @@ def test_the_refusals_say_why_and_what_to_do() -> None:
         (_kept(status=JobStatus.COMPLETED), "it completed, so no node is left to run"),
         (_job(), "it kept no data to go on from"),
         (_job(checkpoint=KEPT), "it kept no data to go on from"),  # a job from before reruns
-        (_kept(fan_out={"groups": []}), "it ran fanned out over several workers"),
+        (_kept(fan_out={"groups": []}), "it ran fanned out and no group of it completed"),
     ]:
         text = _refusal(job)
         assert text.startswith(f"Job 'j1' is {job.status}; it cannot be rerun from failure: ")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -31,8 +31,9 @@ from kedro_jobs.core.fanout import (
     fit_plan,
 )
 from kedro_jobs.core.liveness import dead_groups
-from kedro_jobs.core.models import Job
+from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.queue import JobQueue
+from kedro_jobs.core.rerun import kept_groups, kept_groups_fields
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import TERMINAL
 from kedro_jobs.core.store.groups import GroupClaimOutcome
@@ -66,7 +67,11 @@ class GroupRunner(Protocol):
 
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome: ...
 
-    def discard_groups(self, job_id: str, group_id: str | None = None) -> None: ...
+    def discard_groups(
+        self, job_id: str, group_id: str | None = None, *, keep: Collection[str] = ()
+    ) -> None: ...
+
+    def handovers(self, job_id: str) -> str: ...
 
 
 def still_to_do(job: Job | None, task: FanOutTask) -> bool:
@@ -79,6 +84,22 @@ def still_to_do(job: Job | None, task: FanOutTask) -> bool:
         return True
     group = (job.groups or {}).get(str(task.group))
     return group is not None and group.status in {"pending", "running"}
+
+
+def rerun_plan(job: Job, fresh: dict[str, Any]) -> dict[str, Any] | None:
+    """A rerun from failure of a fanned-out job fans out with the stopped job's plan (its
+    groups, so the kept hand-overs fit) and a save version of its own (``fresh``'s: the
+    rerun commits one version, its own, as a one-worker rerun does). None if the pipeline's
+    nodes changed since (a new deployment): one worker then runs every node."""
+    kept = job.reuse_plan or {}
+
+    def nodes(plan: dict[str, Any]) -> set[str]:
+        return {n for g in plan.get("groups", []) for n in g.get("nodes", [])}
+
+    if nodes(kept) != nodes(fresh):
+        logger.warning("the pipeline changed since the job it reruns: one worker runs it all")
+        return None
+    return {**kept, "save_version": fresh["save_version"]}
 
 
 def request_for(job: Job) -> RunRequest:
@@ -133,16 +154,21 @@ class FanOut:
             return False
         if plan is None:
             return False
-        durations = self.node_stats.read(job.pipeline_name)
-        plan = fit_plan(
-            plan,
-            durations,
-            self.settings.fan_out_min_group_seconds,
-            # A group gets an invocation of its own, about as long as this one.
-            invocation_seconds=budget - self.settings.timeout_margin_seconds,
-        )
-        if plan is None:
-            return False
+        if job.reuse_plan is not None:
+            plan = rerun_plan(job, plan)
+            if plan is None:
+                return False
+        else:
+            durations = self.node_stats.read(job.pipeline_name)
+            plan = fit_plan(
+                plan,
+                durations,
+                self.settings.fan_out_min_group_seconds,
+                # A group gets an invocation of its own, about as long as this one.
+                invocation_seconds=budget - self.settings.timeout_margin_seconds,
+            )
+            if plan is None:
+                return False
         # The job's lease, until its first group's claim extends it: the whole budget (the
         # execution's first messages are claimed within seconds).
         started = self.store.start_fan_out(
@@ -330,6 +356,9 @@ class FanOut:
     def _discard(self, job: Job, task: FanOutTask) -> None:
         # The job ends first, its hand-overs go after: a group still finishing its last node
         # meanwhile finds the job ended once it has saved its own, and removes it (_group).
+        # Those of the groups that completed are kept for a rerun from failure (the record
+        # says which; a discard delivered again keeps them too).
+        keep = [g for g, owner in kept_groups(job).items() if owner == job.id]
         if job.status not in TERMINAL:
             failed = [g for g in (job.groups or {}).values() if g.status == "failed"]
             # The first group to fail is the job's error (the others may have stopped after).
@@ -339,15 +368,19 @@ class FanOut:
             else:
                 why = failed[0].error if failed else UNFINISHED
                 outcome = RunOutcome("failed", None, why or UNFINISHED, "", 0.0)
-            self._finish(job, outcome)
-        self.runner.discard_groups(job.id)
+            self._finish(
+                job, outcome, kept_groups_fields(job, self.runner.handovers(job.id), utcnow())
+            )
+        elif job.reusable_until is None:  # delivered again: it kept nothing after all
+            keep = []
+        self.runner.discard_groups(job.id, keep=keep)
         self.coordinator.succeed(task.token)
 
-    def _finish(self, job: Job, outcome: RunOutcome) -> None:
+    def _finish(self, job: Job, outcome: RunOutcome, kept: dict[str, object] | None = None) -> None:
         started = job.started_at.timestamp() if job.started_at else time.time()
         log = self._group_logs(job) + outcome.log
         groups = (job.groups or {}).values()
-        done = sum(g.completed_nodes for g in groups if g.status == "completed")
+        done = sum(g.completed_nodes for g in groups if g.status in {"completed", "reused"})
         total = int((job.fan_out or {}).get("total_nodes", 0))
         progress = outcome.progress
         if outcome.status != "completed":
@@ -356,4 +389,4 @@ class FanOut:
             outcome.status, outcome.results, outcome.error_message, log, outcome.duration,
             progress=progress, outputs=outcome.outputs,
         )  # fmt: skip
-        self.recorder.finish(job, ended, execution_time=time.time() - started)
+        self.recorder.finish(job, ended, execution_time=time.time() - started, kept=kept)

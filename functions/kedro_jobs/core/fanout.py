@@ -57,8 +57,12 @@ def parse_task(body: str) -> FanOutTask | None:
 
 
 def execution_input(job_id: str, plan: dict[str, Any]) -> dict[str, Any]:
-    """What the state machine iterates over: the levels, each a list of group ids."""
-    return {"job_id": job_id, "levels": plan["levels"]}
+    """What the state machine iterates over: the levels, each a list of group ids. A rerun
+    from failure's ``reused`` groups are not run again (their hand-overs were kept): left
+    out, and a level left with none of its groups with them."""
+    reused = plan.get("reused") or {}
+    levels = [[g for g in level if g not in reused] for level in plan["levels"]]
+    return {"job_id": job_id, "levels": [level for level in levels if level]}
 
 
 def _group_seconds(group: dict[str, Any], node_seconds: dict[str, float]) -> float | None:
@@ -190,9 +194,10 @@ def worth_fanning_out(
 def transitions(plan: dict[str, Any]) -> int:
     """State transitions a successful execution of ``plan`` makes (what Step Functions bills,
     $25 per million): the levels' Map, each level's inner Map, each group's task, the commit
-    (the states its execution history shows entered)."""
-    levels = len(plan["levels"])
-    groups = sum(len(level) for level in plan["levels"])
+    (the states its execution history shows entered; a rerun's reused groups make none)."""
+    run = execution_input("", plan)["levels"]
+    levels = len(run)
+    groups = sum(len(level) for level in run)
     return 1 + levels + groups + 1
 
 

@@ -31,7 +31,7 @@ from kedro_jobs.core.manifest import Manifest, ManifestReader
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.queue import JobQueue, UnsendableMessage, encode
 from kedro_jobs.core.requests import Compute, JobRequest, RunOptions
-from kedro_jobs.core.rerun import MANIFEST, check_reusable, reused_job
+from kedro_jobs.core.rerun import rerun_fields
 from kedro_jobs.core.selection import selected_nodes
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.store.roles.api import ApiJobs
@@ -174,14 +174,14 @@ class RerunBackends(Backends, Protocol):
     def artifacts(self) -> ArtifactStore: ...
 
 
-def checkpoint_exists(artifacts: ArtifactStore) -> Callable[[str], bool]:
-    """Whether a kept checkpoint is still complete: on S3, or in a local data root."""
+def file_exists(artifacts: ArtifactStore) -> Callable[[str], bool]:
+    """Whether a file a stopped job kept (a checkpoint's manifest, a hand-over's index) is
+    still there: on S3, or in a local data root."""
 
     def exists(location: str) -> bool:
-        manifest = f"{location.rstrip('/')}/{MANIFEST}"
-        if parse_s3_uri(manifest) is not None:
-            return artifacts.exists_at(manifest)
-        return Path(manifest).is_file()
+        if parse_s3_uri(location) is not None:
+            return artifacts.exists_at(location)
+        return Path(location).is_file()
 
     return exists
 
@@ -189,15 +189,8 @@ def checkpoint_exists(artifacts: ArtifactStore) -> Callable[[str], bool]:
 def retry_from_failure(
     backends: RerunBackends, job_id: str, user: str, *, now: datetime | None = None
 ) -> Job:
-    """A new job with the request of ``user``'s stopped job ``job_id`` that goes on from the
-    checkpoint it kept (the nodes that completed are not run again)."""
+    """A new job with the request of ``user``'s stopped job ``job_id`` that goes on from what
+    it kept (the nodes, or a fanned-out job's groups, that completed are not run again)."""
     original = _original(backends, job_id, user)
-    checkpoint = check_reusable(original, now or utcnow(), checkpoint_exists(backends.artifacts))
-    # Its checkpoint is the stopped job's, offered as long as it was: if the rerun fails
-    # again before a node completes, it keeps that one (kept_fields).
-    reuse = {
-        "reused_from": reused_job(original, checkpoint),
-        "checkpoint": checkpoint,
-        "reusable_until": original.reusable_until,
-    }
+    reuse = rerun_fields(original, now or utcnow(), file_exists(backends.artifacts))
     return submit(backends, user, request_of(original), retry_of=original.id, reuse=reuse)

@@ -128,6 +128,10 @@ class Job(JobSpec):
     # rerun from failure until ``reusable_until``; the rerun's ``reused_from`` names it.
     reusable_until: datetime | None = None
     reused_from: str | None = None
+    # A rerun from failure of a fanned-out job, until it fans out: the plan it fans out with,
+    # ``reused`` naming the groups it does not run again (group id to the job whose kept
+    # hand-over it reads; core/rerun.py).
+    reuse_plan: dict[str, Any] | None = None
     # Fields of a damaged stored item left out when it was read for display (store.from_item).
     _unreadable: tuple[str, ...] = PrivateAttr(default=())
 

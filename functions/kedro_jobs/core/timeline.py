@@ -185,6 +185,13 @@ def group_part(timeline: Timeline, cap: int) -> str:
     return json.dumps({"rows": rows, "omitted": omitted}, separators=(",", ":"))
 
 
+def reused_part(nodes: Sequence[str]) -> str:
+    """The part of a rerun from failure's group that is not run again: its nodes ``reused``."""
+    rows = [[name, "reused", None, None] for name in nodes[-MAX_TIMELINE_NODES:]]
+    omitted = len(nodes) - len(rows)
+    return json.dumps({"rows": rows, "omitted": omitted}, separators=(",", ":"))
+
+
 def combine_groups(
     groups: Mapping[str, Any], levels: Sequence[Sequence[str]] = ()
 ) -> tuple[list[dict[str, Any]], int] | None:
@@ -200,6 +207,7 @@ def combine_groups(
         if isinstance(gid, str)
     }
     far = datetime.max.replace(tzinfo=UTC)
+    near = datetime.min.replace(tzinfo=UTC)
     entries: list[tuple[int, datetime, int, dict[str, Any]]] = []
     omitted = 0
     found = False
@@ -217,7 +225,8 @@ def combine_groups(
         for node in rows:
             node["group"] = gid
             node["worker"] = worker if isinstance(worker, str) else None
-            start = node["started_at"] or far
+            # A rerun's reused nodes first (they ran before it), as a one-worker rerun's.
+            start = node["started_at"] or (near if node["status"] == "reused" else far)
             entries.append((level_of.get(gid, len(level_of)), start, len(entries), node))
     if not found:
         return None

@@ -22,11 +22,11 @@ import json
 import logging
 import pickle
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kedro_jobs.runner.data import DataPlan, StagedOutput
+from kedro_jobs.runner.data import DataPlan, StagedOutput, in_version
 from kedro_jobs.runner.results import to_json_safe
 from kedro_jobs.runner.signed import (
     Hashing,
@@ -235,16 +235,9 @@ class Checkpointer:
         return values
 
     def _versioned(self, item: StagedOutput) -> StagedOutput:
-        """A file of another job (a rerun from failure goes on from the failed job's kept
-        checkpoint) moves to this job's save version, so the job commits one version of its
-        own, as an uninterrupted run would. A later segment of the same job keeps it."""
-        old, new = item.version, self.plan.save_version
-        if old is None or old == new:
-            return item
-        saved_as = Path(item.staged) / old
-        if saved_as.exists():
-            saved_as.rename(Path(item.staged) / new)
-        return replace(item, version=new)
+        """A file of the stopped job a rerun from failure goes on from moves to this job's
+        save version (a later segment of the same job keeps it)."""
+        return in_version(item, self.plan.save_version)
 
     # -- this segment stops ---------------------------------------------------------------
 

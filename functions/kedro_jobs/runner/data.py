@@ -34,7 +34,7 @@ import posixpath
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -110,6 +110,19 @@ def _appends(dataset: Any, config: dict[str, Any]) -> bool:
     if isinstance(dataset, PartitionedDataset):
         return not bool(getattr(dataset, "_overwrite", False))
     return False
+
+
+def in_version(item: StagedOutput, version: str) -> StagedOutput:
+    """A staged file of another job (a rerun from failure goes on from what a stopped job
+    kept) moved to this job's save ``version``, so the job commits one version of its own,
+    as an uninterrupted run would. One of this job's is returned as it is."""
+    old = item.version
+    if old is None or old == version:
+        return item
+    saved_as = Path(item.staged) / old
+    if saved_as.exists():
+        saved_as.rename(Path(item.staged) / version)
+    return replace(item, version=version)
 
 
 def unique_version(job_id: str) -> str:

@@ -7,6 +7,7 @@ inline), the deadline, progress and cancel at node boundaries are those of any j
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,7 @@ def _work(runner: KedroRunner, job_plan: dict[str, Any], group_id: str) -> hando
         results=results,
         root=runner.data_root or str(runner.project_path),
         signer=runner.signer,
+        owners=dict(job_plan.get("reused") or {}),
     )
 
 
@@ -130,8 +132,9 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
     group_ids = [g["id"] for g in job_plan["groups"]]
     total = int(job_plan["total_nodes"])
     commit_error, log = None, ""
+    owners = dict(job_plan.get("reused") or {})  # a rerun's reused groups: kept elsewhere
     try:
-        outputs, results = handover.commit(root, job_id, group_ids, data, runner.signer)
+        outputs, results = handover.commit(root, job_id, group_ids, data, runner.signer, owners)
     except Exception as error:
         commit_error = f"Outputs could not be committed to {data.data_root}: {error!r}"
         outputs, results, log = [], None, log_line("ERROR", "kedro_jobs", commit_error)
@@ -145,8 +148,10 @@ def commit(runner: KedroRunner, job_id: str, job_plan: dict[str, Any]) -> RunOut
     return _outcome(ended, control, outputs, results=ended.results)
 
 
-def discard(runner: KedroRunner, job_id: str, group_id: str | None = None) -> None:
-    handover.discard(runner.data_root or str(runner.project_path), job_id, group_id)
+def discard(
+    runner: KedroRunner, job_id: str, group_id: str | None = None, *, keep: Collection[str] = ()
+) -> None:
+    handover.discard(runner.data_root or str(runner.project_path), job_id, group_id, keep=keep)
 
 
 def _outcome(

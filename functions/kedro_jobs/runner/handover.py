@@ -24,14 +24,15 @@ import json
 import logging
 import pickle
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
 from kedro_jobs.runner.checkpoint import CheckpointError, delete
-from kedro_jobs.runner.data import DataPlan, StagedOutput
+from kedro_jobs.runner.data import DataPlan, StagedOutput, in_version
 from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
 from kedro_jobs.runner.session import Executed, in_directory, job_session, run_arguments
@@ -71,6 +72,9 @@ class GroupWork:
     results: set[str]  # the job's free outputs (its results)
     root: str  # the data root
     signer: Signer  # the deployment's key: signs this group's handover, checks upstream's
+    # A rerun from failure's reused groups: group id to the stopped job that kept its
+    # handover (read from there, and accepted as that job's only).
+    owners: dict[str, str] = field(default_factory=dict)
 
 
 class ExportHook:
@@ -113,9 +117,18 @@ def _check(handover: dict[str, Any], location: str, relative: str, digest: str) 
         )
 
 
-def _download(location: str, handover: dict[str, Any], staging: Path) -> list[StagedOutput]:
-    """Bring a handover's staged files into ``staging``, each checked against its signed
-    digest; returns them as staged outputs."""
+def _kept_at(root: str, job_id: str, group_id: str, owners: dict[str, str]) -> tuple[str, str]:
+    """Where group ``group_id``'s handover is, and the job it must be signed as: this job's
+    own, or (a rerun from failure's reused group) the stopped job's that kept it."""
+    owner = owners.get(group_id, job_id)
+    return f"{job_handovers(root, owner)}/{group_id}", owner
+
+
+def _download(location: str, handover: dict[str, Any], plan: DataPlan) -> list[StagedOutput]:
+    """Bring a handover's staged files into the plan's staging, each checked against its
+    signed digest; returns them as staged outputs, in the plan's save version (a reused
+    group's were saved in the stopped job's: the rerun commits one version, its own)."""
+    staging = plan.staging
     fs, root = fs_of(location)
     files = handover["files"]
     for relative in files:
@@ -125,9 +138,10 @@ def _download(location: str, handover: dict[str, Any], staging: Path) -> list[St
     for relative in files:
         _check(handover, location, f"staged/{relative}", sha256_of(staging / relative))
     return [
-        StagedOutput(**{**item, "staged": str(staging / item["staged"])})
+        in_version(StagedOutput(**{**item, "staged": str(staging / item["staged"])}),
+                   plan.save_version)
         for item in handover["staged"]
-    ]
+    ]  # fmt: skip
 
 
 def restore(work: GroupWork, job_id: str, plan: DataPlan) -> dict[str, Any]:
@@ -135,9 +149,9 @@ def restore(work: GroupWork, job_id: str, plan: DataPlan) -> dict[str, Any]:
     segment reads its carried files); their values come back by dataset name."""
     values: dict[str, Any] = {}
     for group_id in work.upstream:
-        location = f"{job_handovers(work.root, job_id)}/{group_id}"
-        handover = _read_handover(location, job_id, group_id, work.signer)
-        plan.carried.extend(_download(location, handover, plan.staging))
+        location, owner = _kept_at(work.root, job_id, group_id, work.owners)
+        handover = _read_handover(location, owner, group_id, work.signer)
+        plan.carried.extend(_download(location, handover, plan))
         fs, root = fs_of(location)
         for name, relative in handover["memory"].items():
             data = fs.cat_file(f"{root}/{relative}")
@@ -230,22 +244,37 @@ def execute_group(
     return Executed({}, [])
 
 
-def commit(root: str, job_id: str, group_ids: list[str], plan: DataPlan, signer: Signer) -> tuple[
-    list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+def commit(
+    root: str, job_id: str, group_ids: list[str], plan: DataPlan, signer: Signer,
+    owners: dict[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Publish every group's staged files once (each handover's signature and files checked
-    first); returns (outputs, results). The handovers are removed afterwards (by
-    ``discard``)."""
+    first; ``owners``: a rerun's reused groups, kept by the job it reruns); returns
+    (outputs, results). The handovers are removed afterwards (by ``discard``)."""
     staged: list[StagedOutput] = []
     results: dict[str, Any] = {}
     for group_id in group_ids:
-        location = f"{job_handovers(root, job_id)}/{group_id}"
-        handover = _read_handover(location, job_id, group_id, signer)
-        staged.extend(_download(location, handover, plan.staging))
+        location, owner = _kept_at(root, job_id, group_id, owners or {})
+        handover = _read_handover(location, owner, group_id, signer)
+        staged.extend(_download(location, handover, plan))
         results.update(handover["results"])
     return plan.commit(staged), results
 
 
-def discard(root: str, job_id: str, group_id: str | None = None) -> None:
-    """Remove the job's handovers (or one group's)."""
+def discard(
+    root: str, job_id: str, group_id: str | None = None, *, keep: Collection[str] = ()
+) -> None:
+    """Remove the job's handovers (or one group's), but those of the groups in ``keep`` (a
+    stopped job keeps its completed groups' for a rerun from failure)."""
     location = job_handovers(root, job_id)
-    delete(f"{location}/{group_id}" if group_id else location)
+    if group_id or not keep:
+        delete(f"{location}/{group_id}" if group_id else location)
+        return
+    fs, path = fs_of(location)
+    try:
+        entries = fs.ls(path, detail=False) if fs.exists(path) else []
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if str(entry).rstrip("/").rpartition("/")[2] not in keep:
+            fs.rm(entry, recursive=True)

@@ -31,6 +31,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Collection
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -164,10 +165,18 @@ class KedroRunner:
 
         return fanout.commit(self, job_id, plan)
 
-    def discard_groups(self, job_id: str, group_id: str | None = None) -> None:
+    def discard_groups(
+        self, job_id: str, group_id: str | None = None, *, keep: Collection[str] = ()
+    ) -> None:
         from kedro_jobs.runner import fanout
 
-        fanout.discard(self, job_id, group_id)
+        fanout.discard(self, job_id, group_id, keep=keep)
+
+    def handovers(self, job_id: str) -> str:
+        """Where the job's groups hand over (and a stopped one keeps what its groups made)."""
+        from kedro_jobs.runner import handover
+
+        return handover.job_handovers(self.data_root or str(self.project_path), job_id)
 
     def run(self, request: RunRequest, progress: ProgressSink, *, deadline: float) -> RunOutcome:
         """Run one job, or its next segment from ``request.checkpoint``; past ``deadline`` (a

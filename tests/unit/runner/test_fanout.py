@@ -320,3 +320,54 @@ def test_a_group_too_long_for_its_invocation_fails_saying_so_and_is_not_fanned_o
     assert "fit_a" not in record.read_text().split()
     # The time it took is noted: with it, the pipeline's next job stays on one worker.
     assert fit_plan(plan, outcome.node_durations, 0.0, invocation_seconds=0.1) is None
+
+
+def test_a_rerun_reads_its_reused_groups_as_the_stopped_job_s_only(
+    project: Path, data_root: Path, record: Path
+) -> None:
+    """A rerun from failure's reused group: its hand-over is read from the stopped job's
+    kept staging and accepted as that job's only; the versioned file it staged is committed
+    in the rerun's own save version; what the rerun keeps besides goes, the stopped job's
+    kept hand-overs stay."""
+    runner = KedroRunner(project, isolation="inline", data_root=str(data_root),
+                         checkpoint_key="this deployment")  # fmt: skip
+    old = request("job-old", "branches")
+    plan = runner.fan_out_plan(old)
+    assert plan is not None
+    first, (join,) = plan["levels"]
+    reused = {g: "job-old" for g in first[::2]}  # g1 and g3 completed; g2 failed
+    for group_id in reused:
+        ran = runner.run_group(old, plan, group_id, no_stop, deadline=time.monotonic() + 30)
+        assert ran.status == "completed", ran.error_message
+    runner.discard_groups("job-old", keep=list(reused))  # the failed job keeps them
+    kept = data_root / ".kedro-jobs/groups/job-old"
+    assert sorted(p.name for p in kept.iterdir()) == sorted(reused)
+    record.write_text("")
+
+    new = request("job-new", "branches")
+    fresh = runner.fan_out_plan(new)
+    assert fresh is not None
+    rerun = {**plan, "save_version": fresh["save_version"], "reused": reused}
+    for group_id in [g for g in first if g not in reused] + [join]:
+        ran = runner.run_group(new, rerun, group_id, no_stop, deadline=time.monotonic() + 30)
+        assert ran.status == "completed", ran.error_message
+    outcome = runner.commit_groups("job-new", rerun)
+    runner.discard_groups("job-new")
+
+    assert outcome.status == "completed", outcome.error_message
+    assert outcome.results == {"summary": {"total": 9.0, "branches": 3}}
+    assert sorted(record.read_text().split()) == ["fit_b", "prep_b", "report"]
+    (version,) = [p.name for p in (data_root / "data/06_models/model_a.pickle").iterdir()]
+    assert version == fresh["save_version"]  # reused g1's file, in the rerun's version
+    assert not (data_root / ".kedro-jobs/groups/job-new").exists()
+    assert sorted(p.name for p in kept.iterdir()) == sorted(reused)
+
+    # A hand-over kept under the stopped job's name but signed as another job's is refused.
+    other = request("job-other", "branches")
+    runner.run_group(other, plan, first[0], no_stop, deadline=time.monotonic() + 30)
+    shutil.rmtree(kept / first[0])
+    shutil.copytree(data_root / f".kedro-jobs/groups/job-other/{first[0]}", kept / first[0])
+    again = runner.run_group(request("job-again", "branches"), rerun, join, no_stop,
+                             deadline=time.monotonic() + 30)  # fmt: skip
+    assert again.status == "failed" and again.error_message is not None
+    assert f"is not group {first[0]} of job job-old: refused" in again.error_message

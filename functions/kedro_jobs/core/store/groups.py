@@ -20,7 +20,7 @@ from kedro_jobs.core.states import TERMINAL, JobStatus
 from kedro_jobs.core.store.fencing import NOT_CANCELLED, Fence
 from kedro_jobs.core.store.items import encode, from_item, sweep, to_native
 from kedro_jobs.core.store.table import DEPENDENCY, ConditionFailed, Table
-from kedro_jobs.core.timeline import GROUP_TIMELINE
+from kedro_jobs.core.timeline import GROUP_TIMELINE, reused_part
 
 
 class GroupClaimOutcome(StrEnum):
@@ -38,10 +38,17 @@ class GroupClaim:
 
 class Groups(Table):
     def start_fan_out(self, job: Job, plan: dict[str, Any], *, lease_seconds: float) -> Job | None:
-        """The run that claimed ``job`` fans it out: its plan and every group pending. None
-        if the run no longer owns the job."""
+        """The run that claimed ``job`` fans it out: its plan and every group pending (a
+        rerun from failure's reused ones ``reused``, their nodes done). None if the run no
+        longer owns the job."""
         lease_end = time.time() + lease_seconds
-        groups = {g["id"]: GroupRun(nodes=len(g["nodes"])) for g in plan["groups"]}
+        reused = plan.get("reused") or {}
+        groups = {
+            g["id"]: reused_group(g["nodes"])
+            if g["id"] in reused
+            else GroupRun(nodes=len(g["nodes"]))
+            for g in plan["groups"]
+        }
         values: dict[str, Any] = {
             "fan_out": plan,
             "groups": groups,
@@ -277,3 +284,10 @@ def _with_timeline(
     names["#tl"] = GROUP_TIMELINE
     values[":tl"] = {"S": timeline}
     return f"{update}, #gs.#g.#tl = :tl"
+
+
+def reused_group(nodes: list[str]) -> dict[str, Any]:
+    """A rerun from failure's group that is not run again: its nodes done, shown ``reused``
+    on the job's timeline as a one-worker rerun's reused nodes are."""
+    entry = GroupRun(status="reused", nodes=len(nodes), completed_nodes=len(nodes))
+    return {**entry.model_dump(mode="json"), GROUP_TIMELINE: reused_part(nodes)}

@@ -59,6 +59,7 @@ SCHEMA: dict[str, Kind] = {
     **dict.fromkeys(("lease_expires_at", "execution_time", "dispatch_due"), Kind.FLOAT),
     "sweep_due": Kind.FLOAT,
     "fan_out": Kind.JSON,
+    "reuse_plan": Kind.JSON,  # a fanned-out job's rerun from failure (core/rerun.py)
     "groups": Kind.MAP,
 }
 JSON_FIELDS = frozenset(name for name, kind in SCHEMA.items() if kind is Kind.JSON)
