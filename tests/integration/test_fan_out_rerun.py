@@ -17,7 +17,8 @@ from typing import Any
 import boto3
 import pytest
 
-from kedro_jobs.core.fanout import transitions
+from kedro_jobs.core.errors import DependencyUnavailable
+from kedro_jobs.core.fanout import Coordinator, transitions
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
@@ -301,3 +302,48 @@ def test_a_fanned_out_job_that_kept_nothing_usable_answers_409_saying_why(
     assert status == 409
     assert f"the data it kept is gone from {gone.checkpoint}" in answer["detail"]
     assert aws.messages() == []  # no job was made
+
+
+def test_a_discard_delivered_again_keeps_what_the_failed_job_kept(
+    fan_invoke: Invoke,
+    aws: Aws,
+    store: JobStore,
+    api_call: ApiCall,
+    marker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The discard's consumer ends the job, keeps the completed groups' hand-overs, then fails
+    to answer the execution (Step Functions unavailable): SQS delivers the discard again, to
+    a job already ended. What was kept stays, and the job may still be rerun from failure."""
+    marker.touch()
+    job, body = _submit(store)
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    by_group = {json.loads(m["Body"])["group"]: m["Body"] for m in _receive(aws, 3)}
+    for group in ("g1", "g3", "g2"):
+        assert fan_invoke(by_group[group]) == {"batchItemFailures": []}
+    [discard] = _receive(aws, 1)
+    assert json.loads(discard["Body"])["fanout"] == "discard"
+
+    answer = Coordinator.succeed
+    calls: list[str] = []
+
+    def unavailable_once(self: Coordinator, token: str, output: Any = None) -> None:
+        calls.append(token)
+        if len(calls) == 1:
+            raise DependencyUnavailable("Step Functions", "ServiceUnavailable")
+        answer(self, token, output)
+
+    monkeypatch.setattr(Coordinator, "succeed", unavailable_once)
+    assert fan_invoke(discard["Body"])["batchItemFailures"]  # comes back
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert _handovers(aws, job.id) == ["g1", "g3"]
+    assert fan_invoke(discard["Body"]) == {"batchItemFailures": []}  # answered this time
+    assert len(calls) == 2
+    marker.unlink()
+
+    assert _handovers(aws, job.id) == ["g1", "g3"]
+    again = store.get(job.id)
+    assert again is not None and again.reusable_until == failed.reusable_until
+    status, rerun = _retry(api_call, job.id)
+    assert status == 202 and rerun["reuse_plan"]["reused"] == {"g1": job.id, "g3": job.id}

@@ -152,3 +152,15 @@ def test_a_reused_group_is_done_and_its_nodes_are_reused_on_the_timeline() -> No
     ]
     assert read.progress is not None
     assert (read.progress.completed_nodes, read.progress.total_nodes) == (2, 4)
+
+
+def test_a_rerun_cancelled_before_it_fanned_out_offers_what_it_was_to_reuse() -> None:
+    first = _kept(_stopped())
+    fields = rerun_fields(first, NOW, lambda _: True)
+    assert fields["reuse_plan"]["kept_at"] == f"{ROOT}/j1"
+    job = Job.new(pipeline_name="fragile", parameters={}, options={}, user_id="u", job_id="j2")
+    pending_cancelled = job.model_copy(update={"status": JobStatus.CANCELLED, **fields})
+    again = rerun_fields(pending_cancelled, NOW, lambda _: True)
+    assert again["reused_from"] == "j1"
+    assert again["reuse_plan"]["reused"] == {"g1": "j1", "g3": "j1"}
+    assert again["reusable_until"] == first.reusable_until

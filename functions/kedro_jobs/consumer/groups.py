@@ -368,13 +368,19 @@ class FanOut:
             else:
                 why = failed[0].error if failed else UNFINISHED
                 outcome = RunOutcome("failed", None, why or UNFINISHED, "", 0.0)
-            self._finish(
-                job, outcome, kept_groups_fields(job, self.runner.handovers(job.id), utcnow())
-            )
+            self._finish(job, outcome, self._kept(job))
         elif job.reusable_until is None:  # delivered again: it kept nothing after all
             keep = []
         self.runner.discard_groups(job.id, keep=keep)
         self.coordinator.succeed(task.token)
+
+    def _kept(self, job: Job) -> dict[str, object] | None:
+        """What the stopped ``job`` keeps for a rerun from failure (its record's fields)."""
+        try:
+            location = self.runner.handovers(job.id)
+        except ProjectLoadFailed:  # the job still ends; it offers no rerun from failure
+            return None
+        return kept_groups_fields(job, location, utcnow())
 
     def _finish(self, job: Job, outcome: RunOutcome, kept: dict[str, object] | None = None) -> None:
         started = job.started_at.timestamp() if job.started_at else time.time()

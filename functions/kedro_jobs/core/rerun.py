@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kedro_jobs.core.errors import InvalidTransition
-from kedro_jobs.core.models import Job
+from kedro_jobs.core.models import GroupRun, Job
 from kedro_jobs.core.states import JobStatus
 
 # What S3 keeps a checkpoint for (template.yaml's expire-checkpoints rule, in days).
@@ -165,7 +165,20 @@ def rerun_plan(job: Job, reused: dict[str, str]) -> dict[str, Any]:
     """The plan a rerun of fanned-out ``job`` fans out with: its groups and levels, the
     ``reused`` ones named (its save version is the rerun's own, set when it fans out)."""
     plan = {k: v for k, v in (job.fan_out or {}).items() if k not in {"save_version", "reused"}}
-    return {**plan, "reused": dict(sorted(reused.items(), key=lambda g: (len(g[0]), g[0])))}
+    ordered = dict(sorted(reused.items(), key=lambda g: (len(g[0]), g[0])))
+    # ``kept_at``: where the stopped job kept its hand-overs (the others' are beside them).
+    return {**plan, "reused": ordered, "kept_at": job.checkpoint}
+
+
+def _never_fanned_out(job: Job) -> Job:
+    """A fanned-out job's rerun that ended before it fanned out (cancelled while pending) kept
+    what it was to reuse: as a job whose groups were all reused."""
+    plan = job.reuse_plan or {}
+    reused = plan.get("reused") or {}
+    groups = {group_id: GroupRun(status="reused") for group_id in reused}
+    return job.model_copy(
+        update={"fan_out": plan, "groups": groups, "checkpoint": plan.get("kept_at")}
+    )
 
 
 def kept_groups_fields(job: Job, location: str, now: datetime) -> dict[str, object] | None:
@@ -197,11 +210,13 @@ def rerun_fields(job: Job, now: datetime, exists: Callable[[str], bool]) -> dict
     on S3 or a local data root); NotReusable (409) saying why it cannot be made. Offered as
     long as ``job``'s data: if the rerun fails again before it completes anything of its own,
     it keeps that (kept_fields, kept_groups_fields)."""
+    if job.fan_out is None and job.reuse_plan is not None and not job.checkpoint:
+        job = _never_fanned_out(job)
     if job.fan_out is not None:
         reused = check_groups_reusable(job, now, exists)
         owners = set(reused.values())
         return {
-            "reused_from": job.id if job.id in owners else min(owners),
+            "reused_from": job.id if job.id in owners else (job.reused_from or min(owners)),
             "reusable_until": job.reusable_until,
             "reuse_plan": rerun_plan(job, reused),
         }
