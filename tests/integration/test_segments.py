@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from kedro_jobs.core.compute import BACKENDS
 from kedro_jobs.core.models import Job, Progress, Segment, utcnow
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import ApiJobs, ClaimOutcome, RunJobs, SweepJobs
@@ -126,6 +127,25 @@ def test_compute_and_max_job_seconds_are_checked_on_submit(api_call: ApiCall, aw
     status, retried, _ = api_call("POST", f"{JOBS}/{job['id']}/retry")
     assert status == 202 and retried["compute"] == "fargate"
     assert retried["max_job_seconds"] == 3600
+
+
+def test_the_compute_backends_are_listed_with_what_this_deployment_offers(
+    api_call: ApiCall,
+) -> None:
+    status, body, _ = api_call("GET", "/api/v1/compute")
+    assert status == 200
+    by_name = {b["name"]: b for b in body["backends"]}
+    assert list(by_name) == list(BACKENDS)  # the registry's, in its order
+    assert by_name["lambda"]["default"] and by_name["lambda"]["offered"]
+    assert by_name["lambda"]["description"] == "continues across invocations"
+    # No cluster: listed, not offered, saying why (the 422 a submission asking for it gets).
+    fargate = by_name["fargate"]
+    assert not fargate["offered"] and not fargate["default"]
+    assert 'compute "fargate" is not offered' in fargate["reason"]
+
+    api_call.configure(fargate_cluster="jobs")
+    status, body, _ = api_call("GET", "/api/v1/compute")
+    assert all(b["offered"] and b["reason"] is None for b in body["backends"])
 
 
 def test_a_job_past_its_time_limit_is_not_claimed_into_another_segment(store: ApiJobs) -> None:
