@@ -42,11 +42,11 @@ def write_cost(repeats: int = 200) -> dict[str, Any]:
 
     from kedro_jobs.core.models import Job, Progress, utcnow
     from kedro_jobs.core.settings import get_settings
-    from kedro_jobs.core.store import JobStore
+    from kedro_jobs.core.store import RunJobs
     from kedro_jobs.core.timeline import MAX_TIMELINE_NODES, Timeline
 
-    store = JobStore(get_settings().jobs_table_name)
-    job = Job.new(pipeline_name="bench", parameters={}, options={}, user_id="bench")
+    store = RunJobs(get_settings().jobs_table_name)
+    job = Job.new(pipeline_name="bench", user_id="bench")
     job = store.create_claimed(job, lease_seconds=600) or job
 
     def timeline(n: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from kedro_jobs.core.compute import BACKENDS, DEFAULT
 from kedro_jobs.core.models import Job, OutputInfo, Progress, utcnow
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
@@ -732,3 +733,32 @@ def test_a_cancelled_job_is_rerun_from_failure_with_its_button(
     page.set_window_size(1200, 1300)
     page.save_screenshot(str(screenshots / "job-rerun-from-failure.png"))
     page.set_window_size(1200, 800)
+
+
+# --- Compute backends --------------------------------------------------------------------------
+
+
+def test_the_form_offers_the_compute_backends_of_the_registry(
+    page: WebDriver, stack: LocalStack
+) -> None:
+    """The form's compute choices come from the backends' registry (GET /api/v1/compute), not
+    from the page: the local stack offers every one, the default chosen."""
+    open_hash(page, stack, "#/submit")
+    choose_pipeline(page, "hello")
+    select = wait(
+        page,
+        lambda d: (s := Select(d.find_element(By.ID, "opt-compute"))).options and s,
+        "the compute choices",
+    )
+    shown = [(o.get_attribute("value"), o.text, o.is_enabled()) for o in select.options]
+    assert shown == [(b.name, f"{b.name} ({b.description})", True) for b in BACKENDS.values()]
+    assert select.first_selected_option.get_attribute("value") == DEFAULT
+
+    select.select_by_value("fargate")
+    before = page.current_url
+    page.find_element(By.ID, "submit-button").click()
+    wait(page, lambda d: d.current_url != before and "#/jobs/" in d.current_url, "submitted")
+    job_id = job_id_from_url(page)
+    assert api_job(stack, job_id)["compute"] == "fargate"
+    with stack.client() as client:  # its task need not run: this test is about the form
+        client.post(f"/api/v1/jobs/{job_id}/cancel")

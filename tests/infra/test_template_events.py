@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-# The functions whose code changes jobs through JobStore.from_settings (and so publishes).
+# The functions whose code changes jobs through a store role's from_settings (and so publishes).
 JOB_WRITERS = ("ApiFunction", "ConsumerFunction", "SweeperFunction", "DeadLetterFunction")
 
 

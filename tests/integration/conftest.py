@@ -12,7 +12,7 @@ from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.core.settings import get_settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs, GroupJobs, RunJobs, ScheduleJobs, SweepJobs
 from kedro_jobs_local.counting_project import use_record, write_project
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import http_api_event, response_json, rest_api_event, sqs_event
@@ -56,9 +56,31 @@ def aws(clean_stack: LocalResources, _aws: Aws) -> Aws:
     return _aws
 
 
+# The jobs table as each kind of caller sees it (core/store/roles/): a test takes the role
+# whose behaviour it checks, and arranges and reads jobs as the API does (`store`).
 @pytest.fixture
-def store(aws: Aws) -> JobStore:
-    return JobStore(aws.resources.table_name, dynamodb=aws.dynamodb)
+def store(aws: Aws) -> ApiJobs:
+    return ApiJobs(aws.resources.table_name, dynamodb=aws.dynamodb)
+
+
+@pytest.fixture
+def run_jobs(store: ApiJobs) -> RunJobs:
+    return RunJobs.over(store)
+
+
+@pytest.fixture
+def sweep_jobs(store: ApiJobs) -> SweepJobs:
+    return SweepJobs.over(store)
+
+
+@pytest.fixture
+def group_jobs(store: ApiJobs) -> GroupJobs:
+    return GroupJobs.over(store)
+
+
+@pytest.fixture
+def schedule_jobs(store: ApiJobs) -> ScheduleJobs:
+    return ScheduleJobs.over(store)
 
 
 class ApiCall:

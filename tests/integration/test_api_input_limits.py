@@ -14,7 +14,7 @@ import pytest
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore, to_item
+from kedro_jobs.core.store import ApiJobs, to_item
 
 from .conftest import ApiCall, Aws
 
@@ -142,7 +142,7 @@ def _put_damaged(aws: Aws, *, status: str, **attributes: Any) -> str:
     return job.id
 
 
-def test_a_damaged_item_never_breaks_a_read(api_call: ApiCall, aws: Aws, store: JobStore) -> None:
+def test_a_damaged_item_never_breaks_a_read(api_call: ApiCall, aws: Aws, store: ApiJobs) -> None:
     # What the bug left behind: a pending job whose parameters nest 300 deep (its message was
     # never sent), and a finished job whose stored results are not JSON.
     stuck = _put_damaged(aws, status="pending", parameters={"S": json.dumps(nested(300))})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kedro_jobs.core.models import Job, Progress, Segment, utcnow
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import ClaimOutcome, JobStore
+from kedro_jobs.core.store import ApiJobs, ClaimOutcome, RunJobs
 from tests.support.jobs import submitted
 
 from .conftest import Aws, Invoke
@@ -18,16 +18,17 @@ def _keys(aws: Aws, prefix: str) -> list[str]:
     return [obj["Key"] for obj in listed.get("Contents", [])]
 
 
-def _handed_off(store: JobStore, aws: Aws, checkpoint_key: str = "") -> tuple[Job, str]:
+def _handed_off(store: ApiJobs, aws: Aws, checkpoint_key: str = "") -> tuple[Job, str]:
     """A job whose first segment saved a checkpoint at ``checkpoint_key`` (default: where the
     runner saves one) and let go."""
+    run_jobs = RunJobs.over(store)
     job, _ = submitted(store, "steps", x=1)
     checkpoint_key = checkpoint_key or f"data/.kedro-jobs/checkpoints/{job.id}/1"
-    claim = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
+    claim = run_jobs.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
     assert claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None
     for name in ("manifest.json", "memory/0.pkl"):
         aws.s3.put_object(Bucket=aws.resources.bucket, Key=f"{checkpoint_key}/{name}", Body=b"x")
-    handed = store.hand_off(
+    handed = run_jobs.hand_off(
         claim.job,
         checkpoint=f"s3://{aws.resources.bucket}/{checkpoint_key}",
         segments=[Segment(segment=1, nodes=["step1"], started_at=utcnow(), ended="continued")],
@@ -39,7 +40,7 @@ def _handed_off(store: JobStore, aws: Aws, checkpoint_key: str = "") -> tuple[Jo
 
 
 def test_a_job_cancelled_between_segments_loses_its_checkpoints(
-    invoke: Invoke, store: JobStore, aws: Aws
+    invoke: Invoke, store: ApiJobs, aws: Aws
 ) -> None:
     job, continuation = _handed_off(store, aws)
     job_id = job.id
@@ -60,7 +61,7 @@ def test_a_job_cancelled_between_segments_loses_its_checkpoints(
 
 
 def test_a_location_not_of_the_jobs_checkpoint_form_is_never_deleted(
-    invoke: Invoke, store: JobStore, aws: Aws
+    invoke: Invoke, store: ApiJobs, aws: Aws
 ) -> None:
     job, continuation = _handed_off(store, aws, "data/data/03_primary")
 

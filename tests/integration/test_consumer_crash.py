@@ -15,7 +15,7 @@ from pathlib import Path
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from kedro_jobs_local.counting_project import executions
 from kedro_jobs_local.lambda_events import sqs_event
 from tests.support.jobs import submitted
@@ -40,7 +40,7 @@ def _consumer(event: dict[str, object], timeout: float, project: Path) -> subpro
     )  # fmt: skip
 
 
-def _submitted(store: JobStore, pipeline: str, **params: object) -> tuple[Job, dict[str, object]]:
+def _submitted(store: ApiJobs, pipeline: str, **params: object) -> tuple[Job, dict[str, object]]:
     job, body = submitted(store, pipeline, **params)
     return job, sqs_event(body, message_ids=[f"msg-{job.id}"])
 
@@ -48,7 +48,7 @@ def _submitted(store: JobStore, pipeline: str, **params: object) -> tuple[Job, d
 def test_a_killed_consumer_is_replaced_and_the_job_completes(
     kedro_project: Path,
     record: Path,
-    store: JobStore,
+    store: ApiJobs,
 ) -> None:
     job, event = _submitted(store, "slow", seconds=2)
     first = _consumer(event, timeout=6, project=kedro_project)
@@ -74,7 +74,7 @@ def test_a_killed_consumer_is_replaced_and_the_job_completes(
 def test_a_job_that_kills_every_consumer_fails_after_max_attempts(
     kedro_project: Path,
     record: Path,
-    store: JobStore,
+    store: ApiJobs,
 ) -> None:
     job, event = _submitted(store, "kills_consumer")
     attempts = get_settings().max_attempts

@@ -17,7 +17,7 @@ from kedro_jobs.consumer.delivery import Consumer
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import ClaimOutcome, JobStore
+from kedro_jobs.core.store import ApiJobs, ClaimOutcome, RunJobs
 from kedro_jobs_local.counting_project import executions
 from kedro_jobs_local.lambda_context import LocalContext
 from tests.support.containers import reset_singletons
@@ -37,7 +37,7 @@ def invoke_while(invoke: Invoke, body: str, meanwhile: Callable[[], None]) -> di
 
 
 def test_completed_run_records_results_progress_and_log(
-    invoke: Invoke, store: JobStore, aws: Aws, record: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, record: Path
 ) -> None:
     job, body = submitted(store, "two_nodes", x=21)
     assert invoke(body) == {"batchItemFailures": []}
@@ -58,7 +58,7 @@ def test_completed_run_records_results_progress_and_log(
 
 
 def test_a_running_jobs_progress_names_its_node_while_it_runs(
-    invoke: Invoke, store: JobStore
+    invoke: Invoke, store: ApiJobs
 ) -> None:
     # A slow first node: the start is reported while it runs (a quick one's own report
     # would stand for it); then each node boundary.
@@ -83,7 +83,7 @@ def test_a_running_jobs_progress_names_its_node_while_it_runs(
 
 
 def test_pipeline_error_fails_the_job_and_is_not_retried(
-    invoke: Invoke, store: JobStore, record: Path
+    invoke: Invoke, store: ApiJobs, record: Path
 ) -> None:
     job, body = submitted(store, "failing")
     assert invoke(body) == {"batchItemFailures": []}
@@ -96,7 +96,7 @@ def test_pipeline_error_fails_the_job_and_is_not_retried(
 
 
 def test_duplicate_deliveries_run_the_nodes_once(
-    invoke: Invoke, store: JobStore, record: Path
+    invoke: Invoke, store: ApiJobs, record: Path
 ) -> None:
     job, body = submitted(store, "two_nodes")
     assert invoke(body, body) == {"batchItemFailures": []}  # twice in one batch
@@ -106,7 +106,7 @@ def test_duplicate_deliveries_run_the_nodes_once(
 
 
 def test_two_consumers_handling_one_message_at_once_run_it_once(
-    aws: Aws, store: JobStore, kedro_project: Path, record: Path
+    aws: Aws, store: ApiJobs, kedro_project: Path, record: Path
 ) -> None:
     from kedro_jobs.runner.runner import KedroRunner
 
@@ -115,7 +115,7 @@ def test_two_consumers_handling_one_message_at_once_run_it_once(
     consumers = [
         Consumer(
             settings,
-            store=JobStore(aws.resources.table_name),
+            store=RunJobs(aws.resources.table_name),
             artifacts=ArtifactStore(aws.resources.bucket),
             runner_factory=lambda: KedroRunner(kedro_project),
         )
@@ -138,10 +138,12 @@ def test_two_consumers_handling_one_message_at_once_run_it_once(
     assert store.get(job.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
 
 
-def test_expired_lease_is_claimed_again(invoke: Invoke, store: JobStore, record: Path) -> None:
+def test_expired_lease_is_claimed_again(
+    invoke: Invoke, store: ApiJobs, run_jobs: RunJobs, record: Path
+) -> None:
     job, body = submitted(store, "two_nodes")
     # A consumer claimed it and died: its lease runs out.
-    assert store.claim(job.id, lease_seconds=0.2, max_attempts=3).outcome is ClaimOutcome.CLAIMED
+    assert run_jobs.claim(job.id, lease_seconds=0.2, max_attempts=3).outcome is ClaimOutcome.CLAIMED
     time.sleep(0.3)
     assert invoke(body) == {"batchItemFailures": []}
     done = store.get(job.id)
@@ -150,11 +152,11 @@ def test_expired_lease_is_claimed_again(invoke: Invoke, store: JobStore, record:
 
 
 def test_max_attempts_then_failed_with_a_message(
-    invoke: Invoke, store: JobStore, record: Path
+    invoke: Invoke, store: ApiJobs, run_jobs: RunJobs, record: Path
 ) -> None:
     job, body = submitted(store, "two_nodes")
     for _ in range(get_settings().max_attempts):
-        assert store.claim(job.id, lease_seconds=0.1, max_attempts=3).outcome is (
+        assert run_jobs.claim(job.id, lease_seconds=0.1, max_attempts=3).outcome is (
             ClaimOutcome.CLAIMED
         )
         time.sleep(0.15)
@@ -166,7 +168,7 @@ def test_max_attempts_then_failed_with_a_message(
 
 
 def test_a_malformed_record_does_not_affect_the_others(
-    invoke: Invoke, store: JobStore, record: Path
+    invoke: Invoke, store: ApiJobs, record: Path
 ) -> None:
     good, good_body = submitted(store, "two_nodes")
     named, _ = submitted(store, "two_nodes")
@@ -185,7 +187,7 @@ def test_a_malformed_record_does_not_affect_the_others(
 
 
 def test_a_foreign_message_delivered_twice_makes_one_job(
-    invoke: Invoke, store: JobStore, record: Path
+    invoke: Invoke, store: ApiJobs, record: Path
 ) -> None:
     body = json.dumps({"version": 1, "pipeline_name": "two_nodes", "parameters": {"x": 5}})
     assert invoke(body, message_ids=["foreign-1"]) == {"batchItemFailures": []}
@@ -196,7 +198,7 @@ def test_a_foreign_message_delivered_twice_makes_one_job(
     assert executions(record) == {"start": 1, "double": 1}
 
 
-def test_cancel_between_nodes(invoke: Invoke, store: JobStore, record: Path) -> None:
+def test_cancel_between_nodes(invoke: Invoke, store: ApiJobs, record: Path) -> None:
     job, body = submitted(store, "slow", seconds=1.5)
 
     def cancel_when_running() -> None:
@@ -214,7 +216,7 @@ def test_cancel_between_nodes(invoke: Invoke, store: JobStore, record: Path) -> 
 
 
 def test_a_job_over_its_time_budget_is_stopped(
-    invoke: Invoke, store: JobStore, record: Path
+    invoke: Invoke, store: ApiJobs, record: Path
 ) -> None:
     # Its first node alone is longer than the invocation: a segment runs at least one node,
     # so it cannot continue elsewhere and is stopped.
@@ -230,7 +232,7 @@ def test_a_job_over_its_time_budget_is_stopped(
     assert executions(record)["finish"] == 0
 
 
-def test_results_too_large_for_the_item_go_to_s3(invoke: Invoke, store: JobStore, aws: Aws) -> None:
+def test_results_too_large_for_the_item_go_to_s3(invoke: Invoke, store: ApiJobs, aws: Aws) -> None:
     job, body = submitted(store, "big")
     assert invoke(body) == {"batchItemFailures": []}
     done = store.get(job.id)
@@ -241,7 +243,7 @@ def test_results_too_large_for_the_item_go_to_s3(invoke: Invoke, store: JobStore
     assert len(stored["numbers"]) == 20_000
 
 
-def test_a_worker_that_dies_fails_the_job_clearly(invoke: Invoke, store: JobStore) -> None:
+def test_a_worker_that_dies_fails_the_job_clearly(invoke: Invoke, store: ApiJobs) -> None:
     job, body = submitted(store, "crash")
     assert invoke(body) == {"batchItemFailures": []}
     failed = store.get(job.id)
@@ -257,7 +259,7 @@ def test_infrastructure_errors_are_retried(invoke: Invoke, monkeypatch: pytest.M
 
 
 def test_table_throttled_at_the_end_of_a_run_is_retried_to_the_right_state(
-    invoke: Invoke, store: JobStore, record: Path, monkeypatch: pytest.MonkeyPatch
+    invoke: Invoke, store: ApiJobs, record: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from botocore.exceptions import ClientError
 

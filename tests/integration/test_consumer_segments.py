@@ -12,7 +12,7 @@ from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from kedro_jobs_local.counting_project import executions
 from tests.support.jobs import submitted
 
@@ -27,7 +27,7 @@ def _record_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEDRO_JOBS_TEST_RECORD_VALUES", "1")
 
 
-def _submitted(store: JobStore, x: int) -> tuple[Job, str]:
+def _submitted(store: ApiJobs, x: int) -> tuple[Job, str]:
     return submitted(store, "steps", x=x, seconds=STEP_SECONDS)
 
 
@@ -58,7 +58,7 @@ def _run_segments(invoke: Invoke, aws: Aws, body: str, *, limit: int = 6) -> int
 
 
 def test_a_job_longer_than_an_invocation_completes_in_segments(
-    invoke: Invoke, store: JobStore, aws: Aws, record: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, record: Path
 ) -> None:
     whole, whole_body = _submitted(store, 1)
     assert invoke(whole_body, timeout=60) == {"batchItemFailures": []}
@@ -92,7 +92,7 @@ def test_a_job_longer_than_an_invocation_completes_in_segments(
 
 
 def test_a_cancel_between_segments_ends_the_job_and_runs_nothing_more(
-    invoke: Invoke, store: JobStore, aws: Aws, record: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, record: Path
 ) -> None:
     job, body = _submitted(store, 5)
     assert invoke(body, timeout=_short_invocation()) == {"batchItemFailures": []}
@@ -112,7 +112,7 @@ def test_a_cancel_between_segments_ends_the_job_and_runs_nothing_more(
 
 
 def test_a_job_over_its_own_time_limit_fails_between_segments(
-    invoke: Invoke, store: JobStore, aws: Aws, record: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, record: Path
 ) -> None:
     job, body = _submitted(store, 7)
     assert invoke(body, timeout=_short_invocation()) == {"batchItemFailures": []}

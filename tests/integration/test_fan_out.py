@@ -22,7 +22,7 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import TERMINAL, JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs, GroupJobs, SweepJobs
 from kedro_jobs.core.store.groups import GroupClaimOutcome
 from kedro_jobs.sweeper.sweep import Sweeper
 from kedro_jobs_local.counting_project import executions
@@ -73,12 +73,12 @@ def sfn(aws: Aws) -> Any:
     return boto3.client("stepfunctions", endpoint_url=aws.sqs.meta.endpoint_url)
 
 
-def submit(store: JobStore, pipeline: str, **options: Any) -> tuple[Job, str]:
+def submit(store: ApiJobs, pipeline: str, **options: Any) -> tuple[Job, str]:
     job = store.create(Job.new(pipeline_name=pipeline, parameters={}, options=options, user_id="u"))
     return job, job.to_message().model_dump_json(exclude_none=True)
 
 
-def drain(invoke: Invoke, aws: Aws, store: JobStore, job_id: str, *, rounds: int = 60) -> Job:
+def drain(invoke: Invoke, aws: Aws, store: ApiJobs, job_id: str, *, rounds: int = 60) -> Job:
     """Deliver the execution's messages (one invocation each, as separate workers would take
     them) until the job ends. moto's execution sends them from its own thread: the receive
     waits up to a second for the next."""
@@ -133,7 +133,7 @@ def read(aws: Aws, key: str) -> bytes:
 
 
 def test_a_fanned_out_job_equals_a_one_worker_run(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, sfn: Any, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, sfn: Any, record: Path
 ) -> None:
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -172,7 +172,7 @@ def test_a_fanned_out_job_equals_a_one_worker_run(
 
 
 def test_a_duplicate_delivery_starts_no_second_execution(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, sfn: Any, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, sfn: Any, record: Path
 ) -> None:
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -193,7 +193,7 @@ def test_a_duplicate_delivery_starts_no_second_execution(
 
 
 def test_a_failing_group_fails_the_job_naming_its_node(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     job, body = submit(store, "failing")
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -213,7 +213,7 @@ def test_a_failing_group_fails_the_job_naming_its_node(
 
 
 def test_a_cancelled_job_runs_no_further_group_and_commits_nothing(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -226,7 +226,7 @@ def test_a_cancelled_job_runs_no_further_group_and_commits_nothing(
 
 
 def test_a_group_whose_worker_died_is_taken_over(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, group_jobs: GroupJobs, record: Path
 ) -> None:
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -234,7 +234,7 @@ def test_a_group_whose_worker_died_is_taken_over(
     group = json.loads(first["Body"])["group"]
     # A worker claimed the group and died: its claim is in the record, its lease has run out
     # (SQS then delivers the message again, after its visibility timeout).
-    dead = store.claim_group(job.id, group, worker="dead-worker", lease_seconds=-1.0)
+    dead = group_jobs.claim_group(job.id, group, worker="dead-worker", lease_seconds=-1.0)
     assert dead.job is not None and dead.job.groups is not None
     assert dead.job.groups[group].status == "running"
     assert fan_invoke(first["Body"]) == {"batchItemFailures": []}  # the redelivery
@@ -247,15 +247,16 @@ def test_a_group_whose_worker_died_is_taken_over(
     assert executions(record) == dict.fromkeys(BRANCH_NODES, 1)
 
 
-def _dead_claim(store: JobStore, aws: Aws, job_id: str) -> tuple[dict[str, Any], float]:
+def _dead_claim(store: ApiJobs, aws: Aws, job_id: str) -> tuple[dict[str, Any], float]:
     """A consumer took a group's message (invisible now for the queue's visibility timeout,
     5400 s at the template's defaults), claimed the group and died: its lease just ran out.
     Returns the message's task and the time of the worker's last beat."""
+    group_jobs = GroupJobs.over(store)
     taken = next_message(aws)
     task: dict[str, Any] = json.loads(taken["Body"])
     aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=taken["ReceiptHandle"])
-    claim = store.claim_group(job_id, task["group"], worker="dead-worker", lease_seconds=-1.0,
-                              token=task["token"])  # fmt: skip
+    claim = group_jobs.claim_group(job_id, task["group"], worker="dead-worker", lease_seconds=-1.0,
+                                   token=task["token"])  # fmt: skip
     assert claim.job is not None and claim.job.groups is not None
     lease = float(get_settings().job_lease_seconds)
     return task, float(claim.job.groups[task["group"]].lease or 0.0) - lease
@@ -272,7 +273,7 @@ def _taken_over(done: Job, task: dict[str, Any], record: Path) -> None:
 
 
 def test_a_running_sibling_sends_a_dead_group_again(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     """A group whose worker died is noticed by a sibling's next write (a node boundary, or
     its heartbeat every third of a lease: 20 s at the template's 60 s lease), which sends the
@@ -293,7 +294,7 @@ def test_a_running_sibling_sends_a_dead_group_again(
 
 
 def test_a_dead_group_with_no_sibling_running_is_taken_over_at_the_next_sweep(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     """No sibling left to notice: the job's lease runs out with the group's (60 s after the
     last beat at the template's timings); the sweeper, once a minute, sends the job again at
@@ -301,7 +302,9 @@ def test_a_dead_group_with_no_sibling_running_is_taken_over_at_the_next_sweep(
     is injected: the sweeps are given their clock."""
     settings = get_settings()
     assert (settings.job_lease_seconds, settings.sweep_after_seconds) == (60, 180)  # template's
-    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    sweeper = Sweeper(
+        settings, store=SweepJobs.over(store), queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs)
+    )
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     first = next_message(aws)  # the siblings' messages run first, and end
@@ -332,7 +335,12 @@ def test_a_dead_group_with_no_sibling_running_is_taken_over_at_the_next_sweep(
 
 
 def test_a_group_taken_over_as_its_run_ends_leaves_the_answer_to_its_new_worker(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path, monkeypatch: pytest.MonkeyPatch
+    fan_invoke: Invoke,
+    aws: Aws,
+    store: ApiJobs,
+    group_jobs: GroupJobs,
+    record: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A worker stalled between its group's last node and the group's end: its lease ran out
     meanwhile, and another consumer took the group over. Its end write is refused, and it
@@ -362,10 +370,10 @@ def test_a_group_taken_over_as_its_run_ends_leaves_the_answer_to_its_new_worker(
 
         def run_group(self, request: Any, plan: Any, group_id: str, sink: Any, **kw: Any) -> Any:
             outcome = project.run_group(request, plan, group_id, sink, **kw)
-            store.group_beat(job.id, group_id, worker=sink.worker, completed=2, current=None,
-                             lease_seconds=-1.0)  # fmt: skip
-            taken = store.claim_group(job.id, group_id, worker="new-worker", lease_seconds=60,
-                                      token=task["token"])  # fmt: skip
+            group_jobs.group_beat(job.id, group_id, worker=sink.worker, completed=2, current=None,
+                                  lease_seconds=-1.0)  # fmt: skip
+            taken = group_jobs.claim_group(job.id, group_id, worker="new-worker", lease_seconds=60,
+                                           token=task["token"])  # fmt: skip
             assert taken.outcome is GroupClaimOutcome.CLAIMED
             return outcome
 
@@ -382,8 +390,8 @@ def test_a_group_taken_over_as_its_run_ends_leaves_the_answer_to_its_new_worker(
     monkeypatch.setattr(fan_out, "_runner", lambda: project)
     # The new worker dies too: the group is sent again (as a sibling or the sweeper would)
     # and run by the next consumer, which answers; the job completes.
-    store.group_beat(job.id, task["group"], worker="new-worker", completed=0, current=None,
-                     lease_seconds=-1.0)  # fmt: skip
+    group_jobs.group_beat(job.id, task["group"], worker="new-worker", completed=0, current=None,
+                          lease_seconds=-1.0)  # fmt: skip
     again = store.get(job.id)
     assert again is not None
     fan_out.take_over_dead_groups(again)
@@ -394,11 +402,12 @@ def test_a_group_taken_over_as_its_run_ends_leaves_the_answer_to_its_new_worker(
 
 
 def _commit_due(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, job_id: str, *, lease: float = -600.0
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, job_id: str, *, lease: float = -600.0
 ) -> dict[str, Any]:
     """Run the job's groups; the commit's message, taken from the queue. The job's lease is
     as its last group's beat left it: by default long ago (time injected: the commit waited
     on the queue behind other jobs)."""
+    group_jobs = GroupJobs.over(store)
     while True:
         message = next_message(aws)
         aws.sqs.delete_message(
@@ -410,20 +419,22 @@ def _commit_due(
     job = store.get(job_id)
     assert job is not None and job.groups is not None
     last, group = max(job.groups.items(), key=lambda item: item[1].ended_at or job.created_at)
-    store.group_beat(job_id, last, worker=str(group.worker), completed=group.completed_nodes,
-                     current=None, lease_seconds=lease)  # fmt: skip
+    group_jobs.group_beat(job_id, last, worker=str(group.worker), completed=group.completed_nodes,
+                          current=None, lease_seconds=lease)  # fmt: skip
     return message
 
 
 def test_a_cancel_swept_while_the_commit_publishes_cannot_end_the_job(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The commit holds the job (its lease extended, by a conditional write) before it
     publishes anything: a cancel asked meanwhile is too late, as in a one-worker job's last
     node, and the sweeper does not take the job for abandoned and end it cancelled with its
     outputs published. A job is either completed with its outputs or ended without them."""
     settings = get_settings()
-    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    sweeper = Sweeper(
+        settings, store=SweepJobs.over(store), queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs)
+    )
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     commit = _commit_due(fan_invoke, aws, store, job.id)
@@ -455,7 +466,7 @@ def test_a_cancel_swept_while_the_commit_publishes_cannot_end_the_job(
 
 
 def test_a_cancel_asked_before_the_commit_commits_nothing(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     """Every group ran, the commit's message is on its way (the job's lease still live, so
     the cancel only asks); a cancel asked now wins, as a group's claim fails on it: the
@@ -472,13 +483,15 @@ def test_a_cancel_asked_before_the_commit_commits_nothing(
 
 
 def test_a_job_waiting_between_its_groups_is_not_taken_over(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     """No group runs and the job's lease ran out: its next group waits on the queue (behind
     other jobs, say). The sweeper leaves it to the state machine (no attempt lost), until the
     state machine itself would have given up on that group."""
     settings = get_settings()
-    sweeper = Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+    sweeper = Sweeper(
+        settings, store=SweepJobs.over(store), queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs)
+    )
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     waiting = store.get(job.id)
@@ -491,7 +504,7 @@ def test_a_job_waiting_between_its_groups_is_not_taken_over(
 
 
 def test_ten_fanned_out_jobs_at_once_keep_their_own_data(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     """Ten jobs of two parameter sets fanned out at once: ten executions, their groups'
     messages taken from the queue in batches mixing every job, shuffled. Each job's
@@ -535,7 +548,7 @@ def test_ten_fanned_out_jobs_at_once_keep_their_own_data(
 
 
 def test_a_forged_fan_out_message_changes_nothing(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     """Other systems may send to the jobs queue: a discard without a live task token neither
     fails the job nor removes its data. While the job runs it comes back (a token not yet
@@ -556,7 +569,7 @@ def test_a_forged_fan_out_message_changes_nothing(
 
 
 def test_a_group_message_whose_token_is_not_yet_confirmed_comes_back_and_runs(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     """moto's and LocalStack's Step Functions register a task's heartbeat only after they
     sent the task's message: a consumer that takes the message at once can find its token
@@ -585,26 +598,26 @@ def test_a_group_message_whose_token_is_not_yet_confirmed_comes_back_and_runs(
 
 
 def test_a_running_group_learns_of_a_cancel_and_of_a_take_over(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, group_jobs: GroupJobs
 ) -> None:
     """What a group's progress write answers (its sink stops the run at the next node
     boundary on True, and drops its outcome on None)."""
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
-    claim = store.claim_group(job.id, "g1", worker="w1", lease_seconds=60)
+    claim = group_jobs.claim_group(job.id, "g1", worker="w1", lease_seconds=60)
     assert claim.job is not None and claim.job.groups is not None
     beat = {"completed": 1, "current": "fit_a", "lease_seconds": 60.0}
-    assert store.group_beat(job.id, "g1", worker="w1", **beat)[0] is False
+    assert group_jobs.group_beat(job.id, "g1", worker="w1", **beat)[0] is False
     running = store.get(job.id)
     assert running is not None and running.progress is not None
     assert (running.progress.completed_nodes, running.progress.current_node) == (1, "fit_a")
-    assert store.group_beat(job.id, "g1", worker="w2", **beat)[0] is None  # not w2's
+    assert group_jobs.group_beat(job.id, "g1", worker="w2", **beat)[0] is None  # not w2's
     store.request_cancel(job.id, "u")
-    assert store.group_beat(job.id, "g1", worker="w1", **beat)[0] is True  # stop there
+    assert group_jobs.group_beat(job.id, "g1", worker="w1", **beat)[0] is True  # stop there
 
 
 def test_a_running_group_stops_at_its_next_boundary_once_a_sibling_failed(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, group_jobs: GroupJobs
 ) -> None:
     """The job fails with the first failing group's error: a sibling running meanwhile stops
     at its next node boundary (its progress write reads the record), not after the state
@@ -612,24 +625,24 @@ def test_a_running_group_stops_at_its_next_boundary_once_a_sibling_failed(
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     for group_id in ("g1", "g2"):
-        store.claim_group(job.id, group_id, worker=f"w-{group_id}", lease_seconds=60)
+        group_jobs.claim_group(job.id, group_id, worker=f"w-{group_id}", lease_seconds=60)
     coordinator = Coordinator(aws.resources.function_env()["FAN_OUT_STATE_MACHINE_ARN"])
     task = FanOutTask(fanout="group", job_id=job.id, group="g1", token="t")
-    sink = GroupSink(store, coordinator, task, "w-g1", 60.0)
+    sink = GroupSink(group_jobs, coordinator, task, "w-g1", 60.0)
     assert sink(1, 2, "fit_a") is False  # go on: nothing failed
-    store.end_group(job.id, "g2", worker="w-g2", status="failed", completed=1,
-                    error="ValueError: branch b does not fit (node: fit_b)")  # fmt: skip
+    group_jobs.end_group(job.id, "g2", worker="w-g2", status="failed", completed=1,
+                         error="ValueError: branch b does not fit (node: fit_b)")  # fmt: skip
     assert sink(1, 2, "fit_a") is True and sink.stopped  # stop here
 
 
 def test_a_group_running_elsewhere_comes_back_later(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, group_jobs: GroupJobs, record: Path
 ) -> None:
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     first = next_message(aws)
     group = json.loads(first["Body"])["group"]
-    store.claim_group(job.id, group, worker="alive-elsewhere", lease_seconds=60)
+    group_jobs.claim_group(job.id, group, worker="alive-elsewhere", lease_seconds=60)
     # Reported failed (SQS delivers it again after a short backoff); nothing ran.
     failures = fan_invoke(first["Body"], message_ids=["m-1"])["batchItemFailures"]
     assert failures == [{"itemIdentifier": "m-1"}]
@@ -637,7 +650,7 @@ def test_a_group_running_elsewhere_comes_back_later(
 
 
 def test_a_first_run_fans_out_namespaces_but_not_branches(
-    default_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    default_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     """Never timed: namespaces are the user's independent units (a worker each, at once);
     the DAG's branches run on one worker, which times them; timed and quick, the namespaces
@@ -665,7 +678,7 @@ def test_a_first_run_fans_out_namespaces_but_not_branches(
 
 
 def test_a_group_longer_than_its_invocation_fails_the_job_clearly_then_runs_on_one_worker(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, record: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, record: Path
 ) -> None:
     """A group is run within one invocation (not continued in segments, not moved to
     Fargate): one that outlives it fails the job saying so and what to do, commits nothing,
@@ -700,7 +713,7 @@ def test_a_group_longer_than_its_invocation_fails_the_job_clearly_then_runs_on_o
 
 
 def test_a_fanned_out_job_has_every_node_on_its_timeline_with_its_group_and_worker(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -740,7 +753,7 @@ def test_a_fanned_out_job_has_every_node_on_its_timeline_with_its_group_and_work
 
 
 def test_a_failed_groups_node_is_failed_on_the_timeline(
-    fan_invoke: Invoke, aws: Aws, store: JobStore
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     job, body = submit(store, "failing")
     assert fan_invoke(body) == {"batchItemFailures": []}

@@ -17,7 +17,7 @@ import pytest
 from kedro_jobs.core.fanout import transitions
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from tests.support.modular_project import REGIONS, write_modular_project
 
 from .conftest import Aws, Invoke
@@ -43,7 +43,7 @@ def modular_invoke(
     return invoke
 
 
-def run(invoke: Invoke, aws: Aws, store: JobStore, **options: Any) -> Job:
+def run(invoke: Invoke, aws: Aws, store: ApiJobs, **options: Any) -> Job:
     """Submit ``models`` and deliver every message (one invocation each, as separate workers
     would take them) until the job ends."""
     job = store.create(Job.new(pipeline_name="models", parameters={}, options=options, user_id="u"))
@@ -78,7 +78,7 @@ def committed(aws: Aws) -> dict[str, bytes]:
 
 
 def test_the_modular_project_fanned_out_commits_the_files_of_a_one_worker_run(
-    modular_invoke: Invoke, aws: Aws, store: JobStore
+    modular_invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     fanned = run(modular_invoke, aws, store)
     assert fanned.status is JobStatus.COMPLETED, fanned.error_message

@@ -19,7 +19,7 @@ from kedro_jobs.consumer.dispatch import NO_FARGATE
 from kedro_jobs.core.aws import client
 from kedro_jobs.core.compute import JOB_TAG, EcsTaskLauncher, launcher_from_settings
 from kedro_jobs.core.settings import get_settings
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from kedro_jobs_local.counting_project import use_record
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import sqs_event
@@ -140,7 +140,7 @@ def queued_body(aws: Aws) -> str:
 
 
 def test_a_fargate_job_starts_one_task_then_the_task_runs_it(
-    ecs: Ecs, aws: Aws, api_call: ApiCall, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    ecs: Ecs, aws: Aws, api_call: ApiCall, store: ApiJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert isinstance(launcher_from_settings(get_settings()), EcsTaskLauncher)
     job = submit(api_call)
@@ -192,7 +192,7 @@ def test_a_fargate_job_starts_one_task_then_the_task_runs_it(
 
 
 def test_a_failing_fargate_job_exits_non_zero(
-    ecs: Ecs, aws: Aws, api_call: ApiCall, store: JobStore
+    ecs: Ecs, aws: Aws, api_call: ApiCall, store: ApiJobs
 ) -> None:
     job = submit(api_call, "failing")
     assert task_module.main([job["id"]]) == task_module.EXIT_CODES["failed"]
@@ -202,7 +202,7 @@ def test_a_failing_fargate_job_exits_non_zero(
 
 
 def test_without_a_launcher_the_job_fails_saying_why(
-    ecs: Ecs, aws: Aws, api_call: ApiCall, store: JobStore
+    ecs: Ecs, aws: Aws, api_call: ApiCall, store: ApiJobs
 ) -> None:
     job = submit(api_call)
     consumer_handler.consumer().dispatcher.launchers = {}  # a deployment without a cluster
@@ -215,7 +215,7 @@ def test_without_a_launcher_the_job_fails_saying_why(
 
 
 def test_a_launch_failure_leaves_the_job_pending_and_retryable(
-    ecs: Ecs, aws: Aws, api_call: ApiCall, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    ecs: Ecs, aws: Aws, api_call: ApiCall, store: ApiJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = submit(api_call)
     body = queued_body(aws)
@@ -255,7 +255,7 @@ def test_ecs_failures_in_the_response_are_a_dependency_failure() -> None:
 
 
 def test_a_node_that_outlives_a_lambda_invocation_moves_the_job_to_fargate(
-    ecs: Ecs, aws: Aws, api_call: ApiCall, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    ecs: Ecs, aws: Aws, api_call: ApiCall, store: ApiJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     status, job, _ = api_call(
         "POST",

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import ClaimOutcome, JobStore
+from kedro_jobs.core.store import ApiJobs, ClaimOutcome, RunJobs
 from kedro_jobs.dead_letters.handler import dead_letter
 from kedro_jobs_local.lambda_events import to_lambda_record
 
@@ -43,9 +43,10 @@ def _reason(message: dict[str, Any]) -> str:
     return str(message["MessageAttributes"]["reason"]["StringValue"])
 
 
-def _running(store: JobStore, user: str) -> Job:
+def _running(store: ApiJobs, user: str) -> Job:
+    run_jobs = RunJobs.over(store)
     job = store.create(Job.new(pipeline_name="two_nodes", parameters={}, options={}, user_id=user))
-    claim = store.claim(job.id, lease_seconds=600, max_attempts=3, user_id=user)
+    claim = run_jobs.claim(job.id, lease_seconds=600, max_attempts=3, user_id=user)
     assert claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None
     return claim.job
 
@@ -72,7 +73,7 @@ def test_an_unreadable_message_naming_no_existing_job_goes_to_the_dlq_at_once(
 
 
 def test_an_unreadable_message_leaves_someone_elses_running_job_alone(
-    invoke: Invoke, aws: Aws, store: JobStore
+    invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     job = _running(store, "alice")
     mallory = {"version": 1, "job_id": job.id, "pipeline_name": 5, "user_id": "mallory"}
@@ -94,7 +95,7 @@ def test_an_unreadable_message_leaves_someone_elses_running_job_alone(
 
 
 def test_an_unreadable_message_fails_only_its_senders_own_pending_job(
-    invoke: Invoke, aws: Aws, store: JobStore
+    invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     theirs = store.create(
         Job.new(pipeline_name="two_nodes", parameters={}, options={}, user_id="alice")
@@ -111,7 +112,7 @@ def test_an_unreadable_message_fails_only_its_senders_own_pending_job(
 
 
 def test_a_well_formed_message_naming_someone_elses_job_changes_nothing(
-    invoke: Invoke, aws: Aws, store: JobStore
+    invoke: Invoke, aws: Aws, store: ApiJobs
 ) -> None:
     running = _running(store, "alice")
     pending = store.create(

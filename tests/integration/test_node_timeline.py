@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from kedro_jobs.core.timeline import NodeRun
 from tests.support.jobs import submitted
 
@@ -16,7 +16,7 @@ from .conftest import Aws, Invoke
 
 
 def test_a_completed_job_lists_each_node_in_run_order_with_its_times(
-    invoke: Invoke, store: JobStore
+    invoke: Invoke, store: ApiJobs
 ) -> None:
     job, body = submitted(store, "two_nodes", x=21)
     assert invoke(body) == {"batchItemFailures": []}
@@ -35,7 +35,7 @@ def test_a_completed_job_lists_each_node_in_run_order_with_its_times(
     assert done.eta is None  # an ended job is not expected to end
 
 
-def test_a_failed_job_names_the_node_that_failed(invoke: Invoke, store: JobStore) -> None:
+def test_a_failed_job_names_the_node_that_failed(invoke: Invoke, store: ApiJobs) -> None:
     job, body = submitted(store, "failing")
     assert invoke(body) == {"batchItemFailures": []}
     failed = store.get(job.id)
@@ -48,7 +48,7 @@ def test_a_failed_job_names_the_node_that_failed(invoke: Invoke, store: JobStore
 
 
 def test_a_running_job_shows_its_running_node_and_an_eta_from_past_runs(
-    invoke: Invoke, store: JobStore, aws: Aws, record: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, record: Path
 ) -> None:
     # Past runs of the pipeline took 2 s in its first node and 1 s in its second.
     ArtifactStore(aws.resources.bucket, s3=aws.s3).put_json(

@@ -18,7 +18,7 @@ from kedro_jobs.api import handler as api
 from kedro_jobs.core.artifacts import ArtifactStore, outputs_key
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs, RunJobs
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import http_api_event
 
@@ -29,18 +29,19 @@ HOST = {"host": "abc123.execute-api.us-east-1.amazonaws.com", "x-forwarded-proto
 PICKLE = b"\x80\x05\x95\x00\xff\xfe" + bytes(range(256)) * 8
 
 
-def _job(store: JobStore, user: str, status: JobStatus = JobStatus.COMPLETED, **finish: Any) -> Job:
+def _job(store: ApiJobs, user: str, status: JobStatus = JobStatus.COMPLETED, **finish: Any) -> Job:
     """A job as the consumer leaves it: created, claimed, then finished with ``finish``."""
+    run_jobs = RunJobs.over(store)
     job = store.create(
         Job.new(pipeline_name="data_science", parameters={}, options={}, user_id=user)
     )
     if status is JobStatus.PENDING:
         return job
-    claimed = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id=user).job
+    claimed = run_jobs.claim(job.id, lease_seconds=60, max_attempts=3, user_id=user).job
     assert claimed is not None
     if status is JobStatus.RUNNING:
         return claimed
-    finished = store.finish(claimed, status, **finish)
+    finished = run_jobs.finish(claimed, status, **finish)
     assert finished is not None
     return finished
 
@@ -79,7 +80,7 @@ def _download(url: str) -> httpx.Response:
 
 
 def test_list_gives_each_output_a_presigned_url_that_downloads_its_bytes(
-    api_call: ApiCall, aws: Aws, store: JobStore
+    api_call: ApiCall, aws: Aws, store: ApiJobs
 ) -> None:
     version = "2026-11-24T10.00.00.000Z-abcdef123456"
     csv = b"id,price\n1,9.5\n2,10.25\n"
@@ -108,7 +109,7 @@ def test_list_gives_each_output_a_presigned_url_that_downloads_its_bytes(
     assert parse_qs(urlsplit(by_name["regressor"]["url"]).query)["X-Amz-Expires"] == ["3600"]
 
 
-def test_url_lifetime_is_a_setting(api_call: ApiCall, aws: Aws, store: JobStore) -> None:
+def test_url_lifetime_is_a_setting(api_call: ApiCall, aws: Aws, store: ApiJobs) -> None:
     api_call.configure(output_url_seconds=120)
     uri = _put(aws, "data/data/08_reporting/plot.png", b"\x89PNG")
     job = _job(store, "alice", outputs=[_output("plot", uri, 4)])
@@ -125,7 +126,7 @@ def test_url_lifetime_is_a_setting(api_call: ApiCall, aws: Aws, store: JobStore)
     "name", ["regressor", "data_science.active_modelling_pipeline.regressor", "companies@pandas"]
 )
 def test_download_redirects_to_a_presigned_url(
-    api_call: ApiCall, aws: Aws, store: JobStore, rest: bool, name: str
+    api_call: ApiCall, aws: Aws, store: ApiJobs, rest: bool, name: str
 ) -> None:
     uri = _put(aws, f"data/data/06_models/{name}.pickle", PICKLE)
     job = _job(store, "alice", outputs=[_output(name, uri, len(PICKLE))])
@@ -140,7 +141,7 @@ def test_download_redirects_to_a_presigned_url(
 
 
 def test_a_local_data_root_is_served_byte_exact_at_the_listed_url(
-    api_call: ApiCall, store: JobStore, tmp_path: Path
+    api_call: ApiCall, store: ApiJobs, tmp_path: Path
 ) -> None:
     model = tmp_path / "data" / "06_models" / "regressor.pickle" / "v1" / "regressor.pickle"
     model.parent.mkdir(parents=True)
@@ -164,7 +165,7 @@ def test_a_local_data_root_is_served_byte_exact_at_the_listed_url(
 
 
 def test_without_a_configured_address_local_links_are_relative_to_the_api(
-    api_call: ApiCall, store: JobStore, tmp_path: Path
+    api_call: ApiCall, store: ApiJobs, tmp_path: Path
 ) -> None:
     model = tmp_path / "model.pickle"
     model.write_bytes(PICKLE)
@@ -176,7 +177,7 @@ def test_without_a_configured_address_local_links_are_relative_to_the_api(
 
 
 def test_a_folder_output_lists_its_files_each_with_a_url(
-    api_call: ApiCall, aws: Aws, store: JobStore, tmp_path: Path
+    api_call: ApiCall, aws: Aws, store: ApiJobs, tmp_path: Path
 ) -> None:
     local = tmp_path / "data" / "parts"
     (local / "2026").mkdir(parents=True)
@@ -234,7 +235,7 @@ def test_a_folder_output_lists_its_files_each_with_a_url(
 
 
 def test_a_list_too_large_for_the_record_is_read_from_s3(
-    api_call: ApiCall, aws: Aws, store: JobStore
+    api_call: ApiCall, aws: Aws, store: ApiJobs
 ) -> None:
     outputs = [
         _output(f"partition_{i:03}", _put(aws, f"data/data/p/{i:03}.bin", bytes([i])), 1)
@@ -267,7 +268,7 @@ def test_a_list_too_large_for_the_record_is_read_from_s3(
 
 
 def test_a_list_no_longer_stored_is_a_clear_404(
-    api_call: ApiCall, aws: Aws, store: JobStore
+    api_call: ApiCall, aws: Aws, store: ApiJobs
 ) -> None:
     gone = f"s3://{aws.resources.bucket}/outputs/never-written.json"
     job = _job(store, "alice", outputs_location=gone)
@@ -279,7 +280,7 @@ def test_a_list_no_longer_stored_is_a_clear_404(
 
 @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.FAILED])
 def test_a_job_without_outputs_lists_none(
-    api_call: ApiCall, store: JobStore, status: JobStatus
+    api_call: ApiCall, store: ApiJobs, status: JobStatus
 ) -> None:
     finish = {"error_message": "ValueError: boom (node: train)"} if status.terminal else {}
     job = _job(store, "alice", status, **finish)
@@ -292,7 +293,7 @@ def test_a_job_without_outputs_lists_none(
     assert status_code == 404 and "no output named 'x'" in body["detail"]
 
 
-def test_another_users_job_is_not_found(api_call: ApiCall, aws: Aws, store: JobStore) -> None:
+def test_another_users_job_is_not_found(api_call: ApiCall, aws: Aws, store: ApiJobs) -> None:
     uri = _put(aws, "data/data/06_models/regressor.pickle", PICKLE)
     job = _job(store, "alice", outputs=[_output("regressor", uri, len(PICKLE))])
 
@@ -304,7 +305,7 @@ def test_another_users_job_is_not_found(api_call: ApiCall, aws: Aws, store: JobS
 
 
 def test_an_unknown_dataset_is_a_404_naming_the_jobs_outputs(
-    api_call: ApiCall, aws: Aws, store: JobStore
+    api_call: ApiCall, aws: Aws, store: ApiJobs
 ) -> None:
     uri = _put(aws, "data/data/06_models/regressor.pickle", PICKLE)
     job = _job(store, "alice", outputs=[_output("regressor", uri, len(PICKLE))])
@@ -318,7 +319,7 @@ def test_an_unknown_dataset_is_a_404_naming_the_jobs_outputs(
 
 
 def test_nothing_but_a_recorded_uri_is_ever_served(
-    api_call: ApiCall, aws: Aws, store: JobStore, tmp_path: Path
+    api_call: ApiCall, aws: Aws, store: ApiJobs, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
     (root / "03_primary").mkdir(parents=True)

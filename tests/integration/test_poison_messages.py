@@ -10,7 +10,7 @@ from typing import Any
 
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 
 from .conftest import Aws, Invoke
 
@@ -47,9 +47,7 @@ def _named(job_id: str, **fields: Any) -> str:
     return json.dumps({"version": 1, "job_id": job_id, **fields})
 
 
-def test_poison_messages_never_stop_the_good_ones(
-    invoke: Invoke, aws: Aws, store: JobStore
-) -> None:
+def test_poison_messages_never_stop_the_good_ones(invoke: Invoke, aws: Aws, store: ApiJobs) -> None:
     # Jobs the API made whose messages arrive mangled: those jobs fail with the reason.
     mangled = {
         "wrong-type": {"pipeline_name": 5},

@@ -11,7 +11,7 @@ import pytest
 import kedro_jobs.consumer.handler as consumer_handler
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from kedro_jobs_local.counting_project import write_project
 from kedro_jobs_local.lambda_events import sqs_event
 
@@ -33,7 +33,7 @@ def broken_project(
 
 
 def test_jobs_of_a_project_that_cannot_load_fail_at_once_with_its_error(
-    broken_project: Path, api_call: ApiCall, store: JobStore
+    broken_project: Path, api_call: ApiCall, store: ApiJobs
 ) -> None:
     jobs = [
         store.create(Job.new(pipeline_name="two_nodes", parameters={}, options={}, user_id="u"))

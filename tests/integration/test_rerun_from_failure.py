@@ -14,7 +14,7 @@ import pytest
 
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from kedro_jobs_local.counting_project import executions
 from tests.support.jobs import submitted
 from tests.support.rerun_project import MARKER_VAR, write_rerun_project
@@ -45,7 +45,7 @@ def _run_next(invoke: Invoke, aws: Aws) -> None:
     assert invoke(message["Body"], timeout=60) == {"batchItemFailures": []}
 
 
-def _ended(store: JobStore, job_id: str) -> Job:
+def _ended(store: ApiJobs, job_id: str) -> Job:
     job = store.get(job_id)
     assert job is not None and job.status.terminal, job
     return job
@@ -69,7 +69,7 @@ def _retry(api_call: ApiCall, job_id: str, body: Any = None) -> tuple[int, Any]:
     return status, answer
 
 
-def _failed_job(invoke: Invoke, store: JobStore, marker: Path) -> Job:
+def _failed_job(invoke: Invoke, store: ApiJobs, marker: Path) -> Job:
     marker.touch()
     job, body = submitted(store, "rerun")
     assert invoke(body, timeout=60) == {"batchItemFailures": []}
@@ -80,7 +80,7 @@ def _failed_job(invoke: Invoke, store: JobStore, marker: Path) -> Job:
 
 
 def test_a_rerun_from_failure_runs_only_what_did_not_complete(
-    invoke: Invoke, store: JobStore, aws: Aws, api_call: ApiCall, record: Path, marker: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, api_call: ApiCall, record: Path, marker: Path
 ) -> None:
     whole, body = submitted(store, "rerun")
     assert invoke(body, timeout=60) == {"batchItemFailures": []}
@@ -129,7 +129,7 @@ def test_a_rerun_from_failure_runs_only_what_did_not_complete(
 
 
 def test_a_job_with_nothing_kept_answers_409_saying_why(
-    invoke: Invoke, store: JobStore, aws: Aws, api_call: ApiCall, record: Path, marker: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, api_call: ApiCall, record: Path, marker: Path
 ) -> None:
     completed, body = submitted(store, "rerun")
     assert invoke(body, timeout=60) == {"batchItemFailures": []}
@@ -153,7 +153,7 @@ def test_a_job_with_nothing_kept_answers_409_saying_why(
 
 
 def test_kept_data_expired_or_gone_answers_409(
-    invoke: Invoke, store: JobStore, aws: Aws, api_call: ApiCall, record: Path, marker: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, api_call: ApiCall, record: Path, marker: Path
 ) -> None:
     failed = _failed_job(invoke, store, marker)
     assert failed.reusable_until is not None
@@ -184,7 +184,7 @@ def test_kept_data_expired_or_gone_answers_409(
     [{"from_failure": "yes"}, {"from_failure": 1}, {"from_fail": True}, [True], "from_failure"],
 )
 def test_a_bad_retry_body_is_422_and_changes_nothing(
-    invoke: Invoke, store: JobStore, aws: Aws, api_call: ApiCall, marker: Path, body: Any
+    invoke: Invoke, store: ApiJobs, aws: Aws, api_call: ApiCall, marker: Path, body: Any
 ) -> None:
     failed = _failed_job(invoke, store, marker)
     before = len(aws.items())
@@ -196,7 +196,7 @@ def test_a_bad_retry_body_is_422_and_changes_nothing(
 
 
 def test_only_the_owner_may_rerun_a_job(
-    invoke: Invoke, store: JobStore, aws: Aws, api_call: ApiCall, marker: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, api_call: ApiCall, marker: Path
 ) -> None:
     failed = _failed_job(invoke, store, marker)
 
@@ -209,7 +209,7 @@ def test_only_the_owner_may_rerun_a_job(
 
 
 def test_a_duplicate_delivery_of_a_failed_job_leaves_its_kept_data(
-    invoke: Invoke, store: JobStore, aws: Aws, record: Path, marker: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, record: Path, marker: Path
 ) -> None:
     marker.touch()
     job, body = submitted(store, "rerun")
@@ -226,7 +226,7 @@ def test_a_duplicate_delivery_of_a_failed_job_leaves_its_kept_data(
 
 
 def test_a_rerun_that_fails_again_can_itself_be_rerun(
-    invoke: Invoke, store: JobStore, aws: Aws, api_call: ApiCall, record: Path, marker: Path
+    invoke: Invoke, store: ApiJobs, aws: Aws, api_call: ApiCall, record: Path, marker: Path
 ) -> None:
     failed = _failed_job(invoke, store, marker)
     marker.touch()  # not fixed yet: the rerun fails in the same node

@@ -18,7 +18,7 @@ from kedro_jobs.core.manifest import Manifest, ManifestReader, PipelineInfo
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs, RunJobs
 from kedro_jobs_local.scheduler import Firer, fire_body
 
 from .conftest import ApiCall, Aws, Invoke
@@ -142,7 +142,7 @@ def test_a_schedule_is_its_owners_only(api_call: ApiCall, aws: Aws) -> None:
 
 
 def test_a_fire_delivered_twice_makes_one_job_with_the_schedules_fields(
-    api_call: ApiCall, aws: Aws, invoke: Invoke, store: JobStore
+    api_call: ApiCall, aws: Aws, invoke: Invoke, store: ApiJobs
 ) -> None:
     api_call("POST", API, body=NIGHTLY)
     body = fire(aws, "2026-12-08T01:00:00+00:00")
@@ -172,7 +172,7 @@ def test_a_fire_delivered_twice_makes_one_job_with_the_schedules_fields(
 
 
 def test_run_now_makes_a_job_of_the_schedule(
-    api_call: ApiCall, aws: Aws, invoke: Invoke, store: JobStore
+    api_call: ApiCall, aws: Aws, invoke: Invoke, store: ApiJobs
 ) -> None:
     api_call("POST", API, body=NIGHTLY)
     status, job, headers = api_call("POST", f"{API}/nightly/run")
@@ -185,8 +185,9 @@ def test_run_now_makes_a_job_of_the_schedule(
     assert done is not None and done.status is JobStatus.COMPLETED
 
 
-def running_run(store: JobStore, schedule: str) -> Job:
+def running_run(store: ApiJobs, schedule: str) -> Job:
     """A run of ``schedule`` that is running now (claimed by a consumer elsewhere)."""
+    run_jobs = RunJobs.over(store)
     job = Job.new(
         pipeline_name="two_nodes",
         parameters={},
@@ -197,13 +198,13 @@ def running_run(store: JobStore, schedule: str) -> Job:
         source="schedule",
     )
     store.create(job)
-    claim = store.claim(job.id, lease_seconds=600, max_attempts=3)
+    claim = run_jobs.claim(job.id, lease_seconds=600, max_attempts=3)
     assert claim.job is not None and claim.job.status is JobStatus.RUNNING
     return claim.job
 
 
 def test_overlap_skip_records_the_fire_as_skipped_and_runs_nothing(
-    api_call: ApiCall, aws: Aws, invoke: Invoke, store: JobStore, record: Path
+    api_call: ApiCall, aws: Aws, invoke: Invoke, store: ApiJobs, record: Path
 ) -> None:
     api_call("POST", API, body={**NIGHTLY, "overlap": "skip"})
     earlier = running_run(store, "nightly")
@@ -217,7 +218,7 @@ def test_overlap_skip_records_the_fire_as_skipped_and_runs_nothing(
 
 
 def test_overlap_queue_waits_for_the_earlier_run_then_runs(
-    api_call: ApiCall, aws: Aws, invoke: Invoke, store: JobStore
+    api_call: ApiCall, aws: Aws, invoke: Invoke, store: ApiJobs
 ) -> None:
     api_call("POST", API, body={**NIGHTLY, "overlap": "queue"})
     earlier = running_run(store, "nightly")

@@ -24,7 +24,7 @@ from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.settings import Settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import ClaimOutcome, JobStore
+from kedro_jobs.core.store import ApiJobs, ClaimOutcome, RunJobs, SweepJobs
 from kedro_jobs.sweeper.sweep import Sweeper
 
 from .conftest import Aws
@@ -43,11 +43,11 @@ def settings(aws: Aws) -> Settings:
 
 
 @pytest.fixture
-def sweeper(settings: Settings, store: JobStore, aws: Aws) -> Sweeper:
-    return Sweeper(settings, store=store, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
+def sweeper(settings: Settings, sweep_jobs: SweepJobs, aws: Aws) -> Sweeper:
+    return Sweeper(settings, store=sweep_jobs, queue=JobQueue(settings.jobs_queue_url, sqs=aws.sqs))
 
 
-def _job(store: JobStore) -> Job:
+def _job(store: ApiJobs) -> Job:
     return store.create(
         Job.new(pipeline_name="two_nodes", parameters={"x": 1}, options={}, user_id="u")
     )
@@ -57,38 +57,39 @@ def _sent(aws: Aws) -> list[str]:
     return [json.loads(m["Body"])["job_id"] for m in aws.messages()]
 
 
-def _abandoned(store: JobStore, job: Job) -> Job:
+def _abandoned(store: ApiJobs, job: Job) -> Job:
     """Claimed by a consumer that then died: its lease has expired."""
-    claim = store.claim(job.id, lease_seconds=0.05, max_attempts=3, user_id="u")
+    run_jobs = RunJobs.over(store)
+    claim = run_jobs.claim(job.id, lease_seconds=0.05, max_attempts=3, user_id="u")
     assert claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None
     time.sleep(0.1)
     return claim.job
 
 
 def test_a_job_whose_consumer_died_is_sent_again_once_and_taken_over(
-    store: JobStore, sweeper: Sweeper, aws: Aws
+    store: ApiJobs, run_jobs: RunJobs, sweeper: Sweeper, aws: Aws
 ) -> None:
     live = _job(store)
-    store.claim(live.id, lease_seconds=60, max_attempts=3, user_id="u")
+    run_jobs.claim(live.id, lease_seconds=60, max_attempts=3, user_id="u")
     dead = _abandoned(store, _job(store))
     report = sweeper.sweep()
     assert report.resent == [dead.id]  # the live one is left alone
     assert sweeper.sweep().resent == []  # not again while its message has its time
     assert _sent(aws) == [dead.id]
-    again = store.claim(dead.id, lease_seconds=60, max_attempts=3)
+    again = run_jobs.claim(dead.id, lease_seconds=60, max_attempts=3)
     assert again.outcome is ClaimOutcome.CLAIMED and again.job is not None
     assert again.job.attempts == 2
     # The dead run's late writes are fenced off by the attempt number.
-    assert store.heartbeat(dead, lease_seconds=60) is None
-    assert store.finish(dead, JobStatus.COMPLETED) is None
+    assert run_jobs.heartbeat(dead, lease_seconds=60) is None
+    assert run_jobs.finish(dead, JobStatus.COMPLETED) is None
 
 
 def test_the_last_attempt_abandoned_fails_the_job_saying_so(
-    store: JobStore, sweeper: Sweeper
+    store: ApiJobs, run_jobs: RunJobs, sweeper: Sweeper
 ) -> None:
     job = _job(store)
     for _ in range(3):  # three consumers claimed it and died
-        assert store.claim(job.id, lease_seconds=0.05, max_attempts=3).job is not None
+        assert run_jobs.claim(job.id, lease_seconds=0.05, max_attempts=3).job is not None
         time.sleep(0.1)
     assert sweeper.sweep().failed == [job.id]
     failed = store.get(job.id)
@@ -97,42 +98,44 @@ def test_the_last_attempt_abandoned_fails_the_job_saying_so(
 
 
 def test_a_cancel_while_no_consumer_is_alive_ends_the_job_at_once(
-    store: JobStore, aws: Aws
+    store: ApiJobs, run_jobs: RunJobs, aws: Aws
 ) -> None:
     job = _abandoned(store, _job(store))
     cancelled = store.request_cancel(job.id, "u")
     assert cancelled.status is JobStatus.CANCELLED
     # A late or re-sent message finds it finished: nothing of it runs again.
-    assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.FINISHED
+    assert run_jobs.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.FINISHED
 
 
 def test_a_cancel_asked_just_before_the_consumer_died_is_honoured_by_the_sweeper(
-    store: JobStore, sweeper: Sweeper
+    store: ApiJobs, run_jobs: RunJobs, sweeper: Sweeper
 ) -> None:
     job = _job(store)
-    claim = store.claim(job.id, lease_seconds=1, max_attempts=3, user_id="u")
+    claim = run_jobs.claim(job.id, lease_seconds=1, max_attempts=3, user_id="u")
     assert claim.job is not None
     assert store.request_cancel(job.id, "u").cancel_requested  # the consumer was alive
-    assert store.heartbeat(claim.job, lease_seconds=1) is True  # it hears the cancel
+    assert run_jobs.heartbeat(claim.job, lease_seconds=1) is True  # it hears the cancel
     time.sleep(1.1)  # ... and dies before the next node
     assert sweeper.sweep().cancelled == [job.id]
     assert store.get(job.id).status is JobStatus.CANCELLED  # type: ignore[union-attr]
-    assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.FINISHED
+    assert run_jobs.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.FINISHED
 
 
-def test_a_heartbeat_keeps_the_lease_alive(store: JobStore, sweeper: Sweeper) -> None:
+def test_a_heartbeat_keeps_the_lease_alive(
+    store: ApiJobs, run_jobs: RunJobs, sweeper: Sweeper
+) -> None:
     job = _job(store)
-    claim = store.claim(job.id, lease_seconds=0.5, max_attempts=3, user_id="u")
+    claim = run_jobs.claim(job.id, lease_seconds=0.5, max_attempts=3, user_id="u")
     assert claim.job is not None
     for _ in range(4):
         time.sleep(0.3)
-        assert store.heartbeat(claim.job, lease_seconds=0.5) is False  # owned, no cancel
+        assert run_jobs.heartbeat(claim.job, lease_seconds=0.5) is False  # owned, no cancel
     assert sweeper.sweep().resent == []
-    assert store.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.BUSY
+    assert run_jobs.claim(job.id, lease_seconds=60, max_attempts=3).outcome is ClaimOutcome.BUSY
 
 
 def test_a_pending_job_never_taken_is_sent_again_then_failed(
-    store: JobStore, sweeper: Sweeper, aws: Aws
+    store: ApiJobs, sweep_jobs: SweepJobs, sweeper: Sweeper, aws: Aws
 ) -> None:
     job = _job(store)
     start = time.time()
@@ -147,15 +150,17 @@ def test_a_pending_job_never_taken_is_sent_again_then_failed(
     assert failed is not None and failed.status is JobStatus.FAILED
     assert "no consumer took it" in (failed.error_message or "")
     # Finished jobs leave the sweeper's index.
-    assert store.stranded(JobStatus.PENDING, due_before=start + 10**6) == []
+    assert sweep_jobs.stranded(JobStatus.PENDING, due_before=start + 10**6) == []
 
 
-def test_a_job_claimed_after_the_sweeper_found_it_is_not_sent_again(store: JobStore) -> None:
+def test_a_job_claimed_after_the_sweeper_found_it_is_not_sent_again(
+    store: ApiJobs, run_jobs: RunJobs, sweep_jobs: SweepJobs
+) -> None:
     job = _job(store)
-    [found] = store.stranded(JobStatus.PENDING, due_before=time.time() + AFTER + 1)
-    store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
-    assert store.mark_looked(found, next_due=time.time(), looks=1) is False
-    assert store.fail_stranded(found, "never taken") is None
+    [found] = sweep_jobs.stranded(JobStatus.PENDING, due_before=time.time() + AFTER + 1)
+    run_jobs.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
+    assert sweep_jobs.mark_looked(found, next_due=time.time(), looks=1) is False
+    assert sweep_jobs.fail_stranded(found, "never taken") is None
     assert store.get(job.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
 
 
@@ -171,7 +176,7 @@ def test_a_retryable_failure_comes_back_within_seconds(
     throttled.meta.events.register("before-call.dynamodb", _throttle)
     consumer = Consumer(
         settings,
-        store=JobStore(settings.jobs_table_name, dynamodb=throttled),
+        store=RunJobs(settings.jobs_table_name, dynamodb=throttled),
         artifacts=ArtifactStore(aws.resources.bucket, s3=aws.s3),
         runner_factory=lambda: pytest.fail("no job should run"),  # type: ignore[arg-type,return-value]
         queue=JobQueue(aws.resources.queue_url, sqs=aws.sqs),
@@ -220,14 +225,16 @@ class Backlog:
 
 
 def _one_consumer_backlog(
-    settings: Settings, store: JobStore, aws: Aws, *, jobs: int, run_seconds: float
+    settings: Settings, store: ApiJobs, aws: Aws, *, jobs: int, run_seconds: float
 ) -> Backlog:
     """``jobs`` jobs submitted at once (each with its message, as the API sends it), one
     consumer taking them one by one, each running ``run_seconds``; the sweeper runs every
     minute meanwhile. Time is injected: the sweeper is given the simulated time, and the
     consumer's lease is set to end when its run would."""
+    run_jobs = RunJobs.over(store)
+    sweep_jobs = SweepJobs.over(store)
     queue = JobQueue(settings.jobs_queue_url, sqs=aws.sqs)
-    sweeper = Sweeper(settings, store=store, queue=queue)
+    sweeper = Sweeper(settings, store=sweep_jobs, queue=queue)
     for _ in range(jobs):
         queue.send(_job(store).to_message())
     start = time.time()
@@ -240,7 +247,9 @@ def _one_consumer_backlog(
             seen.failed |= set(report.failed)
             seen.resent += len(report.resent)
             messages = sum(queue.depth())
-            live = store.count_live(JobStatus.PENDING) + store.count_live(JobStatus.RUNNING)
+            live = sweep_jobs.count_live(JobStatus.PENDING) + sweep_jobs.count_live(
+                JobStatus.RUNNING
+            )
             seen.most_messages = max(seen.most_messages, messages)
             seen.most_excess = max(seen.most_excess, messages - live)
             next_sweep += SWEEP_EVERY
@@ -253,11 +262,11 @@ def _one_consumer_backlog(
             break
         job_id = json.loads(got[0]["Body"])["job_id"]
         lease = clock + run_seconds + settings.job_lease_seconds - time.time()
-        claim = store.claim(job_id, lease_seconds=lease, max_attempts=3, user_id="u")
+        claim = run_jobs.claim(job_id, lease_seconds=lease, max_attempts=3, user_id="u")
         if claim.outcome is ClaimOutcome.CLAIMED and claim.job is not None:
             sweeps_until(clock + run_seconds)  # the sweeper runs while the job does
             clock += run_seconds
-            assert store.finish(claim.job, JobStatus.COMPLETED) is not None
+            assert run_jobs.finish(claim.job, JobStatus.COMPLETED) is not None
         aws.sqs.delete_message(
             QueueUrl=settings.jobs_queue_url, ReceiptHandle=got[0]["ReceiptHandle"]
         )
@@ -274,7 +283,7 @@ def _one_consumer_backlog(
 )
 def test_jobs_waiting_behind_a_backlog_are_never_failed_nor_multiplied(
     settings: Settings,
-    store: JobStore,
+    store: ApiJobs,
     aws: Aws,
     after: int,
     max_attempts: int,
@@ -293,7 +302,7 @@ def test_jobs_waiting_behind_a_backlog_are_never_failed_nor_multiplied(
 
 
 def test_jobs_no_consumer_takes_end_failed_saying_so_without_multiplying_messages(
-    store: JobStore, sweeper: Sweeper, aws: Aws, settings: Settings
+    store: ApiJobs, sweeper: Sweeper, aws: Aws, settings: Settings
 ) -> None:
     queue = JobQueue(settings.jobs_queue_url, sqs=aws.sqs)
     jobs = [_job(store) for _ in range(5)]
@@ -317,7 +326,7 @@ def test_jobs_no_consumer_takes_end_failed_saying_so_without_multiplying_message
 
 
 def test_a_message_taken_by_a_consumer_that_died_before_claiming_is_sent_again(
-    store: JobStore, sweeper: Sweeper, aws: Aws, settings: Settings
+    store: ApiJobs, run_jobs: RunJobs, sweeper: Sweeper, aws: Aws, settings: Settings
 ) -> None:
     job = _job(store)
     JobQueue(settings.jobs_queue_url, sqs=aws.sqs).send(job.to_message())
@@ -326,5 +335,5 @@ def test_a_message_taken_by_a_consumer_that_died_before_claiming_is_sent_again(
     aws.sqs.receive_message(QueueUrl=settings.jobs_queue_url, VisibilityTimeout=VISIBILITY)
     assert sweeper.sweep(now=start + AFTER + 1).resent == [job.id]
     assert _sent(aws) == [job.id]  # the one sent again, for a live consumer to take
-    claim = store.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
+    claim = run_jobs.claim(job.id, lease_seconds=60, max_attempts=3, user_id="u")
     assert claim.outcome is ClaimOutcome.CLAIMED

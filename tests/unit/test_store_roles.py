@@ -1,5 +1,6 @@
 """The job store's roles: each kind of caller is given an object with only the methods it
-needs, over the one table, and ``JobStore`` still answers to every name it had."""
+needs, over the one table, and ``JobStore`` (kept for callers on branches not merged yet)
+still answers to every name it had."""
 
 from __future__ import annotations
 
@@ -66,17 +67,14 @@ def test_the_roles_together_are_the_store_as_it_was() -> None:
     assert _public(JobStore) >= BEFORE - REMOVED | ADDED
 
 
-def test_a_role_handed_out_shares_the_stores_table_client_and_events() -> None:
+def test_a_role_over_another_shares_its_table_client_and_events() -> None:
+    """What the consumer does: it is given a RunJobs, and its overlap policy and fan-out get
+    their roles over it (one client, one table, the same job events)."""
     events = NoEvents()
     client = object()
-    store = JobStore("jobs", dynamodb=client, ttl_days=7, events=events)
-    for role, cls in [
-        (store.api, ApiJobs),
-        (store.runs, RunJobs),
-        (store.sweeps, SweepJobs),
-        (store.schedules, ScheduleJobs),
-        (store.groups, GroupJobs),
-    ]:
+    runs = RunJobs("jobs", dynamodb=client, ttl_days=7, events=events)
+    for cls in (ApiJobs, SweepJobs, ScheduleJobs, GroupJobs):
+        role = cls.over(runs)
         assert type(role) is cls
         assert (role.table_name, role.client, role.ttl_days, role.events) == (
             "jobs",
@@ -84,4 +82,5 @@ def test_a_role_handed_out_shares_the_stores_table_client_and_events() -> None:
             7,
             events,
         )
-    assert not hasattr(store.api, "claim") and not hasattr(store.sweeps, "list_jobs")
+    assert not hasattr(ApiJobs.over(runs), "claim")
+    assert not hasattr(SweepJobs.over(runs), "list_jobs")

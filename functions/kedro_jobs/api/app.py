@@ -8,7 +8,7 @@ from kedro_jobs.api import errors
 from kedro_jobs.api.app_models import COMMON_RESPONSES
 from kedro_jobs.api.limits import BodySizeLimit
 from kedro_jobs.api.methods import HeadAsGet
-from kedro_jobs.api.routes import health, jobs, outputs, pipelines, schedules
+from kedro_jobs.api.routes import compute, health, jobs, outputs, pipelines, schedules
 from kedro_jobs.api.services import Services
 from kedro_jobs.api.web.router import router as web_router
 
@@ -31,6 +31,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     api.include_router(pipelines.router)
     api.include_router(health.router)
     api.include_router(schedules.router)
+    api.include_router(compute.router)
     app.include_router(api)
     errors.install(app)
     app.add_middleware(BodySizeLimit)

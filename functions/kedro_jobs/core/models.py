@@ -71,9 +71,10 @@ class Progress(BaseModel):
 
 
 class Job(JobSpec):
-    """The job record. The old service's eleven fields keep their names and spelling; what
-    the client set (``pipeline_name``, ``parameters``, ``options``, ``compute``,
-    ``max_job_seconds``, ...) is its JobSpec, as it was accepted."""
+    """The job record. The old service's eleven fields keep their names and spelling."""
+
+    # What the client set (pipeline_name, parameters, options, compute, ...) is its JobSpec,
+    # as it was accepted (core/requests.py); below, what the service adds.
 
     model_config = ConfigDict(use_enum_values=False)
 

@@ -173,7 +173,7 @@ class JobSpec(BaseModel):
 
     def spec(self) -> dict[str, Any]:
         """The client-set fields, dumped (what the other models validate from), in one form
-        whichever model holds them: a field left None (its default), as an option, is out."""
+        whichever model holds them: fields and run options left None (the default) are out."""
         return self.model_dump(include=SPEC_FIELDS, exclude_none=True)
 
 

@@ -44,6 +44,8 @@ class ComputeBackend(ABC):
     name: Compute
     # Whether the consumer runs its jobs itself (else it asks this backend for a task).
     in_consumer: bool
+    # What it is for, in a few words: the web form and `GET /api/v1/compute` show it.
+    description: str
 
     @abstractmethod
     def offered(self, settings: Settings) -> bool:

@@ -103,6 +103,7 @@ class EcsTaskLauncher:
 
 class FargateBackend(TaskBackend):
     name = "fargate"
+    description = "one ECS task, for nodes over 15 min"
     dependency = "ECS"
     offer_setting = "fargate_cluster"  # FARGATE_CLUSTER: the template sets it with an image
     takes_long_nodes = True  # a task has hours: a node longer than an invocation fits

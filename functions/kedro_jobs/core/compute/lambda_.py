@@ -9,6 +9,7 @@ from kedro_jobs.core.compute.base import InConsumer
 
 class LambdaBackend(InConsumer):
     name = "lambda"
+    description = "continues across invocations"
 
 
 LAMBDA = LambdaBackend()

@@ -1,5 +1,6 @@
-"""The job store as it was before its roles: one object with every method, kept so that
-callers not yet moved to their role keep working. New code takes its role (roles/): the
+"""The job store as it was before its roles: one object with every method. Nothing in this
+repository uses it: it is kept only for work on other branches that still imports it, and
+goes once that has moved to a role (docs/store.md). New code takes its role (roles/): the
 API ``ApiJobs``, a run ``RunJobs``, the sweeper and the dead-letter function ``SweepJobs``,
 the overlap policy ``ScheduleJobs``, fan-out ``GroupJobs``. ``JobStore`` hands them out
 over its own table (``.api``, ``.runs``, ``.sweeps``, ``.schedules``, ``.groups``).

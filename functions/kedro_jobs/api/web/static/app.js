@@ -782,9 +782,36 @@
     $("node-list").replaceChildren(...info.nodes.map((n) => el("option", { value: n.name })));
   }
 
+  // Where a job may run, from the compute backends' registry (GET /compute): a new backend
+  // needs no change here. Read once; one this deployment does not offer is listed, disabled,
+  // saying why.
+  let computeOffers = null;
+
+  async function fillCompute() {
+    if (!computeOffers) computeOffers = (await api("/compute")).backends;
+    const select = $("opt-compute");
+    const keep = select.value;
+    const option = (b) =>
+      b.offered
+        ? el("option", { value: b.name, text: `${b.name} (${b.description})` })
+        : el("option", { value: b.name, text: `${b.name} (not offered here)`, title: b.reason, disabled: "" });
+    select.replaceChildren(...computeOffers.map(option));
+    const chosen =
+      computeOffers.find((b) => b.offered && b.name === keep) || computeOffers.find((b) => b.default);
+    if (chosen) select.value = chosen.name;
+  }
+
   async function openSubmit(selected, gen) {
     const error = $("submit-error");
     error.hidden = true;
+    try {
+      await fillCompute();
+    } catch (e) {
+      // The form still submits: a job that names no compute runs on the default.
+      if (gen !== generation) return;
+      error.textContent = `Compute: ${e.message}`;
+      error.hidden = false;
+    }
     try {
       pipelines = (await api("/pipelines")).pipelines;
     } catch (e) {
@@ -861,7 +888,10 @@
     }
     const env = $("opt-env").value.trim();
     if (env) body.env = env;
-    if ($("opt-compute").value) body.compute = $("opt-compute").value;
+    // A backend other than the default is sent; the default needs no word (as from the CLI).
+    const compute = $("opt-compute").value;
+    const fallback = (computeOffers || []).find((b) => b.default);
+    if (compute && compute !== (fallback && fallback.name)) body.compute = compute;
     return body;
   }
 
