@@ -17,6 +17,7 @@ from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer import task as task_module
 from kedro_jobs.consumer.segments import node_stats_key
 from kedro_jobs.core.models import Job
+from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import JobStore
 from kedro_jobs_local.counting_project import executions
@@ -283,3 +284,62 @@ def test_a_dead_fargate_task_has_its_group_taken_over_by_a_new_task(
     assert (entry.compute, entry.runs) == ("fargate", 2)
     assert (entry.worker or "").startswith(arn)
     assert done.results == RESULTS
+
+
+def test_a_group_that_outlives_its_invocation_goes_on_as_a_fargate_task(
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, record: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Never timed (a first run): the branches' groups run on Lambda invocations with a
+    second to run in, and their first nodes take two. Each is stopped at its deadline and
+    moved to a Fargate task, run there from its first node with the same task token, instead
+    of failing the job; the join runs on Lambda after them. The next job plans them there."""
+    invocation = get_settings().timeout_margin_seconds + 1.0
+    job = store.create(Job.new(pipeline_name="branches", parameters={"prep_pause": 2.0},
+                               options={}, user_id="u"))  # fmt: skip
+    assert invoke(job.to_message().model_dump_json(exclude_none=True), timeout=invocation) == {
+        "batchItemFailures": []
+    }
+    for _ in range(20):  # the first level's three groups, each on a short invocation
+        if len(ecs.tasks()) == 3:
+            break
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in resp.get("Messages", []):
+            aws.sqs.delete_message(
+                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+            assert invoke(message["Body"], timeout=invocation) == {"batchItemFailures": []}
+    assert len(ecs.tasks()) == 3
+    moving = store.get(job.id)
+    assert moving is not None and moving.status is JobStatus.RUNNING and moving.groups
+    first_level = (moving.fan_out or {})["levels"][0]
+    assert {moving.groups[g].compute for g in first_level} == {"fargate"}
+
+    tasks = Tasks(ecs, monkeypatch)
+    done = drain(invoke, aws, store, tasks, job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.results == RESULTS
+    assert set(tasks.exits.values()) == {task_module.EXIT_CODES["completed"]}
+    assert done.groups is not None
+    for group_id in first_level:
+        entry = done.groups[group_id]
+        assert (entry.compute, entry.runs, entry.status) == ("fargate", 2, "completed")
+    [join] = (done.fan_out or {})["levels"][1]
+    assert done.groups[join].compute == "lambda"
+    # Each branch's first node ran twice (stopped on Lambda, again on Fargate), the rest once.
+    ran = executions(record)
+    assert {n: ran[n] for n in BRANCH_NODES} == {
+        n: 2 if n.startswith("prep_") else 1 for n in BRANCH_NODES
+    }
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+
+    # Their time was noted: the pipeline's next job plans them on Fargate from the start.
+    again = store.create(Job.new(pipeline_name="branches", parameters={}, options={},
+                                 user_id="u"))  # fmt: skip
+    body = again.to_message().model_dump_json(exclude_none=True)
+    assert invoke(body, timeout=invocation) == {"batchItemFailures": []}
+    planned = store.get(again.id)
+    assert planned is not None and planned.fan_out is not None
+    assert [g.get("compute") for g in planned.fan_out["groups"]] == ["fargate"] * 3 + [None]

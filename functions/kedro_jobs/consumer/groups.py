@@ -68,7 +68,7 @@ class GroupRunner(Protocol):
 
     def run_group(
         self, request: RunRequest, plan: dict[str, Any], group_id: str, progress: Any, *,
-        deadline: float,
+        deadline: float, may_move: bool = False,
     ) -> RunOutcome: ...  # fmt: skip
 
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome: ...
@@ -248,13 +248,17 @@ class FanOut:
             return
         if claim.job is None:
             return
-        self._run_claimed(claim.job, task, worker, lease, budget)
+        # One that outlives this invocation goes on as a task, where a backend takes them.
+        mover = long_group_backend(self._launchers())
+        self._run_claimed(claim.job, task, worker, lease, budget, mover=mover)
 
     def _run_claimed(
-        self, job: Job, task: FanOutTask, worker: str, lease: float, budget: float
-    ) -> str:
+        self, job: Job, task: FanOutTask, worker: str, lease: float, budget: float, *,
+        mover: TaskBackend | None = None,
+    ) -> str:  # fmt: skip
         """Run the group ``worker`` claimed, record its end and answer its task. Returns
-        what became of it (the group's status, or "lost": taken over meanwhile)."""
+        what became of it (the group's status; "lost": taken over meanwhile; "moved": it
+        outlived its invocation and goes on as a task of ``mover``)."""
         group_id = str(task.group)
         claimed_job = job
         assert claimed_job.fan_out is not None
@@ -265,13 +269,16 @@ class FanOut:
         deadline = time.monotonic() + budget - self.settings.timeout_margin_seconds
         logger.info("group started", extra={"group": group_id})
         outcome = self.runner.run_group(
-            request_for(claimed_job), claimed_job.fan_out, group_id, sink, deadline=deadline
-        )
+            request_for(claimed_job), claimed_job.fan_out, group_id, sink, deadline=deadline,
+            may_move=mover is not None,
+        )  # fmt: skip
         if sink.lost:
             logger.warning("group was taken over by another delivery; its outcome is dropped")
             return "lost"
         known = self.node_stats.read(job.pipeline_name)
         self.node_stats.update(job.pipeline_name, known, outcome.node_durations)
+        if outcome.status == "timed_out" and mover is not None:
+            return self._move(job, task, worker, mover, sink)
         self._write_group_log(job, group_id, outcome)
         status = _ENDED.get(outcome.status, "failed")
         error = outcome.error_message if status != "completed" else None
@@ -338,20 +345,53 @@ class FanOut:
             return
         if claim.job is None:
             return
+        self._launch(job.id, group_id, claim_id, where)
+        self.recorder.count("GroupsDispatched")
+
+    def _launch(self, job_id: str, group_id: str, claim_id: str, where: TaskBackend) -> None:
+        """Start the task that takes the group over from ``claim_id``."""
         launcher = self._launchers()[where.name]
         try:
-            ident = launcher.launch(job.id, token=claim_id, group=group_id, claim=claim_id)
+            ident = launcher.launch(job_id, token=claim_id, group=group_id, claim=claim_id)
         except Exception as exc:
             # The claim's lease ends now: the message, back after a short backoff, claims the
             # group again and asks for another task.
-            self.store.pass_group(job.id, group_id, worker=claim_id, to=claim_id,
+            self.store.pass_group(job_id, group_id, worker=claim_id, to=claim_id,
                                   lease_seconds=0.0)  # fmt: skip
             if isinstance(exc, DependencyUnavailable):
                 raise
             raise DependencyUnavailable(where.dependency, f"{type(exc).__name__}: {exc}") from exc
         logger.info("group dispatched to a task",
                     extra={"group": group_id, "task": ident, "compute": where.name})  # fmt: skip
-        self.recorder.count("GroupsDispatched")
+
+    def _move(
+        self, job: Job, task: FanOutTask, worker: str, where: TaskBackend, sink: GroupSink
+    ) -> str:
+        """The group outlived its invocation (stopped at the deadline): it goes on as a task
+        of ``where``, run again from its first node (a group keeps no checkpoint between its
+        nodes), with the same task token; this invocation does not answer. Its record says
+        so: ``compute`` the backend, one more of its ``runs``."""
+        group_id = str(task.group)
+        claim_id = f"{DISPATCHED}:{where.name}/{uuid.uuid4().hex[:8]}"
+        timeline = sink.ended("timed_out")
+        moved = self.store.pass_group(
+            job.id, group_id, worker=worker, to=claim_id, lease_seconds=float(TASK_START_SECONDS),
+            compute=where.name, timeline=timeline, again=True,
+        )  # fmt: skip
+        if moved.outcome is GroupClaimOutcome.JOB_ENDED:
+            # A cancel asked (or the job ended) as the group stopped: it ends cancelled.
+            self.store.end_group(job.id, group_id, worker=worker, status="cancelled",
+                                 completed=sink.completed, error=CANCELLED_MESSAGE,
+                                 timeline=timeline)  # fmt: skip
+            self.coordinator.fail(task.token, GROUP_CANCELLED, CANCELLED_MESSAGE)
+            return "cancelled"
+        if moved.outcome is not GroupClaimOutcome.CLAIMED:
+            return "lost"
+        logger.warning("group outlived its invocation: it goes on as a task",
+                       extra={"group": group_id, "compute": where.name})  # fmt: skip
+        self._launch(job.id, group_id, claim_id, where)
+        self.recorder.count("GroupsMoved")
+        return "moved"
 
     def run_task(self, job_id: str, group_id: str, *, claim: str, task_id: str) -> str:
         """One group as a task (``python -m kedro_jobs.consumer.task <job-id> --group <id>

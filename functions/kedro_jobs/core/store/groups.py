@@ -138,11 +138,13 @@ class Groups(Table):
         lease_seconds: float,
         compute: str | None = None,
         timeline: str | None = None,
+        again: bool = False,
     ) -> GroupClaim:
         """Pass the running group from ``worker``'s claim to ``to`` (a task taking over the
         claim its dispatching consumer made for it; a group moved to a task backend,
         ``compute``), with a lease of ``lease_seconds`` (0 or less: expired, so the next
         delivery of its message takes it at once), while the job runs with no cancel asked.
+        ``again``: the group runs again from its first node (one more of its ``runs``).
         BUSY when ``worker`` no longer holds it (it was taken over)."""
         lease_end = time.time() + lease_seconds
         names = {"#gs": "groups", "#g": group_id, "#st": "status", "#l": "lease", "#w": "worker",
@@ -164,6 +166,10 @@ class Groups(Table):
             values[":cp"] = {"S": compute}
             update += ", #gs.#g.#cp = :cp"
         update = _with_timeline(update, names, values, timeline)
+        if again:
+            names["#r"] = "runs"
+            values[":one"] = {"N": "1"}
+            update += " ADD #gs.#g.#r :one"
         condition = "#gs.#g.#w = :worker AND #gs.#g.#st = :running AND #job = :job AND #cx = :no"
         try:
             attrs = self._raw_update(job_id, update, condition, names, values)
