@@ -260,16 +260,15 @@ class FanOut:
         what became of it (the group's status; "lost": taken over meanwhile; "moved": it
         outlived its invocation and goes on as a task of ``mover``)."""
         group_id = str(task.group)
-        claimed_job = job
-        assert claimed_job.fan_out is not None
+        assert job.fan_out is not None
         sink = GroupSink(
             self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups,
-            cap=group_cap(len(claimed_job.fan_out.get("groups", []))),
+            cap=group_cap(len(job.fan_out.get("groups", []))),
         )  # fmt: skip
         deadline = time.monotonic() + budget - self.settings.timeout_margin_seconds
         logger.info("group started", extra={"group": group_id})
         outcome = self.runner.run_group(
-            request_for(claimed_job), claimed_job.fan_out, group_id, sink, deadline=deadline,
+            request_for(job), job.fan_out, group_id, sink, deadline=deadline,
             may_move=mover is not None,
         )  # fmt: skip
         if sink.lost:
