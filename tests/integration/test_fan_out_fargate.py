@@ -7,6 +7,7 @@ each group ran; a failing or cancelled Fargate group ends the job as a Lambda gr
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer import task as task_module
 from kedro_jobs.consumer.segments import node_stats_key
+from kedro_jobs.core.compute import EcsTaskLauncher
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
@@ -343,3 +345,53 @@ def test_a_group_that_outlives_its_invocation_goes_on_as_a_fargate_task(
     planned = store.get(again.id)
     assert planned is not None and planned.fan_out is not None
     assert [g.get("compute") for g in planned.fan_out["groups"]] == ["fargate"] * 3 + [None]
+
+
+def test_a_group_whose_task_could_not_start_asks_for_one_again(
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timed(aws, "branches", fit_b=1000.0)
+    job, body = submit(store, "branches")
+    assert invoke(body) == {"batchItemFailures": []}
+    started = store.get(job.id)
+    assert started is not None and started.fan_out is not None
+    long = next(g["id"] for g in started.fan_out["groups"] if "fit_b" in g["nodes"])
+    launchers = consumer_handler.consumer().dispatcher.launchers
+    good = launchers["fargate"]
+    # RunTask fails (here: no such cluster; on AWS, no capacity or throttling).
+    launchers["fargate"] = EcsTaskLauncher(
+        get_settings().model_copy(update={"fargate_cluster": "no-such-cluster"})
+    )
+    failed = False
+    for _ in range(10):
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in resp.get("Messages", []):
+            answer = invoke(message["Body"])
+            if json.loads(message["Body"]).get("group") == long:
+                # Reported failed: SQS delivers it again after a short backoff.
+                assert [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+                failed = True
+            else:
+                assert answer == {"batchItemFailures": []}
+                aws.sqs.delete_message(
+                    QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        if failed:
+            break
+    assert failed and ecs.tasks() == []
+    waiting = store.get(job.id)
+    assert waiting is not None and waiting.groups is not None
+    entry = waiting.groups[long]
+    # Its claim let go at once (its lease over), so the next delivery claims it again.
+    assert (entry.status, entry.compute) == ("running", "fargate")
+    assert (entry.lease or 0.0) <= time.time()
+
+    launchers["fargate"] = good
+    tasks = Tasks(ecs, monkeypatch)
+    done = drain(invoke, aws, store, tasks, job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert len(tasks.exits) == 1 and set(tasks.exits.values()) == {0}
+    assert done.groups is not None and done.groups[long].runs == 2
+    assert done.results == RESULTS
