@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from kedro_jobs.core.compute import TASK_MODULE
+from kedro_jobs.core.compute import TASK_MODULE, task_command
 
 logger = logging.getLogger("kedro_jobs_local.tasks")
 
@@ -35,14 +35,17 @@ def _die_with_poller() -> None:  # pragma: no cover - runs in the child before e
 
 
 class LocalTaskLauncher:
-    """Starts one task process per job; a repeated token returns the task it started."""
+    """Starts one task process per job (or per group of a fanned-out job); a repeated
+    token returns the task it started."""
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
         self.running: dict[str, subprocess.Popen[bytes]] = {}  # task id -> process
         self._by_token: dict[str, str] = {}
 
-    def launch(self, job_id: str, *, token: str) -> str:
+    def launch(
+        self, job_id: str, *, token: str, group: str | None = None, claim: str | None = None
+    ) -> str:
         self.reap()
         known = self._by_token.get(token)
         if known is not None and known in self.running:
@@ -50,14 +53,16 @@ class LocalTaskLauncher:
         env = {k: v for k, v in os.environ.items() if k != TASK_ID_ENV}
         # In the poller's process group: a group kill by the supervisor reaches it too.
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [self.python, "-m", TASK_MODULE, job_id],
+            [self.python, "-m", TASK_MODULE, *task_command(job_id, group, claim)],
             env=env,
             preexec_fn=_die_with_poller,  # the poller runs no threads: preexec_fn is safe
         )
         task = f"local:{process.pid}"
         self.running[task] = process
         self._by_token[token] = task
-        logger.info("task %s started for job %s", task, job_id)
+        logger.info(
+            "task %s started for job %s%s", task, job_id, f" group {group}" if group else ""
+        )
         return task
 
     def reap(self) -> None:

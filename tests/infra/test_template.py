@@ -163,9 +163,13 @@ def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
     # commit locks), never logs or results.
     deletes = [s for s in _statements(cfn, "ConsumerFunction") if "s3:DeleteObject" in s["Action"]]
     assert [s["Resource"] for s in deletes] == [{"Fn::Sub": "${ArtifactsBucket.Arn}/data/*"}]
-    # The consumer sends only to the dead-letter queue (a message that can never succeed).
+    # The consumer sends to the dead-letter queue (a message that can never succeed) and to
+    # the jobs queue (a job's next segment; a dead group's message again), nowhere else.
     sends = [s for s in _statements(cfn, "ConsumerFunction") if "sqs:SendMessage" in s["Action"]]
-    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}]
+    assert [s["Resource"] for s in sends] == [
+        {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
+        {"Fn::GetAtt": ["JobsQueue", "Arn"]},
+    ]
     assert "sqs:ChangeMessageVisibility" in consumer  # a retryable record's backoff
     dead_letters = _actions(cfn, "DeadLetterFunction")
     assert dead_letters == {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents"}

@@ -47,10 +47,27 @@ def test_only_the_consumer_starts_executions_and_answers_tasks(cfn: dict[str, An
     granted = {
         role: [s for s in _statements(cfn, role) if _actions(s) & set(STATES)] for role in roles
     }
-    assert {role for role, found in granted.items() if found} == {"ConsumerFunctionRole"}
+    assert {role for role, found in granted.items() if found} == {
+        "ConsumerFunctionRole",
+        "FargateTaskRole",  # a group too long for an invocation, run as a task, answers
+    }
     (statement,) = granted["ConsumerFunctionRole"]
     assert _actions(statement) == set(STATES)
     assert statement["Resource"] == {"Ref": "FanOutStateMachine"}
+    # The task answers its group's task and beats its heartbeat; it starts no execution.
+    (task,) = granted["FargateTaskRole"]
+    assert _actions(task) == set(STATES) - {"states:StartExecution"}
+    assert task["Resource"] == {"Ref": "FanOutStateMachine"}
+
+
+def test_a_dead_groups_message_may_be_sent_again_by_its_siblings(cfn: dict[str, Any]) -> None:
+    """A group's worker (a consumer invocation or a Fargate task) sends a dead sibling's
+    message again: the jobs queue only (the Fargate group's own message is gone once its
+    task was started, so nothing else would)."""
+    for role in ("ConsumerFunctionRole", "FargateTaskRole"):
+        sends = [s["Resource"] for s in _statements(cfn, role) if "sqs:SendMessage" in _actions(s)]
+        assert {"Fn::GetAtt": ["JobsQueue", "Arn"]} in sends, role
+        assert all("*" not in str(resource) for resource in sends), role
 
 
 def test_every_task_sends_to_the_jobs_queue_and_waits_for_its_token(

@@ -136,7 +136,9 @@ def test_the_task_role_has_no_more_than_the_consumer(template: dict[str, Any]) -
     consumer = template["Resources"]["ConsumerFunction"]["Properties"]["Policies"]
     allowed = {a for p in consumer if "Statement" in p for s in p["Statement"] for a in s["Action"]}
     assert actions - allowed == {"events:PutEvents"}  # the consumer's EventBridge policy's
-    assert not any(a.startswith("sqs:") for a in actions)  # a task sends no message
+    # A task never continues a job; a group's task sends a dead sibling group's message again.
+    assert {a for a in actions if a.startswith("sqs:")} == {"sqs:SendMessage"}
+    assert "states:StartExecution" not in actions  # it answers its group, starts nothing
 
 
 def test_image_pull_is_limited_to_the_images_repository(template: dict[str, Any]) -> None:

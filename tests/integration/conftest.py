@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,67 @@ def group_jobs(store: ApiJobs) -> GroupJobs:
 @pytest.fixture
 def schedule_jobs(store: ApiJobs) -> ScheduleJobs:
     return ScheduleJobs.over(store)
+
+
+class Ecs:
+    """A cluster and the job task definition on moto, and the RunTask requests sent."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.ecs = boto3.client("ecs", endpoint_url=endpoint_url)
+        ec2 = boto3.client("ec2", endpoint_url=endpoint_url)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        # moto's awsvpc task reads its ENI's DNS name, which it only sets with this on.
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        self.subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
+            for i in (1, 2)
+        ]
+        self.security_group = ec2.create_security_group(
+            GroupName=f"jobs-{uuid.uuid4().hex[:8]}", Description="jobs", VpcId=vpc
+        )["GroupId"]
+        self.cluster = f"kedro-jobs-jobs-{uuid.uuid4().hex[:8]}"
+        self.cluster_arn = self.ecs.create_cluster(clusterName=self.cluster)["cluster"][
+            "clusterArn"
+        ]
+        self.task_definition = self.ecs.register_task_definition(
+            family="kedro-jobs-job",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="1024",
+            memory="4096",
+            containerDefinitions=[
+                {
+                    "name": "consumer",
+                    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/consumer:1",
+                    "entryPoint": ["python", "-m", "kedro_jobs.consumer.task"],
+                    "essential": True,
+                    "memory": 4096,  # moto sums the containers' (AWS takes the task's)
+                    "cpu": 1024,
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        self.requests: list[dict[str, Any]] = []
+
+    def env(self) -> dict[str, str]:
+        return {
+            "FARGATE_CLUSTER": self.cluster,
+            "FARGATE_TASK_DEFINITION": self.task_definition,
+            "FARGATE_SUBNETS": ",".join(self.subnets),
+            "FARGATE_SECURITY_GROUPS": self.security_group,
+            "FARGATE_ASSIGN_PUBLIC_IP": "true",
+        }
+
+    def record(self, params: dict[str, Any], **_: Any) -> None:
+        self.requests.append(json.loads(json.dumps(params)))
+
+    def tasks(self) -> list[dict[str, Any]]:
+        arns = self.ecs.list_tasks(cluster=self.cluster)["taskArns"]
+        if not arns:
+            return []
+        found: list[dict[str, Any]] = self.ecs.describe_tasks(
+            cluster=self.cluster, tasks=arns, include=["TAGS"]
+        )["tasks"]
+        return found
 
 
 class ApiCall:

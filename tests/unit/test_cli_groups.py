@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from kedro_jobs.cli.groups import node_states
+from kedro_jobs.cli.groups import node_states, worker
 from kedro_jobs.cli.watch import watch
 
 PLAN = {
@@ -85,3 +85,12 @@ def test_watch_draws_a_bar_per_group_with_its_worker() -> None:
     # Its status, nodes done of its own, the worker (without the claim's token), its time.
     assert lanes[0][-6:] == ["completed", "2/2", "on", "req-g1", "2.00", "s"]
     assert lanes[2][-6:] == ["completed", "1/1", "on", "req-g3", "2.00", "s"]
+
+
+def test_a_group_on_fargate_shows_fargate_and_its_task_not_the_claim_token() -> None:
+    arn = "arn:aws:ecs:eu-west-1:123456789012:task/kedro-jobs-jobs/0f1e2d3c4b5a"
+    assert worker({"worker": f"{arn}/ab12cd34", "compute": "fargate"}) == "fargate 0f1e2d3c4b5a"
+    assert worker({"worker": "local:4242/ab12cd34", "compute": "fargate"}) == "fargate local:4242"
+    assert worker({"worker": "req-1/ab12cd34", "compute": "lambda"}) == "req-1"
+    assert worker({"worker": "req-1/ab12cd34"}) == "req-1"
+    assert worker({}) == ""

@@ -20,7 +20,9 @@ from kedro_jobs.core.compute import (
     TaskBackend,
     backend,
     launchers_from_settings,
+    long_group_backend,
     long_node_backend,
+    task_command,
 )
 from kedro_jobs.core.errors import NotOffered
 from kedro_jobs.core.jobs import check_offered
@@ -97,3 +99,23 @@ def test_code_reaches_a_backend_only_through_the_registry() -> None:
     )
     assert backend_modules == {"kedro_jobs.core.compute.fargate", "kedro_jobs.core.compute.lambda_"}
     assert reaching == []
+
+
+def test_long_groups_go_only_to_a_backend_this_deployment_launches() -> None:
+    assert long_group_backend({}) is None
+    assert long_group_backend(launchers_from_settings(Settings(fargate_cluster="jobs"))) is FARGATE
+
+
+def test_a_group_task_names_its_job_group_and_claim_but_never_the_task_token() -> None:
+    assert task_command("job-1") == ["job-1"]
+    command = task_command("job-1", "g2", "dispatch:fargate/ab12cd34")
+    assert command == ["job-1", "--group", "g2", "--claim", "dispatch:fargate/ab12cd34"]
+    launcher = EcsTaskLauncher(Settings(fargate_cluster="c", fargate_subnets="s-1"), object())
+    request = launcher.request("job-1", token="tok", group="g2", claim="dispatch:fargate/ab")
+    [override] = request["overrides"]["containerOverrides"]
+    assert override["command"] == ["job-1", "--group", "g2", "--claim", "dispatch:fargate/ab"]
+    assert request["startedBy"] == "kedro-jobs/job-1/g2"
+    # A task started for the same claim again is the same task (RunTask's clientToken).
+    assert (
+        request["clientToken"] == launcher.request("job-1", token="tok", group="g2")["clientToken"]
+    )

@@ -136,10 +136,33 @@ def test_kedro_jobs_status_shows_each_group() -> None:
 
 
 def test_a_group_known_to_need_an_invocation_or_more_keeps_the_job_on_one_worker() -> None:
-    """Groups are not continued in segments: a job with a group known to take (nearly) an
-    invocation or more runs on one worker, which is."""
+    """Without a task backend for long groups (no Fargate offered), a job with a group known
+    to take (nearly) an invocation or more runs on one worker, which goes on in segments."""
     namespaced = {**PLAN, "grouped_by": "namespace"}
     long_b = {"prep_b": 1.0, "fit_b": 700.0}
     assert fit_plan(namespaced, long_b, 5.0, invocation_seconds=890.0) is not None
     assert fit_plan(namespaced, {**long_b, "fit_b": 850.0}, 5.0, invocation_seconds=890.0) is None
     assert fit_plan(PLAN, {}, 0.0, invocation_seconds=890.0) == PLAN  # nothing known: fans out
+
+
+def test_where_fargate_is_offered_a_long_group_runs_there_and_the_job_still_fans_out() -> None:
+    namespaced = {**PLAN, "grouped_by": "namespace"}
+    long_b = {"prep_b": 1.0, "fit_b": 850.0}
+    fitted = fit_plan(namespaced, long_b, 5.0, invocation_seconds=890.0, long_groups="fargate")
+    assert fitted is not None and fitted["levels"] == PLAN["levels"]
+    assert {g["id"]: g.get("compute") for g in fitted["groups"]} == {
+        "g1": None,
+        "g2": "fargate",
+        "g3": None,
+        "g4": None,
+    }
+    # A group of one level known to be short stays on Lambda; nothing long: no compute noted.
+    assert all(
+        "compute" not in g
+        for g in fit_plan(namespaced, {}, 5.0, invocation_seconds=890.0,
+                          long_groups="fargate")["groups"]  # type: ignore[index]
+    )  # fmt: skip
+    # Only the shape decides whether it fans out: one group per level stays on one worker.
+    linear = {**PLAN, "groups": PLAN["groups"][:1], "levels": [["g1"]]}
+    assert fit_plan(linear, {"fit_a": 5000.0}, 0.0, invocation_seconds=890.0,
+                    long_groups="fargate") is None  # fmt: skip

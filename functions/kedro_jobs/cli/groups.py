@@ -45,9 +45,13 @@ def seconds(group: dict[str, Any], now: datetime | None = None) -> float | None:
 
 
 def worker(group: dict[str, Any]) -> str:
-    """The worker that runs it: the Lambda request id (or local name), without the claim's
-    token."""
-    return str(group.get("worker") or "").split("/", 1)[0]
+    """The worker that runs it: the Lambda request id (or local name), or for a group run as
+    a Fargate task, "fargate" and the task's id; without the claim's token."""
+    name = str(group.get("worker") or "").rsplit("/", 1)[0]
+    if name.startswith("arn:"):  # an ECS task ARN: its last part is the task's id
+        name = name.rsplit("/", 1)[-1]
+    compute = group.get("compute")
+    return f"{compute} {name}" if name and compute and compute != "lambda" else name
 
 
 def doing(group: dict[str, Any]) -> str:

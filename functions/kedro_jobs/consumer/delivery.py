@@ -124,6 +124,7 @@ class Consumer:
                 node_stats=self.node_stats,
                 runner=lambda: self.runner,
                 queue=self.queue,
+                launchers=lambda: self.dispatcher.launchers,
             )
         self.segments = SegmentRun(
             settings,
@@ -256,6 +257,17 @@ class Consumer:
             return str(ended.status) if ended is not None else "lost"
         finally:
             logger.remove_keys(["job_id"])
+
+    def run_group_task(self, job_id: str, group_id: str, *, claim: str, task_id: str) -> str:
+        """One group of a fanned-out job as a task (docs/fan-out.md): taken over from the
+        ``claim`` its dispatching consumer made, run, answered. Returns what became of it."""
+        logger.append_keys(job_id=job_id, group=group_id)
+        try:
+            if self.fan_out is None:  # no state machine here: no execution waits for it
+                return "not_found"
+            return self.fan_out.run_task(job_id, group_id, claim=claim, task_id=task_id)
+        finally:
+            logger.remove_keys(["job_id", "group"])
 
     def _task_backend(self, job_id: str) -> TaskBackend:
         """The task backend the job was dispatched to, as its record says (the task's

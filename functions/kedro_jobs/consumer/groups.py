@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -21,6 +21,8 @@ from kedro_jobs.consumer.group_sink import GroupSink
 from kedro_jobs.consumer.outcome import Recorder
 from kedro_jobs.consumer.project import ProjectLoadFailed
 from kedro_jobs.consumer.segments import NodeStats
+from kedro_jobs.core.compute import TaskBackend, TaskLauncher, long_group_backend
+from kedro_jobs.core.compute import backend as compute_backend
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import (
     GROUP_CANCELLED,
@@ -31,7 +33,7 @@ from kedro_jobs.core.fanout import (
     fit_plan,
 )
 from kedro_jobs.core.liveness import dead_groups
-from kedro_jobs.core.models import Job, utcnow
+from kedro_jobs.core.models import GroupRun, Job, utcnow
 from kedro_jobs.core.queue import JobQueue
 from kedro_jobs.core.rerun import kept_groups, kept_groups_fields
 from kedro_jobs.core.settings import Settings
@@ -45,6 +47,11 @@ logger = Logger(service="kedro-jobs-consumer", child=True)
 
 _ENDED = {"completed": "completed", "cancelled": "cancelled"}  # else "failed"
 UNFINISHED = "The job's fan-out execution ended before every group had run"
+# How long a group's task has to start and take the group over from the claim its
+# dispatching consumer made (a Fargate task pulls the image first: a minute or two); after
+# that its lease has run out and the group is sent again, as a dead worker's.
+TASK_START_SECONDS = 600
+DISPATCHED = "dispatch"  # the prefix of a dispatching consumer's claim: dispatch:fargate/ab12
 
 
 class GroupBusy(Exception):
@@ -62,7 +69,7 @@ class GroupRunner(Protocol):
 
     def run_group(
         self, request: RunRequest, plan: dict[str, Any], group_id: str, progress: Any, *,
-        deadline: float,
+        deadline: float, may_move: bool = False,
     ) -> RunOutcome: ...  # fmt: skip
 
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome: ...
@@ -117,8 +124,12 @@ class FanOut:
         node_stats: NodeStats,
         runner: Callable[[], Any],
         queue: JobQueue | None = None,
+        launchers: Callable[[], Mapping[str, TaskLauncher]] = dict,
     ) -> None:
         self.settings = settings
+        # The task backends' launchers this deployment offers (core/compute/), read at each
+        # use: a long group runs as a task of one (make dev swaps in local ones).
+        self._launchers = launchers
         self.queue = queue or JobQueue(settings.jobs_queue_url)
         self.node_stats = node_stats
         self.store = store
@@ -160,12 +171,15 @@ class FanOut:
                 return False
         else:
             durations = self.node_stats.read(job.pipeline_name)
+            long_groups = long_group_backend(self._launchers())
             plan = fit_plan(
                 plan,
                 durations,
                 self.settings.fan_out_min_group_seconds,
                 # A group gets an invocation of its own, about as long as this one.
                 invocation_seconds=budget - self.settings.timeout_margin_seconds,
+                # A group too long for one runs as a task there (none offered: one worker).
+                long_groups=long_groups.name if long_groups else None,
             )
             if plan is None:
                 return False
@@ -237,6 +251,10 @@ class FanOut:
 
     def _group(self, job: Job, task: FanOutTask, budget: float, invocation: str | None) -> None:
         group_id = str(task.group)
+        where = self._task_backend((job.groups or {}).get(group_id))
+        if where is not None:
+            self._dispatch(job, task, where)
+            return
         worker = f"{invocation or 'local'}/{uuid.uuid4().hex[:8]}"
         lease = lease_seconds(self.settings, budget)
         claim = self.store.claim_group(
@@ -256,21 +274,36 @@ class FanOut:
             return
         if claim.job is None:
             return
-        assert claim.job.fan_out is not None
+        # One that outlives this invocation goes on as a task, where a backend takes them.
+        mover = long_group_backend(self._launchers())
+        self._run_claimed(claim.job, task, worker, lease, budget, mover=mover)
+
+    def _run_claimed(
+        self, job: Job, task: FanOutTask, worker: str, lease: float, budget: float, *,
+        mover: TaskBackend | None = None,
+    ) -> str:  # fmt: skip
+        """Run the group ``worker`` claimed, record its end and answer its task. Returns
+        what became of it (the group's status; "lost": taken over meanwhile; "moved": it
+        outlived its invocation and goes on as a task of ``mover``)."""
+        group_id = str(task.group)
+        assert job.fan_out is not None
         sink = GroupSink(
             self.store, self.coordinator, task, worker, lease, siblings=self.take_over_dead_groups,
-            cap=group_cap(len(claim.job.fan_out.get("groups", []))),
+            cap=group_cap(len(job.fan_out.get("groups", []))),
         )  # fmt: skip
         deadline = time.monotonic() + budget - self.settings.timeout_margin_seconds
         logger.info("group started", extra={"group": group_id})
         outcome = self.runner.run_group(
-            request_for(claim.job), claim.job.fan_out, group_id, sink, deadline=deadline
-        )
+            request_for(job), job.fan_out, group_id, sink, deadline=deadline,
+            may_move=mover is not None,
+        )  # fmt: skip
         if sink.lost:
             logger.warning("group was taken over by another delivery; its outcome is dropped")
-            return
+            return "lost"
         known = self.node_stats.read(job.pipeline_name)
         self.node_stats.update(job.pipeline_name, known, outcome.node_durations)
+        if outcome.status == "timed_out" and mover is not None:
+            return self._move(job, task, worker, mover, sink)
         self._write_group_log(job, group_id, outcome)
         status = _ENDED.get(outcome.status, "failed")
         error = outcome.error_message if status != "completed" else None
@@ -283,7 +316,7 @@ class FanOut:
             # new worker runs the group and answers; an answer from here would let the next
             # level read the hand-over it is writing again.
             logger.warning("group was taken over as its run ended; its outcome is dropped")
-            return
+            return "lost"
         if status == "completed" and self._job_ended(job.id):
             # A sibling failed or a cancel ended the job while this group ran on to its end:
             # no commit will read its hand-over, and the job's discard may be past.
@@ -294,6 +327,128 @@ class FanOut:
             self.coordinator.fail(task.token, GROUP_CANCELLED, error or CANCELLED_MESSAGE)
         else:
             self.coordinator.fail(task.token, GROUP_FAILED, error or "The group failed")
+        return status
+
+    # -- a group that runs as a task of a task backend (Fargate) ---------------------------
+
+    def _task_backend(self, entry: GroupRun | None) -> TaskBackend | None:
+        """The task backend the group's entry names, if this deployment launches its tasks
+        (else None: the group runs in this invocation, as any group)."""
+        if entry is None or entry.compute is None:
+            return None
+        where = compute_backend(entry.compute)
+        if not isinstance(where, TaskBackend):
+            return None
+        if where.name not in self._launchers():
+            logger.warning("group's backend not offered here; it runs in this invocation",
+                           extra={"compute": where.name})  # fmt: skip
+            return None
+        return where
+
+    def _dispatch(self, job: Job, task: FanOutTask, where: TaskBackend) -> None:
+        """Claim the group for a task of ``where`` and start that task, which takes the
+        group over from this claim (``run_task``), runs it and answers. This delivery does
+        not answer: the task (or, if it never starts or dies, the delivery that takes the
+        group over once its lease ran out) does."""
+        group_id = str(task.group)
+        claim_id = f"{DISPATCHED}:{where.name}/{uuid.uuid4().hex[:8]}"
+        claim = self.store.claim_group(
+            job.id, group_id, worker=claim_id, lease_seconds=float(TASK_START_SECONDS),
+            token=task.token, compute=where.name,
+        )  # fmt: skip
+        if claim.outcome is GroupClaimOutcome.JOB_ENDED:
+            self.coordinator.fail(task.token, JOB_ENDED, "The job ended before this group ran")
+            return
+        if claim.outcome is GroupClaimOutcome.BUSY:
+            # Its task runs it (and answers); should it die, its lease runs out and the group
+            # is sent again: this duplicate need not come back for the hours a task may run.
+            logger.info("group's task is running; duplicate message dropped",
+                        extra={"group": group_id})  # fmt: skip
+            return
+        if claim.outcome is GroupClaimOutcome.DONE and claim.job is not None:
+            self._answer_done(claim.job, group_id, task)
+            return
+        if claim.job is None:
+            return
+        self._launch(job.id, group_id, claim_id, where)
+        self.recorder.count("GroupsDispatched")
+
+    def _launch(self, job_id: str, group_id: str, claim_id: str, where: TaskBackend) -> None:
+        """Start the task that takes the group over from ``claim_id``."""
+        launcher = self._launchers()[where.name]
+        try:
+            ident = launcher.launch(job_id, token=claim_id, group=group_id, claim=claim_id)
+        except Exception as exc:
+            # The claim's lease ends now: the message, back after a short backoff, claims the
+            # group again and asks for another task.
+            self.store.pass_group(job_id, group_id, worker=claim_id, to=claim_id,
+                                  lease_seconds=0.0)  # fmt: skip
+            if isinstance(exc, DependencyUnavailable):
+                raise
+            raise DependencyUnavailable(where.dependency, f"{type(exc).__name__}: {exc}") from exc
+        logger.info("group dispatched to a task",
+                    extra={"group": group_id, "task": ident, "compute": where.name})  # fmt: skip
+
+    def _move(
+        self, job: Job, task: FanOutTask, worker: str, where: TaskBackend, sink: GroupSink
+    ) -> str:
+        """The group outlived its invocation (stopped at the deadline): it goes on as a task
+        of ``where``, run again from its first node (a group keeps no checkpoint between its
+        nodes), with the same task token; this invocation does not answer. Its record says
+        so: ``compute`` the backend, one more of its ``runs``."""
+        group_id = str(task.group)
+        claim_id = f"{DISPATCHED}:{where.name}/{uuid.uuid4().hex[:8]}"
+        timeline = sink.ended("timed_out")
+        moved = self.store.pass_group(
+            job.id, group_id, worker=worker, to=claim_id, lease_seconds=float(TASK_START_SECONDS),
+            compute=where.name, timeline=timeline, again=True,
+        )  # fmt: skip
+        if moved.outcome is GroupClaimOutcome.JOB_ENDED:
+            # A cancel asked (or the job ended) as the group stopped: it ends cancelled.
+            self.store.end_group(job.id, group_id, worker=worker, status="cancelled",
+                                 completed=sink.completed, error=CANCELLED_MESSAGE,
+                                 timeline=timeline)  # fmt: skip
+            self.coordinator.fail(task.token, GROUP_CANCELLED, CANCELLED_MESSAGE)
+            return "cancelled"
+        if moved.outcome is not GroupClaimOutcome.CLAIMED:
+            return "lost"
+        logger.warning("group outlived its invocation: it goes on as a task",
+                       extra={"group": group_id, "compute": where.name})  # fmt: skip
+        self._launch(job.id, group_id, claim_id, where)
+        self.recorder.count("GroupsMoved")
+        return "moved"
+
+    def run_task(self, job_id: str, group_id: str, *, claim: str, task_id: str) -> str:
+        """One group as a task (``python -m kedro_jobs.consumer.task <job-id> --group <id>
+        --claim <claim>``): take the group over from the dispatching consumer's ``claim``,
+        run it with the task's budget, beat the execution's heartbeat, keep the group's
+        lease, write its hand-over and answer, as an invocation does. Returns the group's
+        status, "lost" (taken over while it ran), or why it did not run."""
+        job = self.store.get(job_id)
+        entry = ((job.groups or {}) if job else {}).get(group_id)
+        if job is None or job.fan_out is None or entry is None or not entry.token:
+            return "not_found"
+        where = compute_backend(entry.compute)
+        if not isinstance(where, TaskBackend):
+            return "not_found"
+        budget = where.task_seconds(self.settings)
+        task = FanOutTask(fanout="group", job_id=job_id, group=group_id, token=entry.token)
+        worker = f"{task_id}/{uuid.uuid4().hex[:8]}"
+        lease = lease_seconds(self.settings, budget)
+        taken = self.store.pass_group(job_id, group_id, worker=claim, to=worker,
+                                      lease_seconds=lease)  # fmt: skip
+        if taken.outcome is GroupClaimOutcome.JOB_ENDED:
+            # Cancelled (or failed by a sibling) while the task started: the group ends
+            # cancelled, as a pending group's claim would find it.
+            why = CANCELLED_MESSAGE
+            self.store.end_group(job_id, group_id, worker=claim, status="cancelled",
+                                 completed=0, error=why)  # fmt: skip
+            self.coordinator.fail(task.token, GROUP_CANCELLED, why)
+            return "job_ended"
+        if taken.outcome is not GroupClaimOutcome.CLAIMED or taken.job is None:
+            # Taken over (this task started after its claim's lease ran out) or ended.
+            return str(taken.outcome.value)
+        return self._run_claimed(taken.job, task, worker, lease, budget)
 
     def _job_ended(self, job_id: str) -> bool:
         now = self.store.get(job_id)

@@ -1,4 +1,5 @@
-"""One job as one task: ``python -m kedro_jobs.consumer.task <job-id>``.
+"""One job as one task: ``python -m kedro_jobs.consumer.task <job-id>``; or one group of a
+fanned-out job: ``... <job-id> --group <group-id> --claim <claim>`` (docs/fan-out.md).
 
 What an ECS Fargate task runs (the task definition's entry point, the job id as its command),
 and what ``make dev`` starts as a local process for a ``compute: fargate`` job. The consumer
@@ -24,6 +25,8 @@ import signal
 import sys
 import urllib.request
 from types import FrameType
+
+from kedro_jobs.core.compute import CLAIM_FLAG, GROUP_FLAG
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 3, "lost": 5}
 NOT_RUN = 4
@@ -64,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Run one job of the jobs table to its end, as a Fargate task does.",
     )
     parser.add_argument("job_id")
+    # A fanned-out job's group (docs/fan-out.md): the group, and the claim the dispatching
+    # consumer made for this task (core/compute/base.py's task_command).
+    parser.add_argument(GROUP_FLAG, dest="group", default=None)
+    parser.add_argument(CLAIM_FLAG, dest="claim", default="")
     args = parser.parse_args(argv)
 
     # The handler's module makes the logger (JSON, like the Lambda's) and the metrics.
@@ -73,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     logger.append_keys(task_id=ident)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        outcome = consumer().run_task(args.job_id, task_id=ident)
+        if args.group is not None:
+            outcome = consumer().run_group_task(
+                args.job_id, args.group, claim=args.claim, task_id=ident
+            )
+        else:
+            outcome = consumer().run_task(args.job_id, task_id=ident)
     except Stopped:
         logger.warning("task stopped by SIGTERM; the job's lease will expire and it is sent again")
         return STOPPED

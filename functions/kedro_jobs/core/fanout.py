@@ -132,6 +132,7 @@ def fit_plan(
     min_group_seconds: float,
     *,
     invocation_seconds: float = float("inf"),
+    long_groups: str | None = None,
 ) -> dict[str, Any] | None:
     """The plan a job runs with (groups worth a worker each), or None: one worker runs it.
 
@@ -143,9 +144,11 @@ def fit_plan(
       the user's statement that it is an independent unit, so it gets a worker; a branch
       found in the DAG's shape gets none (most are a few quick nodes, and the first run
       on one worker times them for the next).
-    The job fans out when some level still has two or more groups after packing, and no
-    group is known to take nearly ``invocation_seconds`` or more (what one invocation allows a
-    group: groups are not continued in segments, so such a job runs on one worker, which is).
+    The job fans out when some level still has two or more groups after packing. A group
+    known to take nearly ``invocation_seconds`` or more (what one invocation allows it) runs as
+    a task of the ``long_groups`` backend (Fargate: its plan entry's ``compute``) where the
+    deployment offers one; where it offers none, such a job runs on one worker, which goes on
+    in segments.
     """
     trust = plan.get("grouped_by") == "namespace"
     seconds = {g["id"]: _group_seconds(g, node_seconds) for g in plan["groups"]}
@@ -158,7 +161,8 @@ def fit_plan(
     if not any(len(level) > 1 for level in levels):
         return None
     known = [sum(node_seconds.get(n, 0.0) for n in g["nodes"]) for level in levels for g in level]
-    if max(known, default=0.0) >= _NEAR_THE_LIMIT * invocation_seconds:
+    too_long = [s >= _NEAR_THE_LIMIT * invocation_seconds for s in known]
+    if any(too_long) and long_groups is None:
         return None
     # Ids again g1, g2, ... in the order the levels run; dependencies follow the packs.
     ids: dict[str, str] = {}
@@ -174,8 +178,10 @@ def fit_plan(
             "name": g["name"],
             "nodes": list(g["nodes"]),
             "depends_on": sorted({ids[d] for d in g["depends_on"]}, key=lambda i: int(i[1:])),
+            # Too long for an invocation: run as a task of that backend (docs/fan-out.md).
+            **({"compute": long_groups} if long else {}),
         }
-        for g in order
+        for g, long in zip(order, too_long, strict=True)
     ]
     return {
         **plan,

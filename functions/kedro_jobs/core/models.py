@@ -54,6 +54,9 @@ class GroupRun(BaseModel):
     completed_nodes: int = 0
     current_node: str | None = None
     worker: str | None = None  # the Lambda request id (or local name) that ran it
+    # Where it runs: "lambda" (a consumer invocation), or a task backend ("fargate") for a
+    # group too long for an invocation (docs/fan-out.md); None until it is claimed.
+    compute: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None

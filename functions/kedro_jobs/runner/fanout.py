@@ -82,9 +82,12 @@ def run_group(
     progress: ProgressSink,
     *,
     deadline: float,
+    may_move: bool = False,
 ) -> RunOutcome:
     """Run one group's nodes and hand its data over; status "completed" when it did (its
-    results and outputs are the commit's, not this outcome's)."""
+    results and outputs are the commit's, not this outcome's). Past ``deadline`` the group
+    fails, saying so; with ``may_move`` (a task backend takes long groups) it is "timed_out"
+    instead, and the consumer moves it to a task."""
     control = RunControl(progress, deadline)
     ensure_configured(runner.package_name)
     work = _work(runner, {**job_plan, "pipeline_name": request.pipeline_name}, group_id)
@@ -101,19 +104,22 @@ def run_group(
         data.discard()
     outcome = _outcome(ended, control, [], None)
     if outcome.status == "timed_out":
-        return _too_long(outcome, group_id)
+        return _too_long(outcome, group_id, may_move=may_move)
     return outcome
 
 
-def _too_long(outcome: RunOutcome, group_id: str) -> RunOutcome:
-    """A group is run within one invocation: one that outlives it fails the job, saying so
-    and what to do. The node it was in is noted as having taken at least its time so far, so
-    the pipeline's next job is not fanned out (core.fanout.fit_plan: a group longer than an
-    invocation runs on one worker, which goes on in segments)."""
+def _too_long(outcome: RunOutcome, group_id: str, *, may_move: bool = False) -> RunOutcome:
+    """A group that outlived its invocation: moved to a task where ``may_move``, else it
+    fails the job, saying so and what to do. Either way the node it was in is noted as having
+    taken at least its time so far, so the pipeline's next job plans the group for a task
+    (core.fanout.fit_plan), or, where no task backend is offered, runs on one worker, which
+    goes on in segments."""
     durations = dict(outcome.node_durations)
     running = outcome.progress.current
     if running and running not in durations:
         durations[running] = max(0.0, outcome.duration - sum(durations.values()))
+    if may_move:
+        return replace(outcome, node_durations=durations)
     message = (
         f"Group {group_id} did not finish within one invocation ({outcome.error_message}). "
         "A fanned-out job's group is not continued in segments: the pipeline's next job runs "

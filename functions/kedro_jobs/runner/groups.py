@@ -22,6 +22,9 @@ class Group:
     name: str  # the namespace, or the first node of a branch
     nodes: list[str]  # node names, in the pipeline's (topological) order
     depends_on: list[str] = field(default_factory=list)  # group ids
+    # Where the consumer runs it, when not in an invocation (a task backend's name, set by
+    # core.fanout.fit_plan for a group too long for one); the runner runs it the same way.
+    compute: str | None = None
 
 
 @dataclass(frozen=True)

@@ -155,10 +155,13 @@ class KedroRunner:
         progress: ProgressSink,
         *,
         deadline: float,
+        may_move: bool = False,
     ) -> RunOutcome:
         from kedro_jobs.runner import fanout
 
-        return fanout.run_group(self, request, plan, group_id, progress, deadline=deadline)
+        return fanout.run_group(
+            self, request, plan, group_id, progress, deadline=deadline, may_move=may_move
+        )
 
     def commit_groups(self, job_id: str, plan: dict[str, Any]) -> RunOutcome:
         from kedro_jobs.runner import fanout

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kedro_jobs.core.compute.base import (
+    CLAIM_FLAG,
+    GROUP_FLAG,
     JOB_TAG,
     TASK_ENTRY_POINT,
     TASK_MODULE,
@@ -21,6 +23,7 @@ from kedro_jobs.core.compute.base import (
     TaskBackend,
     TaskLauncher,
     client_token,
+    task_command,
 )
 from kedro_jobs.core.compute.fargate import FARGATE, EcsTaskLauncher, started_by
 from kedro_jobs.core.compute.lambda_ import LAMBDA
@@ -58,6 +61,15 @@ def long_node_backend(launchers: Mapping[str, TaskLauncher]) -> TaskBackend | No
     return None
 
 
+def long_group_backend(launchers: Mapping[str, TaskLauncher]) -> TaskBackend | None:
+    """Where a fanned-out job's group too long for an invocation runs: the first backend
+    that takes long groups and has a launcher here (None: such a job runs on one worker)."""
+    for b in task_backends():
+        if b.takes_long_groups and b.name in launchers:
+            return b
+    return None
+
+
 def launcher_from_settings(settings: Settings) -> TaskLauncher | None:
     """The launcher of this deployment's Fargate tasks (None: no cluster configured). Kept
     for callers from before the registry; new code uses ``launchers_from_settings``."""
@@ -66,8 +78,10 @@ def launcher_from_settings(settings: Settings) -> TaskLauncher | None:
 
 __all__ = [
     "BACKENDS",
+    "CLAIM_FLAG",
     "DEFAULT",
     "FARGATE",
+    "GROUP_FLAG",
     "JOB_TAG",
     "LAMBDA",
     "TASK_ENTRY_POINT",
@@ -82,7 +96,9 @@ __all__ = [
     "client_token",
     "launcher_from_settings",
     "launchers_from_settings",
+    "long_group_backend",
     "long_node_backend",
     "started_by",
     "task_backends",
+    "task_command",
 ]

@@ -23,11 +23,27 @@ JOB_TAG = "kedro-jobs:job-id"
 _TOKEN_MAX = 64  # ECS RunTask's clientToken: at most 64 characters, ASCII 33-126
 
 
+GROUP_FLAG = "--group"  # a task that runs one group of a fanned-out job (docs/fan-out.md)
+CLAIM_FLAG = "--claim"  # the group's claim the dispatching consumer made for the task
+
+
+def task_command(job_id: str, group: str | None = None, claim: str | None = None) -> list[str]:
+    """A task's command (after its entry point): the job id; for a fanned-out job's group,
+    the group and the claim the consumer made for it (the task takes the group over from
+    that claim only). The execution's task token stays on the record, never in a command."""
+    if group is None:
+        return [job_id]
+    return [job_id, GROUP_FLAG, group, *([CLAIM_FLAG, claim] if claim else [])]
+
+
 class TaskLauncher(Protocol):
-    def launch(self, job_id: str, *, token: str) -> str:
-        """Start a task that runs ``job_id``; returns its id (e.g. an ECS task ARN).
-        ``token`` makes a repeated request start no second task. Raises
-        DependencyUnavailable when the task could not be started."""
+    def launch(
+        self, job_id: str, *, token: str, group: str | None = None, claim: str | None = None
+    ) -> str:
+        """Start a task that runs ``job_id`` (or, with ``group``, only that group of it,
+        taken over from ``claim``); returns its id (e.g. an ECS task ARN). ``token`` makes a
+        repeated request start no second task. Raises DependencyUnavailable when the task
+        could not be started."""
         ...
 
 
@@ -78,6 +94,8 @@ class TaskBackend(ComputeBackend):
     offer_setting: str
     # A job on the consumer whose node outlives an invocation moves here, where offered.
     takes_long_nodes: bool = False
+    # A fanned-out job's group too long for an invocation runs here, where offered.
+    takes_long_groups: bool = False
 
     def offered(self, settings: Settings) -> bool:
         return bool(getattr(settings, self.offer_setting))

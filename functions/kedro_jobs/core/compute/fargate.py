@@ -15,6 +15,7 @@ from kedro_jobs.core.compute.base import (
     TaskBackend,
     TaskLauncher,
     client_token,
+    task_command,
 )
 from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.settings import Settings
@@ -36,9 +37,10 @@ def _tag_value(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9 +\-=._:/@]", "_", text)[:256]
 
 
-def started_by(job_id: str) -> str:
+def started_by(job_id: str, group: str | None = None) -> str:
     # RunTask's startedBy: letters, digits, - / _, at most 128; ListTasks filters by it.
-    return re.sub(r"[^A-Za-z0-9/_-]", "_", f"kedro-jobs/{job_id}")[:128]
+    name = f"kedro-jobs/{job_id}" + (f"/{group}" if group else "")
+    return re.sub(r"[^A-Za-z0-9/_-]", "_", name)[:128]
 
 
 def _split(ids: str) -> list[str]:
@@ -63,8 +65,10 @@ class EcsTaskLauncher:
             self._ecs = client("ecs")
         return self._ecs
 
-    def request(self, job_id: str, *, token: str) -> dict[str, Any]:
-        """RunTask's arguments for ``job_id``."""
+    def request(
+        self, job_id: str, *, token: str, group: str | None = None, claim: str | None = None
+    ) -> dict[str, Any]:
+        """RunTask's arguments for ``job_id`` (or one ``group`` of it)."""
         vpc: dict[str, Any] = {
             "subnets": self.subnets,
             "assignPublicIp": "ENABLED" if self.assign_public_ip else "DISABLED",
@@ -78,14 +82,21 @@ class EcsTaskLauncher:
             "count": 1,
             "clientToken": client_token(token),
             "networkConfiguration": {"awsvpcConfiguration": vpc},
-            "overrides": {"containerOverrides": [{"name": self.container, "command": [job_id]}]},
-            "startedBy": started_by(job_id),
+            "overrides": {
+                "containerOverrides": [
+                    {"name": self.container, "command": task_command(job_id, group, claim)}
+                ]
+            },
+            "startedBy": started_by(job_id, group),
             "tags": [{"key": JOB_TAG, "value": _tag_value(job_id)}],
         }
 
-    def launch(self, job_id: str, *, token: str) -> str:
+    def launch(
+        self, job_id: str, *, token: str, group: str | None = None, claim: str | None = None
+    ) -> str:
+        request = self.request(job_id, token=token, group=group, claim=claim)
         with aws_errors("ECS"):
-            response = self.ecs.run_task(**self.request(job_id, token=token))
+            response = self.ecs.run_task(**request)
         failures = response.get("failures") or []
         tasks = response.get("tasks") or []
         if failures or not tasks:
@@ -107,6 +118,7 @@ class FargateBackend(TaskBackend):
     dependency = "ECS"
     offer_setting = "fargate_cluster"  # FARGATE_CLUSTER: the template sets it with an image
     takes_long_nodes = True  # a task has hours: a node longer than an invocation fits
+    takes_long_groups = True  # and so does a fanned-out job's long group
 
     @property
     def not_offered(self) -> str:

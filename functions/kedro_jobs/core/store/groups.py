@@ -46,7 +46,7 @@ class Groups(Table):
         groups = {
             g["id"]: reused_group(g["nodes"])
             if g["id"] in reused
-            else GroupRun(nodes=len(g["nodes"]))
+            else GroupRun(nodes=len(g["nodes"]), compute=g.get("compute"))
             for g in plan["groups"]
         }
         values: dict[str, Any] = {
@@ -89,17 +89,20 @@ class Groups(Table):
         worker: str,
         lease_seconds: float,
         token: str | None = None,
+        compute: str = "lambda",
     ) -> GroupClaim:
         """Claim the group for ``worker``, noting the execution's task ``token`` for it (a
-        takeover after this worker dies answers with it)."""
+        takeover after this worker dies answers with it) and where it runs (``compute``: a
+        task backend's claim is the dispatching consumer's, which its task takes over)."""
         now = time.time()
         lease_end = now + lease_seconds
         names = {"#gs": "groups", "#g": group_id, "#st": "status", "#l": "lease", "#w": "worker",
                  "#sa": "started_at", "#r": "runs", "#c": "completed_nodes", "#cur": "current_node",
                  "#job": "status", "#cx": "cancel_requested", "#jl": "lease_expires_at",
-                 "#sd": "sweep_due", "#tk": "token"}  # fmt: skip
+                 "#sd": "sweep_due", "#tk": "token", "#cp": "compute"}  # fmt: skip
         values = {
             ":token": {"S": token} if token else {"NULL": True},
+            ":cp": {"S": compute},
             ":running": {"S": "running"},
             ":pending": {"S": "pending"},
             ":job": encode("status", JobStatus.RUNNING),
@@ -119,23 +122,64 @@ class Groups(Table):
         update = (
             "SET #gs.#g.#st = :running, #gs.#g.#l = :lease, #gs.#g.#w = :worker, "
             "#gs.#g.#sa = :at, #gs.#g.#c = :zero, #gs.#g.#cur = :null, #gs.#g.#tk = :token, "
-            "#jl = :lease, #sd = :lease ADD #gs.#g.#r :one"
+            "#gs.#g.#cp = :cp, #jl = :lease, #sd = :lease ADD #gs.#g.#r :one"
         )
         try:
             attrs = self._raw_update(job_id, update, condition, names, values)
         except ConditionFailed as failed:
-            if not failed.item:
-                return GroupClaim(GroupClaimOutcome.JOB_ENDED, None)
-            job = from_item(failed.item)
-            group = (job.groups or {}).get(group_id)
-            if job.status in TERMINAL or job.cancel_requested or group is None:
-                return GroupClaim(GroupClaimOutcome.JOB_ENDED, job)
-            if group.status in {"completed", "failed", "cancelled"}:
-                return GroupClaim(GroupClaimOutcome.DONE, job)
-            return GroupClaim(GroupClaimOutcome.BUSY, job)
+            return _not_claimed(failed, group_id)
         claimed = from_item(attrs)
         self.events.progressed(claimed)  # a group started: progress across groups moved on
         return GroupClaim(GroupClaimOutcome.CLAIMED, claimed)
+
+    def pass_group(
+        self,
+        job_id: str,
+        group_id: str,
+        *,
+        worker: str,
+        to: str,
+        lease_seconds: float,
+        compute: str | None = None,
+        timeline: str | None = None,
+        again: bool = False,
+    ) -> GroupClaim:
+        """Pass the running group from ``worker``'s claim to ``to`` (a task taking over the
+        claim its dispatching consumer made for it; a group moved to a task backend,
+        ``compute``), with a lease of ``lease_seconds`` (0 or less: expired, so the next
+        delivery of its message takes it at once), while the job runs with no cancel asked.
+        ``again``: the group runs again from its first node (one more of its ``runs``).
+        BUSY when ``worker`` no longer holds it (it was taken over)."""
+        lease_end = time.time() + lease_seconds
+        names = {"#gs": "groups", "#g": group_id, "#st": "status", "#l": "lease", "#w": "worker",
+                 "#job": "status", "#cx": "cancel_requested"}  # fmt: skip
+        values: dict[str, Any] = {
+            ":running": {"S": "running"},
+            ":job": encode("status", JobStatus.RUNNING),
+            ":no": {"BOOL": False},
+            ":lease": {"N": repr(lease_end)},
+            ":worker": {"S": worker},
+            ":to": {"S": to},
+        }
+        update = "SET #gs.#g.#w = :to, #gs.#g.#l = :lease"
+        if lease_seconds > 0:  # the job lives as long as its group's claim
+            names |= {"#jl": "lease_expires_at", "#sd": "sweep_due"}
+            update += ", #jl = :lease, #sd = :lease"
+        if compute is not None:
+            names["#cp"] = "compute"
+            values[":cp"] = {"S": compute}
+            update += ", #gs.#g.#cp = :cp"
+        update = _with_timeline(update, names, values, timeline)
+        if again:
+            names["#r"] = "runs"
+            values[":one"] = {"N": "1"}
+            update += " ADD #gs.#g.#r :one"
+        condition = "#gs.#g.#w = :worker AND #gs.#g.#st = :running AND #job = :job AND #cx = :no"
+        try:
+            attrs = self._raw_update(job_id, update, condition, names, values)
+        except ConditionFailed as failed:
+            return _not_claimed(failed, group_id)
+        return GroupClaim(GroupClaimOutcome.CLAIMED, from_item(attrs))
 
     def group_beat(
         self,
@@ -272,6 +316,19 @@ class Groups(Table):
                 raise
         attributes: dict[str, Any] = resp.get("Attributes", {})
         return attributes
+
+
+def _not_claimed(failed: ConditionFailed, group_id: str) -> GroupClaim:
+    """Why a group's claim (or pass) was refused, from the item as it was."""
+    if not failed.item:
+        return GroupClaim(GroupClaimOutcome.JOB_ENDED, None)
+    job = from_item(failed.item)
+    group = (job.groups or {}).get(group_id)
+    if job.status in TERMINAL or job.cancel_requested or group is None:
+        return GroupClaim(GroupClaimOutcome.JOB_ENDED, job)
+    if group.status in {"completed", "failed", "cancelled"}:
+        return GroupClaim(GroupClaimOutcome.DONE, job)
+    return GroupClaim(GroupClaimOutcome.BUSY, job)
 
 
 def _with_timeline(

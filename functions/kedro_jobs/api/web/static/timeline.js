@@ -137,7 +137,10 @@ window.kedroJobsTimeline = (() => {
       const { run } = lane;
       const status = run.status || "pending";
       const name = lane.plan.name ? `${lane.id} \u00b7 ${lane.plan.name}` : lane.id;
-      const worker = run.worker ? String(run.worker).split("/")[0] : "";
+      // Its worker without the claim's token; a Fargate task by its id, after "fargate".
+      let worker = String(run.worker || "").replace(/\/[^/]*$/, "");
+      if (worker.startsWith("arn:")) worker = worker.slice(worker.lastIndexOf("/") + 1);
+      if (worker && run.compute && run.compute !== "lambda") worker = `${run.compute} ${worker}`;
       const g = svg("g", { class: `tl-row tl-lane tl-${status}`, "data-group": lane.id, "data-state": status,
         "data-worker": run.worker || "", "data-done": `${run.completed_nodes || 0}/${run.nodes || 0}` });
       const nodes = (lane.plan.nodes || []).join(", ");

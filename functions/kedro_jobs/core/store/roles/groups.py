@@ -8,4 +8,6 @@ from kedro_jobs.core.store.groups import Groups
 class GroupJobs(Groups):
     """Start the fan-out (``start_fan_out``), claim a group (``claim_group``), its progress
     and heartbeat (``group_beat``), its end (``end_group``), a dead worker's group taken
-    over (``take_over_group``), and the commit's hold on the job (``hold_for_commit``)."""
+    over (``take_over_group``), a group passed from one claim to another (``pass_group``: a
+    task backend's task taking the claim its dispatching consumer made), and the commit's hold
+    on the job (``hold_for_commit``)."""
