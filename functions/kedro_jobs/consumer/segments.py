@@ -139,9 +139,26 @@ def durations_changed(known: dict[str, float], new: dict[str, float]) -> bool:
     return False
 
 
+# A write that loses to other workers' this many times in a row is given up (logged): the
+# durations are an estimate, and a job never waits or fails for them.
+NODE_STATS_WRITE_ATTEMPTS = 4
+
+
+def _durations(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
+
+
 class NodeStats:
     """Seconds each node of a pipeline took when it last ran (one small S3 object per
-    pipeline; last writer wins, which is right for an estimate). Best effort both ways.
+    pipeline). Best effort both ways.
+
+    Workers that end at the same moment (a fanned-out job's groups) each merge their own
+    nodes into the object and never drop each other's: a write is conditional on the version
+    this container read (S3's If-Match, or If-None-Match where there was none); when another
+    worker wrote first, the object is read again, merged again and written again, up to
+    NODE_STATS_WRITE_ATTEMPTS times, then given up (logged).
 
     A container keeps what it read or wrote for NODE_STATS_TTL_SECONDS, and writes only
     durations that changed noticeably: a job whose nodes take as long as before makes no
@@ -157,35 +174,50 @@ class NodeStats:
         self.artifacts = artifacts
         self._clock = clock
         self.ttl = ttl
-        self._known: dict[str, tuple[float, dict[str, float]]] = {}  # pipeline: (read at, stats)
+        # pipeline: (read at, stats, the ETag of the version they came from)
+        self._known: dict[str, tuple[float, dict[str, float], str | None]] = {}
 
     def read(self, pipeline_name: str) -> dict[str, float]:
         cached = self._known.get(pipeline_name)
         if cached is not None and self._clock() - cached[0] < self.ttl:
             return dict(cached[1])
         try:
-            stats: Any = self.artifacts.get_json(node_stats_key(pipeline_name))
+            stored = self.artifacts.get_json_versioned(node_stats_key(pipeline_name))
         except (DependencyUnavailable, ValueError) as exc:
             logger.warning("node durations not read", extra={"reason": str(exc)})
             return {}
-        read = (
-            {k: float(v) for k, v in stats.items() if isinstance(v, int | float)}
-            if isinstance(stats, dict)
-            else {}
-        )
+        read = _durations(stored.value)
         if read:
             # A pipeline nobody has timed yet is read again next time: another container may
             # be timing it now, and planning a segment blind can cut a node off mid-run.
-            self._known[pipeline_name] = (self._clock(), read)
+            self._known[pipeline_name] = (self._clock(), read, stored.etag)
         return dict(read)
 
     def update(self, pipeline_name: str, known: dict[str, float], new: dict[str, float]) -> None:
         if not new or not durations_changed(known, new):
             return
-        merged = {**known, **new}
+        key = node_stats_key(pipeline_name)
+        cached = self._known.get(pipeline_name)
+        # First over the version this container holds (no extra request; a stale one only
+        # costs a refused write), then over the one another worker wrote meanwhile.
+        base, etag = (cached[1], cached[2]) if cached is not None else ({}, None)
         try:
-            self.artifacts.put_json(node_stats_key(pipeline_name), merged)
-        except DependencyUnavailable as exc:
-            logger.warning("node durations not recorded", extra={"reason": exc.reason})
+            for attempt in range(NODE_STATS_WRITE_ATTEMPTS):
+                if attempt:
+                    stored = self.artifacts.get_json_versioned(key)
+                    base, etag = _durations(stored.value), stored.etag
+                    if not durations_changed(base, new):  # another worker wrote as much
+                        self._known[pipeline_name] = (self._clock(), base, etag)
+                        return
+                merged = {**base, **new}
+                written = self.artifacts.put_json_if(key, merged, etag=etag)
+                if written is not None:
+                    self._known[pipeline_name] = (self._clock(), merged, written)
+                    return
+        except (DependencyUnavailable, ValueError) as exc:
+            logger.warning("node durations not recorded", extra={"reason": str(exc)})
             return
-        self._known[pipeline_name] = (self._clock(), merged)
+        logger.warning(
+            "node durations not recorded: other workers kept writing them",
+            extra={"attempts": NODE_STATS_WRITE_ATTEMPTS},
+        )

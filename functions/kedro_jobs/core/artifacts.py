@@ -4,6 +4,7 @@ and presigned downloads of the datasets jobs committed."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -13,6 +14,9 @@ from kedro_jobs.core.aws import aws_errors, client, error_code
 
 MANIFEST_KEY = "manifest/pipelines.json"
 _DEPENDENCY = "S3"
+# A conditional put that lost: the object is no longer the version read (412), or another
+# conditional write to the key was in flight at that moment (409).
+_CONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 def log_key(job_id: str) -> str:
@@ -40,6 +44,15 @@ def _s3_location(uri: str) -> tuple[str, str]:
     if location is None:
         raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
     return location
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A JSON object as read, with the version to write over: ``etag`` None (and ``value``
+    None) when there was no such object."""
+
+    value: Any
+    etag: str | None
 
 
 class ArtifactStore:
@@ -88,6 +101,40 @@ class ArtifactStore:
     def get_json(self, key: str) -> Any:
         text = self.get_text(key)
         return None if text is None else json.loads(text)
+
+    def get_json_versioned(self, key: str) -> Versioned:
+        """The object's JSON and its ETag, to write it back with ``put_json_if``."""
+        with aws_errors(_DEPENDENCY):
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                    return Versioned(None, None)
+                raise
+            body: bytes = resp["Body"].read()
+        return Versioned(json.loads(body.decode("utf-8", errors="replace")), resp["ETag"])
+
+    def put_json_if(self, key: str, value: Any, *, etag: str | None) -> str | None:
+        """Write the object only if it is still the version read (``etag``), or still absent
+        (``etag`` None): S3's own conditional write (If-Match / If-None-Match). The new
+        version's ETag; None, and nothing written, when another writer got there first (read
+        again, merge, try again)."""
+        conditions = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        with aws_errors(_DEPENDENCY):
+            try:
+                resp = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=json.dumps(value).encode(),
+                    ContentType="application/json; charset=utf-8",
+                    **conditions,
+                )
+            except Exception as exc:
+                if error_code(exc) in _CONDITION_FAILED:
+                    return None
+                raise
+        written: str = resp["ETag"]
+        return written
 
     # -- any object by URI (outputs may live under another prefix, or another bucket) ---------
 
