@@ -21,7 +21,7 @@ from kedro_jobs.core.compute import EcsTaskLauncher
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs, GroupJobs
 from kedro_jobs_local.counting_project import executions
 from kedro_jobs_local.moto_server import MotoServer
 from tests.support.fanout_project import write_fanout_project
@@ -66,7 +66,7 @@ def timed(aws: Aws, pipeline: str, **seconds: float) -> None:
     )
 
 
-def submit(store: JobStore, pipeline: str, **options: Any) -> tuple[Job, str]:
+def submit(store: ApiJobs, pipeline: str, **options: Any) -> tuple[Job, str]:
     job = store.create(Job.new(pipeline_name=pipeline, parameters={}, options=options, user_id="u"))
     return job, job.to_message().model_dump_json(exclude_none=True)
 
@@ -92,7 +92,7 @@ class Tasks:
             self.exits[arn] = task_module.main(override["command"])
 
 
-def drain(invoke: Invoke, aws: Aws, store: JobStore, tasks: Tasks, job_id: str) -> Job:
+def drain(invoke: Invoke, aws: Aws, store: ApiJobs, tasks: Tasks, job_id: str) -> Job:
     """Deliver the execution's messages (an invocation each) and run the tasks they start,
     until the job ends."""
     for _ in range(60):
@@ -117,13 +117,22 @@ def keys(aws: Aws, prefix: str) -> list[str]:
     return sorted(item["Key"] for item in resp.get("Contents", []))
 
 
+def staged_groups(aws: Aws, job_id: str) -> set[str]:
+    """The groups of ``job_id`` whose hand-overs are on the data root's staging."""
+    return {key.split("/")[4] for key in keys(aws, f"data/.kedro-jobs/groups/{job_id}/")}
+
+
+def completed_groups(job: Job) -> set[str]:
+    return {gid for gid, group in (job.groups or {}).items() if group.status == "completed"}
+
+
 def read(aws: Aws, key: str) -> bytes:
     body: bytes = aws.s3.get_object(Bucket=aws.resources.bucket, Key=key)["Body"].read()
     return body
 
 
 def test_a_group_known_to_be_long_runs_on_fargate_and_the_others_on_lambda(
-    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, record: Path,
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: ApiJobs, record: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     timed(aws, "branches", fit_b=1000.0)  # far more than an invocation (30 s here)
@@ -175,7 +184,7 @@ def test_a_group_known_to_be_long_runs_on_fargate_and_the_others_on_lambda(
 
 
 def test_without_fargate_a_job_with_a_long_group_runs_on_one_worker(
-    invoke: Invoke, aws: Aws, store: JobStore, fanout_project: Path,
+    invoke: Invoke, aws: Aws, store: ApiJobs, fanout_project: Path,
     monkeypatch: pytest.MonkeyPatch, fresh_functions: Callable[[], None],
 ) -> None:  # fmt: skip
     monkeypatch.setenv("KEDRO_PROJECT_PATH", str(fanout_project))
@@ -190,7 +199,7 @@ def test_without_fargate_a_job_with_a_long_group_runs_on_one_worker(
 
 
 def test_a_failing_fargate_group_fails_the_job_naming_its_node(
-    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, record: Path,
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: ApiJobs, record: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     timed(aws, "failing", fit_b=1000.0)
@@ -206,11 +215,12 @@ def test_a_failing_fargate_group_fails_the_job_naming_its_node(
     assert failed.compute == "fargate"
     assert "report" not in executions(record)  # the join never ran
     assert not keys(aws, "data/data/")  # nothing committed
-    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+    # Only the hand-overs of the groups that completed are kept, for a rerun from failure.
+    assert staged_groups(aws, job.id) == completed_groups(done)
 
 
 def test_a_job_cancelled_before_its_fargate_task_starts_runs_no_node_of_it(
-    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, record: Path,
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: ApiJobs, record: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     timed(aws, "branches", fit_b=1000.0)
@@ -242,11 +252,11 @@ def test_a_job_cancelled_before_its_fargate_task_starts_runs_no_node_of_it(
         "cancelled",
     )
     assert not keys(aws, "data/data/")
-    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+    assert staged_groups(aws, job.id) == completed_groups(done)
 
 
 def test_a_dead_fargate_task_has_its_group_taken_over_by_a_new_task(
-    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, record: Path,
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: ApiJobs, group_jobs: GroupJobs, record: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     timed(aws, "branches", fit_b=1000.0)
@@ -267,7 +277,7 @@ def test_a_dead_fargate_task_has_its_group_taken_over_by_a_new_task(
     [override] = first["overrides"]["containerOverrides"]
     group, claim = override["command"][2], override["command"][4]
     # The task took the group over from the consumer's claim and died: its lease ran out.
-    taken = store.pass_group(job.id, group, worker=claim, to="dead-task/1", lease_seconds=-1.0)
+    taken = group_jobs.pass_group(job.id, group, worker=claim, to="dead-task/1", lease_seconds=-1.0)
     assert taken.job is not None
     # The next look at the job (a sibling's heartbeat, or the sweeper's delivery) sends the
     # group's message again, and the consumer that takes it asks for a new task.
@@ -289,7 +299,7 @@ def test_a_dead_fargate_task_has_its_group_taken_over_by_a_new_task(
 
 
 def test_a_group_that_outlives_its_invocation_goes_on_as_a_fargate_task(
-    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, record: Path,
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: ApiJobs, record: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """Never timed (a first run): the branches' groups run on Lambda invocations with a
@@ -348,7 +358,7 @@ def test_a_group_that_outlives_its_invocation_goes_on_as_a_fargate_task(
 
 
 def test_a_group_whose_task_could_not_start_asks_for_one_again(
-    ecs: Ecs, invoke: Invoke, aws: Aws, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    ecs: Ecs, invoke: Invoke, aws: Aws, store: ApiJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     timed(aws, "branches", fit_b=1000.0)
     job, body = submit(store, "branches")
