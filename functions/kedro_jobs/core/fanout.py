@@ -24,6 +24,9 @@ DEPENDENCY = "Step Functions"
 GROUP_FAILED = "GroupFailed"
 GROUP_CANCELLED = "GroupCancelled"
 JOB_ENDED = "JobEnded"
+# What the dead-letter function answers for a task whose message it got: the state machine
+# goes to its discard (a dead-lettered discard is sent again, by the discard's Retry).
+MESSAGE_DEAD_LETTERED = "MessageDeadLettered"
 # The state machine's HeartbeatSeconds on every task (template.yaml): a task without a
 # heartbeat or an answer this long fails its execution (a group's failure goes to Discard).
 TASK_HEARTBEAT_SECONDS = 3600
