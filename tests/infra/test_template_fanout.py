@@ -87,6 +87,8 @@ def test_every_task_sends_to_the_jobs_queue_and_waits_for_its_token(
     # dead-lettered discard is sent again.
     assert states["Commit"]["Catch"][0]["Next"] == "Discard"
     assert states["Discard"]["Retry"][0]["ErrorEquals"] == [MESSAGE_DEAD_LETTERED]
+    # The discard learns what ended the groups (a task timed out): the job's error says it.
+    assert states["Discard"]["Parameters"]["MessageBody"]["failure.$"] == "$.failure"
 
 
 def test_the_consumer_knows_the_state_machine(template: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from kedro_jobs_local.lambda_events import to_lambda_record
 from kedro_jobs_local.provision import create_state_machine
 from tests.support.fanout_project import write_fanout_project
 
-from .conftest import Aws, Invoke
+from .conftest import ApiCall, Aws, Invoke
 
 BRANCH_NODES = ["prep_a", "fit_a", "prep_b", "fit_b", "prep_c", "fit_c", "report"]
 
@@ -1071,7 +1072,6 @@ def test_a_group_whose_task_timed_out_while_it_ran_fails_the_job_clearly_and_lea
     assert fan_invoke(body) == {"batchItemFailures": []}
     message, siblings = _one_of_the_first_level(aws)
     aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
-    task = json.loads(message["Body"])
     fan_out = consumer_handler.consumer().fan_out
     assert fan_out is not None
     project = fan_out.runner
@@ -1103,6 +1103,41 @@ def test_a_group_whose_task_timed_out_while_it_ran_fails_the_job_clearly_and_lea
     assert _execution(aws, sfn, fan_invoke, job.id)["status"] == "FAILED"
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.FAILED
-    print(done.error_message, {g: r.status for g, r in (done.groups or {}).items()})
+    message = done.error_message or ""
+    assert message.startswith("The job's fan-out execution ended before every group had run")
+    assert "(Step Functions: States." in message  # what it said (moto's Map re-words it)
+    assert "not run to their end: g4 (report)" in message
+    assert "HeartbeatSeconds" in message and "Nothing was committed" in message
     assert not keys(aws, "data/data/")  # nothing committed
     assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+
+
+def test_a_running_fanned_out_job_shows_its_eta_once_its_nodes_were_timed(
+    fan_invoke: Invoke, aws: Aws, store: JobStore, api_call: ApiCall
+) -> None:
+    """As a one-worker job's, a fanned-out job's record has ``eta`` while it runs, from its
+    pipeline's past node durations (none on its first run), through the API."""
+    first, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{first.id}", user="u")
+    assert status == 200 and shown["status"] == "running" and shown["eta"] is None  # untimed
+    assert drain(fan_invoke, aws, store, first.id).status is JobStatus.COMPLETED
+
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    planned = store.get(job.id)
+    assert planned is not None and planned.fan_out is not None
+    assert set(planned.fan_out["node_seconds"]) == set(BRANCH_NODES)  # every node timed
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{job.id}", user="u")
+    assert status == 200 and shown["status"] == "running"
+    assert shown["eta"] is not None
+    assert datetime.fromisoformat(shown["eta"]) >= datetime.fromisoformat(shown["started_at"])
+    message = next_message(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    assert fan_invoke(message["Body"]) == {"batchItemFailures": []}  # one group has run
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{job.id}", user="u")
+    assert shown["status"] == "running" and shown["eta"] is not None
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{job.id}", user="u")
+    assert shown["status"] == "completed" and shown["eta"] is None

@@ -8,7 +8,13 @@ from typing import Any
 
 from kedro_jobs.cli.commands import request_body
 from kedro_jobs.cli.main import build_parser
-from kedro_jobs.core.fanout import fit_plan, parse_task, transitions, worth_fanning_out
+from kedro_jobs.core.fanout import (
+    fit_plan,
+    parse_task,
+    transitions,
+    unfinished,
+    worth_fanning_out,
+)
 from kedro_jobs.core.models import GroupRun, Job
 from kedro_jobs.core.requests import JobRequest
 from kedro_jobs.core.states import JobStatus
@@ -143,3 +149,24 @@ def test_a_group_known_to_need_an_invocation_or_more_keeps_the_job_on_one_worker
     assert fit_plan(namespaced, long_b, 5.0, invocation_seconds=890.0) is not None
     assert fit_plan(namespaced, {**long_b, "fit_b": 850.0}, 5.0, invocation_seconds=890.0) is None
     assert fit_plan(PLAN, {}, 0.0, invocation_seconds=890.0) == PLAN  # nothing known: fans out
+
+
+def test_a_fan_out_that_ended_early_says_what_step_functions_said_and_what_did_not_run() -> None:
+    plan = {"groups": [{"id": "g1", "name": "a"}, {"id": "g2", "name": "b"},
+                       {"id": "g3", "name": "report"}]}  # fmt: skip
+    groups = {"g1": GroupRun(status="completed"), "g2": GroupRun(status="running")}
+    said = unfinished({"Error": "States.HeartbeatTimeout", "Cause": ""}, groups, plan)
+    assert said.startswith(
+        "The job's fan-out execution ended before every group had run (Step Functions: "
+        "States.HeartbeatTimeout); not run to their end: g2 (b), g3 (report). "
+    )
+    assert said.endswith("Nothing was committed: submit the job again")
+    bare = unfinished(None, {g: GroupRun(status="completed") for g in ("g1", "g2", "g3")}, plan)
+    assert bare.startswith("The job's fan-out execution ended before every group had run. ")
+
+
+def test_a_discard_message_carries_what_ended_the_groups() -> None:
+    body = {"fanout": "discard", "job_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "token": "t",
+            "failure": {"Error": "States.Timeout", "Cause": "x"}}  # fmt: skip
+    task = parse_task(json.dumps(body))
+    assert task is not None and task.failure == {"Error": "States.Timeout", "Cause": "x"}

@@ -25,10 +25,13 @@ from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import (
     GROUP_CANCELLED,
     GROUP_FAILED,
+    GROUP_STOPPED,
     JOB_ENDED,
     Coordinator,
     FanOutTask,
     fit_plan,
+    unfinished,
+    with_estimates,
 )
 from kedro_jobs.core.liveness import dead_groups
 from kedro_jobs.core.models import Job
@@ -43,7 +46,6 @@ from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress, 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
 _ENDED = {"completed": "completed", "cancelled": "cancelled"}  # else "failed"
-UNFINISHED = "The job's fan-out execution ended before every group had run"
 
 
 class GroupBusy(Exception):
@@ -143,6 +145,7 @@ class FanOut:
         )
         if plan is None:
             return False
+        plan = with_estimates(plan, durations)
         # The job's lease, until its first group's claim extends it: the whole budget (the
         # execution's first messages are claimed within seconds).
         started = self.store.start_fan_out(
@@ -175,7 +178,7 @@ class FanOut:
             if not self.store.take_over_group(job.id, group_id, worker=group.worker, every=every):
                 continue  # another consumer or sweep sent it just now
             task = FanOutTask(fanout="group", job_id=job.id, group=group_id, token=group.token)
-            self.queue.send(task.model_dump_json())
+            self.queue.send(task.model_dump_json(exclude_none=True))
             logger.warning(
                 "group's worker died: its message is sent again",
                 extra={"group": group_id, "dead_worker": group.worker},
@@ -248,6 +251,8 @@ class FanOut:
         self._write_group_log(job, group_id, outcome)
         status = _ENDED.get(outcome.status, "failed")
         error = outcome.error_message if status != "completed" else None
+        if status == "cancelled" and sink.stopped:  # not the user's cancel: say why
+            error = GROUP_STOPPED
         if not self.store.end_group(
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
@@ -337,8 +342,9 @@ class FanOut:
             if job.cancel_requested:
                 outcome = RunOutcome("cancelled", None, CANCELLED_MESSAGE, "", 0.0)
             else:
-                why = failed[0].error if failed else UNFINISHED
-                outcome = RunOutcome("failed", None, why or UNFINISHED, "", 0.0)
+                why = failed[0].error if failed else None
+                why = why or unfinished(task.failure, job.groups or {}, job.fan_out or {})
+                outcome = RunOutcome("failed", None, why, "", 0.0)
             self._finish(job, outcome)
         self.runner.discard_groups(job.id)
         self.coordinator.succeed(task.token)
