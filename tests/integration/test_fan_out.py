@@ -866,8 +866,8 @@ def test_a_dead_lettered_commit_fails_the_job_at_once_and_leaves_nothing(
     failed = store.get(job.id)
     assert failed is not None and failed.status is JobStatus.FAILED
     assert failed.error_message == (
-        "The job's commit could not be processed after 5 deliveries: the consumer's log of "
-        "those deliveries says why"
+        "The job's commit could not be processed after 5 deliveries: DependencyUnavailable: "
+        "S3 unavailable: SlowDown: the data root is unreachable"
     )
     assert keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # the discard is on its way
     monkeypatch.setattr(fan_out, "_runner", lambda: project)
@@ -905,7 +905,8 @@ def test_a_dead_lettered_group_fails_the_job_naming_the_group(
     assert failed is not None and failed.status is JobStatus.FAILED
     name = next(g["name"] for g in (failed.fan_out or {})["groups"] if g["id"] == task["group"])
     assert (failed.error_message or "").startswith(
-        f"The job's group {task['group']} ({name}) could not be processed after 5 deliveries"
+        f"The job's group {task['group']} ({name}) could not be processed after 5 deliveries: "
+        "DependencyUnavailable: DynamoDB unavailable: ProvisionedThroughputExceededException"
     )
     for sibling in siblings:  # each stops, finding the job ended; the discard runs
         assert fan_invoke(sibling["Body"]) == {"batchItemFailures": []}

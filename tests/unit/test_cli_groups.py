@@ -85,3 +85,20 @@ def test_watch_draws_a_bar_per_group_with_its_worker() -> None:
     # Its status, nodes done of its own, the worker (without the claim's token), its time.
     assert lanes[0][-6:] == ["completed", "2/2", "on", "req-g1", "2.00", "s"]
     assert lanes[2][-6:] == ["completed", "1/1", "on", "req-g3", "2.00", "s"]
+
+
+def test_status_shows_a_running_fanned_out_jobs_eta() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kedro_jobs.cli.render import show_job
+
+    running = record("running", {
+        "g1": {"status": "running", "nodes": 2, "completed_nodes": 1, "current_node": "fit_a",
+               "worker": "req-1/aa", "started_at": "2026-01-01T00:00:00Z"},
+        "g2": {"status": "pending", "nodes": 2}, "g3": {"status": "pending", "nodes": 1},
+    })  # fmt: skip
+    running["eta"] = (datetime.now(UTC) + timedelta(seconds=90)).isoformat()
+    console = Console(record=True, width=140)
+    show_job(console, {**running, "created_at": "2026-01-01T00:00:00Z", "user_id": "u"})
+    eta = [line for line in console.export_text().splitlines() if line.split()[:1] == ["eta"]]
+    assert len(eta) == 1 and "s left" in eta[0]

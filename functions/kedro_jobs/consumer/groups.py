@@ -9,6 +9,7 @@ or was cancelled (nothing committed, nothing left staged, the job failed or canc
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from kedro_jobs.core.fanout import (
     Coordinator,
     FanOutTask,
     fit_plan,
+    task_key,
     unfinished,
     with_estimates,
 )
@@ -188,6 +190,17 @@ class FanOut:
     # -- the execution's messages -------------------------------------------------------------
 
     def handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
+        try:
+            self._handle(task, budget, invocation)
+        except Exception as exc:
+            # It comes back; should every delivery fail, the dead-letter function says why.
+            with contextlib.suppress(DependencyUnavailable):
+                self.store.note_task_error(
+                    task.job_id, task_key(task), f"{type(exc).__name__}: {exc}"
+                )
+            raise
+
+    def _handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
         # Other systems may send to the jobs queue too: a task is acted on only if its token
         # is one the execution waits for (every task of the state machine takes heartbeats).
         live = self.coordinator.heartbeat(task.token)

@@ -48,6 +48,11 @@ class FanOutTask(BaseModel):
     failure: dict[str, Any] | None = None
 
 
+def task_key(task: FanOutTask) -> str:
+    """Which of its job's tasks ``task`` is: its group's id, ``commit`` or ``discard``."""
+    return str(task.group) if task.fanout == "group" else task.fanout
+
+
 def parse_task(body: str) -> FanOutTask | None:
     """The fan-out task a queue message holds, or None if it is not one (a job message)."""
     try:

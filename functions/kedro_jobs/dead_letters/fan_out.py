@@ -16,7 +16,7 @@ import time
 
 from aws_lambda_powertools import Logger
 
-from kedro_jobs.core.fanout import MESSAGE_DEAD_LETTERED, Coordinator, FanOutTask
+from kedro_jobs.core.fanout import MESSAGE_DEAD_LETTERED, Coordinator, FanOutTask, task_key
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.store.roles.sweep import SweepJobs
 from kedro_jobs.core.store.texts import lost_fan_out_task
@@ -48,8 +48,6 @@ def dead_fan_out_task(
     receives: int,
     jobs: SweepJobs,
     coordinator: Coordinator,
-    *,
-    last_error: str | None = None,
 ) -> None:
     """End the job of a dead-lettered fan-out message and answer its task (see the module)."""
     if not coordinator.heartbeat(task.token):
@@ -62,6 +60,7 @@ def dead_fan_out_task(
     if _runs_elsewhere(job, task, time.time()):
         logger.info("dead-lettered group message while its group runs elsewhere; dropped")
         return
+    last_error = jobs.task_error(job.id, task_key(task))  # noted by its last delivery
     lost = lost_fan_out_task(_what(task, job), receives, last_error)
     if not job.status.terminal:
         failure = _first_failure(job) if task.fanout == "discard" else None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from kedro_jobs.core.store.groups import Groups
+from kedro_jobs.core.store.task_errors import TaskErrors
 
 
-class GroupJobs(Groups):
+class GroupJobs(Groups, TaskErrors):
     """Start the fan-out (``start_fan_out``), claim a group (``claim_group``), its progress
     and heartbeat (``group_beat``), its end (``end_group``), a dead worker's group taken
-    over (``take_over_group``), and the commit's hold on the job (``hold_for_commit``)."""
+    over (``take_over_group``), the commit's hold on the job (``hold_for_commit``), and why
+    a message of the execution last failed (``note_task_error``)."""
