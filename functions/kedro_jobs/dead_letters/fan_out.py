@@ -8,7 +8,8 @@ and a dead-lettered discard is sent again by the state machine's own retry.
 
 Nothing is done for a message whose task the execution no longer waits for (a duplicate after
 its answer, a forged one, or this same dead letter delivered again), nor for a group's message
-while the group runs under a live lease elsewhere (its worker answers the same task)."""
+while the group runs elsewhere (its worker answers the same task) or its worker died (the
+takeover sends the group's message again)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,15 @@ def _what(task: FanOutTask, job: Job) -> str:
     return f"The job's group {task.group}" + (f" ({name})" if name else "")
 
 
-def _runs_elsewhere(job: Job, task: FanOutTask, now: float) -> bool:
+def _not_lost(job: Job, task: FanOutTask, now: float) -> bool:
+    """A group's message is not the only way its task is answered while the group runs: under
+    a live lease its worker answers; under an expired one (its worker died) the group's
+    message is sent again, with the token its claim noted, by a running sibling or the job's
+    next sweep (docs/fan-out.md)."""
     group = (job.groups or {}).get(str(task.group)) if task.fanout == "group" else None
-    return group is not None and group.status == "running" and (group.lease or 0.0) > now
+    if group is None or group.status != "running":
+        return False
+    return (group.lease or 0.0) > now or bool(group.token)
 
 
 def _first_failure(job: Job) -> str | None:
@@ -57,8 +64,8 @@ def dead_fan_out_task(
     if job is None or job.fan_out is None:
         logger.error("dead-lettered fan-out message of no fanned-out job; dropped")
         return
-    if _runs_elsewhere(job, task, time.time()):
-        logger.info("dead-lettered group message while its group runs elsewhere; dropped")
+    if _not_lost(job, task, time.time()):
+        logger.info("dead-lettered group message of a group running (or taken over); dropped")
         return
     last_error = jobs.task_error(job.id, task_key(task))  # noted by its last delivery
     lost = lost_fan_out_task(_what(task, job), receives, last_error)
