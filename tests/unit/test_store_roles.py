@@ -27,12 +27,12 @@ ROLES: dict[type[Table], set[str]] = {
     },
     SweepJobs: {
         "create", "fail", "stranded", "count_live", "mark_looked", "fail_stranded",
-        "fail_exhausted", "cancel_abandoned",
+        "fail_exhausted", "cancel_abandoned", "task_error",
     },
     ScheduleJobs: {"schedule_runs", "create_if_new", "skip", "defer"},
     GroupJobs: {
         "start_fan_out", "claim_group", "group_beat", "end_group",
-        "take_over_group", "hold_for_commit",
+        "take_over_group", "hold_for_commit", "note_task_error",
     },
 }  # fmt: skip
 # Every public method of JobStore before the roles (its callers on other branches use them).
@@ -57,7 +57,7 @@ def test_each_role_has_only_what_its_callers_need(role: type[Table]) -> None:
 # Changed since, each in the one role that needs it: a group's heartbeat returns the job too
 # (a running group notices a sibling whose worker died) and takes such a sibling over; the
 # commit holds the job before it publishes.
-ADDED = {"group_beat", "take_over_group", "hold_for_commit"}
+ADDED = {"group_beat", "take_over_group", "hold_for_commit", "note_task_error", "task_error"}
 REMOVED = {"group_progress"}
 
 

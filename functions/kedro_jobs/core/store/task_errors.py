@@ -12,7 +12,9 @@ TASK_ERROR = "fan_out_task_error"
 _MAX_CHARS = 1000
 
 
-class TaskErrors(Table):
+class TaskErrorNotes(Table):
+    """The consumer's side: it notes the failure."""
+
     def note_task_error(self, job_id: str, task: str, error: str) -> None:
         """``task`` (``g2``, ``commit``, ``discard``) of the running job failed with ``error``.
         Best effort: a job that ended or is gone is not written."""
@@ -32,6 +34,10 @@ class TaskErrors(Table):
             except Exception as exc:
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise
+
+
+class TaskErrorReads(Table):
+    """The dead-letter function's side: it reads the failure."""
 
     def task_error(self, job_id: str, task: str) -> str | None:
         """The last failure noted for ``task`` of the job, if it was the last one noted."""

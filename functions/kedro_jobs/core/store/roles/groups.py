@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from kedro_jobs.core.store.groups import Groups
-from kedro_jobs.core.store.task_errors import TaskErrors
+from kedro_jobs.core.store.task_errors import TaskErrorNotes
 
 
-class GroupJobs(Groups, TaskErrors):
+class GroupJobs(Groups, TaskErrorNotes):
     """Start the fan-out (``start_fan_out``), claim a group (``claim_group``), its progress
     and heartbeat (``group_beat``), its end (``end_group``), a dead worker's group taken
     over (``take_over_group``), the commit's hold on the job (``hold_for_commit``), and why
