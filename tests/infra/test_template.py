@@ -172,7 +172,11 @@ def test_least_privilege_per_function(cfn: dict[str, Any]) -> None:
     ]
     assert "sqs:ChangeMessageVisibility" in consumer  # a retryable record's backoff
     dead_letters = _actions(cfn, "DeadLetterFunction")
-    assert dead_letters == {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents"}
+    # A dead-lettered fan-out message: its token checked, its task failed (docs/fan-out.md).
+    assert dead_letters == {
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents",
+        "states:SendTaskHeartbeat", "states:SendTaskFailure",
+    }  # fmt: skip
     sweeper = _actions(cfn, "SweeperFunction")
     assert sweeper == {
         "events:PutEvents",

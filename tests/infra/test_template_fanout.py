@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS
+from kedro_jobs.core.fanout import MESSAGE_DEAD_LETTERED, TASK_HEARTBEAT_SECONDS
 
 from .conftest import transformed
 
@@ -43,6 +43,8 @@ def test_the_state_machine_may_only_send_to_the_jobs_queue(cfn: dict[str, Any]) 
 
 
 def test_only_the_consumer_starts_executions_and_answers_tasks(cfn: dict[str, Any]) -> None:
+    """The dead-letter function may only check a token and fail its task (a fan-out message
+    it got was lost): no start, no success."""
     roles = [n for n, r in cfn["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
     granted = {
         role: [s for s in _statements(cfn, role) if _actions(s) & set(STATES)] for role in roles
@@ -50,6 +52,7 @@ def test_only_the_consumer_starts_executions_and_answers_tasks(cfn: dict[str, An
     assert {role for role, found in granted.items() if found} == {
         "ConsumerFunctionRole",
         "FargateTaskRole",  # a group too long for an invocation, run as a task, answers
+        "DeadLetterFunctionRole",
     }
     (statement,) = granted["ConsumerFunctionRole"]
     assert _actions(statement) == set(STATES)
@@ -58,6 +61,9 @@ def test_only_the_consumer_starts_executions_and_answers_tasks(cfn: dict[str, An
     (task,) = granted["FargateTaskRole"]
     assert _actions(task) == set(STATES) - {"states:StartExecution"}
     assert task["Resource"] == {"Ref": "FanOutStateMachine"}
+    (dead,) = granted["DeadLetterFunctionRole"]
+    assert _actions(dead) == {"states:SendTaskHeartbeat", "states:SendTaskFailure"}
+    assert dead["Resource"] == {"Ref": "FanOutStateMachine"}
 
 
 def test_a_dead_groups_message_may_be_sent_again_by_its_siblings(cfn: dict[str, Any]) -> None:
@@ -93,8 +99,15 @@ def test_every_task_sends_to_the_jobs_queue_and_waits_for_its_token(
     assert states["Levels"]["MaxConcurrency"] == 1  # one level after the other
     assert states["Levels"]["Catch"][0]["Next"] == "Discard"  # a failed group commits nothing
     assert states["Discard"]["Next"] == "GroupsFailed"
+    # A commit the dead-letter function failed goes to the discard (no staging left), and a
+    # dead-lettered discard is sent again.
+    assert states["Commit"]["Catch"][0]["Next"] == "Discard"
+    assert states["Discard"]["Retry"][0]["ErrorEquals"] == [MESSAGE_DEAD_LETTERED]
+    # The discard learns what ended the groups (a task timed out): the job's error says it.
+    assert states["Discard"]["Parameters"]["MessageBody"]["failure.$"] == "$.failure"
 
 
 def test_the_consumer_knows_the_state_machine(template: dict[str, Any]) -> None:
-    consumer = template["Resources"]["ConsumerFunction"]["Properties"]["Environment"]
-    assert consumer["Variables"]["FAN_OUT_STATE_MACHINE_ARN"] == {"Ref": "FanOutStateMachine"}
+    for function in ("ConsumerFunction", "DeadLetterFunction"):
+        env = template["Resources"][function]["Properties"]["Environment"]
+        assert env["Variables"]["FAN_OUT_STATE_MACHINE_ARN"] == {"Ref": "FanOutStateMachine"}

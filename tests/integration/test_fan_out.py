@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.consumer.group_sink import GroupSink
+from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import TASK_HEARTBEAT_SECONDS, Coordinator, FanOutTask, transitions
 from kedro_jobs.core.models import Job
 from kedro_jobs.core.queue import JobQueue
@@ -26,9 +28,12 @@ from kedro_jobs.core.store import ApiJobs, GroupJobs, SweepJobs
 from kedro_jobs.core.store.groups import GroupClaimOutcome
 from kedro_jobs.sweeper.sweep import Sweeper
 from kedro_jobs_local.counting_project import executions
+from kedro_jobs_local.lambda_context import LocalContext
+from kedro_jobs_local.lambda_events import to_lambda_record
+from kedro_jobs_local.provision import create_state_machine
 from tests.support.fanout_project import write_fanout_project
 
-from .conftest import Aws, Invoke
+from .conftest import ApiCall, Aws, Invoke
 
 BRANCH_NODES = ["prep_a", "fit_a", "prep_b", "fit_b", "prep_c", "fit_c", "report"]
 
@@ -767,3 +772,392 @@ def test_a_failed_groups_node_is_failed_on_the_timeline(
     assert failed.started_at is not None and failed.finished_at is not None
     assert by_name["prep_b"].status == "completed" and by_name["prep_b"].group == "g2"
     assert "report" not in by_name  # the join never ran
+
+
+# -- a fan-out message lost on the dead-letter queue -----------------------------------------
+
+
+def _until(aws: Aws, invoke: Invoke, kind: str) -> dict[str, Any]:
+    """Deliver the execution's messages until one of ``kind`` comes: returned, left on the
+    queue (invisible until its visibility is reset)."""
+    while True:
+        message = next_message(aws)
+        if json.loads(message["Body"])["fanout"] == kind:
+            return message
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+        assert invoke(message["Body"]) == {"batchItemFailures": []}
+
+
+def _one_of_the_first_level(aws: Aws) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A message of the first level's groups, left on the queue; its siblings' messages,
+    taken off it (other workers took them)."""
+    message, *siblings = [next_message(aws) for _ in range(3)]
+    for sibling in siblings:
+        aws.sqs.delete_message(
+            QueueUrl=aws.resources.queue_url, ReceiptHandle=sibling["ReceiptHandle"]
+        )
+    return message, siblings
+
+
+def _dead_lettered(aws: Aws, invoke: Invoke, message: dict[str, Any]) -> dict[str, Any]:
+    """Every delivery of ``message`` fails (the consumer reports it; time injected: its
+    backoff is cut short) until SQS moves it to the dead-letter queue after the template's
+    MaxReceiveCount (5) receives: the event the dead-letter function gets."""
+    deliveries = 0
+    while message is not None:
+        deliveries += 1
+        failures = invoke(message["Body"], message_ids=["m-1"])["batchItemFailures"]
+        assert failures == [{"itemIdentifier": "m-1"}]
+        aws.sqs.change_message_visibility(QueueUrl=aws.resources.queue_url,
+                                          ReceiptHandle=message["ReceiptHandle"],
+                                          VisibilityTimeout=0)  # fmt: skip
+        got = aws.messages(max_number=1)
+        message = got[0] if got else None
+    assert deliveries == 5
+    (dead,) = aws.messages(aws.resources.dlq_url, max_number=1)
+    region = aws.sqs.meta.region_name
+    return {"Records": [to_lambda_record(dead, "arn:dlq", region)]}
+
+
+def _dead_letter_function(event: dict[str, Any]) -> dict[str, Any]:
+    from kedro_jobs.dead_letters import handler as dlq_handler
+
+    result: dict[str, Any] = dlq_handler.handler(event, LocalContext(30, "DeadLetterFunction"))
+    return result
+
+
+def _execution(aws: Aws, sfn: Any, invoke: Invoke, job_id: str) -> dict[str, Any]:
+    """The job's execution once it ended, its messages delivered (one invocation each)."""
+    machine = get_settings().fan_out_state_machine_arn
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    for _ in range(20):  # moto's execution sends from its own thread
+        execution: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING":
+            return execution
+        resp = aws.sqs.receive_message(QueueUrl=aws.resources.queue_url, WaitTimeSeconds=1)
+        for message in resp.get("Messages", []):
+            aws.sqs.delete_message(
+                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+            assert invoke(message["Body"]) == {"batchItemFailures": []}
+    raise AssertionError("the execution did not end")
+
+
+class _Failing:
+    """The project's runner, with one of its methods failing as an unreachable data root
+    would (a retryable error: the message comes back)."""
+
+    def __init__(self, project: Any, method: str) -> None:
+        self.project, self.method = project, method
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.method:
+
+            def unreachable(*args: Any, **kwargs: Any) -> Any:
+                raise DependencyUnavailable("S3", "SlowDown: the data root is unreachable")
+
+            return unreachable
+        return getattr(self.project, name)
+
+
+def test_a_dead_lettered_commit_fails_the_job_at_once_and_leaves_nothing(
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every group ran; the commit's five deliveries failed. The dead-letter function fails
+    the job at once, saying what was lost (not hours later as a lost worker), and fails the
+    commit's task: the state machine's discard removes the staging and the execution ends.
+    The same dead letter delivered again changes nothing."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    commit = _until(aws, fan_invoke, "commit")
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+    monkeypatch.setattr(fan_out, "_runner", lambda: _Failing(project, "commit_groups"))
+    event = _dead_lettered(aws, fan_invoke, commit)
+    still = store.get(job.id)
+    assert still is not None and still.status is JobStatus.RUNNING  # what it was left as
+
+    assert _dead_letter_function(event) == {"batchItemFailures": []}
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert failed.error_message == (
+        "The job's commit could not be processed after 5 deliveries: DependencyUnavailable: "
+        "S3 unavailable: SlowDown: the data root is unreachable"
+    )
+    assert keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # the discard is on its way
+    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+    discard = next_message(aws)
+    assert json.loads(discard["Body"])["fanout"] == "discard"
+    assert fan_invoke(discard["Body"]) == {"batchItemFailures": []}
+    assert _execution(aws, sfn, fan_invoke, job.id)["status"] == "FAILED"
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # no staging left
+    assert not keys(aws, "data/data/")  # nothing committed
+
+    assert _dead_letter_function(event) == {"batchItemFailures": []}  # delivered again
+    again = store.get(job.id)
+    assert again is not None and again.model_dump() == failed.model_dump()
+    assert not aws.messages()
+
+
+def test_a_dead_lettered_group_fails_the_job_naming_the_group(
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    message, siblings = _one_of_the_first_level(aws)
+    task = json.loads(message["Body"])
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise DependencyUnavailable("DynamoDB", "ProvisionedThroughputExceededException")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fan_out.store, "claim_group", throttled)
+        event = _dead_lettered(aws, fan_invoke, message)
+    assert _dead_letter_function(event) == {"batchItemFailures": []}
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    name = next(g["name"] for g in (failed.fan_out or {})["groups"] if g["id"] == task["group"])
+    assert (failed.error_message or "").startswith(
+        f"The job's group {task['group']} ({name}) could not be processed after 5 deliveries: "
+        "DependencyUnavailable: DynamoDB unavailable: ProvisionedThroughputExceededException"
+    )
+    for sibling in siblings:  # each stops, finding the job ended; the discard runs
+        assert fan_invoke(sibling["Body"]) == {"batchItemFailures": []}
+    assert _execution(aws, sfn, fan_invoke, job.id)["status"] == "FAILED"
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error_message == failed.error_message
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+    assert not keys(aws, "data/data/")
+
+
+def test_a_dead_lettered_group_message_of_a_group_running_elsewhere_changes_nothing(
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, group_jobs: GroupJobs, record: Path
+) -> None:
+    """A duplicate of a group's message kept coming back while the group ran under a live
+    lease elsewhere (its worker answers the same task): not lost, so nothing is failed."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    message, _ = _one_of_the_first_level(aws)
+    task = json.loads(message["Body"])
+    group_jobs.claim_group(job.id, task["group"], worker="alive-elsewhere", lease_seconds=600,
+                      token=task["token"])  # fmt: skip
+    event = _dead_lettered(aws, fan_invoke, message)
+    assert _dead_letter_function(event) == {"batchItemFailures": []}
+    still = store.get(job.id)
+    assert still is not None and still.status is JobStatus.RUNNING
+
+
+def test_a_dead_lettered_discard_is_sent_again_and_removes_the_staging(
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group failed; the discard ended the job but could not remove the staging in five
+    deliveries. The dead-letter function fails its task, keeping the job's own error; the
+    state machine sends the discard again, which removes the staging."""
+    job, body = submit(store, "failing")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    discard = _until(aws, fan_invoke, "discard")
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+    monkeypatch.setattr(fan_out, "_runner", lambda: _Failing(project, "discard_groups"))
+    event = _dead_lettered(aws, fan_invoke, discard)
+    assert keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+    assert _dead_letter_function(event) == {"batchItemFailures": []}
+    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+    again = next_message(aws)
+    assert json.loads(again["Body"])["fanout"] == "discard"
+    assert again["MessageId"] != discard["MessageId"]  # sent again by the state machine
+    assert fan_invoke(again["Body"]) == {"batchItemFailures": []}
+    assert _execution(aws, sfn, fan_invoke, job.id)["status"] == "FAILED"
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error_message == "ValueError: branch b does not fit (node: fit_b)"
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+
+
+@pytest.mark.parametrize("boundary", [1, 2], ids=["after_its_first_node", "after_its_last_node"])
+def test_a_stalled_worker_whose_group_was_taken_over_stops_at_its_next_boundary(
+    fan_invoke: Invoke,
+    aws: Aws,
+    store: ApiJobs,
+    group_jobs: GroupJobs,
+    record: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    boundary: int,
+) -> None:
+    """A worker stalled mid-group (not dead): its lease ran out and another consumer took the
+    group over. At its next node boundary, its progress write finds the group no longer its
+    own and it stops there, the last node's boundary too (before its hand-over is saved):
+    it writes no hand-over where the new worker writes its own, no end, no log, no answer."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    message, siblings = _one_of_the_first_level(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    task = json.loads(message["Body"])
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+
+    class Stalled:
+        """The group's sink; at the chosen boundary the worker has stalled past its lease
+        (time injected: a beat with a lease in the past) and another consumer claims it."""
+
+        def __init__(self, sink: Any) -> None:
+            self.sink = sink
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.sink, name)
+
+        def __call__(self, completed: int, total: int, current: str | None) -> bool:
+            if completed == boundary:
+                beat = {"completed": completed, "current": current, "lease_seconds": -1.0}
+                group_jobs.group_beat(job.id, task["group"], worker=self.sink.worker, **beat)
+                taken = group_jobs.claim_group(job.id, task["group"], worker="new-worker",
+                                          lease_seconds=60, token=task["token"])  # fmt: skip
+                assert taken.outcome is GroupClaimOutcome.CLAIMED
+            answer: bool = self.sink(completed, total, current)
+            return answer
+
+    class StallingRunner:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(project, name)
+
+        def run_group(self, request: Any, plan: Any, group_id: str, sink: Any, **kw: Any) -> Any:
+            return project.run_group(request, plan, group_id, Stalled(sink), **kw)
+
+    monkeypatch.setattr(fan_out, "_runner", StallingRunner)
+    assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+
+    held = store.get(job.id)
+    assert held is not None and held.groups is not None
+    group = held.groups[task["group"]]
+    assert (group.status, group.worker, group.completed_nodes) == ("running", "new-worker", 0)
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}/{task['group']}")  # no hand-over
+    assert not keys(aws, f"logs/{job.id}/groups/{task['group']}")
+    branch = task["group"]
+    planned = next(g for g in (held.fan_out or {})["groups"] if g["id"] == branch)
+    ran = executions(record)
+    assert ran.get(planned["nodes"][1], 0) == (1 if boundary == 2 else 0)  # stopped there
+    # The new worker dies too: the group is sent again and run to its end; the job completes
+    # with the results of a one-worker run.
+    group_jobs.group_beat(job.id, branch, worker="new-worker", completed=0, current=None,
+                     lease_seconds=-1.0)  # fmt: skip
+    again = store.get(job.id)
+    assert again is not None
+    fan_out.take_over_dead_groups(again)
+    for sibling in siblings:
+        assert fan_invoke(sibling["Body"]) == {"batchItemFailures": []}
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED, done.error_message
+    assert done.results == {"summary": {"total": 9.0, "branches": 3}}
+    assert done.groups is not None and done.groups[branch].runs == 3
+
+
+@pytest.fixture
+def short_task_machine(
+    aws: Aws, sfn: Any, monkeypatch: pytest.MonkeyPatch, fresh_functions: Callable[[], None]
+) -> str:
+    """The template's state machine with a group's task given up after 1 s without a
+    heartbeat (the template's is 3600 s; a running group beats every third of its lease): the
+    consumer of this test uses it."""
+    props = aws.resources.template["Resources"]["FanOutStateMachine"]["Properties"]
+    resolved = aws.resources.resolver({k: v for k, v in props.items() if k != "RoleArn"})
+    states = resolved["Definition"]["States"]["Levels"]["ItemProcessor"]["States"]
+    task = states["Groups"]["ItemProcessor"]["States"]["Group"]
+    task.update(HeartbeatSeconds=1, TimeoutSeconds=2)
+    arn = create_state_machine(
+        sfn, resolved, "short-group-tasks", "arn:aws:iam::000000000000:role/r"
+    )
+    monkeypatch.setenv("FAN_OUT_STATE_MACHINE_ARN", arn)
+    fresh_functions()
+    return arn
+
+
+def test_a_group_whose_task_timed_out_while_it_ran_fails_the_job_clearly_and_leaves_nothing(
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, sfn: Any, short_task_machine: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Step Functions gives up on a group's task (its HeartbeatSeconds passed: here 1 s)
+    while the group runs on: the level fails and the discard ends the job. The job says
+    which group's task the coordinator gave up on and why, nothing is committed, and no
+    staging is left, even though the group went on to save its hand-over."""
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    message, siblings = _one_of_the_first_level(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+    arn = short_task_machine.replace(":stateMachine:", ":execution:") + f":{job.id}"
+
+    def timed_out() -> bool:
+        events = sfn.get_execution_history(executionArn=arn)["events"]
+        return any(e["type"] == "TaskTimedOut" for e in events)
+
+    class Overtaken:
+        """The project's runner; the group's task times out once it is claimed."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(project, name)
+
+        def run_group(self, *args: Any, **kw: Any) -> Any:
+            for _ in range(100):  # moto's clock: HeartbeatSeconds is 1 s
+                if timed_out():
+                    break
+                aws.sqs.receive_message(QueueUrl=aws.resources.dlq_url, WaitTimeSeconds=0)
+            assert timed_out()
+            return project.run_group(*args, **kw)
+
+    monkeypatch.setattr(fan_out, "_runner", Overtaken)
+    assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
+    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+    for sibling in siblings:  # their tasks ended with the level: dropped
+        assert fan_invoke(sibling["Body"]) == {"batchItemFailures": []}
+    assert _execution(aws, sfn, fan_invoke, job.id)["status"] == "FAILED"
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    message = done.error_message or ""
+    assert message.startswith("The job's fan-out execution ended before every group had run")
+    assert "(Step Functions: States." in message  # what it said (moto's Map re-words it)
+    assert "not run to their end: g4 (report)" in message
+    assert "HeartbeatSeconds" in message and "Nothing was committed" in message
+    assert not keys(aws, "data/data/")  # nothing committed
+    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+
+
+def test_a_running_fanned_out_job_shows_its_eta_once_its_nodes_were_timed(
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, api_call: ApiCall
+) -> None:
+    """As a one-worker job's, a fanned-out job's record has ``eta`` while it runs, from its
+    pipeline's past node durations (none on its first run), through the API."""
+    first, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{first.id}", user="u")
+    assert status == 200 and shown["status"] == "running" and shown["eta"] is None  # untimed
+    assert drain(fan_invoke, aws, store, first.id).status is JobStatus.COMPLETED
+
+    job, body = submit(store, "branches")
+    assert fan_invoke(body) == {"batchItemFailures": []}
+    planned = store.get(job.id)
+    assert planned is not None and planned.fan_out is not None
+    assert set(planned.fan_out["node_seconds"]) == set(BRANCH_NODES)  # every node timed
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{job.id}", user="u")
+    assert status == 200 and shown["status"] == "running"
+    assert shown["eta"] is not None
+    assert datetime.fromisoformat(shown["eta"]) >= datetime.fromisoformat(shown["started_at"])
+    message = next_message(aws)
+    aws.sqs.delete_message(QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    assert fan_invoke(message["Body"]) == {"batchItemFailures": []}  # one group has run
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{job.id}", user="u")
+    assert shown["status"] == "running" and shown["eta"] is not None
+    done = drain(fan_invoke, aws, store, job.id)
+    assert done.status is JobStatus.COMPLETED
+    status, shown, _ = api_call("GET", f"/api/v1/jobs/{job.id}", user="u")
+    assert shown["status"] == "completed" and shown["eta"] is None

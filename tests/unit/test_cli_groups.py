@@ -94,3 +94,20 @@ def test_a_group_on_fargate_shows_fargate_and_its_task_not_the_claim_token() -> 
     assert worker({"worker": "req-1/ab12cd34", "compute": "lambda"}) == "req-1"
     assert worker({"worker": "req-1/ab12cd34"}) == "req-1"
     assert worker({}) == ""
+
+
+def test_status_shows_a_running_fanned_out_jobs_eta() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kedro_jobs.cli.render import show_job
+
+    running = record("running", {
+        "g1": {"status": "running", "nodes": 2, "completed_nodes": 1, "current_node": "fit_a",
+               "worker": "req-1/aa", "started_at": "2026-01-01T00:00:00Z"},
+        "g2": {"status": "pending", "nodes": 2}, "g3": {"status": "pending", "nodes": 1},
+    })  # fmt: skip
+    running["eta"] = (datetime.now(UTC) + timedelta(seconds=90)).isoformat()
+    console = Console(record=True, width=140)
+    show_job(console, {**running, "created_at": "2026-01-01T00:00:00Z", "user_id": "u"})
+    eta = [line for line in console.export_text().splitlines() if line.split()[:1] == ["eta"]]
+    assert len(eta) == 1 and "s left" in eta[0]

@@ -8,7 +8,13 @@ from typing import Any
 
 from kedro_jobs.cli.commands import request_body
 from kedro_jobs.cli.main import build_parser
-from kedro_jobs.core.fanout import fit_plan, parse_task, transitions, worth_fanning_out
+from kedro_jobs.core.fanout import (
+    fit_plan,
+    parse_task,
+    transitions,
+    unfinished,
+    worth_fanning_out,
+)
 from kedro_jobs.core.models import GroupRun, Job
 from kedro_jobs.core.requests import JobRequest
 from kedro_jobs.core.states import JobStatus
@@ -166,3 +172,24 @@ def test_where_fargate_is_offered_a_long_group_runs_there_and_the_job_still_fans
     linear = {**PLAN, "groups": PLAN["groups"][:1], "levels": [["g1"]]}
     assert fit_plan(linear, {"fit_a": 5000.0}, 0.0, invocation_seconds=890.0,
                     long_groups="fargate") is None  # fmt: skip
+
+
+def test_a_fan_out_that_ended_early_says_what_step_functions_said_and_what_did_not_run() -> None:
+    plan = {"groups": [{"id": "g1", "name": "a"}, {"id": "g2", "name": "b"},
+                       {"id": "g3", "name": "report"}]}  # fmt: skip
+    groups = {"g1": GroupRun(status="completed"), "g2": GroupRun(status="running")}
+    said = unfinished({"Error": "States.HeartbeatTimeout", "Cause": ""}, groups, plan)
+    assert said.startswith(
+        "The job's fan-out execution ended before every group had run (Step Functions: "
+        "States.HeartbeatTimeout); not run to their end: g2 (b), g3 (report). "
+    )
+    assert said.endswith("Nothing was committed: submit the job again")
+    bare = unfinished(None, {g: GroupRun(status="completed") for g in ("g1", "g2", "g3")}, plan)
+    assert bare.startswith("The job's fan-out execution ended before every group had run. ")
+
+
+def test_a_discard_message_carries_what_ended_the_groups() -> None:
+    body = {"fanout": "discard", "job_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "token": "t",
+            "failure": {"Error": "States.Timeout", "Cause": "x"}}  # fmt: skip
+    task = parse_task(json.dumps(body))
+    assert task is not None and task.failure == {"Error": "States.Timeout", "Cause": "x"}

@@ -28,12 +28,12 @@ ROLES: dict[type[Table], set[str]] = {
     },
     SweepJobs: {
         "create", "fail", "stranded", "count_live", "mark_looked", "fail_stranded",
-        "fail_exhausted", "cancel_abandoned",
+        "fail_exhausted", "cancel_abandoned", "task_error",
     },
     ScheduleJobs: {"schedule_runs", "create_if_new", "skip", "defer"},
     GroupJobs: {
         "start_fan_out", "claim_group", "group_beat", "end_group",
-        "take_over_group", "hold_for_commit", "pass_group",
+        "take_over_group", "hold_for_commit", "pass_group", "note_task_error",
     },
 }  # fmt: skip
 # Every public method of JobStore before the roles (its callers on other branches use them).
@@ -59,7 +59,10 @@ def test_each_role_has_only_what_its_callers_need(role: type[Table]) -> None:
 # (a running group notices a sibling whose worker died) and takes such a sibling over; the
 # commit holds the job before it publishes; a group passes from a dispatching consumer's
 # claim to its Fargate task's.
-ADDED = {"group_beat", "take_over_group", "hold_for_commit", "pass_group"}
+ADDED = {
+    "group_beat", "take_over_group", "hold_for_commit", "pass_group", "note_task_error",
+    "task_error",
+}  # fmt: skip
 REMOVED = {"group_progress"}
 
 

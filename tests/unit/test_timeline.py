@@ -14,6 +14,7 @@ from kedro_jobs.core.timeline import (
     Timeline,
     combine_groups,
     expected_end,
+    expected_fan_out_end,
     group_cap,
     group_part,
 )
@@ -155,3 +156,51 @@ def test_many_large_groups_keep_the_whole_job_under_the_timelines_cap() -> None:
     assert combined is not None
     nodes, omitted = combined
     assert len(nodes) == MAX_TIMELINE_NODES and omitted == 50_000 - MAX_TIMELINE_NODES
+
+
+def _fan_plan() -> dict[str, Any]:
+    """Three branches (g1-g3) at once, then a join (g4)."""
+    return {
+        "groups": [
+            {"id": "g1", "name": "a", "nodes": ["prep_a", "fit_a"]},
+            {"id": "g2", "name": "b", "nodes": ["prep_b", "fit_b"]},
+            {"id": "g3", "name": "c", "nodes": ["prep_c", "fit_c"]},
+            {"id": "g4", "name": "report", "nodes": ["report"]},
+        ],
+        "levels": [["g1", "g2", "g3"], ["g4"]],
+        "node_seconds": {"prep_a": 10.0, "fit_a": 50.0, "prep_b": 5.0, "fit_b": 20.0,
+                         "prep_c": 5.0, "fit_c": 30.0, "report": 4.0},
+    }  # fmt: skip
+
+
+def test_a_fanned_out_jobs_eta_is_its_critical_path_over_the_levels() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    plan = _fan_plan()
+    # Nothing started: the longest branch (60 s), then the join (4 s); not the sum (124 s).
+    pending = {g: {"status": "pending"} for g in ("g1", "g2", "g3", "g4")}
+    assert expected_fan_out_end(plan, pending, [], now) == now + timedelta(seconds=64)
+    # a is 30 s into fit_a (20 s left); b is done; c waits (35 s): the level ends with c.
+    groups = {"g1": {"status": "running"}, "g2": {"status": "completed"},
+              "g3": {"status": "pending"}, "g4": {"status": "pending"}}  # fmt: skip
+    nodes = [
+        {"name": "prep_a", "status": "completed", "group": "g1",
+         "started_at": now - timedelta(seconds=40)},
+        {"name": "fit_a", "status": "running", "group": "g1",
+         "started_at": now - timedelta(seconds=30)},
+    ]  # fmt: skip
+    assert expected_fan_out_end(plan, groups, nodes, now) == now + timedelta(seconds=35 + 4)
+    # c done too: a's 20 s left, then the join.
+    groups["g3"] = {"status": "completed"}
+    assert expected_fan_out_end(plan, groups, nodes, now) == now + timedelta(seconds=20 + 4)
+    # A node past its estimate has nothing left (not a negative time).
+    late = [nodes[0], {**nodes[1], "started_at": now - timedelta(seconds=90)}]
+    assert expected_fan_out_end(plan, groups, late, now) == now + timedelta(seconds=4)
+
+
+def test_a_fanned_out_job_without_past_durations_has_no_eta_and_untimed_nodes_count_the_mean(
+) -> None:  # fmt: skip
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    pending = {g: {"status": "pending"} for g in ("g1", "g2", "g3", "g4")}
+    assert expected_fan_out_end({**_fan_plan(), "node_seconds": {}}, pending, [], now) is None
+    plan = {**_fan_plan(), "node_seconds": {"prep_a": 2.0, "fit_a": 4.0}}  # the mean: 3 s
+    assert expected_fan_out_end(plan, pending, [], now) == now + timedelta(seconds=6 + 3)

@@ -54,8 +54,8 @@ class GroupSink:
     def __call__(self, completed: int, total: int, current: str | None, /) -> bool:
         self.completed, self.current = completed, current
         self.timeline.began(current, utcnow())
-        if total and completed >= total:
-            return False  # the group's end is written next
+        # Written at the last boundary too: the group's hand-over is saved next, and a worker
+        # that stalled and lost the group meanwhile must not save it over the new worker's.
         return self._write()
 
     def node_finished(self, name: str, seconds: float) -> None:

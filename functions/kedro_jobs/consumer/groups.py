@@ -9,6 +9,7 @@ or was cancelled (nothing committed, nothing left staged, the job failed or canc
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -27,10 +28,14 @@ from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import (
     GROUP_CANCELLED,
     GROUP_FAILED,
+    GROUP_STOPPED,
     JOB_ENDED,
     Coordinator,
     FanOutTask,
     fit_plan,
+    task_key,
+    unfinished,
+    with_estimates,
 )
 from kedro_jobs.core.liveness import dead_groups
 from kedro_jobs.core.models import GroupRun, Job, utcnow
@@ -46,7 +51,6 @@ from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunOutcome, RunProgress, 
 logger = Logger(service="kedro-jobs-consumer", child=True)
 
 _ENDED = {"completed": "completed", "cancelled": "cancelled"}  # else "failed"
-UNFINISHED = "The job's fan-out execution ended before every group had run"
 # How long a group's task has to start and take the group over from the claim its
 # dispatching consumer made (a Fargate task pulls the image first: a minute or two); after
 # that its lease has run out and the group is sent again, as a dead worker's.
@@ -165,12 +169,10 @@ class FanOut:
             return False
         if plan is None:
             return False
+        durations = self.node_stats.read(job.pipeline_name)
         if job.reuse_plan is not None:
             plan = rerun_plan(job, plan)
-            if plan is None:
-                return False
         else:
-            durations = self.node_stats.read(job.pipeline_name)
             long_groups = long_group_backend(self._launchers())
             plan = fit_plan(
                 plan,
@@ -181,8 +183,9 @@ class FanOut:
                 # A group too long for one runs as a task there (none offered: one worker).
                 long_groups=long_groups.name if long_groups else None,
             )
-            if plan is None:
-                return False
+        if plan is None:
+            return False
+        plan = with_estimates(plan, durations)
         # The job's lease, until its first group's claim extends it: the whole budget (the
         # execution's first messages are claimed within seconds).
         started = self.store.start_fan_out(
@@ -215,7 +218,7 @@ class FanOut:
             if not self.store.take_over_group(job.id, group_id, worker=group.worker, every=every):
                 continue  # another consumer or sweep sent it just now
             task = FanOutTask(fanout="group", job_id=job.id, group=group_id, token=group.token)
-            self.queue.send(task.model_dump_json())
+            self.queue.send(task.model_dump_json(exclude_none=True))
             logger.warning(
                 "group's worker died: its message is sent again",
                 extra={"group": group_id, "dead_worker": group.worker},
@@ -225,6 +228,17 @@ class FanOut:
     # -- the execution's messages -------------------------------------------------------------
 
     def handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
+        try:
+            self._handle(task, budget, invocation)
+        except Exception as exc:
+            # It comes back; should every delivery fail, the dead-letter function says why.
+            with contextlib.suppress(DependencyUnavailable):
+                self.store.note_task_error(
+                    task.job_id, task_key(task), f"{type(exc).__name__}: {exc}"
+                )
+            raise
+
+    def _handle(self, task: FanOutTask, budget: float, invocation: str | None) -> None:
         # Other systems may send to the jobs queue too: a task is acted on only if its token
         # is one the execution waits for (every task of the state machine takes heartbeats).
         live = self.coordinator.heartbeat(task.token)
@@ -307,6 +321,8 @@ class FanOut:
         self._write_group_log(job, group_id, outcome)
         status = _ENDED.get(outcome.status, "failed")
         error = outcome.error_message if status != "completed" else None
+        if status == "cancelled" and sink.stopped:  # not the user's cancel: say why
+            error = GROUP_STOPPED
         if not self.store.end_group(
             job.id, group_id, worker=worker, status=status,
             completed=outcome.progress.completed, error=error,
@@ -521,8 +537,9 @@ class FanOut:
             if job.cancel_requested:
                 outcome = RunOutcome("cancelled", None, CANCELLED_MESSAGE, "", 0.0)
             else:
-                why = failed[0].error if failed else UNFINISHED
-                outcome = RunOutcome("failed", None, why or UNFINISHED, "", 0.0)
+                why = failed[0].error if failed else None
+                why = why or unfinished(task.failure, job.groups or {}, job.fan_out or {})
+                outcome = RunOutcome("failed", None, why, "", 0.0)
             self._finish(job, outcome, self._kept(job))
         elif job.reusable_until is None:  # delivered again: it kept nothing after all
             keep = []

@@ -24,6 +24,9 @@ DEPENDENCY = "Step Functions"
 GROUP_FAILED = "GroupFailed"
 GROUP_CANCELLED = "GroupCancelled"
 JOB_ENDED = "JobEnded"
+# What the dead-letter function answers for a task whose message it got: the state machine
+# goes to its discard (a dead-lettered discard is sent again, by the discard's Retry).
+MESSAGE_DEAD_LETTERED = "MessageDeadLettered"
 # The state machine's HeartbeatSeconds on every task (template.yaml): a task without a
 # heartbeat or an answer this long fails its execution (a group's failure goes to Discard).
 TASK_HEARTBEAT_SECONDS = 3600
@@ -40,6 +43,14 @@ class FanOutTask(BaseModel):
     job_id: Annotated[StrictStr, StringConstraints(pattern=JOB_ID_PATTERN)]
     group: Annotated[StrictStr, StringConstraints(pattern=r"^g[0-9]{1,4}$")] | None = None
     token: Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
+    # The discard's: the error that ended the execution's groups (Step Functions' Error and
+    # Cause, as its Catch passed them on).
+    failure: dict[str, Any] | None = None
+
+
+def task_key(task: FanOutTask) -> str:
+    """Which of its job's tasks ``task`` is: its group's id, ``commit`` or ``discard``."""
+    return str(task.group) if task.fanout == "group" else task.fanout
 
 
 def parse_task(body: str) -> FanOutTask | None:
@@ -54,6 +65,38 @@ def parse_task(body: str) -> FanOutTask | None:
         return FanOutTask.model_validate(data)
     except ValidationError:
         return None
+
+
+UNFINISHED = "The job's fan-out execution ended before every group had run"
+# A group's error when it stopped at a node boundary for its job's sake, not a user's cancel.
+GROUP_STOPPED = (
+    "Stopped at a node boundary: another group of the job failed, or Step Functions no "
+    "longer waited for this group (its task timed out)"
+)
+
+
+def unfinished(failure: dict[str, Any] | None, groups: dict[str, Any], plan: dict[str, Any]) -> str:
+    """Why a fanned-out job failed when its execution went to the discard with no group
+    failed or cancelled: what Step Functions said (``failure``, its Catch's Error and Cause:
+    a task timed out, say), and the groups (``groups``: the record's, by id) not run to
+    their end."""
+    names = {g["id"]: g["name"] for g in plan.get("groups", [])}
+    open_ = [
+        f"{gid} ({names.get(gid, gid)})"
+        for gid in (g["id"] for g in plan.get("groups", []))
+        if getattr(groups.get(gid), "status", "pending") in {"pending", "running"}
+    ]
+    said = ""
+    if failure and failure.get("Error"):
+        cause = str(failure.get("Cause") or "")[:500]
+        said = f" (Step Functions: {failure['Error']}{': ' + cause if cause else ''})"
+    return (
+        f"{UNFINISHED}{said}"
+        + (f"; not run to their end: {', '.join(open_)}" if open_ else "")
+        + f". A group's task ends when its message waits, or its group runs, past the state "
+        f"machine's HeartbeatSeconds ({TASK_HEARTBEAT_SECONDS} s) without a heartbeat, or "
+        "past its TimeoutSeconds. Nothing was committed: submit the job again"
+    )
 
 
 def execution_input(job_id: str, plan: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +231,14 @@ def fit_plan(
         "groups": groups,
         "levels": [[renamed[g["id"]] for g in level] for level in levels],
     }
+
+
+def with_estimates(plan: dict[str, Any], node_seconds: dict[str, float]) -> dict[str, Any]:
+    """``plan`` with its nodes' past durations, what its ETA is computed from (core/timeline.py
+    ``expected_fan_out_end``)."""
+    mine = {n for g in plan["groups"] for n in g["nodes"]}
+    known = {n: round(s, 3) for n, s in node_seconds.items() if n in mine}
+    return {**plan, "node_seconds": known}
 
 
 def worth_fanning_out(

@@ -264,3 +264,47 @@ def expected_end(
     else:
         left += sum(unrun) + (waiting - len(unrun)) * mean
     return now + timedelta(seconds=left)
+
+
+def expected_fan_out_end(
+    plan: Mapping[str, Any],
+    groups: Mapping[str, Any],
+    nodes: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> datetime | None:
+    """When a running fanned-out job is expected to end, from its plan: the levels run one
+    after another and a level ends with its longest group, so what is left is, over the
+    levels, the longest of each level's groups' remaining time (the critical path). A group
+    that ended has none left; a pending one, its nodes' durations when the pipeline last ran
+    (the plan's ``node_seconds``; a node never timed counts as their mean); a running one,
+    its nodes not yet run plus what its running node has left of its estimate (``nodes``:
+    the job's timeline, each row naming its group). None without estimates, as for a
+    one-worker job."""
+    estimates = plan.get("node_seconds")
+    if not isinstance(estimates, Mapping) or not estimates:
+        return None
+    mean = sum(estimates.values()) / len(estimates)
+    rows: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for node in nodes:
+        rows.setdefault(str(node.get("group")), {})[str(node.get("name"))] = node
+    planned = {g["id"]: g for g in plan.get("groups", []) if isinstance(g, Mapping)}
+
+    def left(group_id: str) -> float:
+        entry = groups.get(group_id)
+        status = entry.get("status") if isinstance(entry, Mapping) else None
+        if status not in (None, "pending", "running"):
+            return 0.0
+        ran = rows.get(group_id, {}) if status == "running" else {}
+        total = 0.0
+        for name in planned.get(group_id, {}).get("nodes", []):
+            estimate = float(estimates.get(name, mean))
+            row = ran.get(name)
+            if row is None:
+                total += estimate
+            elif row.get("status") == "running" and isinstance(row.get("started_at"), datetime):
+                total += max(0.0, estimate - (now - row["started_at"]).total_seconds())
+        return total
+
+    levels = plan.get("levels") or []
+    remaining = sum(max((left(gid) for gid in level), default=0.0) for level in levels)
+    return now + timedelta(seconds=remaining)

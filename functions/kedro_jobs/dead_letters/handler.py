@@ -12,11 +12,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from kedro_jobs.core.batch import process_batch
 from kedro_jobs.core.errors import JobNotFound
+from kedro_jobs.core.fanout import Coordinator, coordinator_from_settings, parse_task
 from kedro_jobs.core.liveness import held
 from kedro_jobs.core.messages import BadMessage, may_change, parse_body
 from kedro_jobs.core.queue import REASON_ATTRIBUTE
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store.roles.sweep import SweepJobs
+from kedro_jobs.dead_letters.fan_out import dead_fan_out_task
 
 logger = Logger(service="kedro-jobs-dlq")
 
@@ -31,9 +33,19 @@ def store() -> SweepJobs:
     return SweepJobs.from_settings(settings)
 
 
-def dead_letter(record: SQSRecord, jobs: SweepJobs) -> None:
-    parsed = parse_body(record.body)
+@cache
+def coordinator() -> Coordinator | None:
+    return coordinator_from_settings(get_settings())
+
+
+def dead_letter(record: SQSRecord, jobs: SweepJobs, fan_out: Coordinator | None = None) -> None:
     receives = record.attributes.approximate_receive_count
+    task = parse_task(record.body) if fan_out is not None else None
+    if task is not None and fan_out is not None:  # a message of a fan-out execution
+        # The count goes on across queues: this function's own receive is the last.
+        dead_fan_out_task(task, max(1, int(receives) - 1), jobs, fan_out)
+        return
+    parsed = parse_body(record.body)
     if isinstance(parsed, BadMessage):
         job_id, why, sender = parsed.job_id, parsed.reason, parsed.user_id
     else:
@@ -79,7 +91,7 @@ def dead_letter(record: SQSRecord, jobs: SweepJobs) -> None:
 
 
 def record_handler(record: SQSRecord) -> None:
-    dead_letter(record, store())
+    dead_letter(record, store(), coordinator())
 
 
 @logger.inject_lambda_context

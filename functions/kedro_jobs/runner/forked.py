@@ -136,8 +136,9 @@ class _Child:
     def _progress(self, completed: int, total: int, current: str | None, **more: Any) -> None:
         self.progress = RunProgress(completed, total, current)
         self.send(t="progress", completed=completed, total=total, current=current, **more)
-        if completed < total:  # the parent answers every event that has a node after it
-            self.owed += 1
+        # The parent answers every event, the last node's too: a fanned-out group asks, before
+        # it saves its hand-over, whether it still holds its group (handover.execute_group).
+        self.owed += 1
 
     def _read_reply(self) -> None:
         while b"\n" not in self.reply_buffer:
@@ -227,8 +228,9 @@ class _Parent:
     def report(self, event: dict[str, Any]) -> None:
         completed, total = event["completed"], event["total"]
         stop = self.control.report(completed, total, event["current"])
-        if completed < total:
-            self.reply(stop=stop, go_on=stop or not self.control.should_continue())
+        self.reply(
+            stop=stop, go_on=stop or completed >= total or not self.control.should_continue()
+        )
 
     def reply(self, *, stop: bool, go_on: bool = True) -> None:
         """ "stop" (a cancel), "continue" (checkpoint at this boundary) or "go"."""

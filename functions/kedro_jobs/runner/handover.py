@@ -235,6 +235,12 @@ def execute_group(
             runner=SequentialRunner(),
             **run_arguments(request, nodes=work.nodes),
         )
+    # The last node's boundary: a worker that lost its group meanwhile (it stalled, another
+    # took the group over) or whose job was cancelled stops here, before it writes anything
+    # where the new worker's run writes its own hand-over.
+    stop = events.stop_reason()
+    if stop is not None and stop.status != "continued":
+        raise stop
     # File datasets are handed over as their staged files: only the others travel as values.
     files = {item.name for item in plan.staged}
     kept = {name: value for name, value in exports.values.items() if name not in files}

@@ -10,6 +10,7 @@ its reads give Decimals where a job has ints and floats.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import timedelta
@@ -24,7 +25,7 @@ from kedro_jobs.core.models import Job, iso, utcnow
 from kedro_jobs.core.requests import check_nesting
 from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import texts
-from kedro_jobs.core.timeline import combine_groups, pack, unpack
+from kedro_jobs.core.timeline import combine_groups, expected_fan_out_end, pack, unpack
 
 AttributeValue = dict[str, Any]
 
@@ -257,6 +258,10 @@ def _group_nodes(data: dict[str, Any]) -> None:
     combined = combine_groups(groups, levels if isinstance(levels, list) else ())
     if combined is not None:
         data["nodes"], data["nodes_omitted"] = combined
+    if data.get("status") == JobStatus.RUNNING and isinstance(plan, dict):
+        # Its ETA, from the plan's past durations and how far its groups are, as read now.
+        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+            data["eta"] = expected_fan_out_end(plan, groups, data.get("nodes") or [], utcnow())
 
 
 def _fill_placeholders(data: dict[str, Any], left_out: dict[str, str]) -> None:

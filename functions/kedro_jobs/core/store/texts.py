@@ -26,6 +26,13 @@ def gave_up(attempts: int, max_attempts: int) -> str:
     )
 
 
+def lost_fan_out_task(what: str, deliveries: int, last_error: str | None) -> str:
+    """Why a fanned-out job failed when its execution's message ``what`` (a group's, the
+    commit's, the discard's) ended on the dead-letter queue."""
+    why = last_error or "the consumer's log of those deliveries says why"
+    return f"{what} could not be processed after {deliveries} deliveries: {why}"
+
+
 def cancelled_abandoned(handed_off: bool) -> str:
     return CANCELLED_BETWEEN_SEGMENTS if handed_off else CANCELLED_WHILE_GONE
 
