@@ -112,8 +112,18 @@ def _fingerprint(conf: Path) -> Fingerprint:
     return tuple(sorted(found))
 
 
+_STEADY: dict[Fingerprint, bool] = {}  # of the conf folder as last seen (jobs of new shapes)
+
+
 def _steady(fingerprint: Fingerprint) -> bool:
     """No conf file interpolates a resolver that may give another value at the next run."""
+    if fingerprint not in _STEADY:
+        _STEADY.clear()
+        _STEADY[fingerprint] = _scan(fingerprint)
+    return _STEADY[fingerprint]
+
+
+def _scan(fingerprint: Fingerprint) -> bool:
     for path, *_ in fingerprint:
         if not path.endswith((".yml", ".yaml", ".json")):
             continue
