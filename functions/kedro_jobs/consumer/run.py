@@ -76,6 +76,9 @@ class JobSink:
         self.lease = lease
         self.lost = False
         self._next_beat = time.monotonic() + lease / 3
+        # When a write last read the job's cancel flag: the claim, just made; then each
+        # progress write and heartbeat (runner/control.py holds reports back only soon after).
+        self.read_at = time.monotonic()
         # The node timeline this segment adds to, written with each progress report; with
         # ``estimates`` (the pipeline's past node durations) it also gives the job's ETA.
         self.timeline = timeline
@@ -141,11 +144,13 @@ class JobSink:
     def _stop(self, write: Callable[[], bool | None], unrecorded: str) -> bool:
         """One write to the job that tells whether the run should stop: a cancel was asked,
         or the job changed hands (None). A write that fails does not stop the run."""
+        sent = time.monotonic()
         try:
             cancel = write()
         except DependencyUnavailable as exc:
             logger.warning(unrecorded, extra={"reason": exc.reason})
             return False
+        self.read_at = sent
         if cancel is None:
             self.lost = True
             return True

@@ -38,12 +38,13 @@ class ContinuePolicy:
 
 
 # Progress is written at each node boundary (the write also reads the cancel flag), but a
-# forked run may hold a boundary's report back when it wrote one less than
-# REPORT_QUIET_SECONDS ago and the node after it is expected to be quick (it took under
-# QUICK_NODE_SECONDS when the pipeline last ran): the run goes on at once, and the report is
-# written only if that node is still running a moment later (forked.py). A sub-second job
-# then makes no progress write; a cancel is seen at the first boundary that writes: at most
-# REPORT_QUIET_SECONDS of quick nodes later, and never past a node expected to be long.
+# forked run may hold a boundary's report back when a write read the job's cancel flag less
+# than REPORT_QUIET_SECONDS ago (its claim, a progress write, a heartbeat) and the node after
+# it is expected to be quick (it took under QUICK_NODE_SECONDS when the pipeline last ran):
+# the run goes on at once, and the report is written only if that node is still running a
+# moment later (forked.py). A sub-second job then makes no progress write; a cancel is seen
+# at the first boundary that writes: at most REPORT_QUIET_SECONDS of quick nodes later, and
+# never past a node expected to be long.
 REPORT_QUIET_SECONDS = 1.0
 QUICK_NODE_SECONDS = 0.25
 
@@ -115,7 +116,11 @@ class RunControl:
             return False
         if self.cancelled or self.handing_back or self.should_continue():
             return False
-        if time.monotonic() - self.reported >= REPORT_QUIET_SECONDS:
+        # Since a write last read the cancel flag, as the sink knows it (the claim, a progress
+        # write or a heartbeat, not one that failed), else since this run's last report.
+        read_at = getattr(self.sink, "read_at", None)
+        last = self.reported if read_at is None else read_at
+        if time.monotonic() - last >= REPORT_QUIET_SECONDS:
             return False
         estimate = self.policy.estimates.get(upcoming)
         return estimate is not None and estimate < QUICK_NODE_SECONDS

@@ -29,6 +29,7 @@ class Sink:
         self.writes_before_cancel = writes_before_cancel
         self.writes: list[tuple[int, int, str | None]] = []
         self.held_reports: list[tuple[int, int, str | None]] = []
+        self.read_at: float | None = None  # when a write last read the flag (None: unknown)
 
     def __call__(self, completed: int, total: int, current: str | None, /) -> bool:
         self.writes.append((completed, total, current))
@@ -105,3 +106,15 @@ def test_a_held_report_is_written_when_its_quick_node_runs_on_and_a_cancel_it_re
     assert executions(record) == {"step": 2}
     assert sink.held_reports == [(1, 3, "step2")]
     assert sink.writes[:2] == [(0, 3, "step1"), (1, 3, "step2")]
+
+
+def test_a_boundary_is_written_when_the_sinks_last_read_of_the_cancel_flag_is_old(
+    forked: KedroRunner, record: Path
+) -> None:
+    # The claim read the flag long before the run began (a cold container's project load).
+    sink = Sink(cancel=True)
+    sink.read_at = time.monotonic() - 5
+    outcome = _run(forked, "steps", sink, QUICK, x=1, seconds=0.01)
+    assert outcome.status == "cancelled"
+    assert executions(record) == {"step": 1}
+    assert sink.held_reports == []
