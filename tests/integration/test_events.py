@@ -16,6 +16,7 @@ import pytest
 
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.core.events import DETAIL_TYPE, INTERNAL_FIELDS, SOURCE, EventBridgeEvents
+from kedro_jobs.core.queue import JobQueue
 from kedro_jobs_local.counting_project import write_project
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import sqs_event
@@ -237,3 +238,22 @@ def test_the_dead_letter_handler_publishes_the_failure_it_writes(
     events = tap.of(job["id"])
     assert _states(events) == [("pending", "state"), ("failed", "state")]
     assert "dead-lettered" in events[-1]["detail"]["error_message"]
+
+
+def test_a_submit_publishes_its_created_event_once_the_message_is_sent(
+    api_call: ApiCall, tap: EventTap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its event is off the job's path: a consumer may claim the job as soon as it is sent.
+    services = api_call.configure()
+    published_at_send: list[int] = []
+    send = JobQueue.send
+
+    def watched(queue: JobQueue, message: Any) -> str:
+        assert isinstance(services.store.events, EventBridgeEvents)
+        published_at_send.append(services.store.events.published)
+        return send(queue, message)
+
+    monkeypatch.setattr(JobQueue, "send", watched)
+    job = _submit(api_call, "two_nodes", x=1)
+    assert published_at_send == [0]
+    assert _states(tap.of(job["id"])) == [("pending", "state")]

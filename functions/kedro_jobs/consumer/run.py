@@ -76,6 +76,9 @@ class JobSink:
         self.lease = lease
         self.lost = False
         self._next_beat = time.monotonic() + lease / 3
+        # When a write last read the job's cancel flag: the claim, just made; then each
+        # progress write and heartbeat (runner/control.py holds reports back only soon after).
+        self.read_at = time.monotonic()
         # The node timeline this segment adds to, written with each progress report; with
         # ``estimates`` (the pipeline's past node durations) it also gives the job's ETA.
         self.timeline = timeline
@@ -120,24 +123,34 @@ class JobSink:
         if total and completed >= total:
             return False  # the final write records it; nothing is left to cancel
         progress = Progress(total_nodes=total, completed_nodes=completed, current_node=current)
-        if self.timeline is not None:
-            if not self._resumed:  # the first report says how many nodes ran before
-                self.timeline.resume(completed)
-                self._resumed = True
-            self.timeline.began(current, utcnow())
+        self._track(completed, current)
         # Progress is best effort: if it is not recorded the run goes on, and the final
         # write retries.
         write = partial(self.store.report_progress, self.job, progress, self.timeline_fields(total))
         return self._stop(write, "progress not recorded")
 
+    def held(self, completed: int, total: int, current: str | None, /) -> None:
+        """Where the run is, told without a write (a report the runner held back: see
+        runner/control.py): the timeline keeps it for the next write, or the final one."""
+        self._track(completed, current)
+
+    def _track(self, completed: int, current: str | None) -> None:
+        if self.timeline is not None:
+            if not self._resumed:  # the first report says how many nodes ran before
+                self.timeline.resume(completed)
+                self._resumed = True
+            self.timeline.began(current, utcnow())
+
     def _stop(self, write: Callable[[], bool | None], unrecorded: str) -> bool:
         """One write to the job that tells whether the run should stop: a cancel was asked,
         or the job changed hands (None). A write that fails does not stop the run."""
+        sent = time.monotonic()
         try:
             cancel = write()
         except DependencyUnavailable as exc:
             logger.warning(unrecorded, extra={"reason": exc.reason})
             return False
+        self.read_at = sent
         if cancel is None:
             self.lost = True
             return True

@@ -37,6 +37,17 @@ class ContinuePolicy:
     checkpoint_allowance: float = CHECKPOINT_ALLOWANCE_SECONDS
 
 
+# Progress is written at each node boundary (the write also reads the cancel flag), but a
+# forked run may hold a boundary's report back when a write read the job's cancel flag less
+# than REPORT_QUIET_SECONDS ago (its claim, a progress write, a heartbeat) and the node after
+# it is expected to be quick (it took under QUICK_NODE_SECONDS when the pipeline last ran):
+# the run goes on at once, and the report is written only if that node is still running a
+# moment later (forked.py). A sub-second job then makes no progress write; a cancel is seen
+# at the first boundary that writes: at most REPORT_QUIET_SECONDS of quick nodes later, and
+# never past a node expected to be long.
+REPORT_QUIET_SECONDS = 1.0
+QUICK_NODE_SECONDS = 0.25
+
 # The runs of this process, so a host that is stopping (make dev's Ctrl-C) can hand them back.
 _RUNNING: weakref.WeakSet[RunControl] = weakref.WeakSet()
 HAND_BACK_GRACE_SECONDS = 3.0
@@ -77,6 +88,8 @@ class RunControl:
         self.durations: dict[str, float] = {}  # the nodes of this segment, as they finish
         self.checkpoint_started: float | None = None  # monotonic, once a save has begun
         self.handing_back = False  # the host is stopping: see hand_back_running
+        # When the sink last heard of the run (the claim that started it read no cancel).
+        self.reported = self.started
         _RUNNING.add(self)
 
     def hand_back(self, grace: float) -> None:
@@ -90,9 +103,32 @@ class RunControl:
     def report(self, completed: int, total: int, current: str | None) -> bool:
         """Record and tell the sink; True when the run must stop at this boundary."""
         self.note(completed, total, current)
+        self.reported = time.monotonic()
         if self.sink(completed, total, current):
             self.cancelled = True
         return self.beat()
+
+    def may_hold(self) -> bool:
+        """May this boundary's report be held back (see REPORT_QUIET_SECONDS)? Only for a
+        sink that keeps what it is told meanwhile (``held``), never once a stop is known."""
+        upcoming = self.progress.current
+        if getattr(self.sink, "held", None) is None or upcoming is None:
+            return False
+        if self.cancelled or self.handing_back or self.should_continue():
+            return False
+        # Since a write last read the cancel flag, as the sink knows it (the claim, a progress
+        # write or a heartbeat, not one that failed), else since this run's last report.
+        read_at = getattr(self.sink, "read_at", None)
+        last = self.reported if read_at is None else read_at
+        if time.monotonic() - last >= REPORT_QUIET_SECONDS:
+            return False
+        estimate = self.policy.estimates.get(upcoming)
+        return estimate is not None and estimate < QUICK_NODE_SECONDS
+
+    def hold(self, completed: int, total: int, current: str | None) -> None:
+        """Record where the run is and tell the sink without a write (see may_hold)."""
+        self.note(completed, total, current)
+        self.sink.held(completed, total, current)  # type: ignore[attr-defined]
 
     def beat(self) -> bool:
         """Keep the claim alive (the forked parent calls this at least once a second, both

@@ -6,6 +6,7 @@ inline), the deadline, progress and cancel at node boundaries are those of any j
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Collection
 from dataclasses import replace
@@ -90,6 +91,12 @@ def run_group(
     instead, and the consumer moves it to a task."""
     control = RunControl(progress, deadline)
     ensure_configured(runner.package_name)
+    from kedro_jobs.runner.session import prepare
+
+    # Before the fork, as for a whole run, so the group's child has it; if it fails, the
+    # group's run meets the error again and fails saying why.
+    with contextlib.suppress(Exception):
+        prepare(runner.project_path, request)
     work = _work(runner, {**job_plan, "pipeline_name": request.pipeline_name}, group_id)
     data = _plan(runner, request.job_id, job_plan["save_version"])
     task = partial(handover.execute_group, runner.project_path, request, plan=data, work=work)

@@ -10,7 +10,9 @@ Handshake: after each node but the last, the child waits for the parent's reply,
 cancel seen by that progress call stops the job before the next node. The start event is
 not waited for: the claim has just found no cancel, so the start is reported only if the
 first node is still running START_REPORT_DELAY_SECONDS later; a quicker first node's own
-report supersedes it (one write less a job). A reply "continue" stops the child at that
+report supersedes it (one write less a job). A boundary's report that the control lets hold
+back (a quick node next, soon after the last write: control.REPORT_QUIET_SECONDS) is
+answered at once and held the same way. A reply "continue" stops the child at that
 boundary to save a checkpoint (the control judged too little time left for the next node).
 The parent enforces the deadline with SIGKILL to the child's process group (its subprocesses
 too), past it by a bounded grace while a checkpoint begun before it is being saved, and reaps
@@ -170,9 +172,11 @@ class _Parent:
         self.buffer = b""
         self.exit_status: int | None = None
         self.ended = False  # the child reported its outcome
-        # The start event, held back until START_REPORT_DELAY_SECONDS have passed.
-        self.start_event: dict[str, Any] | None = None
-        self.start_due = 0.0
+        # A report held back until START_REPORT_DELAY_SECONDS have passed (the start, or a
+        # boundary the control let go on at once), and whether its reply is still owed.
+        self.held: dict[str, Any] | None = None
+        self.held_due = 0.0
+        self.held_owed = False
 
     def supervise(self) -> Ended:
         while True:
@@ -183,12 +187,12 @@ class _Parent:
             # The consumer's heartbeat: a stop it asks for is answered at the next boundary.
             self.control.beat()
             wait = min(remaining, 1.0)
-            if self.start_event is not None:
-                if now >= self.start_due:
-                    self.report(self.start_event)
-                    self.start_event = None
+            if self.held is not None:
+                if now >= self.held_due:
+                    held, self.held = self.held, None
+                    self.report(held, reply=self.held_owed)
                     continue
-                wait = min(wait, self.start_due - now)
+                wait = min(wait, self.held_due - now)
             ready, _, _ = select.select([self.events], [], [], wait)
             if not ready:
                 continue
@@ -209,14 +213,20 @@ class _Parent:
         elif kind == "progress":
             if event.get("node"):
                 self.control.node_done(event["node"], event["seconds"])
-            self.control.note(event["completed"], event["total"], event["current"])
-            if event.get("start") and event["completed"] < event["total"]:
-                self.start_event = event
-                self.start_due = time.monotonic() + START_REPORT_DELAY_SECONDS
+            completed, total, current = event["completed"], event["total"], event["current"]
+            self.control.note(completed, total, current)
+            if event.get("start") and completed < total:
+                self.hold(event, owed=True)
                 return None
-            if self.start_event is not None:  # superseded by this report; answer it
-                self.start_event = None
+            if self.held is not None:  # superseded by this report; answer it if owed
+                if self.held_owed:
+                    self.reply(stop=False)
+                self.held = None
+            if completed < total and self.control.may_hold():
+                self.control.hold(completed, total, current)
                 self.reply(stop=False)
+                self.hold(event, owed=False)
+                return None
             self.report(event)
         elif kind == "checkpoint":
             self.control.checkpoint_started = time.monotonic()
@@ -225,12 +235,20 @@ class _Parent:
             return Ended.from_event(event, joined(self.lines))
         return None
 
-    def report(self, event: dict[str, Any]) -> None:
+    def hold(self, event: dict[str, Any], *, owed: bool) -> None:
+        self.held = event
+        self.held_due = time.monotonic() + START_REPORT_DELAY_SECONDS
+        self.held_owed = owed
+
+    def report(self, event: dict[str, Any], *, reply: bool = True) -> None:
+        """Tell the control (and so the sink); answer the child, unless it was answered when
+        the report was held (a stop learnt now is answered at the next boundary)."""
         completed, total = event["completed"], event["total"]
         stop = self.control.report(completed, total, event["current"])
-        self.reply(
-            stop=stop, go_on=stop or completed >= total or not self.control.should_continue()
-        )
+        if reply:  # the last node's too: a fanned-out group asks before saving its hand-over
+            self.reply(
+                stop=stop, go_on=stop or completed >= total or not self.control.should_continue()
+            )
 
     def reply(self, *, stop: bool, go_on: bool = True) -> None:
         """ "stop" (a cancel), "continue" (checkpoint at this boundary) or "go"."""

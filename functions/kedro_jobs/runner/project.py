@@ -98,9 +98,12 @@ def warm_up(project_path: Path) -> None:
     from kedro.runner import SequentialRunner  # noqa: F401 - imported for the children
 
     from kedro_jobs.runner.session import service_session
+    from kedro_jobs.runner.shared_config import shared_config
 
     try:
-        catalog = service_session(project_path, None).load_context().catalog
+        session = service_session(project_path, None)
+        shared_config(project_path, session.env, None)  # a job with no parameters reads it
+        catalog = session.load_context().catalog
         # A run makes each unnamed dataset from the catalog's default pattern; the first
         # time imports the dataset class (and tries kedro_datasets): do it here.
         catalog.get("__kedro_jobs_warm_up__", fallback_to_runtime_pattern=True)

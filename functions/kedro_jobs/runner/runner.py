@@ -201,10 +201,10 @@ class KedroRunner:
         own = resumed is not None and owner == request.job_id
         control.policy = _policy(request, resumed)
         ensure_configured(self.package_name)
-        from kedro_jobs.runner.session import execute, service_session
+        from kedro_jobs.runner.session import execute, prepare
 
-        try:  # made here, before the fork, once per env: every later job's child has it
-            service_session(self.project_path, request.options.env or None)
+        try:  # made here, before the fork: every later job's child has it
+            prepare(self.project_path, request)
         except Exception:  # the run meets it again, and fails the job saying why
             logger.debug("no service session for env %r", request.options.env, exc_info=True)
         plan = DataPlan.for_job(

@@ -15,6 +15,7 @@ from kedro_jobs.runner.checkpoint import Checkpointer
 from kedro_jobs.runner.data import DataPlan, StagedOutput
 from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
+from kedro_jobs.runner.shared_config import SharedConfigHook, shared_config
 from kedro_jobs.runner.types import RunRequest
 
 logger = logging.getLogger(__name__)
@@ -87,17 +88,37 @@ def service_session(project_path: Path, env: str | None) -> Any:
     return session
 
 
+def prepare(project_path: Path, request: RunRequest) -> None:
+    """What a job's run needs that is the same for every job of its shape, made in the warm
+    parent before it forks, so that every later job's child has it: the env's service
+    session, and the config a run of these parameters reads (shared_config.py)."""
+    service = service_session(project_path, request.options.env or None)
+    shared_config(project_path, service.env, nested_parameters(request.parameters) or None)
+
+
 class JobSession:
     """One job's run (a whole run, a segment or a fanned-out group) in the project's service
     session: its env and parameters, and the job's own save version as the run id, the save
     version of every versioned dataset (Kedro's is a millisecond timestamp, which two jobs
     can share). The job's hooks are registered for this run only."""
 
-    def __init__(self, service: Any, request: RunRequest, plan: DataPlan) -> None:
+    def __init__(
+        self,
+        service: Any,
+        request: RunRequest,
+        plan: DataPlan,
+        project_path: Path | None = None,
+    ) -> None:
         self.service = service
         self.run_id = plan.save_version
         self.runtime_params = nested_parameters(request.parameters) or None
         self._hooks: list[object] = []
+        # The config every run of this shape reads, read once (None: this run reads it).
+        self.shared = (
+            None
+            if project_path is None
+            else shared_config(project_path, service.env, self.runtime_params)
+        )
 
     def register(self, *hooks: object) -> None:
         # Kedro has no public way to add a hook to one run: its hook manager is the session's.
@@ -116,6 +137,8 @@ class JobSession:
         return result
 
     def __enter__(self) -> JobSession:
+        if self.shared is not None:
+            self.register(SharedConfigHook(self.shared))
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -126,7 +149,8 @@ class JobSession:
 
 def job_session(project_path: Path, request: RunRequest, plan: DataPlan) -> JobSession:
     """The Kedro session of one job's run: see JobSession."""
-    return JobSession(service_session(project_path, request.options.env or None), request, plan)
+    service = service_session(project_path, request.options.env or None)
+    return JobSession(service, request, plan, project_path)
 
 
 def execute(

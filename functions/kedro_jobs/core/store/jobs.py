@@ -21,9 +21,11 @@ class Jobs(Table):
     """The writes several roles share: a new job, and a job failed by someone who does not
     own its run."""
 
-    def create(self, job: Job) -> Job:
+    def create(self, job: Job, *, announce: bool = True) -> Job:
+        """``announce``: publish its "created" event now (else the caller does, later)."""
         self._put_new(job)
-        self.events.changed(job)
+        if announce:
+            self.events.changed(job)
         return job
 
     def fail(
