@@ -13,6 +13,7 @@ import pytest
 from kedro_jobs.api import handler as api
 from kedro_jobs.api.services import Services
 from kedro_jobs.consumer import handler as consumer_handler
+from kedro_jobs.core.models import Job
 from kedro_jobs.core.settings import get_settings
 from kedro_jobs.core.store import ApiJobs, GroupJobs, RunJobs, ScheduleJobs, SweepJobs
 from kedro_jobs_local.counting_project import use_record, write_project
@@ -46,6 +47,20 @@ class Aws:
         )
         messages: list[dict[str, Any]] = resp.get("Messages", [])
         return messages
+
+
+def keys(aws: Aws, prefix: str) -> list[str]:
+    resp = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)
+    return sorted(item["Key"] for item in resp.get("Contents", []))
+
+
+def staged_groups(aws: Aws, job_id: str) -> set[str]:
+    """The groups of ``job_id`` whose hand-overs are on the data root's staging."""
+    return {key.split("/")[4] for key in keys(aws, f"data/.kedro-jobs/groups/{job_id}/")}
+
+
+def completed_groups(job: Job) -> set[str]:
+    return {gid for gid, group in (job.groups or {}).items() if group.status == "completed"}
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ from kedro_jobs_local.lambda_events import to_lambda_record
 from kedro_jobs_local.provision import create_state_machine
 from tests.support.fanout_project import write_fanout_project
 
-from .conftest import ApiCall, Aws, Invoke
+from .conftest import ApiCall, Aws, Invoke, completed_groups, keys, staged_groups
 
 BRANCH_NODES = ["prep_a", "fit_a", "prep_b", "fit_b", "prep_c", "fit_c", "report"]
 
@@ -125,11 +125,6 @@ def peek(aws: Aws) -> list[dict[str, Any]]:
             VisibilityTimeout=0,
         )
     return [json.loads(m["Body"]) for m in messages]
-
-
-def keys(aws: Aws, prefix: str) -> list[str]:
-    resp = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)
-    return sorted(item["Key"] for item in resp.get("Contents", []))
 
 
 def read(aws: Aws, key: str) -> bytes:
@@ -978,7 +973,9 @@ def test_a_dead_lettered_discard_is_sent_again_and_removes_the_staging(
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.FAILED
     assert done.error_message == "ValueError: branch b does not fit (node: fit_b)"
-    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+    # What is left is what the job keeps for a rerun from failure: its completed groups'.
+    assert done.reusable_until is not None
+    assert staged_groups(aws, job.id) == completed_groups(done)
 
 
 @pytest.mark.parametrize("boundary", [1, 2], ids=["after_its_first_node", "after_its_last_node"])
@@ -1129,7 +1126,8 @@ def test_a_group_whose_task_timed_out_while_it_ran_fails_the_job_clearly_and_lea
     assert "not run to their end: g4 (report)" in message
     assert "HeartbeatSeconds" in message and "Nothing was committed" in message
     assert not keys(aws, "data/data/")  # nothing committed
-    assert not keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # nothing left staged
+    # Nothing left staged but what it keeps for a rerun from failure: its completed groups'.
+    assert staged_groups(aws, job.id) == completed_groups(done)
 
 
 def test_a_running_fanned_out_job_shows_its_eta_once_its_nodes_were_timed(

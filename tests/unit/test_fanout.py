@@ -183,7 +183,10 @@ def test_a_fan_out_that_ended_early_says_what_step_functions_said_and_what_did_n
         "The job's fan-out execution ended before every group had run (Step Functions: "
         "States.HeartbeatTimeout); not run to their end: g2 (b), g3 (report). "
     )
-    assert said.endswith("Nothing was committed: submit the job again")
+    assert said.endswith(
+        "Nothing was committed: rerun it from failure (the groups that completed are kept) "
+        "or submit it again"
+    )
     bare = unfinished(None, {g: GroupRun(status="completed") for g in ("g1", "g2", "g3")}, plan)
     assert bare.startswith("The job's fan-out execution ended before every group had run. ")
 

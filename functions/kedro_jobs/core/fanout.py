@@ -95,7 +95,8 @@ def unfinished(failure: dict[str, Any] | None, groups: dict[str, Any], plan: dic
         + (f"; not run to their end: {', '.join(open_)}" if open_ else "")
         + f". A group's task ends when its message waits, or its group runs, past the state "
         f"machine's HeartbeatSeconds ({TASK_HEARTBEAT_SECONDS} s) without a heartbeat, or "
-        "past its TimeoutSeconds. Nothing was committed: submit the job again"
+        "past its TimeoutSeconds. Nothing was committed: rerun it from failure (the groups "
+        "that completed are kept) or submit it again"
     )
 
 
