@@ -21,7 +21,7 @@ from kedro_jobs.core.errors import DependencyUnavailable
 from kedro_jobs.core.fanout import Coordinator, transitions
 from kedro_jobs.core.models import Job, utcnow
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from kedro_jobs_local.counting_project import executions
 from tests.support.fanout_project import write_fanout_project
 from tests.support.rerun_project import MARKER_VAR
@@ -80,7 +80,7 @@ def _receive(aws: Aws, wanted: int) -> list[dict[str, Any]]:
     return taken
 
 
-def _drain(invoke: Invoke, aws: Aws, store: JobStore, job_id: str) -> Job:
+def _drain(invoke: Invoke, aws: Aws, store: ApiJobs, job_id: str) -> Job:
     """Deliver the execution's messages, one invocation each, until the job ends."""
     for _ in range(60):
         job = store.get(job_id)
@@ -122,12 +122,12 @@ def _retry(api_call: ApiCall, job_id: str) -> tuple[int, Any]:
     return status, answer
 
 
-def _submit(store: JobStore) -> tuple[Job, str]:
+def _submit(store: ApiJobs) -> tuple[Job, str]:
     job = store.create(Job.new(pipeline_name="fragile", parameters={}, options={}, user_id="u"))
     return job, job.to_message().model_dump_json(exclude_none=True)
 
 
-def _failed_in_b(invoke: Invoke, aws: Aws, store: JobStore, marker: Path) -> Job:
+def _failed_in_b(invoke: Invoke, aws: Aws, store: ApiJobs, marker: Path) -> Job:
     """A ``fragile`` job whose branches a and c complete before b fails (in that order, so
     which groups completed is known), then discarded by the execution."""
     marker.touch()
@@ -151,7 +151,7 @@ def _handovers(aws: Aws, job_id: str) -> list[str]:
 
 
 def test_a_rerun_from_failure_runs_only_the_groups_that_did_not_complete(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, api_call: ApiCall, record: Path, marker: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, api_call: ApiCall, record: Path, marker: Path
 ) -> None:
     whole, body = _submit(store)
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -229,7 +229,7 @@ def test_a_rerun_from_failure_runs_only_the_groups_that_did_not_complete(
 
 
 def test_a_rerun_that_fails_again_keeps_what_it_may_be_rerun_from(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, api_call: ApiCall, record: Path, marker: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, api_call: ApiCall, record: Path, marker: Path
 ) -> None:
     """The rerun's message and its group's delivered twice (SQS delivers at least once): one
     execution, the group run once. It fails again (the marker is back): it keeps what it
@@ -268,7 +268,7 @@ def test_a_rerun_that_fails_again_keeps_what_it_may_be_rerun_from(
 
 
 def test_a_fanned_out_job_that_kept_nothing_usable_answers_409_saying_why(
-    fan_invoke: Invoke, aws: Aws, store: JobStore, api_call: ApiCall, record: Path, marker: Path
+    fan_invoke: Invoke, aws: Aws, store: ApiJobs, api_call: ApiCall, record: Path, marker: Path
 ) -> None:
     cancelled, body = _submit(store)
     assert fan_invoke(body) == {"batchItemFailures": []}
@@ -307,7 +307,7 @@ def test_a_fanned_out_job_that_kept_nothing_usable_answers_409_saying_why(
 def test_a_discard_delivered_again_keeps_what_the_failed_job_kept(
     fan_invoke: Invoke,
     aws: Aws,
-    store: JobStore,
+    store: ApiJobs,
     api_call: ApiCall,
     marker: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -10,14 +10,14 @@ from typing import Any
 from kedro_jobs.consumer import handler as consumer_handler
 from kedro_jobs.core.artifacts import ArtifactStore
 from kedro_jobs.core.states import JobStatus
-from kedro_jobs.core.store import JobStore
+from kedro_jobs.core.store import ApiJobs
 from tests.support.jobs import submitted
 
 from .conftest import Aws, Invoke
 
 
 def test_a_quick_job_is_written_twice_and_keeps_its_node_timeline(
-    invoke: Invoke, store: JobStore, aws: Aws
+    invoke: Invoke, store: ApiJobs, aws: Aws
 ) -> None:
     ArtifactStore(aws.resources.bucket, s3=aws.s3).put_json(
         "stats/nodes/two_nodes.json", {"start": 0.001, "double": 0.001}

@@ -1,6 +1,5 @@
 """The job store's roles: each kind of caller is given an object with only the methods it
-needs, over the one table, and ``JobStore`` (kept for callers on branches not merged yet)
-still answers to every name it had."""
+needs, over the one table; together they answer to every name the one store object had."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from kedro_jobs.core.events import NoEvents
 from kedro_jobs.core.store import (
     ApiJobs,
     GroupJobs,
-    JobStore,
     RunJobs,
     ScheduleJobs,
     SweepJobs,
@@ -36,7 +34,7 @@ ROLES: dict[type[Table], set[str]] = {
         "take_over_group", "hold_for_commit", "pass_group", "note_task_error",
     },
 }  # fmt: skip
-# Every public method of JobStore before the roles (its callers on other branches use them).
+# Every public method of the one store object before the roles.
 BEFORE = {
     "get", "create", "get_for_user", "fail", "fail_pending", "request_cancel", "ping",
     "heartbeat", "report_progress", "finish", "hand_off", "fail_exhausted", "cancel_abandoned",
@@ -68,7 +66,6 @@ REMOVED = {"group_progress"}
 
 def test_the_roles_together_are_the_store_as_it_was() -> None:
     assert set().union(*ROLES.values()) | {"get", "from_settings"} == BEFORE - REMOVED | ADDED
-    assert _public(JobStore) >= BEFORE - REMOVED | ADDED
 
 
 def test_a_role_over_another_shares_its_table_client_and_events() -> None:

@@ -1,10 +1,9 @@
-"""The DynamoDB job store: its roles (roles/, one per kind of caller) and ``JobStore``, all of
-them at once (job_store.py, for callers not yet moved to their role)."""
+"""The DynamoDB job store: its roles (roles/, one per kind of caller), each over the one
+table."""
 
 from kedro_jobs.core.store.claims import Claim, ClaimOutcome
 from kedro_jobs.core.store.delivery import Stranded
 from kedro_jobs.core.store.items import from_item, to_item
-from kedro_jobs.core.store.job_store import JobStore
 from kedro_jobs.core.store.listing import decode_cursor, encode_cursor
 from kedro_jobs.core.store.roles.api import ApiJobs
 from kedro_jobs.core.store.roles.groups import GroupJobs
@@ -17,7 +16,6 @@ __all__ = [
     "Claim",
     "ClaimOutcome",
     "GroupJobs",
-    "JobStore",
     "RunJobs",
     "ScheduleJobs",
     "Stranded",

@@ -10,6 +10,5 @@ pyproject.toml check it):
 - groups.py, ``GroupJobs``: a fanned-out job's groups.
 
 They share the table's connection (table.py: ``Table.over`` makes one role over another's
-client and events). ``JobStore`` (job_store.py) is all of them in one object, for callers
-not moved to their role yet.
+client and events). There is no object with every method: each caller is given its role.
 """
