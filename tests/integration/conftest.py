@@ -224,6 +224,38 @@ def record(tmp_path: Path) -> Path:
 Invoke = Callable[..., dict[str, Any]]
 
 
+def drain(
+    invoke: Invoke,
+    aws: Aws,
+    store: ApiJobs,
+    job_id: str,
+    *,
+    rounds: int = 60,
+    timeout: float = 30.0,
+    each_round: Callable[[], None] | None = None,
+) -> Job:
+    """Deliver a fanned-out job's messages (one invocation each, as separate workers would
+    take them) until the job ends; ``each_round`` runs after each receive (e.g. the tasks the
+    messages started). moto's execution sends them from its own thread: the receive waits up
+    to a second for the next."""
+    for _ in range(rounds):
+        job = store.get(job_id)
+        assert job is not None
+        if job.status.terminal:
+            return job
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in resp.get("Messages", []):
+            aws.sqs.delete_message(
+                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+            assert invoke(message["Body"], timeout=timeout) == {"batchItemFailures": []}
+        if each_round is not None:
+            each_round()
+    raise AssertionError(f"job {job_id} did not end")
+
+
 @pytest.fixture(scope="session")
 def _bootstrapped() -> dict[tuple[str, ...], Any]:
     """The consumer's Kedro runners, by what they were made from: bootstrapping a project

@@ -33,7 +33,7 @@ from kedro_jobs_local.lambda_events import to_lambda_record
 from kedro_jobs_local.provision import create_state_machine
 from tests.support.fanout_project import write_fanout_project
 
-from .conftest import ApiCall, Aws, Invoke, completed_groups, keys, staged_groups
+from .conftest import ApiCall, Aws, Invoke, completed_groups, drain, keys, staged_groups
 
 BRANCH_NODES = ["prep_a", "fit_a", "prep_b", "fit_b", "prep_c", "fit_c", "report"]
 
@@ -81,26 +81,6 @@ def sfn(aws: Aws) -> Any:
 def submit(store: ApiJobs, pipeline: str, **options: Any) -> tuple[Job, str]:
     job = store.create(Job.new(pipeline_name=pipeline, parameters={}, options=options, user_id="u"))
     return job, job.to_message().model_dump_json(exclude_none=True)
-
-
-def drain(invoke: Invoke, aws: Aws, store: ApiJobs, job_id: str, *, rounds: int = 60) -> Job:
-    """Deliver the execution's messages (one invocation each, as separate workers would take
-    them) until the job ends. moto's execution sends them from its own thread: the receive
-    waits up to a second for the next."""
-    for _ in range(rounds):
-        job = store.get(job_id)
-        assert job is not None
-        if job.status.terminal:
-            return job
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
-            aws.sqs.delete_message(
-                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-            assert invoke(message["Body"]) == {"batchItemFailures": []}
-    raise AssertionError(f"job {job_id} did not end")
 
 
 def next_message(aws: Aws, *, waits: int = 10) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from kedro_jobs_local.counting_project import executions
 from kedro_jobs_local.moto_server import MotoServer
 from tests.support.fanout_project import write_fanout_project
 
-from .conftest import Aws, Ecs, Invoke, completed_groups, keys, staged_groups
+from .conftest import Aws, Ecs, Invoke, completed_groups, drain, keys, staged_groups
 
 pytestmark = pytest.mark.integration
 
@@ -92,26 +92,6 @@ class Tasks:
             self.exits[arn] = task_module.main(override["command"])
 
 
-def drain(invoke: Invoke, aws: Aws, store: ApiJobs, tasks: Tasks, job_id: str) -> Job:
-    """Deliver the execution's messages (an invocation each) and run the tasks they start,
-    until the job ends."""
-    for _ in range(60):
-        job = store.get(job_id)
-        assert job is not None
-        if job.status.terminal:
-            return job
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
-            aws.sqs.delete_message(
-                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-            assert invoke(message["Body"]) == {"batchItemFailures": []}
-        tasks.run_new()
-    raise AssertionError(f"job {job_id} did not end")
-
-
 def read(aws: Aws, key: str) -> bytes:
     body: bytes = aws.s3.get_object(Bucket=aws.resources.bucket, Key=key)["Body"].read()
     return body
@@ -132,7 +112,7 @@ def test_a_group_known_to_be_long_runs_on_fargate_and_the_others_on_lambda(
     assert started.groups is not None and started.groups[long["id"]].compute == "fargate"
 
     tasks = Tasks(ecs, monkeypatch)
-    done = drain(invoke, aws, store, tasks, job.id)
+    done = drain(invoke, aws, store, job.id, each_round=tasks.run_new)
 
     assert done.status is JobStatus.COMPLETED, done.error_message
     assert done.results == RESULTS
@@ -192,7 +172,7 @@ def test_a_failing_fargate_group_fails_the_job_naming_its_node(
     job, body = submit(store, "failing")
     assert invoke(body) == {"batchItemFailures": []}
     tasks = Tasks(ecs, monkeypatch)
-    done = drain(invoke, aws, store, tasks, job.id)
+    done = drain(invoke, aws, store, job.id, each_round=tasks.run_new)
     assert done.status is JobStatus.FAILED
     assert done.error_message == "ValueError: branch b does not fit (node: fit_b)"
     assert list(tasks.exits.values()) == [task_module.EXIT_CODES["failed"]]
@@ -227,7 +207,9 @@ def test_a_job_cancelled_before_its_fargate_task_starts_runs_no_node_of_it(
     assert len(ecs.tasks()) == 1
     store.request_cancel(job.id, "u")
     tasks = Tasks(ecs, monkeypatch)
-    done = drain(invoke, aws, store, tasks, job.id)  # the task starts after the cancel
+    done = drain(
+        invoke, aws, store, job.id, each_round=tasks.run_new
+    )  # the task starts after the cancel
     assert done.status is JobStatus.CANCELLED
     assert list(tasks.exits.values()) == [task_module.NOT_RUN]
     assert "prep_b" not in executions(record) and "report" not in executions(record)
@@ -272,7 +254,7 @@ def test_a_dead_fargate_task_has_its_group_taken_over_by_a_new_task(
     fan_out.take_over_dead_groups(taken.job)
     tasks = Tasks(ecs, monkeypatch)
     tasks.exits[first["taskArn"]] = -9  # it died: never run again
-    done = drain(invoke, aws, store, tasks, job.id)
+    done = drain(invoke, aws, store, job.id, each_round=tasks.run_new)
     assert done.status is JobStatus.COMPLETED, done.error_message
     assert len(tasks.commands) == 1 and next(iter(tasks.exits.values())) == -9
     [(arn, command)] = tasks.commands.items()
@@ -316,7 +298,7 @@ def test_a_group_that_outlives_its_invocation_goes_on_as_a_fargate_task(
     assert {moving.groups[g].compute for g in first_level} == {"fargate"}
 
     tasks = Tasks(ecs, monkeypatch)
-    done = drain(invoke, aws, store, tasks, job.id)
+    done = drain(invoke, aws, store, job.id, each_round=tasks.run_new)
     assert done.status is JobStatus.COMPLETED, done.error_message
     assert done.results == RESULTS
     assert set(tasks.exits.values()) == {task_module.EXIT_CODES["completed"]}
@@ -392,7 +374,7 @@ def test_a_group_whose_task_could_not_start_asks_for_one_again(
 
     launchers["fargate"] = good
     tasks = Tasks(ecs, monkeypatch)
-    done = drain(invoke, aws, store, tasks, job.id)
+    done = drain(invoke, aws, store, job.id, each_round=tasks.run_new)
     assert done.status is JobStatus.COMPLETED, done.error_message
     assert len(tasks.exits) == 1 and set(tasks.exits.values()) == {0}
     assert done.groups is not None and done.groups[long].runs == 2

@@ -20,7 +20,7 @@ from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import ApiJobs
 from tests.support.modular_project import REGIONS, write_modular_project
 
-from .conftest import Aws, Invoke
+from .conftest import Aws, Invoke, drain
 
 DATA = "data/data/"  # the project's data/ folder on the data root (the stack's bucket)
 
@@ -48,20 +48,7 @@ def run(invoke: Invoke, aws: Aws, store: ApiJobs, **options: Any) -> Job:
     would take them) until the job ends."""
     job = store.create(Job.new(pipeline_name="models", parameters={}, options=options, user_id="u"))
     assert invoke(job.to_message().model_dump_json(exclude_none=True)) == {"batchItemFailures": []}
-    for _ in range(120):
-        current = store.get(job.id)
-        assert current is not None
-        if current.status.terminal:
-            return current
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
-            aws.sqs.delete_message(
-                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-            assert invoke(message["Body"], timeout=120.0) == {"batchItemFailures": []}
-    raise AssertionError(f"job {job.id} did not end")
+    return drain(invoke, aws, store, job.id, rounds=120, timeout=120.0)
 
 
 def committed(aws: Aws) -> dict[str, bytes]:

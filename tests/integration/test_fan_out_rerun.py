@@ -26,7 +26,7 @@ from kedro_jobs_local.counting_project import executions
 from tests.support.fanout_project import write_fanout_project
 from tests.support.rerun_project import MARKER_VAR
 
-from .conftest import ApiCall, Aws, Invoke
+from .conftest import ApiCall, Aws, Invoke, drain
 
 pytestmark = pytest.mark.integration
 
@@ -80,24 +80,6 @@ def _receive(aws: Aws, wanted: int) -> list[dict[str, Any]]:
     return taken
 
 
-def _drain(invoke: Invoke, aws: Aws, store: ApiJobs, job_id: str) -> Job:
-    """Deliver the execution's messages, one invocation each, until the job ends."""
-    for _ in range(60):
-        job = store.get(job_id)
-        assert job is not None
-        if job.status.terminal:
-            return job
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
-            aws.sqs.delete_message(
-                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-            assert invoke(message["Body"]) == {"batchItemFailures": []}
-    raise AssertionError(f"job {job_id} did not end")
-
-
 def _keys(aws: Aws, prefix: str) -> list[str]:
     resp = aws.s3.list_objects_v2(Bucket=aws.resources.bucket, Prefix=prefix)
     return sorted(item["Key"] for item in resp.get("Contents", []))
@@ -137,7 +119,7 @@ def _failed_in_b(invoke: Invoke, aws: Aws, store: ApiJobs, marker: Path) -> Job:
     by_group = {json.loads(m["Body"])["group"]: m["Body"] for m in first}
     for group in ("g1", "g3", "g2"):
         assert invoke(by_group[group]) == {"batchItemFailures": []}
-    failed = _drain(invoke, aws, store, job.id)
+    failed = drain(invoke, aws, store, job.id)
     marker.unlink()
     assert failed.status is JobStatus.FAILED, failed.error_message
     assert failed.error_message == "RuntimeError: the marker file is there (node: fit_b)"
@@ -155,7 +137,7 @@ def test_a_rerun_from_failure_runs_only_the_groups_that_did_not_complete(
 ) -> None:
     whole, body = _submit(store)
     assert fan_invoke(body) == {"batchItemFailures": []}
-    uninterrupted = _drain(fan_invoke, aws, store, whole.id)
+    uninterrupted = drain(fan_invoke, aws, store, whole.id)
     assert uninterrupted.status is JobStatus.COMPLETED, uninterrupted.error_message
     whole_files = _data_files(aws)
     assert len(whole_files) == 2  # the table, and model_a (versioned)
@@ -189,7 +171,7 @@ def test_a_rerun_from_failure_runs_only_the_groups_that_did_not_complete(
         "g1": "reused", "g2": "pending", "g3": "reused", "g4": "pending",
     }  # fmt: skip
     assert started.fan_out["save_version"] != (failed.fan_out or {})["save_version"]
-    done = _drain(fan_invoke, aws, store, rerun["id"])
+    done = drain(fan_invoke, aws, store, rerun["id"])
 
     assert done.status is JobStatus.COMPLETED, done.error_message
     # Branches a and c did not run again: b and the join ran.
@@ -245,7 +227,7 @@ def test_a_rerun_that_fails_again_keeps_what_it_may_be_rerun_from(
     assert json.loads(group["Body"])["group"] == "g2"  # only the group not reused
     assert fan_invoke(group["Body"]) == {"batchItemFailures": []}
     assert fan_invoke(group["Body"]) == {"batchItemFailures": []}  # answered: dropped
-    again = _drain(fan_invoke, aws, store, rerun["id"])
+    again = drain(fan_invoke, aws, store, rerun["id"])
     marker.unlink()
 
     assert again.status is JobStatus.FAILED
@@ -261,7 +243,7 @@ def test_a_rerun_that_fails_again_keeps_what_it_may_be_rerun_from(
     assert second["reuse_plan"]["reused"] == {"g1": failed.id, "g3": failed.id}
     [message] = _receive(aws, 1)
     assert fan_invoke(message["Body"]) == {"batchItemFailures": []}
-    done = _drain(fan_invoke, aws, store, second["id"])
+    done = drain(fan_invoke, aws, store, second["id"])
     assert done.status is JobStatus.COMPLETED, done.error_message
     assert done.results == {"summary": {"total": 9.0, "branches": 3}}
     assert executions(record) == {**dict.fromkeys(EVERY_NODE, 1), "prep_b": 3, "fit_b": 3}
@@ -273,7 +255,7 @@ def test_a_fanned_out_job_that_kept_nothing_usable_answers_409_saying_why(
     cancelled, body = _submit(store)
     assert fan_invoke(body) == {"batchItemFailures": []}
     store.request_cancel(cancelled.id, "u")
-    assert _drain(fan_invoke, aws, store, cancelled.id).status is JobStatus.CANCELLED
+    assert drain(fan_invoke, aws, store, cancelled.id).status is JobStatus.CANCELLED
     status, answer = _retry(api_call, cancelled.id)
     assert status == 409
     assert answer["detail"] == (
