@@ -8,6 +8,9 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# uv (from PyPI, bootstrapped into the venv by its pip) installs in seconds what pip takes a
+# minute for; the tools' environments use it too (infra/install-sam-cli.sh).
+UV := $(BIN)/uv
 SAM_TOOLS := .tools/sam/.installed
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
@@ -18,8 +21,8 @@ export SAM_CLI_TELEMETRY := 0
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e ".[dev]"
+	@test -x $(UV) || $(BIN)/python -m pip install -qq "uv>=0.5"
+	$(UV) pip install -q --python $(BIN)/python -e ".[dev]"
 	@touch $@
 
 install: $(INSTALLED)
