@@ -101,10 +101,12 @@ def test_dotted_params_arrive_nested_and_change_the_run(local_stack: LocalStack)
     assert listing.returncode == 0 and record["id"] in listing.stdout
 
 
-def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
-    # Still running when the cancel comes, on a machine loaded by the tests running in parallel.
-    delay = "reporting.delay_seconds=20"
-    run = kedro_jobs(local_stack, "submit", "reporting", "--params", delay)
+def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack, tmp_path: Path) -> None:
+    # Its slow node runs until the test releases it (120 s at most): still running when the
+    # cancel comes, however loaded the machine, and no longer.
+    release = tmp_path / "release"
+    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
+    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow)
     assert run.returncode == 0, run.stderr
     job_id = submitted_id(run.stdout)
     assert wait_for(local_stack, job_id, {"running", *TERMINAL})["status"] == "running"
@@ -121,6 +123,7 @@ def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
         cancel = kedro_jobs(local_stack, "cancel", job_id)
         assert cancel.returncode == 0, cancel.stderr
         assert "Cancel" in cancel.stdout
+        release.touch()  # the node ends; the cancel stops the job before the next one
         watch = kedro_jobs(local_stack, "watch", job_id, "--interval", "0.3")
         assert watch.returncode == 1, watch.stdout
         assert f"Job {job_id} cancelled" in watch.stdout
@@ -143,6 +146,7 @@ def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
         assert client.get(f"/api/v1/jobs/{new_id}").json()["retry_of"] == job_id
     # It would sleep again: stop it (pending: at once; running: at the next node).
     assert kedro_jobs(local_stack, "cancel", new_id).returncode == 0
+    release.touch()  # if it got as far as its slow node
     assert wait_for(local_stack, new_id, TERMINAL)["status"] == "cancelled"
 
 
