@@ -21,7 +21,7 @@ from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
 from kedro_jobs_local.dev_stack import LocalStack
 
-from .conftest import TERMINAL
+from .conftest import TERMINAL, poll_intervals
 
 SCRIPT = Path(sys.executable).with_name("kedro-jobs")
 BUCKET = "kedro-jobs-artifacts-123456789012-us-east-1"  # make dev's, fixed
@@ -47,13 +47,13 @@ def submitted_id(output: str) -> str:
 
 
 def wait_for(stack: LocalStack, job_id: str, statuses: Collection[str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 90
+    deadline, intervals = time.monotonic() + 90, poll_intervals()
     with stack.client() as client:
         while True:
             job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
             if job["status"] in statuses or time.monotonic() > deadline:
                 return job
-            time.sleep(0.1)
+            time.sleep(next(intervals))
 
 
 def test_submit_and_watch_the_bundled_example_until_it_completes(local_stack: LocalStack) -> None:
