@@ -9,7 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # uv (from PyPI, bootstrapped into the venv by its pip) installs in seconds what pip takes a
-# minute for; the tools' environments use it too (infra/install-sam-cli.sh).
+# minute for; the tools' environments use it too (infra/install-sam-cli.sh). pip is still
+# brought up to date: `make bench` and `make acceptance` install with it.
 UV := $(BIN)/uv
 SAM_TOOLS := .tools/sam/.installed
 export KEDRO_DISABLE_TELEMETRY := 1
@@ -21,7 +22,7 @@ export SAM_CLI_TELEMETRY := 0
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@test -x $(UV) || $(BIN)/python -m pip install -qq "uv>=0.5"
+	@test -x $(UV) || $(BIN)/python -m pip install -qq --upgrade pip "uv>=0.5"
 	$(UV) pip install -q --python $(BIN)/python -e ".[dev]"
 	@touch $@
 
