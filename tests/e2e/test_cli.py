@@ -367,13 +367,19 @@ def test_pipelines_and_version(local_stack: LocalStack) -> None:
     assert version.returncode == 0 and version.stdout.startswith("kedro-jobs ")
 
 
-def test_list_fits_a_narrow_terminal_with_short_ids(local_stack: LocalStack) -> None:
-    run = kedro_jobs(
-        local_stack, "submit", "reporting", "--params", "reporting.delay_seconds=3", "--json"
-    )
+def test_list_fits_a_narrow_terminal_with_short_ids(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Running until the test releases its slow node (120 s at most), after the listing.
+    release = tmp_path / "release"
+    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
+    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow, "--json")
     job_id = json.loads(run.stdout)["id"]
     wait_for(local_stack, job_id, {"running"})
-    listed = kedro_jobs(local_stack, "list", "--limit", "3", env={"COLUMNS": "80"})
+    try:
+        listed = kedro_jobs(local_stack, "list", "--limit", "3", env={"COLUMNS": "80"})
+    finally:
+        release.touch()
     assert listed.returncode == 0
     lines = [line for line in listed.stdout.splitlines() if line.strip()]
     # The table fits; the next page's command stays whole on its line, to be copied.
