@@ -21,7 +21,7 @@ from kedro_jobs.core.states import JobStatus
 from kedro_jobs.core.store import to_item
 from kedro_jobs_local.dev_stack import LocalStack
 
-from .conftest import TERMINAL
+from .conftest import TERMINAL, poll_intervals
 
 SCRIPT = Path(sys.executable).with_name("kedro-jobs")
 BUCKET = "kedro-jobs-artifacts-123456789012-us-east-1"  # make dev's, fixed
@@ -47,13 +47,13 @@ def submitted_id(output: str) -> str:
 
 
 def wait_for(stack: LocalStack, job_id: str, statuses: Collection[str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 90
+    deadline, intervals = time.monotonic() + 90, poll_intervals()
     with stack.client() as client:
         while True:
             job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
             if job["status"] in statuses or time.monotonic() > deadline:
                 return job
-            time.sleep(0.1)
+            time.sleep(next(intervals))
 
 
 def test_submit_and_watch_the_bundled_example_until_it_completes(local_stack: LocalStack) -> None:
@@ -101,10 +101,12 @@ def test_dotted_params_arrive_nested_and_change_the_run(local_stack: LocalStack)
     assert listing.returncode == 0 and record["id"] in listing.stdout
 
 
-def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
-    # Still running when the cancel comes, on a machine loaded by the tests running in parallel.
-    delay = "reporting.delay_seconds=20"
-    run = kedro_jobs(local_stack, "submit", "reporting", "--params", delay)
+def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack, tmp_path: Path) -> None:
+    # Its slow node runs until the test releases it (120 s at most): still running when the
+    # cancel comes, however loaded the machine, and no longer.
+    release = tmp_path / "release"
+    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
+    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow)
     assert run.returncode == 0, run.stderr
     job_id = submitted_id(run.stdout)
     assert wait_for(local_stack, job_id, {"running", *TERMINAL})["status"] == "running"
@@ -121,6 +123,7 @@ def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
         cancel = kedro_jobs(local_stack, "cancel", job_id)
         assert cancel.returncode == 0, cancel.stderr
         assert "Cancel" in cancel.stdout
+        release.touch()  # the node ends; the cancel stops the job before the next one
         watch = kedro_jobs(local_stack, "watch", job_id, "--interval", "0.3")
         assert watch.returncode == 1, watch.stdout
         assert f"Job {job_id} cancelled" in watch.stdout
@@ -143,6 +146,7 @@ def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack) -> None:
         assert client.get(f"/api/v1/jobs/{new_id}").json()["retry_of"] == job_id
     # It would sleep again: stop it (pending: at once; running: at the next node).
     assert kedro_jobs(local_stack, "cancel", new_id).returncode == 0
+    release.touch()  # if it got as far as its slow node
     assert wait_for(local_stack, new_id, TERMINAL)["status"] == "cancelled"
 
 
@@ -363,13 +367,19 @@ def test_pipelines_and_version(local_stack: LocalStack) -> None:
     assert version.returncode == 0 and version.stdout.startswith("kedro-jobs ")
 
 
-def test_list_fits_a_narrow_terminal_with_short_ids(local_stack: LocalStack) -> None:
-    run = kedro_jobs(
-        local_stack, "submit", "reporting", "--params", "reporting.delay_seconds=3", "--json"
-    )
+def test_list_fits_a_narrow_terminal_with_short_ids(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Running until the test releases its slow node (120 s at most), after the listing.
+    release = tmp_path / "release"
+    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
+    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow, "--json")
     job_id = json.loads(run.stdout)["id"]
     wait_for(local_stack, job_id, {"running"})
-    listed = kedro_jobs(local_stack, "list", "--limit", "3", env={"COLUMNS": "80"})
+    try:
+        listed = kedro_jobs(local_stack, "list", "--limit", "3", env={"COLUMNS": "80"})
+    finally:
+        release.touch()
     assert listed.returncode == 0
     lines = [line for line in listed.stdout.splitlines() if line.strip()]
     # The table fits; the next page's command stays whole on its line, to be copied.

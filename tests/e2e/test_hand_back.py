@@ -15,8 +15,13 @@ from kedro_jobs_local.dev_stack import running_local_stack
 from .conftest import until, wait_for
 
 
-def _submit(client: httpx.Client, delay: float) -> str:
-    body = {"pipeline_name": "reporting", "parameters": {"reporting": {"delay_seconds": delay}}}
+def _submit(client: httpx.Client, delay: float, release: Path | None = None) -> str:
+    """A reporting job whose slow node takes ``delay`` seconds, or with ``release``, until
+    the test creates that file (``delay`` at most)."""
+    slow: dict[str, Any] = {"delay_seconds": delay}
+    if release is not None:
+        slow["release_file"] = str(release)
+    body = {"pipeline_name": "reporting", "parameters": {"reporting": slow}}
     job_id: str = client.post("/api/v1/jobs", json=body).json()["id"]
     return job_id
 
@@ -31,13 +36,15 @@ def test_a_stop_hands_running_jobs_back_and_the_next_start_goes_on(tmp_path: Pat
     state = tmp_path / "state"
     log = tmp_path / "dev.log"
     with running_local_stack(log, workers=2, state_dir=state) as stack, stack.client() as client:
-        long = _submit(client, 12)  # its slow node outlasts the stop's grace
+        # Its slow node outlasts the stop's grace: it runs until released, in the next start.
+        long = _submit(client, 120, release=tmp_path / "release")
         until("the long job's slow node", lambda: _running(client, long, "rank_regions"), 60)
         short = _submit(client, 1)  # its slow node ends within the grace
         until("the short job's slow node", lambda: _running(client, short, "rank_regions"), 60)
     # The block's end stopped make dev (SIGTERM), as Ctrl-C does.
 
     with running_local_stack(log, workers=2, state_dir=state) as stack, stack.client() as client:
+        (tmp_path / "release").touch()
         done = {job_id: wait_for(client, job_id, timeout=120) for job_id in (short, long)}
     assert {j["status"] for j in done.values()} == {"completed"}, done
 

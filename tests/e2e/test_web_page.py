@@ -38,6 +38,8 @@ XSS = "<img src=x onerror=window.__xss=1>"
 BUCKET = "kedro-jobs-artifacts-123456789012-us-east-1"  # make dev's, fixed
 OUTPUT = b'{"rows": 1099}\n'  # a seeded job's saved dataset, in the stack's bucket
 T = TypeVar("T")
+# The example's slow node waits at most this long for its release file (a test's cue).
+RELEASE_FILE_LIMIT = 120
 
 
 # --- The stack, 1,000 jobs, the browser --------------------------------------------------------
@@ -326,11 +328,13 @@ def test_submit_through_the_form_and_see_it_complete(
 
 
 def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
-    page: WebDriver, stack: LocalStack, screenshots: Path
+    page: WebDriver, stack: LocalStack, screenshots: Path, tmp_path: Path
 ) -> None:
-    # Long enough that the job is still running when the cancel arrives on a loaded machine.
-    params = json.dumps({"reporting": {"delay_seconds": 25}})
-    job_id = submit_form(page, stack, "reporting", params)
+    # Its slow node runs until the test releases it (RELEASE_FILE_LIMIT at most): the job is
+    # still running when the cancel arrives, however loaded the machine, and no longer.
+    release = tmp_path / "release"
+    slow = {"delay_seconds": RELEASE_FILE_LIMIT, "release_file": str(release)}
+    job_id = submit_form(page, stack, "reporting", json.dumps({"reporting": slow}))
     wait(page, lambda d: node_states(d).get("rank_regions") == "running", "rank_regions running")
     assert node_states(page) == {
         "rp_generate_orders": "done",
@@ -357,6 +361,8 @@ def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
     wait(page, lambda d: d.find_element(By.ID, "job-cancel").is_enabled(), "cancel enabled")
     page.find_element(By.ID, "job-cancel").click()
     wait(page, lambda d: "Cancel requested" in text(d, "job-message"), "the cancel's answer")
+    assert api_job(stack, job_id)["status"] == "running"  # it stops at its next node
+    release.touch()
     wait_status(page, "cancelled", timeout=60)
     wait(page, lambda d: node_states(d).get("write_report") == "skipped", "the last node skipped")
     assert not page.find_element(By.ID, "job-cancel").is_enabled()
@@ -373,6 +379,7 @@ def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
     assert api_job(stack, new_id)["retry_of"] == job_id
     wait(page, lambda d: d.find_element(By.ID, "job-cancel").is_enabled(), "cancel enabled")
     page.find_element(By.ID, "job-cancel").click()
+    release.touch()  # if it got as far as its slow node
     wait_status(page, "cancelled", timeout=60)
 
 

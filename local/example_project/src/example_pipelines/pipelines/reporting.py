@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -11,9 +12,27 @@ from kedro.pipeline import Pipeline, node, pipeline
 from example_pipelines.pipelines.orders import clean_orders, generate_orders
 
 
+def _slow_step(params: dict[str, Any]) -> None:
+    """A deliberately slow step, when asked for: something to cancel or to time out. With a
+    ``release_file``, it ends as soon as that file appears (taking it, so that the next run
+    waits for its own), at the latest after ``delay_seconds``: a test's cue, not a guess at
+    how long a loaded machine needs."""
+    delay = float(params.get("delay_seconds", 0))
+    release = params.get("release_file")
+    if not release:
+        time.sleep(delay)
+        return
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        try:
+            Path(release).unlink()
+            return
+        except FileNotFoundError:
+            time.sleep(0.1)
+
+
 def rank_regions(clean: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
-    # A deliberately slow step, when asked for: something to cancel or to time out.
-    time.sleep(float(params.get("delay_seconds", 0)))
+    _slow_step(params)
     totals = clean.groupby("region")["revenue"].sum().sort_values(ascending=False)
     return [
         {"region": str(region), "revenue": round(float(revenue), 2)}
