@@ -42,9 +42,10 @@ class ContinuePolicy:
 # than REPORT_QUIET_SECONDS ago (its claim, a progress write, a heartbeat) and the node after
 # it is expected to be quick (it took under QUICK_NODE_SECONDS when the pipeline last ran):
 # the run goes on at once, and the report is written only if that node is still running a
-# moment later (forked.py). A sub-second job then makes no progress write; a cancel is seen
-# at the first boundary that writes: at most REPORT_QUIET_SECONDS of quick nodes later, and
-# never past a node expected to be long.
+# moment later (forked.py). Never after a node that itself ran QUICK_NODE_SECONDS or more. A
+# sub-second job then makes no progress write; a cancel is seen at the first boundary that
+# writes: the end of any node that ran long (a cancel asked while it ran), else at most
+# REPORT_QUIET_SECONDS of quick nodes later, and never past a node expected to be long.
 REPORT_QUIET_SECONDS = 1.0
 QUICK_NODE_SECONDS = 0.25
 
@@ -86,6 +87,7 @@ class RunControl:
         self.cancelled = False
         self.policy = policy or ContinuePolicy()
         self.durations: dict[str, float] = {}  # the nodes of this segment, as they finish
+        self.last_node_seconds: float | None = None  # the node that ended last, this run
         self.checkpoint_started: float | None = None  # monotonic, once a save has begun
         self.handing_back = False  # the host is stopping: see hand_back_running
         # When the sink last heard of the run (the claim that started it read no cancel).
@@ -122,6 +124,10 @@ class RunControl:
         last = self.reported if read_at is None else read_at
         if time.monotonic() - last >= REPORT_QUIET_SECONDS:
             return False
+        # A node that ran long has its boundary written: a cancel asked while it ran is seen
+        # there, as it always was.
+        if self.last_node_seconds is None or self.last_node_seconds >= QUICK_NODE_SECONDS:
+            return False
         estimate = self.policy.estimates.get(upcoming)
         return estimate is not None and estimate < QUICK_NODE_SECONDS
 
@@ -139,6 +145,7 @@ class RunControl:
 
     def node_done(self, name: str, seconds: float) -> None:
         self.durations[name] = seconds
+        self.last_node_seconds = seconds
         # A sink that keeps a node timeline learns of each node's end before the progress
         # report that follows it (the same write records both).
         on_node = getattr(self.sink, "node_finished", None)

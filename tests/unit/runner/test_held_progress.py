@@ -97,6 +97,7 @@ def test_a_held_report_is_written_when_its_quick_node_runs_on_and_a_cancel_it_re
     forked: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(control, "REPORT_QUIET_SECONDS", 600.0)  # every boundary may be held
+    monkeypatch.setattr(control, "QUICK_NODE_SECONDS", 2.0)  # a 1 s node counts as quick
     # The cancel is asked after the start's report (written 0.25 s into step1, as before).
     sink = Sink(cancel=True, writes_before_cancel=1)
     # Each step takes 1 s, though past runs timed them quick: step2's held report is written
@@ -106,6 +107,18 @@ def test_a_held_report_is_written_when_its_quick_node_runs_on_and_a_cancel_it_re
     assert executions(record) == {"step": 2}
     assert sink.held_reports == [(1, 3, "step2")]
     assert sink.writes[:2] == [(0, 3, "step1"), (1, 3, "step2")]
+
+
+def test_a_cancel_asked_while_a_node_ran_long_is_seen_at_its_end_even_within_the_quiet_time(
+    forked: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "REPORT_QUIET_SECONDS", 600.0)  # every boundary may be held
+    # The cancel is asked after the start's report (0.25 s into step1), while step1 runs on.
+    sink = Sink(cancel=True, writes_before_cancel=1)
+    outcome = _run(forked, "steps", sink, QUICK, x=1, seconds=0.4)  # past runs: quick
+    assert outcome.status == "cancelled"
+    assert executions(record) == {"step": 1}  # step1 ran 0.4 s: its boundary was written
+    assert sink.held_reports == []
 
 
 def test_a_boundary_is_written_when_the_sinks_last_read_of_the_cancel_flag_is_old(
