@@ -942,7 +942,9 @@ def test_a_dead_lettered_discard_is_sent_again_and_removes_the_staging(
     project = fan_out.runner
     monkeypatch.setattr(fan_out, "_runner", lambda: _Failing(project, "discard_groups"))
     event = _dead_lettered(aws, fan_invoke, discard)
-    assert keys(aws, f"data/.kedro-jobs/groups/{job.id}")
+    # Whatever the groups staged is still there (the siblings of the failed branch may have
+    # completed, or stopped first: the load decides).
+    staged = staged_groups(aws, job.id)
     assert _dead_letter_function(event) == {"batchItemFailures": []}
     monkeypatch.setattr(fan_out, "_runner", lambda: project)
     again = next_message(aws)
@@ -954,8 +956,8 @@ def test_a_dead_lettered_discard_is_sent_again_and_removes_the_staging(
     assert done is not None and done.status is JobStatus.FAILED
     assert done.error_message == "ValueError: branch b does not fit (node: fit_b)"
     # What is left is what the job keeps for a rerun from failure: its completed groups'.
-    assert done.reusable_until is not None
-    assert staged_groups(aws, job.id) == completed_groups(done)
+    assert staged_groups(aws, job.id) == completed_groups(done) <= staged
+    assert (done.reusable_until is not None) == bool(completed_groups(done))
 
 
 @pytest.mark.parametrize("boundary", [1, 2], ids=["after_its_first_node", "after_its_last_node"])
