@@ -11,6 +11,10 @@ INSTALLED := $(VENV)/.installed
 # uv (from PyPI, bootstrapped into the venv by its pip) installs in seconds what pip takes a
 # minute for; the tools' environments, `make bench` and `make acceptance` use it too.
 UV := $(BIN)/uv
+# uv compiles no bytecode by default (pip does): where Python may not write it as it imports
+# (PYTHONDONTWRITEBYTECODE, a read-only task root), every process of a stack would compile
+# boto3, moto and Kedro from source at each start (the suite ran twice as long).
+export UV_COMPILE_BYTECODE := 1
 SAM_TOOLS := .tools/sam/.installed
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
