@@ -92,6 +92,22 @@ class Tasks:
             self.exits[arn] = task_module.main(override["command"])
 
 
+def until_a_task_starts(ecs: Ecs, invoke: Invoke, aws: Aws) -> None:
+    """Deliver the first level's messages one at a time until the long group's has started
+    its task (the others run here)."""
+    for _ in range(10):
+        if ecs.tasks():
+            return
+        resp = aws.sqs.receive_message(
+            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+        )
+        for message in resp.get("Messages", []):
+            aws.sqs.delete_message(
+                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+            assert invoke(message["Body"]) == {"batchItemFailures": []}
+
+
 def read(aws: Aws, key: str) -> bytes:
     body: bytes = aws.s3.get_object(Bucket=aws.resources.bucket, Key=key)["Body"].read()
     return body
@@ -192,18 +208,7 @@ def test_a_job_cancelled_before_its_fargate_task_starts_runs_no_node_of_it(
     timed(aws, "branches", fit_b=1000.0)
     job, body = submit(store, "branches")
     assert invoke(body) == {"batchItemFailures": []}
-    # The first level's messages: the long group's starts a task; the others run here.
-    for _ in range(10):
-        if ecs.tasks():
-            break
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
-            aws.sqs.delete_message(
-                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-            assert invoke(message["Body"]) == {"batchItemFailures": []}
+    until_a_task_starts(ecs, invoke, aws)
     assert len(ecs.tasks()) == 1
     store.request_cancel(job.id, "u")
     tasks = Tasks(ecs, monkeypatch)
@@ -230,17 +235,7 @@ def test_a_dead_fargate_task_has_its_group_taken_over_by_a_new_task(
     timed(aws, "branches", fit_b=1000.0)
     job, body = submit(store, "branches")
     assert invoke(body) == {"batchItemFailures": []}
-    for _ in range(10):
-        if ecs.tasks():
-            break
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
-            aws.sqs.delete_message(
-                QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-            assert invoke(message["Body"]) == {"batchItemFailures": []}
+    until_a_task_starts(ecs, invoke, aws)
     [first] = ecs.tasks()
     [override] = first["overrides"]["containerOverrides"]
     group, claim = override["command"][2], override["command"][4]
