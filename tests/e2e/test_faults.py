@@ -118,7 +118,11 @@ def test_timeout_and_cancel_under_load(counting_stack: tuple[LocalStack, Path]) 
             assert time.monotonic() < deadline, "the job to cancel never started its nap"
             time.sleep(0.1)
         cancelled = client.post(f"/api/v1/jobs/{to_cancel}/cancel").json()
-        assert cancelled["cancel_requested"] is True
+        # Under load the answer may come after the nap outlived the job's 5 s budget: the job
+        # is then between two workers, and nothing holding it, it ends cancelled at once.
+        assert cancelled["cancel_requested"] is True or cancelled["status"] == "cancelled", (
+            cancelled
+        )
 
         def final(job_id: str) -> dict[str, object]:
             end = time.monotonic() + 120
