@@ -369,6 +369,7 @@ def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
     assert api_job(stack, job_id)["status"] == "cancelled"
 
     # Retry: a new job, pointing back at this one; cancelled too (it would sleep again).
+    release.unlink()  # its slow node waits again, or the retry could complete before its cancel
     retry = wait(
         page, lambda d: (b := d.find_element(By.ID, "job-retry")).is_enabled() and b, "retry"
     )

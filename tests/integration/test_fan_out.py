@@ -86,12 +86,9 @@ def submit(store: ApiJobs, pipeline: str, **options: Any) -> tuple[Job, str]:
 def next_message(aws: Aws, *, waits: int = 10) -> dict[str, Any]:
     """The execution's next message (sent from moto's own thread: a busy machine delays it)."""
     for _ in range(waits):
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
-        )
-        if resp.get("Messages"):
-            message: dict[str, Any] = resp["Messages"][0]
-            return message
+        messages = aws.from_execution(max_number=1)
+        if messages:
+            return messages[0]
     raise AssertionError("the execution sent no message")
 
 

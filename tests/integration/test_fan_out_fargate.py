@@ -98,10 +98,7 @@ def until_a_task_starts(ecs: Ecs, invoke: Invoke, aws: Aws) -> None:
     for _ in range(10):
         if ecs.tasks():
             return
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
+        for message in aws.from_execution(max_number=1):
             aws.sqs.delete_message(
                 QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
@@ -278,10 +275,7 @@ def test_a_group_that_outlives_its_invocation_goes_on_as_a_fargate_task(
     for _ in range(20):  # the first level's three groups, each on a short invocation
         if len(ecs.tasks()) == 3:
             break
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
+        for message in aws.from_execution():
             aws.sqs.delete_message(
                 QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
             )

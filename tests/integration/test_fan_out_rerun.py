@@ -68,10 +68,7 @@ def _receive(aws: Aws, wanted: int) -> list[dict[str, Any]]:
     for _ in range(30):
         if len(taken) >= wanted:
             break
-        resp = aws.sqs.receive_message(
-            QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        for message in resp.get("Messages", []):
+        for message in aws.from_execution():
             aws.sqs.delete_message(
                 QueueUrl=aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
