@@ -369,7 +369,6 @@ def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
     assert api_job(stack, job_id)["status"] == "cancelled"
 
     # Retry: a new job, pointing back at this one; cancelled too (it would sleep again).
-    release.unlink()  # its slow node waits again, or the retry could complete before its cancel
     retry = wait(
         page, lambda d: (b := d.find_element(By.ID, "job-retry")).is_enabled() and b, "retry"
     )
@@ -380,6 +379,12 @@ def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
     assert api_job(stack, new_id)["retry_of"] == job_id
     wait(page, lambda d: d.find_element(By.ID, "job-cancel").is_enabled(), "cancel enabled")
     page.find_element(By.ID, "job-cancel").click()
+    # Released only once the cancel is recorded, or the retry could finish before it.
+    wait(
+        page,
+        lambda d: (j := api_job(stack, new_id))["cancel_requested"] or j["status"] == "cancelled",
+        "the retry's cancel recorded",
+    )
     release.touch()  # if it got as far as its slow node
     wait_status(page, "cancelled", timeout=60)
 
