@@ -108,6 +108,8 @@ def test_a_hung_or_killed_consumer_or_emulator_and_ctrl_c(tmp_path: Path) -> Non
         first = submit(client)
         assert wait_for(client, first)["status"] == "completed"
 
+        # Idle, polling (a busy one is alive until its batch's deadline, a minute here).
+        until("the consumer polls", lambda: consumer(stack)["state"] == "idle")
         hung = pid_of(stack, "kedro-jobs-queue")
         os.kill(hung, signal.SIGSTOP)  # alive to the supervisor, polling nothing
         try:
