@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from kedro_jobs_local.dev_stack import LocalStack, running_local_stack, stop_and_count, wait_healthy
 from kedro_jobs_local.procfs import Proc
@@ -100,7 +101,8 @@ def stop(
 def test_a_hung_or_killed_consumer_or_emulator_and_ctrl_c(tmp_path: Path) -> None:
     """One stack: a hung consumer makes `/health` degraded while a job waits (the job runs
     once it is back); a killed consumer, then a killed emulator, come back by themselves with
-    what the emulator held; Ctrl-C with a job in its slow node leaves nothing running."""
+    what the emulator held; Ctrl-C with a job in its slow node, and a hung process that must be
+    killed after its grace, leaves nothing running."""
     with (
         running_local_stack(tmp_path / "dev.log", workers=1, env=QUICK_BEATS) as stack,
         stack.client() as client,
@@ -108,21 +110,7 @@ def test_a_hung_or_killed_consumer_or_emulator_and_ctrl_c(tmp_path: Path) -> Non
         first = submit(client)
         assert wait_for(client, first)["status"] == "completed"
 
-        # Idle, polling (a busy one is alive until its batch's deadline, a minute here).
-        until("the consumer polls", lambda: consumer(stack)["state"] == "idle")
-        hung = pid_of(stack, "kedro-jobs-queue")
-        os.kill(hung, signal.SIGSTOP)  # alive to the supervisor, polling nothing
-        try:
-            # Seen dead: three beats without a poll (so its last long poll has ended too).
-            until("the hung consumer seen dead", lambda: not consumer(stack)["alive"])
-            waiting = submit(client)
-            health = until("health says degraded", lambda: _degraded(stack))
-            assert health["consumers_alive"] == 0 and health["queue"]["waiting"] == 1
-            assert "no consumer alive" in health["detail"]
-        finally:
-            os.kill(hung, signal.SIGCONT)
-        assert wait_for(client, waiting)["status"] == "completed"
-        until("health is ok again", lambda: stack.health()["status"] == "ok")
+        waiting = hung_consumer_degrades_health(stack, client, timeout=20)
 
         os.kill(pid_of(stack, "kedro-jobs-queue"), signal.SIGKILL)
         # Back, and polling: a receive the dead one left waiting on the emulator may still
@@ -143,9 +131,11 @@ def test_a_hung_or_killed_consumer_or_emulator_and_ctrl_c(tmp_path: Path) -> Non
         third = submit(client)
         assert wait_for(client, third)["status"] == "completed"
 
-        # Ctrl-C while a job runs in its forked process: that one goes too.
+        # Ctrl-C while a job runs in its forked process: that one goes too; and a hung
+        # process (the dead-letter poller) is killed after its grace.
         slow = submit(client, slow_job(tmp_path / "never"))
         until("the slow job's slow node", lambda: in_slow_node(client, slow))
+        os.kill(pid_of(stack, "kedro-jobs-dlq"), signal.SIGSTOP)
         started, left = stop(stack, signal.SIGINT)
     # moto, the API, a consumer, the dead-letter poller, ... and the job's own process.
     assert len(started) >= 5, started
@@ -154,6 +144,36 @@ def test_a_hung_or_killed_consumer_or_emulator_and_ctrl_c(tmp_path: Path) -> Non
     # One line for each death; while the emulator was away, a few lines, not a flood.
     assert text.count("; restarting") == 2, text[-3000:]
     assert text.count("poll failed") <= 10, text[-3000:]
+
+
+def hung_consumer_degrades_health(stack: LocalStack, client: httpx.Client, timeout: float) -> str:
+    """A hung consumer: `/health` says degraded while a job waits (within ``timeout``); the
+    job runs once the consumer is back. Returns the job."""
+    # Idle, polling (a busy one is alive until its batch's deadline, a minute here).
+    until("the consumer polls", lambda: consumer(stack)["state"] == "idle")
+    hung = pid_of(stack, "kedro-jobs-queue")
+    os.kill(hung, signal.SIGSTOP)  # alive to the supervisor, polling nothing
+    try:
+        # Seen dead: three beats without a poll (so its last long poll has ended too).
+        until("the hung consumer seen dead", lambda: not consumer(stack)["alive"], timeout)
+        waiting = submit(client)
+        health = until("health says degraded", lambda: _degraded(stack))
+        assert health["consumers_alive"] == 0 and health["queue"]["waiting"] == 1
+        assert "no consumer alive" in health["detail"]
+    finally:
+        os.kill(hung, signal.SIGCONT)
+    assert wait_for(client, waiting)["status"] == "completed"
+    until("health is ok again", lambda: stack.health()["status"] == "ok")
+    return waiting
+
+
+@pytest.mark.slow  # the template's own heartbeats: a hung consumer shows after 15 s
+def test_a_hung_consumer_shows_on_health_at_the_default_heartbeats(tmp_path: Path) -> None:
+    with (
+        running_local_stack(tmp_path / "dev.log", workers=1) as stack,
+        stack.client() as client,
+    ):
+        hung_consumer_degrades_health(stack, client, timeout=40)
 
 
 def _degraded(stack: LocalStack) -> dict[str, Any] | None:
