@@ -184,7 +184,7 @@ def _degraded(stack: LocalStack) -> dict[str, Any] | None:
 def test_stops_hand_jobs_back_history_outlives_restarts_and_crashes_fresh_starts_empty(
     tmp_path: Path,
 ) -> None:
-    """Four starts of `make dev` on one state folder, its console as a user sees it.
+    """Four starts of `make dev` on one state folder (the first as its console shows it).
 
     1. Jobs completed and failed, one line each per state change on the console; two jobs in
        their slow node and two waiting for a consumer; schedules. SIGTERM (what `make` sends
@@ -200,11 +200,13 @@ def test_stops_hand_jobs_back_history_outlives_restarts_and_crashes_fresh_starts
     """
     state = tmp_path / "state"
     console = tmp_path / "console.txt"
-    full_log = state / "dev.log"  # the processes' own lines (not --verbose)
+    full_log = state / "dev.log"  # the processes' own lines, in the first start
 
-    def start(workers: int = 1, args: tuple[str, ...] = ()) -> Any:
+    def start(workers: int = 1, args: tuple[str, ...] = (), verbose: bool = True) -> Any:
+        # As `make dev` shows it (one line per job state change) only where the console is
+        # looked at: the console is one more process to start.
         return running_local_stack(
-            console, workers=workers, state_dir=state, verbose=False, args=args
+            console, workers=workers, state_dir=state, verbose=verbose, args=args
         )
 
     nightly = {
@@ -213,7 +215,7 @@ def test_stops_hand_jobs_back_history_outlives_restarts_and_crashes_fresh_starts
         "timezone": "Europe/Paris",
         "job": {"pipeline_name": "hello"},
     }
-    with start(workers=2) as stack, stack.client() as client:
+    with start(workers=2, verbose=False) as stack, stack.client() as client:
         assert client.post("/api/v1/schedules", json=nightly).status_code == 201
         assert client.post("/api/v1/schedules/nightly/pause").json()["state"] == "paused"
         gone = {**nightly, "name": "gone", "expression": "rate(1 day)"}
