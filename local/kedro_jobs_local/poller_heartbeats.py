@@ -39,11 +39,13 @@ class Heartbeat:
 
     def tick(self) -> None:
         """Called every second: a beat for each poller whose state changed (at most one a
-        second) or whose last beat is BEAT_SECONDS old."""
+        second) or whose last beat is a beat's interval old (the settings')."""
         from kedro_jobs.core.errors import DependencyUnavailable
-        from kedro_jobs.core.heartbeats import BEAT_SECONDS, ConsumerBeat
+        from kedro_jobs.core.heartbeats import ConsumerBeat
+        from kedro_jobs.core.settings import get_settings
 
         now = datetime.now(UTC)
+        every = get_settings().consumer_heartbeat_seconds
 
         def at(seconds: float | None) -> datetime | None:
             return datetime.fromtimestamp(seconds, UTC) if seconds else None
@@ -57,7 +59,7 @@ class Heartbeat:
                 status = {"state": "starting"}
             state = str(status.get("state", "starting"))
             written, was = self._written.get(name, (0.0, ""))
-            if state == was and time.monotonic() - written < BEAT_SECONDS:
+            if state == was and time.monotonic() - written < every:
                 continue
             beat = ConsumerBeat(
                 consumer=name,

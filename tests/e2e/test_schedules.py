@@ -1,17 +1,18 @@
 """Schedules through `make dev`: the stack's own firer (moto keeps schedules but never fires
 them) fires a rate() schedule from moto's Scheduler; pause, resume, run now and delete; a
-fire delivered twice makes one job. The CLI drives it as a user would."""
+fire delivered twice makes one job. The CLI drives it as a user would. That schedules
+outlive a restart of `make dev` is checked with the rest of its history (test_supervision.py),
+on the same restarts."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
+from kedro_jobs_local.dev_stack import LocalStack
 
 from .conftest import until, wait_for
 from .test_cli import kedro_jobs, submitted_id
@@ -118,26 +119,3 @@ def test_a_fire_delivered_twice_makes_one_job(local_stack: LocalStack) -> None:
         )
         assert len(runs(client, name)) == 1
         client.delete(f"/api/v1/schedules/{name}")
-
-
-def test_schedules_outlive_a_restart_of_make_dev(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    log = tmp_path / "dev.log"
-    nightly = {
-        "name": "nightly",
-        "expression": "cron(0 2 * * ? *)",
-        "timezone": "Europe/Paris",
-        "job": {"pipeline_name": "hello"},
-    }
-    with running_local_stack(log, workers=1, state_dir=state) as stack, stack.client() as client:
-        assert client.post("/api/v1/schedules", json=nightly).status_code == 201
-        assert client.post("/api/v1/schedules/nightly/pause").json()["state"] == "paused"
-        gone = {**nightly, "name": "gone", "expression": "rate(1 day)"}
-        assert client.post("/api/v1/schedules", json=gone).status_code == 201
-        assert client.delete("/api/v1/schedules/gone").status_code == 204
-
-    with running_local_stack(log, workers=1, state_dir=state) as stack, stack.client() as client:
-        page = client.get("/api/v1/schedules").json()
-        assert [(s["name"], s["state"]) for s in page["schedules"]] == [("nightly", "paused")]
-        resumed = client.post("/api/v1/schedules/nightly/resume").json()
-        assert resumed["state"] == "enabled" and len(resumed["next_fires"]) == 5

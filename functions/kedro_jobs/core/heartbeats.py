@@ -22,13 +22,11 @@ from pydantic import BaseModel
 from kedro_jobs.core.aws import aws_errors, client, error_code
 
 PREFIX = "health/consumers/"
-# A writer refreshes each heartbeat this often; one not refreshed for STALE_AFTER has no
-# writer left (three missed beats, so one slow write does not flap the health).
-BEAT_SECONDS = 5.0
-STALE_AFTER = 3 * BEAT_SECONDS
-# A consumer that has not polled for this long while idle is hung, not alive; one still
-# starting (a Kedro project's bootstrap takes seconds) is given longer.
-IDLE_POLL_LIMIT = 15.0
+# A writer refreshes each heartbeat every `consumer_heartbeat_seconds` (the settings; 5 s by
+# default). One not refreshed for MISSED_BEATS beats has no writer left (so one slow write
+# does not flap the health), and an idle consumer that has not polled for as long is hung,
+# not alive; one still starting (a Kedro project's bootstrap takes seconds) is given longer.
+MISSED_BEATS = 3
 STARTING_LIMIT = 120.0
 # Jobs that have waited this long on a queue that consumers poll are not being taken
 # (a Lambda event source polls continuously; a backlog older than this is a stall).
@@ -50,13 +48,15 @@ class ConsumerBeat(BaseModel):
     restarts: int = 0
     written_at: datetime
 
-    def alive(self, now: datetime) -> bool:
-        if now - self.written_at > timedelta(seconds=STALE_AFTER):
+    def alive(self, now: datetime, beat_seconds: float) -> bool:
+        """Alive at ``now`` for writers that beat every ``beat_seconds``."""
+        missed = MISSED_BEATS * beat_seconds
+        if now - self.written_at > timedelta(seconds=missed):
             return False
         if self.state == "busy":
             return self.busy_until is None or now <= self.busy_until
         since = self.last_poll_at or self.started_at
-        limit = STARTING_LIMIT if self.state == "starting" else IDLE_POLL_LIMIT
+        limit = STARTING_LIMIT if self.state == "starting" else missed
         return now - since <= timedelta(seconds=limit)
 
 
@@ -172,14 +172,19 @@ class ConsumerHealth:
 
 
 def assess(
-    backlog: Backlog, beats: list[ConsumerBeat], queue_name: str, now: datetime | None = None
+    backlog: Backlog,
+    beats: list[ConsumerBeat],
+    queue_name: str,
+    now: datetime | None = None,
+    *,
+    beat_seconds: float,
 ) -> ConsumerHealth:
     """Degraded when jobs wait and nothing takes them: consumers are known but none of the
     jobs queue's is alive, or the oldest waiting job is older than STALL_AGE_SECONDS.
     Starting while the consumers known are alive but none has polled the queue yet."""
     now = now or datetime.now(UTC)
     mine = [b for b in beats if b.queue == queue_name]
-    alive = [b.consumer for b in mine if b.alive(now)]
+    alive = [b.consumer for b in mine if b.alive(now, beat_seconds)]
     detail = None
     if backlog.waiting and mine and not alive:
         detail = f"{backlog.waiting} job(s) waiting and no consumer alive ({len(mine)} known)"
@@ -189,7 +194,7 @@ def assess(
         )
     if detail:
         return ConsumerHealth("degraded", detail, backlog, beats, alive)
-    polled = [b for b in mine if b.alive(now) and b.last_poll_at is not None]
+    polled = [b for b in mine if b.consumer in alive and b.last_poll_at is not None]
     if alive and not polled:
         # Warming up (a Kedro project's bootstrap takes seconds): a job sent now waits.
         detail = f"{len(alive)} consumer(s) starting; none has polled the queue yet"

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # long in the pipeline's last run (a node never timed counts 0 s: a pipeline's first run
     # is on one worker, and times its nodes). 0: whenever the pipeline's shape allows.
     fan_out_min_group_seconds: float = Field(5.0, ge=0)
+    # Consumer heartbeats (core/heartbeats.py): a writer refreshes each one this often; one
+    # not refreshed for three beats has no writer left, and an idle consumer that has not
+    # polled the queue for as long is hung, not alive (so `/health` notices within it).
+    consumer_heartbeat_seconds: float = Field(5.0, ge=0.5, le=300)
     log_level: str = "INFO"
     # X-Ray, by Powertools' rule: on in Lambda (where its daemon listens) unless disabled;
     # `sam local` has no daemon. The template turns it on with its Tracing parameter.

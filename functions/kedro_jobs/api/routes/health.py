@@ -51,7 +51,9 @@ def health(services: Deps) -> JSONResponse:
     backlog: Backlog | None = found.get("backlog")
     if backlog is not None:
         queue_name = settings.jobs_queue_url.rstrip("/").rsplit("/", 1)[-1]
-        verdict = assess(backlog, beats, queue_name, now)
+        verdict = assess(
+            backlog, beats, queue_name, now, beat_seconds=settings.consumer_heartbeat_seconds
+        )
         if verdict.detail and not failed:
             body.update(status=verdict.status, detail=verdict.detail)
         body["queue"] = {
@@ -60,16 +62,18 @@ def health(services: Deps) -> JSONResponse:
             "oldest_age_seconds": backlog.oldest_age_seconds,
         }
         body["consumers_alive"] = len(verdict.alive)
-    body["consumers"] = [_describe(beat, now) for beat in beats]
+    body["consumers"] = [
+        _describe(beat, now, settings.consumer_heartbeat_seconds) for beat in beats
+    ]
     return JSONResponse(body, status_code=503 if failed else 200)
 
 
-def _describe(beat: ConsumerBeat, now: datetime) -> dict[str, Any]:
+def _describe(beat: ConsumerBeat, now: datetime, beat_seconds: float) -> dict[str, Any]:
     polled = beat.last_poll_at
     return {
         "id": beat.consumer,
         "queue": beat.queue,
-        "alive": beat.alive(now),
+        "alive": beat.alive(now, beat_seconds),
         "state": beat.state,
         "last_poll_at": polled.isoformat() if polled else None,
         "seconds_since_poll": round((now - polled).total_seconds(), 1) if polled else None,
