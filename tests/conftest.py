@@ -38,6 +38,9 @@ from tests.support.containers import reset_singletons  # noqa: E402
 SHARED_STACKS = {
     "tests/e2e/test_cli.py": "e2e local_stack",
     "tests/e2e/test_local_stack.py": "e2e local_stack",
+    # One test each on the session's stack: on the same worker, no stack of their own.
+    "tests/e2e/test_cli_rerun.py": "e2e local_stack",
+    "tests/e2e/test_readme.py": "e2e local_stack",
     "tests/e2e/test_faults.py": "test_faults.py counting_stack",
     "tests/e2e/test_web_page.py": "test_web_page.py stack",
     "tests/e2e/test_fan_out.py": "test_fan_out.py fan_stack",
