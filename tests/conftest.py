@@ -38,6 +38,7 @@ from tests.support.containers import reset_singletons  # noqa: E402
 SHARED_STACKS = {
     "tests/e2e/test_cli.py": "e2e local_stack",
     "tests/e2e/test_local_stack.py": "e2e local_stack",
+    # Tests on the session's stack: on its worker, no stack of their own.
     "tests/e2e/test_cli_rerun.py": "e2e local_stack",
     "tests/e2e/test_readme.py": "e2e local_stack",
     "tests/e2e/test_schedules.py": "e2e local_stack",

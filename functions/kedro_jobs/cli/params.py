@@ -7,42 +7,49 @@ read as YAML scalars the way Kedro reads them (numbers, booleans, null, strings)
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
-
-import yaml
 
 
 class UsageError(ValueError):
     """A command-line value that cannot be understood; the message says which and why."""
 
 
-class _ScalarLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+@cache
+def _scalar_loader() -> Any:
     """YAML 1.1 as Kedro's command line reads it (through OmegaConf): dates stay strings, and
-    ``1e3`` is a float even without a dot."""
+    ``1e3`` is a float even without a dot. Built on first use: only a command given values
+    to read imports PyYAML (every command's start would pay ~10 ms for it)."""
+    import yaml
 
+    class ScalarLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+        pass
 
-_ScalarLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_ScalarLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.VERBOSE,
-    ),
-    list("-+0123456789."),
-)
+    ScalarLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    ScalarLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+            |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+            |\.[0-9_]+(?:[eE][-+][0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+            re.VERBOSE,
+        ),
+        list("-+0123456789."),
+    )
+    return ScalarLoader
 
 
 def parse_value(text: str) -> Any:
+    import yaml
+
     try:
         # A SafeLoader subclass: only the safe constructors, never arbitrary objects.
-        return yaml.load(text, Loader=_ScalarLoader)  # noqa: S506  # nosec B506
+        return yaml.load(text, Loader=_scalar_loader())  # noqa: S506  # nosec B506
     except yaml.YAMLError:
         return text.strip()
 

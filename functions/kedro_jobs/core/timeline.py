@@ -52,6 +52,9 @@ class Timeline:
         omitted: int = 0,
     ) -> None:
         self.entries = [n for n in earlier if n.status != "running"]
+        # The entries running now (one, but for a superseded start): what began and finished
+        # look up, without a walk over a long pipeline's every entry at each node.
+        self._open: list[NodeRun] = []
         self.segment = segment
         self.compute = compute
         self.omitted = omitted
@@ -63,12 +66,14 @@ class Timeline:
         kept = [e for e in self.entries if e.status in ("completed", "reused")]
         drop = max(0, self.omitted + len(kept) - done)
         self.entries = kept[: len(kept) - drop] if drop else kept
+        self._open = []
         self.omitted = max(0, self.omitted - max(0, drop - len(kept)))
 
     def finished(self, name: str, seconds: float, now: datetime) -> None:
         """``name`` finished (its outputs saved) ``seconds`` after it began."""
         start = now - timedelta(seconds=seconds)
         entry = self._running(name) or self._add(name, start)
+        self._open = [e for e in self._open if e is not entry]
         entry.status = "completed"
         entry.started_at = start
         entry.finished_at = now
@@ -79,17 +84,15 @@ class Timeline:
         """``name`` is the node running now (None: nothing left to run)."""
         if name is None or self._running(name) is not None:
             return
-        for entry in self.entries:
-            if entry.status == "running":  # superseded without a finish: not run after all
-                entry.status = "pending"
+        for entry in self._open:  # superseded without a finish: not run after all
+            entry.status = "pending"
+        self._open = []
         self._add(name, self.last_end or now)
 
     def ended(self, status: str, now: datetime) -> None:
         """The segment ended with the run's ``status``: a node still running failed (an error
         or the deadline), or did not run (a cancel or a hand-off stops at a boundary)."""
-        for entry in self.entries:
-            if entry.status != "running":
-                continue
+        for entry in self._open:
             if status in ("failed", "timed_out"):
                 entry.status = "failed"
                 entry.finished_at = now
@@ -98,6 +101,7 @@ class Timeline:
             else:
                 entry.status = "pending"
                 entry.started_at = None
+        self._open = []
         self.entries = [e for e in self.entries if e.status != "pending"]
 
     def nodes(self) -> list[NodeRun]:
@@ -112,8 +116,8 @@ class Timeline:
             self.omitted += extra
 
     def _running(self, name: str) -> NodeRun | None:
-        for entry in reversed(self.entries):
-            if entry.name == name and entry.status == "running":
+        for entry in reversed(self._open):
+            if entry.name == name:
                 return entry
         return None
 
@@ -126,6 +130,7 @@ class Timeline:
             compute=self.compute,
         )
         self.entries.append(entry)
+        self._open.append(entry)
         return entry
 
 
