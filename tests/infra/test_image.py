@@ -6,6 +6,7 @@ the moto stack."""
 
 from __future__ import annotations
 
+import ensurepip
 import json
 import os
 import posixpath
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,11 +122,20 @@ def _substitute(text: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables[m[1] or m[2]], text)
 
 
-def _copy(source: Path, relative: str, dest: Path, ignored: DockerIgnore | None) -> None:
-    """`source` (at `relative` in the context) to `dest`, leaving out what .dockerignore does."""
+def _copy(
+    source: Path, relative: str, dest: Path, ignored: DockerIgnore | None, link: bool = False
+) -> None:
+    """`source` (at `relative` in the context) to `dest`, leaving out what .dockerignore does.
+    `link`: hard links instead of copies, for a stage's files that nothing writes to again (the
+    same bytes and times as a copy, without writing the installed packages a second time)."""
     if not source.is_dir():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest)
+        try:
+            if not link:
+                raise OSError
+            os.link(source, dest)
+        except OSError:  # not asked, or another file system
+            shutil.copy2(source, dest)
         return
     if ignored is None or not relative or not ignored(relative):
         dest.mkdir(parents=True, exist_ok=True)
@@ -132,7 +143,7 @@ def _copy(source: Path, relative: str, dest: Path, ignored: DockerIgnore | None)
         inner = f"{relative}/{child.name}" if relative else child.name
         # Inside a left-out folder, a `!` line may still take some files back.
         if ignored is None or not ignored(inner) or (child.is_dir() and ignored.has_exceptions):
-            _copy(child, inner, dest / child.name, ignored)
+            _copy(child, inner, dest / child.name, ignored, link)
 
 
 def build(
@@ -185,7 +196,8 @@ def build(
                 to = stage.host(dest)
                 if into_folder and not path.is_dir():
                     to = to / path.name
-                _copy(path, "" if relative == "." else relative, to, rules)
+                # From a stage: that stage is done, so its files can be linked, not copied.
+                _copy(path, "" if relative == "." else relative, to, rules, link=origin is not None)
         elif op == "RUN":
             # Only paths this emulation maps: the task root's variable, or relative ones.
             assert not re.search(r"""(^|[\s"'=])/""", rest), f"absolute path in RUN {rest}"
@@ -220,8 +232,24 @@ def base_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A python with the stdlib and pip only, as in the base image (no packages of this venv
     for pip to see)."""
     venv = tmp_path_factory.mktemp("base-python")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    return venv / "bin" / "python"
+    # The pip that ensurepip bundles, unpacked as a wheel is installed: `python -m venv` would
+    # install it (and setuptools) by running pip and compiling both, several CPU-seconds for a
+    # pip that the Dockerfile's first RUN replaces anyway.
+    bundled = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "venv", *(["--without-pip"] if bundled else []), str(venv)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    python = venv / "bin" / "python"
+    if bundled:
+        site = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        with zipfile.ZipFile(bundled[-1]) as wheel:
+            wheel.extractall(site)
+    subprocess.run([python, "-c", "import pip"], check=True, timeout=60)
+    return python
 
 
 def test_dockerfile_is_the_lambda_python_image_with_the_consumer_handler() -> None:
