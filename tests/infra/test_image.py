@@ -7,6 +7,7 @@ the moto stack."""
 from __future__ import annotations
 
 import ensurepip
+import hashlib
 import json
 import os
 import posixpath
@@ -94,6 +95,30 @@ class BuildFailed(Exception):
     pass
 
 
+class Layers:
+    """Docker's build cache, for the builds of one test module: a RUN reached by the same
+    instructions, with the same build arguments, from files of the same content, is not run
+    again; its stage's files are those the first build left (hard links: pip, compileall and
+    venv replace files, they never write into one)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.saved: dict[str, Path] = {}
+
+    def restore(self, stage: Stage) -> bool:
+        saved = self.saved.get(stage.key)
+        if saved is None:
+            return False
+        shutil.rmtree(stage.root)
+        shutil.copytree(saved, stage.root, symlinks=True, copy_function=os.link)
+        return True
+
+    def save(self, stage: Stage) -> None:
+        saved = self.folder / stage.key
+        shutil.copytree(stage.root, saved, symlinks=True, copy_function=os.link)
+        self.saved[stage.key] = saved
+
+
 @dataclass
 class Stage:
     root: Path  # this stage's "/"
@@ -102,6 +127,11 @@ class Stage:
     env: dict[str, str] = field(default_factory=lambda: {"LAMBDA_TASK_ROOT": TASK_ROOT})
     workdir: str = TASK_ROOT
     cmd: list[str] = field(default_factory=list)
+    key: str = ""  # what Docker's build cache would know this stage's files by, so far
+    cached: list[str] = field(default_factory=list)  # this build's RUNs taken from the cache
+
+    def add_to_key(self, *parts: object) -> None:
+        self.key = hashlib.sha256(repr((self.key, *parts)).encode()).hexdigest()
 
     def host(self, path: str) -> Path:
         return self.root / posixpath.normpath(posixpath.join(self.workdir, path)).lstrip("/")
@@ -123,12 +153,24 @@ def _substitute(text: str, variables: dict[str, str]) -> str:
 
 
 def _copy(
-    source: Path, relative: str, dest: Path, ignored: DockerIgnore | None, link: bool = False
+    source: Path,
+    relative: str,
+    dest: Path,
+    ignored: DockerIgnore | None,
+    link: bool = False,
+    digest: Any = None,
 ) -> None:
     """`source` (at `relative` in the context) to `dest`, leaving out what .dockerignore does.
     `link`: hard links instead of copies, for a stage's files that nothing writes to again (the
-    same bytes and times as a copy, without writing the installed packages a second time)."""
+    same bytes and times as a copy, without writing the installed packages a second time).
+    `digest` (a hashlib object) takes in what was copied: names and contents (for a large file,
+    its size, time and inode: never the same for different contents)."""
     if not source.is_dir():
+        if digest is not None:
+            info = source.stat()
+            small = info.st_size <= 65536
+            content = source.read_bytes() if small else (info.st_mtime_ns, info.st_ino)
+            digest.update(repr((relative, info.st_size, content)).encode())
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             if not link:
@@ -143,7 +185,7 @@ def _copy(
         inner = f"{relative}/{child.name}" if relative else child.name
         # Inside a left-out folder, a `!` line may still take some files back.
         if ignored is None or not ignored(inner) or (child.is_dir() and ignored.has_exceptions):
-            _copy(child, inner, dest / child.name, ignored, link)
+            _copy(child, inner, dest / child.name, ignored, link, digest)
 
 
 def build(
@@ -152,9 +194,11 @@ def build(
     python: Path,
     build_args: dict[str, str] | None = None,
     target: str | None = None,
+    layers: Layers | None = None,
 ) -> Stage:
     """Run the Dockerfile's instructions with `context` as the build context; returns the last
-    stage (or the stage named `target`). A failing RUN raises BuildFailed with its output."""
+    stage (or the stage named `target`). A failing RUN raises BuildFailed with its output.
+    With `layers`, a RUN that Docker's cache would skip takes its files from there."""
     given = build_args or {}
     ignored = DockerIgnore((context / ".dockerignore").read_text())
     global_args: dict[str, str] = {}
@@ -166,8 +210,13 @@ def build(
                 break
             image, _, name = rest.partition(" AS ")
             assert image == BASE_IMAGE, image
-            stage = Stage(root=into / f"stage-{len(stages)}", name=name.strip())
+            stage = Stage(
+                root=into / f"stage-{len(stages)}",
+                name=name.strip(),
+                cached=stage.cached if stage is not None else [],
+            )
             stage.task_root.mkdir(parents=True)
+            stage.add_to_key(image, str(python))  # the base image: this python
             stages.append(stage)
         elif op == "ARG":
             name, has_default, default = rest.partition("=")
@@ -182,11 +231,13 @@ def build(
         elif op == "WORKDIR":
             stage.workdir = posixpath.join(stage.workdir, _substitute(rest, stage.env))
             stage.host(".").mkdir(parents=True, exist_ok=True)
+            stage.add_to_key(op, stage.workdir)
         elif op == "COPY":
             words = _substitute(rest, {**stage.env, **stage.args}).split()
             origin = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
             *sources, dest = [w for w in words if not w.startswith("--")]
             into_folder = dest.endswith("/") or len(sources) > 1
+            copied = hashlib.sha256()
             for source in sources:
                 if origin is None:
                     path, relative, rules = context / source, posixpath.normpath(source), ignored
@@ -197,11 +248,19 @@ def build(
                 if into_folder and not path.is_dir():
                     to = to / path.name
                 # From a stage: that stage is done, so its files can be linked, not copied.
-                _copy(path, "" if relative == "." else relative, to, rules, link=origin is not None)
+                _copy(
+                    path, "" if relative == "." else relative, to, rules, origin is not None, copied
+                )
+            stage.add_to_key(op, words, copied.hexdigest())
         elif op == "RUN":
             # Only paths this emulation maps: the task root's variable, or relative ones.
             assert not re.search(r"""(^|[\s"'=])/""", rest), f"absolute path in RUN {rest}"
-            # Docker builds skip pip's cache to keep layers small; here it saves minutes.
+            # What a RUN sees: its command, the stage's build arguments and environment.
+            stage.add_to_key(op, rest, sorted(stage.args.items()), sorted(stage.env.items()))
+            if layers is not None and layers.restore(stage):
+                stage.cached.append(rest)
+                continue
+            # Docker builds skip pip's cache to keep layers small; here it may save downloads.
             command = rest.replace(" --no-cache-dir", "")
             env = {
                 **os.environ,
@@ -215,6 +274,8 @@ def build(
             )  # fmt: skip
             if run.returncode != 0:
                 raise BuildFailed(f"RUN {rest}\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
+            if layers is not None:
+                layers.save(stage)
         elif op == "ENV":
             for assignment in shlex.split(rest):
                 name, _, value = assignment.partition("=")
@@ -317,9 +378,16 @@ def _run_job(
 
 
 @pytest.fixture(scope="module")
-def example_image(tmp_path_factory: pytest.TempPathFactory, base_python: Path) -> Stage:
+def layers(tmp_path_factory: pytest.TempPathFactory) -> Layers:
+    return Layers(tmp_path_factory.mktemp("layers"))
+
+
+@pytest.fixture(scope="module")
+def example_image(
+    tmp_path_factory: pytest.TempPathFactory, base_python: Path, layers: Layers
+) -> Stage:
     """The image `sam build` makes by default: this repository, the bundled example project."""
-    return build(ROOT, tmp_path_factory.mktemp("example-image"), base_python)
+    return build(ROOT, tmp_path_factory.mktemp("example-image"), base_python, layers=layers)
 
 
 @pytest.mark.timeout(900)  # the build's pip install
@@ -404,10 +472,19 @@ def _context_with(tmp: Path, project: dict[str, str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pinned_image(tmp_path_factory: pytest.TempPathFactory, base_python: Path) -> Stage:
+def pinned_image(
+    tmp_path_factory: pytest.TempPathFactory,
+    base_python: Path,
+    layers: Layers,
+    example_image: Stage,
+) -> Stage:
+    """Built after the default image, as a user's own project would be: Docker's cache has the
+    service's layer."""
     tmp = tmp_path_factory.mktemp("pinned-image")
     context = _context_with(tmp, _PROJECT_FILES)
-    return build(context, tmp / "build", base_python, {"KEDRO_PROJECT": "my_project"})
+    return build(
+        context, tmp / "build", base_python, {"KEDRO_PROJECT": "my_project"}, layers=layers
+    )
 
 
 @pytest.mark.timeout(900)  # the build's pip install
@@ -426,6 +503,9 @@ def test_a_project_declaring_its_dependencies_in_pyproject_runs_in_the_image_wit
     assert [p.name for p in root.glob("python_dateutil-*.dist-info")] == [
         "python_dateutil-2.8.2.dist-info"
     ]
+    # Over the service's layer (which has python-dateutil 2.9), from Docker's cache: a project's
+    # requirements do not reinstall the service's.
+    assert [run for run in pinned_image.cached if "-r service.txt" in run], pinned_image.cached
     # What the project ships and runs with, and nothing it does not.
     project = root / "project"
     assert (project / "data" / "01_raw" / "distances.csv").is_file()
@@ -472,7 +552,7 @@ def test_a_slimmer_requirements_file_replaces_what_the_project_declares(
 
 @pytest.mark.timeout(300)
 def test_a_dependency_conflict_fails_the_build_with_pips_message(
-    tmp_path: Path, base_python: Path
+    tmp_path: Path, base_python: Path, layers: Layers
 ) -> None:
     project = {**_PROJECT_FILES}
     project["pyproject.toml"] = project["pyproject.toml"].replace(
@@ -480,9 +560,16 @@ def test_a_dependency_conflict_fails_the_build_with_pips_message(
     )
     context = _context_with(tmp_path, project)
     with pytest.raises(BuildFailed) as failed:
-        build(context, tmp_path / "build", base_python, {"KEDRO_PROJECT": "my_project"})
+        build(
+            context, tmp_path / "build", base_python, {"KEDRO_PROJECT": "my_project"}, None, layers
+        )
     message = str(failed.value)
-    assert "pip install" in message.splitlines()[0]
+    assert re.match(r"RUN python -m pip .*install .*-r requirements.txt", message), message[:300]
     assert "pandas<2.1" in message
     assert "ResolutionImpossible" in message or "conflict" in message
-    assert not list((tmp_path / "build").glob("stage-*/**/kedro/__init__.py"))  # nothing installed
+    # No image; pip stopped before it changed anything: the service's pandas, only it.
+    assert not (tmp_path / "build" / "stage-2").exists()
+    installed = list((tmp_path / "build").glob("stage-1/**/site-packages/pandas-*.dist-info"))
+    assert len(installed) == 1, installed
+    version = tuple(int(part) for part in installed[0].name.split("-")[1].split(".")[:2])
+    assert version >= (2, 1), installed
