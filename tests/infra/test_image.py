@@ -163,13 +163,14 @@ def _copy(
     """`source` (at `relative` in the context) to `dest`, leaving out what .dockerignore does.
     `link`: hard links instead of copies, for a stage's files that nothing writes to again (the
     same bytes and times as a copy, without writing the installed packages a second time).
-    `digest` (a hashlib object) takes in what was copied: names and contents (for a large file,
-    its size, time and inode: never the same for different contents)."""
+    `digest` (a hashlib object) takes in what was copied: names and contents; for a large file,
+    or a linked one in a folder (a stage's installed packages), its size, time and inode instead:
+    never the same for different contents, and reading them would cost more than it saves."""
     if not source.is_dir():
         if digest is not None:
             info = source.stat()
-            small = info.st_size <= 65536
-            content = source.read_bytes() if small else (info.st_mtime_ns, info.st_ino)
+            read = info.st_size <= 65536 and not (link and relative)
+            content = source.read_bytes() if read else (info.st_mtime_ns, info.st_ino)
             digest.update(repr((relative, info.st_size, content)).encode())
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -8,8 +8,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from .conftest import ROOT, SAM
 
 ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -51,27 +49,18 @@ print(json.dumps(routes))
 _JWT = {"JwtIssuer": "https://issuer.example", "JwtAudience": "a"}
 
 
-@pytest.fixture(scope="module")
-def mounted_routes() -> dict[str, list[list[str]]]:
-    """What `sam local start-api` would mount, with and without the JWT parameters: one
-    interpreter for both (importing the SAM CLI is most of the cost)."""
+def test_sam_local_start_api_serves_the_routes_with_or_without_jwt() -> None:
+    # What `sam local start-api` would mount (it needs Docker only to invoke): with or
+    # without the JWT authorizer, the routes reach the API function. One interpreter for both
+    # (importing the SAM CLI is most of the cost).
     python = SAM.with_name("python")
     result = subprocess.run(
         [str(python), "-c", _ROUTES, str(ROOT / "template.yaml"), json.dumps([{}, _JWT])],
         env=ENV, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    routes: dict[str, list[list[str]]] = json.loads(result.stdout.strip().splitlines()[-1])
-    return routes
-
-
-@pytest.mark.parametrize("jwt", [{}, _JWT], ids=["jwt0", "jwt1"])
-def test_sam_local_start_api_serves_the_routes(
-    jwt: dict[str, str], mounted_routes: dict[str, list[list[str]]]
-) -> None:
-    # What `sam local start-api` would mount (it needs Docker only to invoke): with or
-    # without the JWT authorizer, the routes reach the API function.
-    assert mounted_routes[json.dumps(jwt)] == [
+    routes = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = [
         ["/", "ApiFunction", "2.0"],
         ["/api/v1", "ApiFunction", "2.0"],
         ["/api/v1/{proxy+}", "ApiFunction", "2.0"],
@@ -79,6 +68,7 @@ def test_sam_local_start_api_serves_the_routes(
         ["/openapi.json", "ApiFunction", "2.0"],
         ["/ui/{proxy+}", "ApiFunction", "2.0"],
     ]
+    assert routes == {json.dumps({}): expected, json.dumps(_JWT): expected}
 
 
 def test_sam_build_api_function_without_docker(tmp_path: Path) -> None:
