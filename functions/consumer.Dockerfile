@@ -7,11 +7,11 @@
 # The Kedro project to bake in (a directory under the build context).
 ARG KEDRO_PROJECT=local/example_project
 
-# Stage 1: what to install, as one requirements file: the service's consumer dependencies and the
-# project's (pyproject.toml [project].dependencies, requirements.txt, src/requirements.txt; or
-# only PROJECT_REQUIREMENTS, a file relative to the project, when given). Only this file leaves
-# the stage, and Docker caches the next stage by its content: a change to the code of the
-# service or of the project does not reinstall the dependencies.
+# Stage 1: what to install: the service's consumer dependencies (service.txt), and those with the
+# project's (requirements.txt: pyproject.toml [project].dependencies, requirements.txt,
+# src/requirements.txt; or only PROJECT_REQUIREMENTS, a file relative to the project, when
+# given). Only these files leave the stage, and Docker caches the next stage's layers by their
+# content: a change to the code of the service or of the project does not reinstall anything.
 FROM public.ecr.aws/lambda/python:3.11 AS requirements
 ARG KEDRO_PROJECT
 ARG PROJECT_REQUIREMENTS=""
@@ -19,24 +19,32 @@ WORKDIR /kedro-jobs-image
 COPY infra/image/project_requirements.py ./
 COPY pyproject.toml service/
 COPY ${KEDRO_PROJECT} project/
-RUN python project_requirements.py service --extra consumer > requirements.txt \
+RUN python project_requirements.py service --extra consumer > service.txt \
+    && cp service.txt requirements.txt \
     && python project_requirements.py project --requirements "${PROJECT_REQUIREMENTS}" >> requirements.txt \
     && cat requirements.txt
 
-# Stage 2: one pip resolution of all of it, so the project's pins hold and a conflict fails the
-# build with pip's message. A current pip, whatever the base image has: older resolvers can
-# backtrack for many minutes. Nothing is staged in the task root, where a folder would shadow
-# (or be replaced by) an installed package of the same name.
+# Stage 2: the packages, in a virtualenv with no pip in it, by a current pip from outside it
+# (--python): older resolvers can backtrack for many minutes. First the service's own
+# dependencies: a layer that depends only on service.txt, so Docker reuses it for any project
+# and any change to a project's requirements. Then one pip resolution of everything, service and
+# project together, against what is installed: the project's pins hold (pip replaces a version
+# that does not satisfy them: one copy of each package), and a conflict fails the build with
+# pip's message. Nothing is staged in the task root, where a folder would shadow (or be
+# replaced by) an installed package of the same name.
 FROM public.ecr.aws/lambda/python:3.11 AS dependencies
 WORKDIR /kedro-jobs-image
-COPY --from=requirements /kedro-jobs-image/requirements.txt ./
+COPY --from=requirements /kedro-jobs-image/service.txt ./
 RUN python -m pip install --no-cache-dir --upgrade "pip>=25" \
-    && python -m pip install --no-cache-dir --target packages -r requirements.txt
+    && python -m venv --without-pip packages \
+    && python -m pip --python packages/bin/python install --no-cache-dir -r service.txt
+COPY --from=requirements /kedro-jobs-image/requirements.txt ./
+RUN python -m pip --python packages/bin/python install --no-cache-dir -r requirements.txt
 
 # The image: the base image, the packages, the code; no build tools or staging left behind.
 FROM public.ecr.aws/lambda/python:3.11
 ARG KEDRO_PROJECT
-COPY --from=dependencies /kedro-jobs-image/packages ${LAMBDA_TASK_ROOT}
+COPY --from=dependencies /kedro-jobs-image/packages/lib/python3.11/site-packages ${LAMBDA_TASK_ROOT}
 
 # Then the code. The project's own package is imported from its src/, next to its conf/.
 # Lambda's disk is read-only, so compile now rather than on every cold start.

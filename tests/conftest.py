@@ -45,6 +45,8 @@ SHARED_STACKS = {
     "tests/e2e/test_faults.py": "test_faults.py counting_stack",
     "tests/e2e/test_web_page.py": "test_web_page.py stack",
     "tests/e2e/test_fan_out.py": "test_fan_out.py fan_stack",
+    # The image builds share one cache of Docker layers (the service's dependencies).
+    "tests/infra/test_image.py": "test_image.py layers",
 }
 
 

@@ -6,6 +6,8 @@ the moto stack."""
 
 from __future__ import annotations
 
+import ensurepip
+import hashlib
 import json
 import os
 import posixpath
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,30 @@ class BuildFailed(Exception):
     pass
 
 
+class Layers:
+    """Docker's build cache, for the builds of one test module: a RUN reached by the same
+    instructions, with the same build arguments, from files of the same content, is not run
+    again; its stage's files are those the first build left (hard links: pip, compileall and
+    venv replace files, they never write into one)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.saved: dict[str, Path] = {}
+
+    def restore(self, stage: Stage) -> bool:
+        saved = self.saved.get(stage.key)
+        if saved is None:
+            return False
+        shutil.rmtree(stage.root)
+        shutil.copytree(saved, stage.root, symlinks=True, copy_function=os.link)
+        return True
+
+    def save(self, stage: Stage) -> None:
+        saved = self.folder / stage.key
+        shutil.copytree(stage.root, saved, symlinks=True, copy_function=os.link)
+        self.saved[stage.key] = saved
+
+
 @dataclass
 class Stage:
     root: Path  # this stage's "/"
@@ -100,6 +127,11 @@ class Stage:
     env: dict[str, str] = field(default_factory=lambda: {"LAMBDA_TASK_ROOT": TASK_ROOT})
     workdir: str = TASK_ROOT
     cmd: list[str] = field(default_factory=list)
+    key: str = ""  # what Docker's build cache would know this stage's files by, so far
+    cached: list[str] = field(default_factory=list)  # this build's RUNs taken from the cache
+
+    def add_to_key(self, *parts: object) -> None:
+        self.key = hashlib.sha256(repr((self.key, *parts)).encode()).hexdigest()
 
     def host(self, path: str) -> Path:
         return self.root / posixpath.normpath(posixpath.join(self.workdir, path)).lstrip("/")
@@ -120,11 +152,33 @@ def _substitute(text: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables[m[1] or m[2]], text)
 
 
-def _copy(source: Path, relative: str, dest: Path, ignored: DockerIgnore | None) -> None:
-    """`source` (at `relative` in the context) to `dest`, leaving out what .dockerignore does."""
+def _copy(
+    source: Path,
+    relative: str,
+    dest: Path,
+    ignored: DockerIgnore | None,
+    link: bool = False,
+    digest: Any = None,
+) -> None:
+    """`source` (at `relative` in the context) to `dest`, leaving out what .dockerignore does.
+    `link`: hard links instead of copies, for a stage's files that nothing writes to again (the
+    same bytes and times as a copy, without writing the installed packages a second time).
+    `digest` (a hashlib object) takes in what was copied: names and contents; for a large file,
+    or a linked one in a folder (a stage's installed packages), its size, time and inode instead:
+    never the same for different contents, and reading them would cost more than it saves."""
     if not source.is_dir():
+        if digest is not None:
+            info = source.stat()
+            read = info.st_size <= 65536 and not (link and relative)
+            content = source.read_bytes() if read else (info.st_mtime_ns, info.st_ino)
+            digest.update(repr((relative, info.st_size, content)).encode())
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest)
+        try:
+            if not link:
+                raise OSError
+            os.link(source, dest)
+        except OSError:  # not asked, or another file system
+            shutil.copy2(source, dest)
         return
     if ignored is None or not relative or not ignored(relative):
         dest.mkdir(parents=True, exist_ok=True)
@@ -132,7 +186,7 @@ def _copy(source: Path, relative: str, dest: Path, ignored: DockerIgnore | None)
         inner = f"{relative}/{child.name}" if relative else child.name
         # Inside a left-out folder, a `!` line may still take some files back.
         if ignored is None or not ignored(inner) or (child.is_dir() and ignored.has_exceptions):
-            _copy(child, inner, dest / child.name, ignored)
+            _copy(child, inner, dest / child.name, ignored, link, digest)
 
 
 def build(
@@ -141,9 +195,11 @@ def build(
     python: Path,
     build_args: dict[str, str] | None = None,
     target: str | None = None,
+    layers: Layers | None = None,
 ) -> Stage:
     """Run the Dockerfile's instructions with `context` as the build context; returns the last
-    stage (or the stage named `target`). A failing RUN raises BuildFailed with its output."""
+    stage (or the stage named `target`). A failing RUN raises BuildFailed with its output.
+    With `layers`, a RUN that Docker's cache would skip takes its files from there."""
     given = build_args or {}
     ignored = DockerIgnore((context / ".dockerignore").read_text())
     global_args: dict[str, str] = {}
@@ -155,8 +211,13 @@ def build(
                 break
             image, _, name = rest.partition(" AS ")
             assert image == BASE_IMAGE, image
-            stage = Stage(root=into / f"stage-{len(stages)}", name=name.strip())
+            stage = Stage(
+                root=into / f"stage-{len(stages)}",
+                name=name.strip(),
+                cached=stage.cached if stage is not None else [],
+            )
             stage.task_root.mkdir(parents=True)
+            stage.add_to_key(image, str(python))  # the base image: this python
             stages.append(stage)
         elif op == "ARG":
             name, has_default, default = rest.partition("=")
@@ -171,11 +232,13 @@ def build(
         elif op == "WORKDIR":
             stage.workdir = posixpath.join(stage.workdir, _substitute(rest, stage.env))
             stage.host(".").mkdir(parents=True, exist_ok=True)
+            stage.add_to_key(op, stage.workdir)
         elif op == "COPY":
             words = _substitute(rest, {**stage.env, **stage.args}).split()
             origin = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
             *sources, dest = [w for w in words if not w.startswith("--")]
             into_folder = dest.endswith("/") or len(sources) > 1
+            copied = hashlib.sha256()
             for source in sources:
                 if origin is None:
                     path, relative, rules = context / source, posixpath.normpath(source), ignored
@@ -185,11 +248,20 @@ def build(
                 to = stage.host(dest)
                 if into_folder and not path.is_dir():
                     to = to / path.name
-                _copy(path, "" if relative == "." else relative, to, rules)
+                # From a stage: that stage is done, so its files can be linked, not copied.
+                _copy(
+                    path, "" if relative == "." else relative, to, rules, origin is not None, copied
+                )
+            stage.add_to_key(op, words, copied.hexdigest())
         elif op == "RUN":
             # Only paths this emulation maps: the task root's variable, or relative ones.
             assert not re.search(r"""(^|[\s"'=])/""", rest), f"absolute path in RUN {rest}"
-            # Docker builds skip pip's cache to keep layers small; here it saves minutes.
+            # What a RUN sees: its command, the stage's build arguments and environment.
+            stage.add_to_key(op, rest, sorted(stage.args.items()), sorted(stage.env.items()))
+            if layers is not None and layers.restore(stage):
+                stage.cached.append(rest)
+                continue
+            # Docker builds skip pip's cache to keep layers small; here it may save downloads.
             command = rest.replace(" --no-cache-dir", "")
             env = {
                 **os.environ,
@@ -203,6 +275,8 @@ def build(
             )  # fmt: skip
             if run.returncode != 0:
                 raise BuildFailed(f"RUN {rest}\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
+            if layers is not None:
+                layers.save(stage)
         elif op == "ENV":
             for assignment in shlex.split(rest):
                 name, _, value = assignment.partition("=")
@@ -220,8 +294,24 @@ def base_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A python with the stdlib and pip only, as in the base image (no packages of this venv
     for pip to see)."""
     venv = tmp_path_factory.mktemp("base-python")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    return venv / "bin" / "python"
+    # The pip that ensurepip bundles, unpacked as a wheel is installed: `python -m venv` would
+    # install it (and setuptools) by running pip and compiling both, several CPU-seconds for a
+    # pip that the Dockerfile's first RUN replaces anyway.
+    bundled = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "venv", *(["--without-pip"] if bundled else []), str(venv)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    python = venv / "bin" / "python"
+    if bundled:
+        site = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        with zipfile.ZipFile(bundled[-1]) as wheel:
+            wheel.extractall(site)
+    subprocess.run([python, "-c", "import pip"], check=True, timeout=60)
+    return python
 
 
 def test_dockerfile_is_the_lambda_python_image_with_the_consumer_handler() -> None:
@@ -289,9 +379,16 @@ def _run_job(
 
 
 @pytest.fixture(scope="module")
-def example_image(tmp_path_factory: pytest.TempPathFactory, base_python: Path) -> Stage:
+def layers(tmp_path_factory: pytest.TempPathFactory) -> Layers:
+    return Layers(tmp_path_factory.mktemp("layers"))
+
+
+@pytest.fixture(scope="module")
+def example_image(
+    tmp_path_factory: pytest.TempPathFactory, base_python: Path, layers: Layers
+) -> Stage:
     """The image `sam build` makes by default: this repository, the bundled example project."""
-    return build(ROOT, tmp_path_factory.mktemp("example-image"), base_python)
+    return build(ROOT, tmp_path_factory.mktemp("example-image"), base_python, layers=layers)
 
 
 @pytest.mark.timeout(900)  # the build's pip install
@@ -376,10 +473,19 @@ def _context_with(tmp: Path, project: dict[str, str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pinned_image(tmp_path_factory: pytest.TempPathFactory, base_python: Path) -> Stage:
+def pinned_image(
+    tmp_path_factory: pytest.TempPathFactory,
+    base_python: Path,
+    layers: Layers,
+    example_image: Stage,
+) -> Stage:
+    """Built after the default image, as a user's own project would be: Docker's cache has the
+    service's layer."""
     tmp = tmp_path_factory.mktemp("pinned-image")
     context = _context_with(tmp, _PROJECT_FILES)
-    return build(context, tmp / "build", base_python, {"KEDRO_PROJECT": "my_project"})
+    return build(
+        context, tmp / "build", base_python, {"KEDRO_PROJECT": "my_project"}, layers=layers
+    )
 
 
 @pytest.mark.timeout(900)  # the build's pip install
@@ -398,6 +504,9 @@ def test_a_project_declaring_its_dependencies_in_pyproject_runs_in_the_image_wit
     assert [p.name for p in root.glob("python_dateutil-*.dist-info")] == [
         "python_dateutil-2.8.2.dist-info"
     ]
+    # Over the service's layer (which has python-dateutil 2.9), from Docker's cache: a project's
+    # requirements do not reinstall the service's.
+    assert [run for run in pinned_image.cached if "-r service.txt" in run], pinned_image.cached
     # What the project ships and runs with, and nothing it does not.
     project = root / "project"
     assert (project / "data" / "01_raw" / "distances.csv").is_file()
@@ -444,7 +553,7 @@ def test_a_slimmer_requirements_file_replaces_what_the_project_declares(
 
 @pytest.mark.timeout(300)
 def test_a_dependency_conflict_fails_the_build_with_pips_message(
-    tmp_path: Path, base_python: Path
+    tmp_path: Path, base_python: Path, layers: Layers
 ) -> None:
     project = {**_PROJECT_FILES}
     project["pyproject.toml"] = project["pyproject.toml"].replace(
@@ -452,9 +561,16 @@ def test_a_dependency_conflict_fails_the_build_with_pips_message(
     )
     context = _context_with(tmp_path, project)
     with pytest.raises(BuildFailed) as failed:
-        build(context, tmp_path / "build", base_python, {"KEDRO_PROJECT": "my_project"})
+        build(
+            context, tmp_path / "build", base_python, {"KEDRO_PROJECT": "my_project"}, None, layers
+        )
     message = str(failed.value)
-    assert "pip install" in message.splitlines()[0]
+    assert re.match(r"RUN python -m pip .*install .*-r requirements.txt", message), message[:300]
     assert "pandas<2.1" in message
     assert "ResolutionImpossible" in message or "conflict" in message
-    assert not list((tmp_path / "build").glob("stage-*/**/kedro/__init__.py"))  # nothing installed
+    # No image; pip stopped before it changed anything: the service's pandas, only it.
+    assert not (tmp_path / "build" / "stage-2").exists()
+    installed = list((tmp_path / "build").glob("stage-1/**/site-packages/pandas-*.dist-info"))
+    assert len(installed) == 1, installed
+    version = tuple(int(part) for part in installed[0].name.split("-")[1].split(".")[:2])
+    assert version >= (2, 1), installed
