@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from kedro_jobs_local.banner import banner, console_note
 from kedro_jobs_local.endpoints import answers, needs_moto, port_taken
-from kedro_jobs_local.lifetime import exit_with_parent, parent_is_make
+from kedro_jobs_local.lifetime import exit_with_parent, parent_is_make, started, starting
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.poller import PollerConfig
 from kedro_jobs_local.poller_heartbeats import Heartbeat
@@ -115,6 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     args = parse_args(argv)
+    starting()
     for key, value in DEFAULT_ENV.items():
         os.environ.setdefault(key, value)
     if args.project:
@@ -337,6 +338,7 @@ def _run(
     out.write(banner(res, api, args.workers, project, pipelines, state_dir, args.data_root))
     out.write(console_note(logs.path if logs is not None else None))
     out.flush()
+    started()
     supervisor.watch(tick=heartbeat.tick, every=1.0)
 
 

@@ -98,11 +98,13 @@ def running_moto(host: str = "127.0.0.1", port: int = 0) -> Iterator[MotoServer]
 
 
 def main(argv: list[str] | None = None) -> None:
+    from kedro_jobs_local.lifetime import exit_with_parent, started, starting
+
+    starting()
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from kedro_jobs_local.lifetime import exit_with_parent
     from kedro_jobs_local.state import StateKeeper
     from kedro_jobs_local.state_snapshot import StateError
 
@@ -139,9 +141,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(3) from exc
     # moto's imports (every service model) and the restored state live as long as the
     # server: out of the collector's sight, its full collections walk only new objects
-    # (they paused requests for tens of ms).
+    # (they paused requests for tens of ms). The restore's garbage goes first.
     gc.collect()
-    gc.freeze()
+    started()
     server = make_server(
         args.host, args.port, keeper, threaded=True, request_handler=MotoRequestHandler
     )

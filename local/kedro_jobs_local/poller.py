@@ -21,7 +21,7 @@ from kedro_jobs.runner.control import hand_back_running
 from kedro_jobs_local import tasks
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import to_lambda_record
-from kedro_jobs_local.lifetime import stack_process
+from kedro_jobs_local.lifetime import stack_process, started
 
 logger = logging.getLogger("kedro_jobs_local.poller")
 _MAX_BACKOFF = 5.0
@@ -155,12 +155,13 @@ def run_poller(
     module = __import__(module_name, fromlist=[attr])
     handler: Handler = getattr(module, attr)
     if config.warm_up:
-        started = time.perf_counter()
+        began = time.perf_counter()
         warm_module, _, warm_attr = config.warm_up.partition(":")
         getattr(__import__(warm_module, fromlist=[warm_attr]), warm_attr)()
-        logger.info("%s warmed up in %.1f s", config.function_name, time.perf_counter() - started)
+        logger.info("%s warmed up in %.1f s", config.function_name, time.perf_counter() - began)
     # boto3 finds AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL, itself.
     sqs = boto3.client("sqs", endpoint_url=endpoint_url) if endpoint_url else boto3.client("sqs")
+    started()
     failures = 0
     try:
         # Stop with the process that started us, however it ended (even SIGKILL).
