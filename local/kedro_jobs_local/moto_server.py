@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -26,6 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -97,6 +100,30 @@ def running_moto(host: str = "127.0.0.1", port: int = 0) -> Iterator[MotoServer]
         server.stop()
 
 
+def _batch_models_on_demand() -> None:
+    """moto's state machine interpreter, loaded by the first Step Functions request (every
+    start creates the fan-out state machine), imports ``moto.batch.utils`` for one enum; the
+    ``moto.batch`` package's ``__init__`` imports Batch's models, and they all of EC2's
+    (instance types, regions): ~1 CPU-s of a ~2 s emulator start, for a service the stack
+    never calls. Here the package is set up without running its ``__init__``: its submodules
+    import as before, and its one name, ``batch_backends``, loads the models when asked for
+    (a Batch request still works)."""
+    if "moto.batch" in sys.modules:
+        return
+    spec = importlib.util.find_spec("moto.batch")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def models_attribute(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module("moto.batch.models"), name)
+
+    package.__getattr__ = models_attribute  # type: ignore[method-assign]
+    sys.modules["moto.batch"] = package
+
+
 def main(argv: list[str] | None = None) -> None:
     from kedro_jobs_local.lifetime import exit_with_parent, started, starting
 
@@ -121,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     from moto.core.config import default_user_config
 
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    _batch_models_on_demand()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     log = logging.getLogger("kedro_jobs_local.moto")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request drowns the rest
