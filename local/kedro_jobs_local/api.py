@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from kedro_jobs_local.lifetime import stack_process
+from kedro_jobs_local.lifetime import stack_process, started
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from kedro_jobs.api.app import create_app
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    app = create_app()
+    started()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":

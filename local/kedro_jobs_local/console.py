@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from kedro_jobs_local.lifetime import StopSignals, stack_process
+from kedro_jobs_local.lifetime import StopSignals, stack_process, started
 
 QUEUE = "kedro-jobs-dev-console"
 RULE = "kedro-jobs-dev-console"
@@ -64,6 +64,7 @@ def run(out: TextIO = sys.stdout) -> None:
     sqs = boto3.client("sqs", config=quick)
     url = subscribe(sqs, boto3.client("events", config=quick))
     last: dict[str, str] = {}  # by job: what its last line said
+    started()
     while not signals.stopping:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
             "Messages", []

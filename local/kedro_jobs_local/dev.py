@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from kedro_jobs_local.banner import banner, console_note
 from kedro_jobs_local.endpoints import answers, needs_moto, port_taken
-from kedro_jobs_local.lifetime import exit_with_parent, parent_is_make
+from kedro_jobs_local.lifetime import exit_with_parent, parent_is_make, started, starting
 from kedro_jobs_local.moto_server import MotoServer
 from kedro_jobs_local.poller import PollerConfig
 from kedro_jobs_local.poller_heartbeats import Heartbeat
@@ -115,6 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     args = parse_args(argv)
+    starting()
     for key, value in DEFAULT_ENV.items():
         os.environ.setdefault(key, value)
     if args.project:
@@ -229,23 +230,15 @@ def _run(
     # Consumers of an earlier run are gone whatever their heartbeats say.
     Heartbeats(res.bucket).clear()
 
-    from kedro_jobs.consumer.publish_manifest import main as publish
     from kedro_jobs.runner.project import project_path_from_env
 
     project = project_path_from_env()
-    try:
-        target = contextlib.nullcontext(sys.stderr) if logs is None else logs.path.open("a")
-        with target as stream, contextlib.redirect_stdout(stream):
-            publish([])
-    except Exception as exc:
-        logger.exception("the Kedro project could not be loaded")
-        raise StartupError(f"the Kedro project at {project} could not be loaded: {exc}") from exc
-    manifest = ManifestReader(ArtifactStore(res.bucket)).get()
-    pipelines = sorted(manifest.pipelines) if manifest else []
 
     def after_moto_restart() -> None:
         prepare()  # an in-memory emulator comes back empty; a kept one, as it was
         if ManifestReader(ArtifactStore(res.bucket), ttl=0).get() is None:
+            from kedro_jobs.consumer.publish_manifest import main as publish
+
             with contextlib.redirect_stdout(sys.stderr):
                 publish([])
 
@@ -261,8 +254,6 @@ def _run(
 
     def start_api() -> Any:
         return spawn(api_argv, ready=lambda: answers(f"{api}/api/v1/health"), output=fd)
-
-    supervisor.add(Child("api", start_api, stage=1))
 
     import boto3
 
@@ -313,7 +304,21 @@ def _run(
         child = Child(name, lambda argv=argv: spawn(argv, output=fd), stage=2, stop_timeout=grace)
         child.after_restart = lambda child=child, queue=queue_name: heartbeat.started(child, queue)
         heartbeat.started(child, queue_name)
-        supervisor.add(child)
+        if name == "consumer-0":
+            _start_first_consumer(supervisor, child, argv, fd, project)
+        else:
+            supervisor.add(child)
+    if logs is not None:
+        # The console's queue gets the job events from before its process is up: the first
+        # jobs' lines are not lost (a warm consumer runs them at once).
+        from kedro_jobs_local.console import subscribe
+
+        subscribe(sqs, boto3.client("events"))
+    # After the first consumer has published the manifest: the API lists and checks the
+    # pipelines from it.
+    supervisor.add(Child("api", start_api, stage=1))
+    manifest = ManifestReader(ArtifactStore(res.bucket), ttl=0).get()
+    pipelines = sorted(manifest.pipelines) if manifest else []
     # The template's scheduled sweeper, at its rate (kedro_jobs_local/sweeper.py).
     sweeper_argv = [sys.executable, "-m", "kedro_jobs_local.sweeper", "--parent", me]
     if args.sweep_every:
@@ -337,7 +342,42 @@ def _run(
     out.write(banner(res, api, args.workers, project, pipelines, state_dir, args.data_root))
     out.write(console_note(logs.path if logs is not None else None))
     out.flush()
+    started()
     supervisor.watch(tick=heartbeat.tick, every=1.0)
+
+
+def _poller_status(path: Path) -> dict[str, Any]:
+    """What a poller last said it does (poller.Status); nothing yet: {}."""
+    try:
+        found: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found
+
+
+def _start_first_consumer(
+    supervisor: Supervisor, child: Child, argv: list[str], fd: int | None, project: Path
+) -> None:
+    """The first consumer's first start waits until it polls: it has loaded the Kedro project
+    and published its pipeline manifest by then (poller.warm_consumer). A project that cannot
+    load stops `make dev` with the consumer's reason. Its restarts wait for nothing, as the
+    other pollers' do."""
+    status_file = Path(argv[argv.index("--status-file") + 1])
+
+    def polls() -> bool:
+        return _poller_status(status_file).get("state") in ("idle", "busy")
+
+    restart = child.start
+    child.start = lambda: spawn(argv, ready=polls, output=fd)
+    try:
+        supervisor.add(child)
+    except StartFailed as exc:
+        reason = _poller_status(status_file).get("error")
+        if reason:
+            raise StartupError(f"{reason} (the project at {project})") from exc
+        raise
+    finally:
+        child.start = restart
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -26,6 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -97,12 +100,38 @@ def running_moto(host: str = "127.0.0.1", port: int = 0) -> Iterator[MotoServer]
         server.stop()
 
 
+def _batch_models_on_demand() -> None:
+    """moto's state machine interpreter, loaded by the first Step Functions request (every
+    start creates the fan-out state machine), imports ``moto.batch.utils`` for one enum; the
+    ``moto.batch`` package's ``__init__`` imports Batch's models, and they all of EC2's
+    (instance types, regions): ~1 CPU-s of a ~2 s emulator start, for a service the stack
+    never calls. Here the package is set up without running its ``__init__``: its submodules
+    import as before, and its one name, ``batch_backends``, loads the models when asked for
+    (a Batch request still works)."""
+    if "moto.batch" in sys.modules:
+        return
+    spec = importlib.util.find_spec("moto.batch")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def models_attribute(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module("moto.batch.models"), name)
+
+    package.__getattr__ = models_attribute  # type: ignore[method-assign]
+    sys.modules["moto.batch"] = package
+
+
 def main(argv: list[str] | None = None) -> None:
+    from kedro_jobs_local.lifetime import exit_with_parent, started, starting
+
+    starting()
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from kedro_jobs_local.lifetime import exit_with_parent
     from kedro_jobs_local.state import StateKeeper
     from kedro_jobs_local.state_snapshot import StateError
 
@@ -119,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     from moto.core.config import default_user_config
 
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    _batch_models_on_demand()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     log = logging.getLogger("kedro_jobs_local.moto")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request drowns the rest
@@ -139,9 +169,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(3) from exc
     # moto's imports (every service model) and the restored state live as long as the
     # server: out of the collector's sight, its full collections walk only new objects
-    # (they paused requests for tens of ms).
+    # (they paused requests for tens of ms). The restore's garbage goes first.
     gc.collect()
-    gc.freeze()
+    started()
     server = make_server(
         args.host, args.port, keeper, threaded=True, request_handler=MotoRequestHandler
     )

@@ -21,7 +21,7 @@ from kedro_jobs.runner.control import hand_back_running
 from kedro_jobs_local import tasks
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import to_lambda_record
-from kedro_jobs_local.lifetime import stack_process
+from kedro_jobs_local.lifetime import stack_process, started
 
 logger = logging.getLogger("kedro_jobs_local.poller")
 _MAX_BACKOFF = 5.0
@@ -91,6 +91,7 @@ class Status:
         self.last_poll_at: float | None = None
         self.busy_until: float | None = None
         self.batches = 0
+        self.error: str | None = None
         self._written = 0.0
         self.write()
 
@@ -99,6 +100,11 @@ class Status:
         if self.state != "idle" or self.last_poll_at - self._written >= 1.0:
             self.state, self.busy_until = "idle", None
             self.write()
+
+    def failed(self, reason: str) -> None:
+        """It could not start (what `make dev` says when its first consumer cannot)."""
+        self.state, self.error = "failed", reason
+        self.write()
 
     def busy(self, seconds: float) -> None:
         self.state, self.busy_until = "busy", time.time() + seconds
@@ -115,6 +121,7 @@ class Status:
             "last_poll_at": self.last_poll_at,
             "busy_until": self.busy_until,
             "batches": self.batches,
+            **({"error": self.error} if self.error else {}),
         }
         tmp = f"{self.path}.tmp"
         with open(tmp, "w") as out:
@@ -155,12 +162,17 @@ def run_poller(
     module = __import__(module_name, fromlist=[attr])
     handler: Handler = getattr(module, attr)
     if config.warm_up:
-        started = time.perf_counter()
+        began = time.perf_counter()
         warm_module, _, warm_attr = config.warm_up.partition(":")
-        getattr(__import__(warm_module, fromlist=[warm_attr]), warm_attr)()
-        logger.info("%s warmed up in %.1f s", config.function_name, time.perf_counter() - started)
+        try:
+            getattr(__import__(warm_module, fromlist=[warm_attr]), warm_attr)()
+        except Exception as exc:
+            status.failed(str(exc) or type(exc).__name__)
+            raise
+        logger.info("%s warmed up in %.1f s", config.function_name, time.perf_counter() - began)
     # boto3 finds AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL, itself.
     sqs = boto3.client("sqs", endpoint_url=endpoint_url) if endpoint_url else boto3.client("sqs")
+    started()
     failures = 0
     try:
         # Stop with the process that started us, however it ended (even SIGKILL).
@@ -185,11 +197,16 @@ def run_poller(
 def warm_consumer() -> None:
     """Lambda's init phase, locally: bootstrap the Kedro project before the first poll, so
     no job pays Kedro's start-up (2-7 s) and a broken project shows at start. Jobs with
-    ``compute: fargate`` then run as local task processes (kedro_jobs_local/tasks.py)."""
+    ``compute: fargate`` then run as local task processes (kedro_jobs_local/tasks.py).
+
+    Then publish the pipeline manifest, which the consumer publishes once per container
+    anyway (after its first batch on AWS): `make dev` waits for its first consumer's, and so
+    loads the project once, here, not a second time for the manifest (~0.6 CPU-s a start)."""
     from kedro_jobs.consumer.handler import consumer
 
     tasks.install_local_tasks()
     _ = consumer().runner  # the property bootstraps the project, once per process
+    consumer().publish_manifest_once()
 
 
 def main(argv: list[str] | None = None) -> None:

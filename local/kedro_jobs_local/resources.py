@@ -106,7 +106,13 @@ def _client(service: str, session: boto3.Session | None, endpoint_url: str | Non
 @functools.cache
 def _default_client(service: str, endpoint_url: str | None) -> Any:
     # Making a client costs ~0.1 s; tests reset the resources before every test.
-    return boto3.Session().client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+    return _default_session().client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+
+@functools.cache
+def _default_session() -> boto3.Session:
+    # One for all: a session keeps the service models and endpoint rules it has read.
+    return boto3.Session()
 
 
 def _create_queues(sqs: Any, resources: dict[str, Any], resolve: Resolver) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro_jobs.core.schedule_times import InvalidExpression, fires_between, next_fires, parse, zone
-from kedro_jobs_local.lifetime import run_every, stack_process
+from kedro_jobs_local.lifetime import run_every, stack_process, started
 
 logger = logging.getLogger("kedro_jobs_local.scheduler")
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         state_file=args.state_file,
     )
     logger.info("firing the schedules of group %s (pid %d)", group, os.getpid())
+    started()
     run(firer, args.every)
 
 

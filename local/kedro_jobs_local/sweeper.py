@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from kedro_jobs_local.lambda_context import LocalContext
-from kedro_jobs_local.lifetime import run_every, stack_process
+from kedro_jobs_local.lifetime import run_every, stack_process, started
 
 logger = logging.getLogger("kedro_jobs_local.sweeper")
 FUNCTION = "SweeperFunction"
@@ -34,6 +34,8 @@ def run_sweeper(every: float, timeout: float = 60.0) -> None:
     """Sweep every ``every`` seconds, the first time one period after start (as a schedule
     would), until SIGTERM, SIGINT or SIGHUP."""
     from kedro_jobs.sweeper.handler import handler
+
+    started()
 
     def sweep() -> None:
         result = handler({"source": "local.schedule"}, LocalContext(timeout, FUNCTION))

@@ -16,7 +16,12 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 NO_VALUE: Any = object()  # what AWS::NoValue resolves to: the caller drops the key
 
 
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it: ~8x less CPU for the template (~70 ms in
+# pure Python, read by each `make dev` start and its sweeper).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):
     """PyYAML loader that reads CloudFormation's short tags (!Ref, !Sub, ...) as the long
     form ({"Ref": ...}, {"Fn::Sub": ...})."""
 
