@@ -110,7 +110,7 @@ def test_a_hung_or_killed_consumer_or_emulator_and_ctrl_c(tmp_path: Path) -> Non
         first = submit(client)
         assert wait_for(client, first)["status"] == "completed"
 
-        waiting = hung_consumer_degrades_health(stack, client, timeout=20)
+        waiting = hung_consumer_degrades_health(stack, client, timeout=20, batches=1)
 
         os.kill(pid_of(stack, "kedro-jobs-queue"), signal.SIGKILL)
         # Back, and polling: a receive the dead one left waiting on the emulator may still
@@ -146,11 +146,17 @@ def test_a_hung_or_killed_consumer_or_emulator_and_ctrl_c(tmp_path: Path) -> Non
     assert text.count("poll failed") <= 10, text[-3000:]
 
 
-def hung_consumer_degrades_health(stack: LocalStack, client: httpx.Client, timeout: float) -> str:
+def hung_consumer_degrades_health(
+    stack: LocalStack, client: httpx.Client, timeout: float, batches: int = 0
+) -> str:
     """A hung consumer: `/health` says degraded while a job waits (within ``timeout``); the
-    job runs once the consumer is back. Returns the job."""
-    # Idle, polling (a busy one is alive until its batch's deadline, a minute here).
-    until("the consumer polls", lambda: consumer(stack)["state"] == "idle")
+    job runs once the consumer is back. Returns the job. ``batches``: how many it has taken."""
+    # Idle, polling (a busy one is alive until its batch's deadline, a minute here), after its
+    # last batch (a beat written before a quick job's batch still says idle).
+    until(
+        "the consumer polls",
+        lambda: (c := consumer(stack))["state"] == "idle" and c["batches"] >= batches,
+    )
     hung = pid_of(stack, "kedro-jobs-queue")
     os.kill(hung, signal.SIGSTOP)  # alive to the supervisor, polling nothing
     try:
