@@ -52,13 +52,19 @@ QUICK_NODE_SECONDS = 0.25
 # The runs of this process, so a host that is stopping (make dev's Ctrl-C) can hand them back.
 _RUNNING: weakref.WeakSet[RunControl] = weakref.WeakSet()
 HAND_BACK_GRACE_SECONDS = 3.0
+# When the host's stop was asked (monotonic) and the grace it gave: a run that starts after it
+# (its job claimed as the stop came) is handed back as those already running are.
+_STOPPING: tuple[float, float] | None = None
 
 
 def hand_back_running(grace: float = HAND_BACK_GRACE_SECONDS) -> int:
     """The process is stopping: each run here stops at its next node boundary, saving a
     checkpoint there (status "continued"), or, if its node is still running ``grace`` seconds
     from now, is stopped ("timed_out", ``handing_back`` set) and the job goes on from its last
-    checkpoint. Called from a signal handler: only sets attributes. Returns how many runs."""
+    checkpoint; so is one that starts later. Called from a signal handler: only sets
+    attributes. Returns how many runs."""
+    global _STOPPING
+    _STOPPING = (time.monotonic(), grace)
     controls = list(_RUNNING)
     for control in controls:
         control.hand_back(grace)
@@ -93,6 +99,9 @@ class RunControl:
         # When the sink last heard of the run (the claim that started it read no cancel).
         self.reported = self.started
         _RUNNING.add(self)
+        if _STOPPING is not None:
+            asked, grace = _STOPPING
+            self.hand_back(max(0.0, asked + grace - time.monotonic()))
 
     def hand_back(self, grace: float) -> None:
         self.handing_back = True

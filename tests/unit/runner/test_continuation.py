@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from kedro_jobs.runner import control
 from kedro_jobs.runner.control import ContinuePolicy, RunControl
 from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs.runner.types import RunOutcome, RunRequest
@@ -153,6 +156,31 @@ def test_with_enough_time_a_job_that_may_continue_runs_in_one_segment(
     assert outcome.status == "completed" and outcome.checkpoint is None
     assert list(outcome.node_durations) == list(NODES)
     assert not (Path(continuing.data_root) / ".kedro-jobs").exists()
+
+
+def test_a_run_that_starts_as_its_host_stops_is_handed_back_before_its_first_node(
+    continuing: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make dev stopping (hand_back_running, from its signal handler) while a consumer has
+    claimed a job but not yet started its run: the run is handed back as the running ones are,
+    at its first boundary (inline: before its first node; forked, whose first node starts
+    without a handshake: after it), and the job goes on from there at the next start."""
+    monkeypatch.setattr(control, "_STOPPING", None)  # this process's stop ends with the test
+    control.hand_back_running()  # before this job's run starts
+    stopped = continuing.run(
+        segment_request("job-stop"), lambda *_: False, deadline=time.monotonic() + 30
+    )
+    assert stopped.status == "continued"
+    ran = executions(record) if record.exists() else {}
+    assert ran == ({"first": 1} if continuing.isolation == "fork" else {})
+    monkeypatch.setattr(control, "_STOPPING", None)  # the next start, from where it stopped
+    outcome, segment = stopped, 1
+    while outcome.status == "continued" and segment < 5:
+        segment += 1
+        request = segment_request("job-stop", checkpoint=outcome.checkpoint, segment=segment)
+        outcome = continuing.run(request, lambda *_: False, deadline=time.monotonic() + 30)
+    assert outcome.status == "completed"
+    assert executions(record) == dict.fromkeys(NODES, 1)
 
 
 def test_a_failure_in_the_second_segment_commits_nothing_and_keeps_one_checkpoint(
