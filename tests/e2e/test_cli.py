@@ -46,6 +46,16 @@ def submitted_id(output: str) -> str:
     return output.split("Submitted ", 1)[1].split()[0]
 
 
+def submit_held(local_stack: LocalStack, release: Path) -> str:
+    """A `reporting` job whose slow node runs until ``release`` appears (120 s at most): still
+    running when the test acts on it, however loaded the machine. Returns its id."""
+    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
+    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow, "--json")
+    assert run.returncode == 0, run.stderr
+    job_id: str = json.loads(run.stdout)["id"]
+    return job_id
+
+
 def wait_for(
     stack: LocalStack, job_id: str, statuses: Collection[str], node: str | None = None
 ) -> dict[str, Any]:
@@ -108,13 +118,9 @@ def test_dotted_params_arrive_nested_and_change_the_run(local_stack: LocalStack)
 
 
 def test_cancel_a_running_job_then_retry_it(local_stack: LocalStack, tmp_path: Path) -> None:
-    # Its slow node runs until the test releases it (120 s at most): still running when the
-    # cancel comes, however loaded the machine, and no longer.
+    # Still running when the cancel comes, and no longer.
     release = tmp_path / "release"
-    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
-    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow)
-    assert run.returncode == 0, run.stderr
-    job_id = submitted_id(run.stdout)
+    job_id = submit_held(local_stack, release)
     assert wait_for(local_stack, job_id, {"running", *TERMINAL})["status"] == "running"
 
     # Follow the log from another terminal while the job is cancelled.
@@ -312,12 +318,9 @@ def test_status_shows_each_nodes_duration_and_takes_the_short_id(local_stack: Lo
 def test_a_running_jobs_status_shows_the_running_nodes_time_so_far(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
-    # Its slow node runs until the test releases it (120 s at most): one `status` sees it
-    # running, however loaded the machine (the wait for it asks the API, not a new CLI).
+    # One `status` sees it running (the wait for it asks the API, not a new CLI).
     release = tmp_path / "release"
-    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
-    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow, "--json")
-    job_id = json.loads(run.stdout)["id"]
+    job_id = submit_held(local_stack, release)
     try:
         job = wait_for(local_stack, job_id, TERMINAL, node="rank_regions")
         assert job["progress"]["current_node"] == "rank_regions", job
@@ -380,11 +383,9 @@ def test_pipelines_and_version(local_stack: LocalStack) -> None:
 def test_list_fits_a_narrow_terminal_with_short_ids(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
-    # Running until the test releases its slow node (120 s at most), after the listing.
+    # Running until the test releases its slow node, after the listing.
     release = tmp_path / "release"
-    slow = f"reporting.delay_seconds=120,reporting.release_file={release}"
-    run = kedro_jobs(local_stack, "submit", "reporting", "--params", slow, "--json")
-    job_id = json.loads(run.stdout)["id"]
+    job_id = submit_held(local_stack, release)
     wait_for(local_stack, job_id, {"running"})
     try:
         listed = kedro_jobs(local_stack, "list", "--limit", "3", env={"COLUMNS": "80"})

@@ -831,6 +831,16 @@ class _Failing:
         return getattr(self.project, name)
 
 
+def _fail_runner_method(monkeypatch: pytest.MonkeyPatch, method: str) -> Callable[[], None]:
+    """The consumer's fan-out runner fails ``method`` (see _Failing) until the returned
+    function mends it."""
+    fan_out = consumer_handler.consumer().fan_out
+    assert fan_out is not None
+    project = fan_out.runner
+    monkeypatch.setattr(fan_out, "_runner", lambda: _Failing(project, method))
+    return lambda: monkeypatch.setattr(fan_out, "_runner", lambda: project)
+
+
 def test_a_dead_lettered_commit_fails_the_job_at_once_and_leaves_nothing(
     fan_invoke: Invoke, aws: Aws, store: ApiJobs, sfn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -841,10 +851,7 @@ def test_a_dead_lettered_commit_fails_the_job_at_once_and_leaves_nothing(
     job, body = submit(store, "branches")
     assert fan_invoke(body) == {"batchItemFailures": []}
     commit = _until(aws, fan_invoke, "commit")
-    fan_out = consumer_handler.consumer().fan_out
-    assert fan_out is not None
-    project = fan_out.runner
-    monkeypatch.setattr(fan_out, "_runner", lambda: _Failing(project, "commit_groups"))
+    mend = _fail_runner_method(monkeypatch, "commit_groups")
     event = _dead_lettered(aws, fan_invoke, commit)
     still = store.get(job.id)
     assert still is not None and still.status is JobStatus.RUNNING  # what it was left as
@@ -857,7 +864,7 @@ def test_a_dead_lettered_commit_fails_the_job_at_once_and_leaves_nothing(
         "S3 unavailable: SlowDown: the data root is unreachable"
     )
     assert keys(aws, f"data/.kedro-jobs/groups/{job.id}")  # the discard is on its way
-    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+    mend()
     discard = next_message(aws)
     assert json.loads(discard["Body"])["fanout"] == "discard"
     assert fan_invoke(discard["Body"]) == {"batchItemFailures": []}
@@ -931,16 +938,13 @@ def test_a_dead_lettered_discard_is_sent_again_and_removes_the_staging(
     job, body = submit(store, "failing")
     assert fan_invoke(body) == {"batchItemFailures": []}
     discard = _until(aws, fan_invoke, "discard")
-    fan_out = consumer_handler.consumer().fan_out
-    assert fan_out is not None
-    project = fan_out.runner
-    monkeypatch.setattr(fan_out, "_runner", lambda: _Failing(project, "discard_groups"))
+    mend = _fail_runner_method(monkeypatch, "discard_groups")
     event = _dead_lettered(aws, fan_invoke, discard)
     # Whatever the groups staged is still there (the siblings of the failed branch may have
     # completed, or stopped first: the load decides).
     staged = staged_groups(aws, job.id)
     assert _dead_letter_function(event) == {"batchItemFailures": []}
-    monkeypatch.setattr(fan_out, "_runner", lambda: project)
+    mend()
     again = next_message(aws)
     assert json.loads(again["Body"])["fanout"] == "discard"
     assert again["MessageId"] != discard["MessageId"]  # sent again by the state machine
