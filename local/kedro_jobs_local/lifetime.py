@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1
 
@@ -80,25 +81,49 @@ def parent_is_make() -> bool:
         return False
 
 
+class Stopped(BaseException):
+    """A stop signal came while a task was under way (a BaseException: no task's own
+    ``except Exception`` swallows it)."""
+
+
 class StopSignals:
     """A local process's loop runs until SIGTERM, SIGINT or SIGHUP (a supervisor's stop, a
     terminal's Ctrl-C, a closed terminal) sets ``stopping``."""
 
     def __init__(self) -> None:
         self.stopping = False
+        self._interruptible = False
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._stop)
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
+        if self._interruptible:
+            self._interruptible = False
+            raise Stopped
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A stop signal in this block raises `Stopped` at once. When `make dev` dies, the
+        emulator goes with it, and a call to it under way would otherwise retry with
+        back-off for seconds after the stop."""
+        if self.stopping:
+            raise Stopped
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
 
 
 def run_every(
     every: float, task: Callable[[], None], *, first_after: float, logger: logging.Logger
 ) -> None:
     """``task`` every ``every`` seconds (the first time ``first_after`` seconds from now)
-    until a stop signal. A pass that fails is logged and the next one runs anyway, as a
-    scheduled invocation that failed would be followed by the next."""
+    until a stop signal, which also cuts short a pass under way: a pass may be stopped
+    anywhere, as a Lambda invocation may time out anywhere. A pass that fails is logged and
+    the next one runs anyway, as a scheduled invocation that failed would be followed by the
+    next."""
     signals = StopSignals()
     due = time.monotonic() + first_after
     while not signals.stopping:
@@ -107,6 +132,9 @@ def run_every(
             continue
         due += every
         try:
-            task()
+            with signals.interruptible():
+                task()
+        except Stopped:
+            return
         except Exception:
             logger.exception("%s failed", getattr(task, "__name__", "pass"))
