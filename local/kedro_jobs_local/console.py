@@ -6,13 +6,16 @@ The processes' full logs go to a file unless `make dev ARGS=--verbose`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import time
 from datetime import datetime
 from typing import Any, TextIO
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 from kedro_jobs_local.lifetime import StopSignals, stack_process, started
 
@@ -57,24 +60,32 @@ def line(detail: dict[str, Any]) -> str:
     return f"{when}  {str(detail.get('id'))[:8]}  {detail.get('pipeline_name')}  {what}"
 
 
-def run(out: TextIO = sys.stdout) -> None:
+def run(out: TextIO = sys.stdout, retry_after: float = 1.0) -> None:
     signals = StopSignals()
     # Few retries: at a stop, a call to an emulator that has gone fails at once.
     quick = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2)
-    sqs = boto3.client("sqs", config=quick)
-    url = subscribe(sqs, boto3.client("events", config=quick))
+    sqs, events = boto3.client("sqs", config=quick), boto3.client("events", config=quick)
+    url = ""
     last: dict[str, str] = {}  # by job: what its last line said
     started()
     while not signals.stopping:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-            "Messages", []
-        )
+        try:
+            url = url or subscribe(sqs, events)
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+        except (EndpointConnectionError, ConnectionClosedError, sqs.exceptions.QueueDoesNotExist):
+            # The emulator is down (make dev says so, and restarts it), or came back without
+            # its state (no state folder): no traceback here, the lines resume once it is back.
+            url = ""
+            time.sleep(retry_after)
+            continue
         # In the order the changes were made (a receive may hold several jobs' events).
-        events = sorted(
+        events_seen = sorted(
             (json.loads(m["Body"]).get("detail") or {} for m in messages),
             key=lambda d: str(d.get("updated_at") or ""),
         )
-        for detail in events:
+        for detail in events_seen:
             text = line(detail)
             # A hand-off and the next segment's claim read the same: one line for both.
             said = text.split("  ", 1)[-1]
@@ -83,11 +94,12 @@ def run(out: TextIO = sys.stdout) -> None:
                 last[str(detail.get("id"))] = said
         out.flush()
         if messages:
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                         for i, m in enumerate(messages)],
-            )  # fmt: skip
+            with contextlib.suppress(EndpointConnectionError, ConnectionClosedError):
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                             for i, m in enumerate(messages)],
+                )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

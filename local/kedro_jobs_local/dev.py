@@ -234,8 +234,19 @@ def _run(
 
     project = project_path_from_env()
 
+    import boto3
+
+    def subscribe_console() -> None:
+        # The console's queue gets the job events (from before its process is up, too: the
+        # first jobs' lines are not lost, a warm consumer runs them at once).
+        if logs is not None:
+            from kedro_jobs_local.console import subscribe
+
+            subscribe(boto3.client("sqs"), boto3.client("events"))
+
     def after_moto_restart() -> None:
         prepare()  # an in-memory emulator comes back empty; a kept one, as it was
+        subscribe_console()  # EventBridge's rules are not kept with the state
         if ManifestReader(ArtifactStore(res.bucket), ttl=0).get() is None:
             from kedro_jobs.consumer.publish_manifest import main as publish
 
@@ -254,8 +265,6 @@ def _run(
 
     def start_api() -> Any:
         return spawn(api_argv, ready=lambda: answers(f"{api}/api/v1/health"), output=fd)
-
-    import boto3
 
     sqs = boto3.client("sqs")
 
@@ -308,12 +317,7 @@ def _run(
             _start_first_consumer(supervisor, child, argv, fd, project)
         else:
             supervisor.add(child)
-    if logs is not None:
-        # The console's queue gets the job events from before its process is up: the first
-        # jobs' lines are not lost (a warm consumer runs them at once).
-        from kedro_jobs_local.console import subscribe
-
-        subscribe(sqs, boto3.client("events"))
+    subscribe_console()
     # After the first consumer has published the manifest: the API lists and checks the
     # pipelines from it.
     supervisor.add(Child("api", start_api, stage=1))
