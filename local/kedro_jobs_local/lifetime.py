@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+from kedro_jobs.core.errors import DependencyUnavailable
+
 PR_SET_PDEATHSIG = 1
+# What a call to an emulator that is away raises (directly, or as the functions' error).
+_AWAY = (EndpointConnectionError, ConnectionClosedError, DependencyUnavailable)
 
 
 def exit_with_parent(parent: int | None = None, sig: int = signal.SIGTERM) -> None:
@@ -136,5 +142,13 @@ def run_every(
                 task()
         except Stopped:
             return
+        except _AWAY as exc:  # the emulator is restarting (make dev says so): a line will do
+            logger.warning("%s failed (%s)", getattr(task, "__name__", "pass"), one_line(exc))
         except Exception:
             logger.exception("%s failed", getattr(task, "__name__", "pass"))
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line of a log: its type and its message's first line."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:200]

@@ -21,7 +21,7 @@ from kedro_jobs.runner.control import hand_back_running
 from kedro_jobs_local import tasks
 from kedro_jobs_local.lambda_context import LocalContext
 from kedro_jobs_local.lambda_events import to_lambda_record
-from kedro_jobs_local.lifetime import stack_process, started
+from kedro_jobs_local.lifetime import one_line, stack_process, started
 
 logger = logging.getLogger("kedro_jobs_local.poller")
 _MAX_BACKOFF = 5.0
@@ -129,11 +129,6 @@ class Status:
         os.replace(tmp, self.path)
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:200]
-
-
 def run_poller(
     config: PollerConfig,
     handler_path: str,
@@ -185,7 +180,7 @@ def run_poller(
                 delay = min(_MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
                 # One line per failure, and fewer and fewer of them: not a traceback a second.
                 logger.warning("%s: poll failed (%s); retrying in %.1f s",
-                               config.function_name, _reason(exc), delay)  # fmt: skip
+                               config.function_name, one_line(exc), delay)  # fmt: skip
                 deadline = time.monotonic() + delay
                 while not stopping and time.monotonic() < deadline:
                     time.sleep(0.1)

@@ -38,3 +38,35 @@ def test_a_stop_cuts_short_a_pass_under_way(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 0
     assert out == "stopped\n"
+
+
+FAILING = """
+import logging, os, signal
+from botocore.exceptions import EndpointConnectionError
+from kedro_jobs_local.lifetime import run_every
+
+passes = []
+
+def sweep():
+    passes.append(1)
+    if len(passes) == 1:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:5000/")
+    if len(passes) == 2:
+        raise ValueError("a bug in the pass")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+logging.basicConfig(format="%(levelname)s %(message)s")
+run_every(0.01, sweep, first_after=0.0, logger=logging.getLogger("test"))
+"""
+
+
+def test_a_pass_that_cannot_reach_the_emulator_logs_a_line_and_the_next_pass_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING], capture_output=True, text=True, timeout=30, check=True
+    )
+    away, bug = done.stderr.split("ERROR ", 1)
+    assert away == (
+        "WARNING sweep failed (EndpointConnectionError: Could not connect to the endpoint URL: "
+        '"http://127.0.0.1:5000/")\n'
+    )
+    assert bug.startswith("sweep failed\nTraceback") and "ValueError: a bug in the pass" in bug
