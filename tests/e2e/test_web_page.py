@@ -14,6 +14,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -189,6 +190,23 @@ def open_hash(driver: WebDriver, stack: LocalStack, fragment: str) -> None:
         driver.execute_script("location.hash = arguments[0]", fragment)
     else:
         driver.get(f"{stack.api}/{fragment}")
+
+
+@contextmanager
+def network_latency(driver: WebDriver, seconds: float) -> Iterator[None]:
+    """Every request the page makes answers ``seconds`` late (Chrome's network emulation)."""
+
+    def emulate(latency_ms: float) -> None:
+        conditions = {"offline": False, "latency": latency_ms,
+                      "downloadThroughput": -1, "uploadThroughput": -1}  # fmt: skip
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", conditions)
+
+    driver.execute_cdp_cmd("Network.enable", {})
+    emulate(seconds * 1000)
+    try:
+        yield
+    finally:
+        emulate(0)
 
 
 def job_id_from_url(driver: WebDriver) -> str:
@@ -378,11 +396,14 @@ def test_a_slow_job_shows_live_progress_is_cancelled_and_retried(
     )
     page.save_screenshot(str(screenshots / "jobs-list.png"))
 
-    open_hash(page, stack, f"#/jobs/{job_id}")
-    wait_status(page, "running")
-    wait(page, lambda d: d.find_element(By.ID, "job-cancel").is_enabled(), "cancel enabled")
-    page.find_element(By.ID, "job-cancel").click()
-    wait(page, lambda d: "Cancel requested" in text(d, "job-message"), "the cancel's answer")
+    # Back on its page over a slow network: Cancel is enabled for this job only once its
+    # answer is drawn (a click on what the page showed before would be lost).
+    with network_latency(page, seconds=1.5):
+        open_hash(page, stack, f"#/jobs/{job_id}")
+        wait_status(page, "running")
+        wait(page, lambda d: d.find_element(By.ID, "job-cancel").is_enabled(), "cancel enabled")
+        page.find_element(By.ID, "job-cancel").click()
+        wait(page, lambda d: "Cancel requested" in text(d, "job-message"), "the cancel's answer")
     assert api_job(stack, job_id)["status"] == "running"  # it stops at its next node
     release.touch()
     wait_status(page, "cancelled", timeout=60)

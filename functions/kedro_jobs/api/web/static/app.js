@@ -675,8 +675,12 @@
   }
 
   async function openJob(id, gen) {
+    // Nothing from the job shown before stays: its status, and actions enabled for it (a
+    // click on them would do nothing until this job's answer is drawn).
     currentJob = null;
     setText("job-id", id);
+    statusBadge("", $("job-status"));
+    for (const b of ["job-cancel", "job-retry", "job-rerun"]) $(b).disabled = true;
     setText("job-message", "");
     $("job-message").hidden = true;
     for (const node of ["job-summary", "job-nodes", "job-outputs"]) $(node).replaceChildren();
