@@ -126,6 +126,8 @@ class _Ahead:
 
 
 _ahead: _Ahead | None = None
+_SIZE_BYTES = 8  # the work's size, before it
+_ahead_lock = threading.Lock()  # a child forked ahead is taken by one run only
 
 
 def fork_ahead(token: Hashable) -> bool:
@@ -133,13 +135,15 @@ def fork_ahead(token: Hashable) -> bool:
     module's docstring). Only from the main thread: Linux kills a child whose forking thread
     ends (die_with_parent). Returns whether a child waits."""
     global _ahead
-    if _ahead is not None:
-        if _ahead.token == token and _waiting(_ahead):
-            return True
-        _discard(_ahead)
-        _ahead = None
     if threading.current_thread() is not threading.main_thread():
         return False
+    with _ahead_lock:
+        ahead, _ahead = _ahead, None
+    if ahead is not None:
+        if ahead.token == token and _waiting(ahead):
+            _ahead = ahead
+            return True
+        _discard(ahead)
     events_r, events_w = os.pipe()
     replies_r, replies_w = os.pipe()
     work_r, work_w = os.pipe()
@@ -171,19 +175,26 @@ def fork_ahead(token: Hashable) -> bool:
 def discard_ahead() -> None:
     """Let the child forked ahead go, if there is one (it exits; it is reaped meanwhile)."""
     global _ahead
-    ahead, _ahead = _ahead, None
+    with _ahead_lock:
+        ahead, _ahead = _ahead, None
     if ahead is not None:
         _discard(ahead)
 
 
 def _receive(fd: int) -> Work | None:  # pragma: no cover - runs in the child
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
+    """The work, its size first (not the end of the pipe, which a process forked meanwhile
+    may hold open); None if the pipe ends first (the child was let go)."""
+    data = b""
+    size: int | None = None
+    while size is None or len(data) < size:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return None
+        data += chunk
+        if size is None and len(data) >= _SIZE_BYTES:
+            size = _SIZE_BYTES + int.from_bytes(data[:_SIZE_BYTES], "big")
     os.close(fd)
-    if not chunks:
-        return None
-    work: Work = pickle.loads(b"".join(chunks))  # noqa: S301  # nosec B301 - from our parent
+    work: Work = pickle.loads(data[_SIZE_BYTES:])  # noqa: S301  # nosec B301 - from our parent
     return work
 
 
@@ -191,7 +202,8 @@ def _take_ahead(work: Work, token: Hashable | None) -> tuple[int, int, int] | No
     """The child forked ahead, given ``work``: its pid and the parent's ends of its pipes;
     None when there is none that may take it (then it is discarded)."""
     global _ahead
-    ahead, _ahead = _ahead, None
+    with _ahead_lock:
+        ahead, _ahead = _ahead, None
     if ahead is None:
         return None
     if token is None or ahead.token != token:
@@ -204,7 +216,7 @@ def _take_ahead(work: Work, token: Hashable | None) -> tuple[int, int, int] | No
         _discard(ahead)
         return None
     try:
-        view = memoryview(payload)
+        view = memoryview(len(payload).to_bytes(_SIZE_BYTES, "big") + payload)
         while view:
             view = view[os.write(ahead.work, view) :]
     except OSError:  # it is gone (killed while it waited)
