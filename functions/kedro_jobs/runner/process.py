@@ -4,17 +4,25 @@ without blocking past a grace."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import select
 import signal
 import time
+from typing import Any
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library, loaded once (and so already loaded in a child forked after)."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _prctl(option: int, argument: object) -> None:
     with contextlib.suppress(Exception):  # not Linux: do without
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(option, argument)
+        _libc().prctl(option, argument)
 
 
 def die_with_parent() -> None:

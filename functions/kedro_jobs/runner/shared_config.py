@@ -31,6 +31,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from kedro_jobs.runner.hooks import JobHooks
+
 logger = logging.getLogger(__name__)
 
 # The keys a run's context reads from its config loader (KedroContext: the catalog, its
@@ -82,7 +84,7 @@ def shared_config(
     return values
 
 
-class SharedConfigHook:
+class SharedConfigHook(JobHooks):
     """Gives one run's config loader the shared config: Kedro reads a key that was set
     explicitly instead of the files. Each run gets its own copy."""
 
