@@ -202,6 +202,7 @@ def warm_consumer() -> None:
     tasks.install_local_tasks()
     _ = consumer().runner  # the property bootstraps the project, once per process
     consumer().publish_manifest_once()
+    consumer().fork_ahead()  # the first job's child too
 
 
 def main(argv: list[str] | None = None) -> None:

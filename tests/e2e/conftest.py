@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 
 from kedro_jobs.core.states import TERMINAL
+from kedro_jobs.runner.process import FORKED_AHEAD_NAME
 from kedro_jobs_local.dev_stack import LocalStack, running_local_stack
 from kedro_jobs_local.procfs import descendants
 
@@ -42,7 +44,8 @@ def until(what: str, check: Callable[[], Any], timeout: float) -> Any:
 
 def busy_consumers(stack: LocalStack) -> list[int]:
     """The consumers of `make dev` running a job (or a fanned-out job's group): pollers of
-    the jobs queue with a forked child (the run's worker)."""
+    the jobs queue with a forked child (the run's worker), not only the one forked ahead for
+    the next job."""
     procs = stack.processes()
     assert stack.process is not None
     pollers = [
@@ -52,7 +55,15 @@ def busy_consumers(stack: LocalStack) -> list[int]:
         and "kedro_jobs_local.poller" in p.command
         and p.ppid == stack.process.pid
     ]
-    return [pid for pid in pollers if any(q.ppid == pid for q in procs)]
+    return [pid for pid in pollers if any(q.ppid == pid and _working(q.pid) for q in procs)]
+
+
+def _working(pid: int) -> bool:
+    """Not the child forked ahead, waiting for a job (it names itself so)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_bytes().strip() != FORKED_AHEAD_NAME
+    except OSError:
+        return False
 
 
 def poll_intervals(first: float = 0.1, longest: float = 0.5) -> Iterator[float]:

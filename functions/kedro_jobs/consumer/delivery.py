@@ -173,6 +173,17 @@ class Consumer:
             # The jobs can still run; the API keeps the last manifest it had.
             logger.warning("pipeline manifest not published", extra={"reason": exc.reason})
 
+    def fork_ahead(self) -> None:
+        """Between batches, while no job waits: the runner may fork the next job's child now
+        (runner/forked.py), if the project is loaded. Never fails the batch."""
+        ahead = getattr(self._runner, "fork_ahead", None)
+        if ahead is None:
+            return
+        try:
+            ahead()
+        except Exception:  # the next job forks its own child, as without it
+            logger.warning("the next job's child was not forked ahead", exc_info=True)
+
     # -- one record -------------------------------------------------------------------------
 
     def handle(

@@ -86,4 +86,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         consumer().publish_manifest_once()
     finally:
         flush_events()
+    # After the batch's records are recorded and its events sent: off every job's path.
+    consumer().fork_ahead()
     return response

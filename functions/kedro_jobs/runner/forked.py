@@ -17,6 +17,16 @@ boundary to save a checkpoint (the control judged too little time left for the n
 The parent enforces the deadline with SIGKILL to the child's process group (its subprocesses
 too), past it by a bounded grace while a checkpoint begun before it is being saved, and reaps
 the child whatever happened.
+
+Forked ahead: forking the warm consumer (~130 MB) costs ~5-15 ms of a trivial job's start
+here, copying its page tables. ``fork_ahead`` forks the next job's child while no job waits
+(between batches), and the next run hands it its work through a pipe (pickled: a copy of
+what a child forked then would hold) instead of forking. The child is the same either way: a
+fresh process of this one, which runs one job and exits. Only while nothing a child inherits
+could differ: the caller's ``token`` (its project, what it prepared before forking, the
+environment) must be the one the child was forked with, else it is discarded and the run
+forks as before; so is one that died, or a work that cannot be pickled. While it waits, the
+child is named FORKED_AHEAD_NAME in /proc.
 """
 
 from __future__ import annotations
@@ -26,17 +36,26 @@ import gc
 import json
 import logging
 import os
+import pickle  # nosec B403 - only between this process and its own child
 import select
 import signal
 import sys
 import threading
 import time
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from kedro_jobs.runner.control import CONTINUED_MESSAGE, RunControl
 from kedro_jobs.runner.isolation import Ended, Work, attempt
 from kedro_jobs.runner.log import collect_logs, joined, log_line
-from kedro_jobs.runner.process import die_with_parent, wait_exit
+from kedro_jobs.runner.process import (
+    FORKED_AHEAD_NAME,
+    die_with_parent,
+    process_name,
+    set_process_name,
+    wait_exit,
+)
 from kedro_jobs.runner.types import CANCELLED_MESSAGE, RunProgress, StopRun
 
 logger = logging.getLogger(__name__)
@@ -46,28 +65,39 @@ START_REPORT_DELAY_SECONDS = 0.25
 _CHILD_CRASH_CODE = 70
 
 
-def run_forked(work: Work, control: RunControl) -> Ended:
-    events_r, events_w = os.pipe()
-    replies_r, replies_w = os.pipe()
+def _fork() -> int:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the child would write the parent's buffered output again
     # The warm heap goes to the collector's permanent generation: the child's GC then does
     # not touch (and copy) the parent's pages.
     gc.freeze()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
-        code = _CHILD_CRASH_CODE
-        try:
-            os.close(events_r)
-            os.close(replies_w)
-            _Child(events_w, replies_r).main(work)
-            code = 0
-        finally:
-            os._exit(code)
-    with contextlib.suppress(OSError):  # the child does the same; whichever runs first
-        os.setpgid(pid, pid)
-    os.close(events_w)
-    os.close(replies_r)
+    return os.fork()
+
+
+def run_forked(work: Work, control: RunControl, token: Hashable | None = None) -> Ended:
+    """Run ``work`` in a child: the one forked ahead with ``token``, else one forked now."""
+    taken = _take_ahead(work, token)
+    if taken is not None:
+        pid, events_r, replies_w = taken
+    else:
+        events_r, events_w = os.pipe()
+        replies_r, replies_w = os.pipe()
+        pid = _fork()
+        if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
+            code = _CHILD_CRASH_CODE
+            try:
+                os.close(events_r)
+                os.close(replies_w)
+                child = _Child(events_w, replies_r)
+                child.enter()
+                child.main(work)
+                code = 0
+            finally:
+                os._exit(code)
+        with contextlib.suppress(OSError):  # the child does the same; whichever runs first
+            os.setpgid(pid, pid)
+        os.close(events_w)
+        os.close(replies_r)
     parent = _Parent(pid, events_r, replies_w, control)
     ended = False
     try:
@@ -83,6 +113,151 @@ def run_forked(work: Work, control: RunControl) -> Ended:
             parent.close()
 
 
+# -- the child forked ahead ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    pid: int
+    events: int  # the parent's ends of the child's pipes, as run_forked makes them
+    replies: int
+    work: int  # where the work is written, then closed
+    token: Hashable
+
+
+_ahead: _Ahead | None = None
+_SIZE_BYTES = 8  # the work's size, before it
+_ahead_lock = threading.Lock()  # a child forked ahead is taken by one run only
+
+
+def fork_ahead(token: Hashable) -> bool:
+    """Fork the next job's child now, to wait for the work of a run with ``token`` (see the
+    module's docstring). Only from the main thread: Linux kills a child whose forking thread
+    ends (die_with_parent). Returns whether a child waits."""
+    global _ahead
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    with _ahead_lock:
+        ahead, _ahead = _ahead, None
+    if ahead is not None:
+        if ahead.token == token and _waiting(ahead):
+            _ahead = ahead
+            return True
+        _discard(ahead)
+    events_r, events_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    work_r, work_w = os.pipe()
+    pid = _fork()
+    if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
+        code = _CHILD_CRASH_CODE
+        try:
+            for fd in (events_r, replies_w, work_w):
+                os.close(fd)
+            child = _Child(events_w, replies_r)
+            child.enter()
+            name = process_name()
+            set_process_name(FORKED_AHEAD_NAME)
+            work = _receive(work_r)
+            if work is not None:  # else it was discarded
+                set_process_name(name)
+                child.main(work)
+            code = 0
+        finally:
+            os._exit(code)
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
+    for fd in (events_w, replies_r, work_r):
+        os.close(fd)
+    _ahead = _Ahead(pid, events_r, replies_w, work_w, token)
+    return True
+
+
+def discard_ahead() -> None:
+    """Let the child forked ahead go, if there is one (it exits; it is reaped meanwhile)."""
+    global _ahead
+    with _ahead_lock:
+        ahead, _ahead = _ahead, None
+    if ahead is not None:
+        _discard(ahead)
+
+
+def _receive(fd: int) -> Work | None:  # pragma: no cover - runs in the child
+    """The work, its size first (not the end of the pipe, which a process forked meanwhile
+    may hold open); None if the pipe ends first (the child was let go)."""
+    data = b""
+    size: int | None = None
+    while size is None or len(data) < size:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return None
+        data += chunk
+        if size is None and len(data) >= _SIZE_BYTES:
+            size = _SIZE_BYTES + int.from_bytes(data[:_SIZE_BYTES], "big")
+    os.close(fd)
+    work: Work = pickle.loads(data[_SIZE_BYTES:])  # noqa: S301  # nosec B301 - from our parent
+    return work
+
+
+def _take_ahead(work: Work, token: Hashable | None) -> tuple[int, int, int] | None:
+    """The child forked ahead, given ``work``: its pid and the parent's ends of its pipes;
+    None when there is none that may take it (then it is discarded)."""
+    global _ahead
+    with _ahead_lock:
+        ahead, _ahead = _ahead, None
+    if ahead is None:
+        return None
+    if token is None or ahead.token != token:
+        _discard(ahead)
+        return None
+    try:
+        payload = pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # a work of closures (tests): forked as it is
+        logger.debug("work not picklable; forking for it", exc_info=True)
+        _discard(ahead)
+        return None
+    try:
+        view = memoryview(len(payload).to_bytes(_SIZE_BYTES, "big") + payload)
+        while view:
+            view = view[os.write(ahead.work, view) :]
+    except OSError:  # it is gone (killed while it waited)
+        _discard(ahead)
+        return None
+    os.close(ahead.work)
+    return ahead.pid, ahead.events, ahead.replies
+
+
+def _waiting(ahead: _Ahead) -> bool:
+    """Still alive (not reaped here: _discard does that)."""
+    try:
+        return os.waitid(os.P_PID, ahead.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+    except ChildProcessError:
+        return False
+
+
+def _discard(ahead: _Ahead) -> None:
+    """Let it go: the end of its work pipe ends it; it is reaped off the caller's path."""
+    with contextlib.suppress(OSError):
+        os.close(ahead.work)
+
+    def reap() -> None:
+        with contextlib.suppress(ChildProcessError):
+            if wait_exit(ahead.pid, EXIT_GRACE_SECONDS) is None:
+                _kill(ahead.pid)
+                os.waitpid(ahead.pid, 0)
+        for fd in (ahead.events, ahead.replies):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    threading.Thread(target=reap, name=f"reap-{ahead.pid}", daemon=True).start()
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL a child and anything it started (its process group)."""
+    for send in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            send(pid, signal.SIGKILL)
+
+
 # -- the child ---------------------------------------------------------------------------------
 
 
@@ -96,13 +271,15 @@ class _Child:
         self.stop: StopRun | None = None
         self.progress = RunProgress()
 
-    def main(self, work: Work) -> None:
+    def enter(self) -> None:
+        """The child's own process: tied to its parent's life, in a group of its own."""
         die_with_parent()
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)  # its own group, so a kill reaches the job's subprocesses too
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+    def main(self, work: Work) -> None:
         def log(line: str) -> None:
             self.send(t="log", line=line)
 
@@ -276,9 +453,7 @@ class _Parent:
 
     def kill(self) -> None:
         """SIGKILL the child and anything it started (its process group)."""
-        for send in (os.killpg, os.kill):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                send(self.pid, signal.SIGKILL)
+        _kill(self.pid)
 
     def reap(self, grace: float) -> int:
         """Wait up to ``grace`` seconds for the child to exit, else kill it; reap it either

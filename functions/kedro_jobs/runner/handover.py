@@ -33,7 +33,7 @@ from kedro.framework.hooks import hook_impl
 
 from kedro_jobs.runner.checkpoint import CheckpointError, delete
 from kedro_jobs.runner.data import DataPlan, StagedOutput, in_version
-from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook, RunEvents
+from kedro_jobs.runner.hooks import DataPlanHook, JobHooks, ProgressHook, RunEvents
 from kedro_jobs.runner.results import to_json_safe
 from kedro_jobs.runner.session import Executed, in_directory, job_session, run_arguments
 from kedro_jobs.runner.signed import (
@@ -77,7 +77,7 @@ class GroupWork:
     owners: dict[str, str] = field(default_factory=dict)
 
 
-class ExportHook:
+class ExportHook(JobHooks):
     """Keeps the values of the datasets other groups will read (as the node returned them),
     for the handover; file datasets are handed over as their staged files instead."""
 

@@ -26,8 +26,10 @@ MemoryDataset save is still skipped (project.speed_up_sessions).
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -67,6 +69,7 @@ logger = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
 
 Isolation = Literal["fork", "inline"]
+_RUNNERS = itertools.count(1)  # each runner's own number, in a forked-ahead child's token
 
 
 class KedroRunner:
@@ -90,6 +93,11 @@ class KedroRunner:
         # Per user: a shared /tmp may hold another user's staging folder.
         staging = Path(staging_dir or tempfile.gettempdir())
         self.staging_root = staging / f"kedro-jobs-staging-{os.getuid()}"
+        self._number = next(_RUNNERS)
+        # Did the last run find what it prepares before forking already made? Only then is
+        # the next job's child forked ahead: a workload of ever-new shapes (parameters) would
+        # discard each such child, having forked twice a job.
+        self._prepared_steady = True
         started = time.perf_counter()
         # Bootstrapping allocates much and frees little: no collections meanwhile (each
         # would walk the growing heap); one at the end, then the heap is frozen (below).
@@ -201,12 +209,14 @@ class KedroRunner:
         own = resumed is not None and owner == request.job_id
         control.policy = _policy(request, resumed)
         ensure_configured(self.package_name)
-        from kedro_jobs.runner.session import execute, prepare
+        from kedro_jobs.runner.session import execute, prepare, prepared
 
+        before = prepared()
         try:  # made here, before the fork: every later job's child has it
             prepare(self.project_path, request)
         except Exception:  # the run meets it again, and fails the job saying why
             logger.debug("no service session for env %r", request.options.env, exc_info=True)
+        self._prepared_steady = prepared() == before
         plan = DataPlan.for_job(
             self.project_path,
             self.data_root,
@@ -235,11 +245,37 @@ class KedroRunner:
             else:
                 from kedro_jobs.runner.forked import run_forked
 
-                ended = run_forked(work, control)
+                ended = run_forked(work, control, self._fork_token())
             outputs, commit_error = self._commit(ended, plan, control)
         finally:
             plan.discard()
         return self._end(ended, request, control, root, outputs, commit_error, checkpoints.location)
+
+    def fork_ahead(self) -> None:
+        """Between jobs: fork the next job's child now, so that no job waits for its fork
+        (forked.py). Fork isolation only, and only while jobs find what they need prepared."""
+        if self.isolation != "fork" or not self._prepared_steady:
+            return
+        from kedro_jobs.runner.forked import fork_ahead
+
+        fork_ahead(self._fork_token())
+
+    def _fork_token(self) -> tuple[object, ...]:
+        """All that a child forked now might hold differently from one forked later: this
+        runner, the project Kedro is configured for, what runs prepared before forking, the
+        environment and the import path."""
+        from kedro.framework import project
+
+        from kedro_jobs.runner.session import prepared
+
+        return (
+            os.getpid(),
+            self._number,
+            project.PACKAGE_NAME,
+            prepared(),
+            tuple(sorted(os.environ.items())),
+            tuple(sys.path),
+        )
 
     def _failed(self, message: str, request: RunRequest, control: RunControl) -> RunOutcome:
         ended = Ended("failed", message, log=log_line("ERROR", "kedro_jobs", message) + "\n")

@@ -72,12 +72,14 @@ def run_arguments(request: RunRequest, *, nodes: list[str] | None = None) -> dic
 # forks: see service_session) and used for many runs: its hook manager (the project's hooks
 # and plugins, found once), its pipelines (all loaded once: "serving mode").
 _SERVICE_SESSIONS: dict[tuple[Path, str | None], Any] = {}
+_made = 0  # service sessions made: a child forked before one lacks it (forked.py)
 
 
 def service_session(project_path: Path, env: str | None) -> Any:
     """The project's KedroServiceSession for ``env`` (None: the project's default). In
     serving mode, as for callers it does not trust: runtime parameters may not choose a
     dataset's type."""
+    global _made
     key = (project_path, env)
     session = _SERVICE_SESSIONS.get(key)
     if session is None:
@@ -85,7 +87,15 @@ def service_session(project_path: Path, env: str | None) -> Any:
 
         session = KedroServiceSession.create(project_path=project_path, env=env, serving_mode=True)
         _SERVICE_SESSIONS[key] = session
+        _made += 1
     return session
+
+
+def prepared() -> tuple[int, int]:
+    """Changes as often as what ``prepare`` keeps for later jobs changes."""
+    from kedro_jobs.runner.shared_config import changes
+
+    return _made, changes()
 
 
 def prepare(project_path: Path, request: RunRequest) -> None:

@@ -31,6 +31,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from kedro_jobs.runner.hooks import JobHooks
+
 logger = logging.getLogger(__name__)
 
 # The keys a run's context reads from its config loader (KedroContext: the catalog, its
@@ -46,6 +48,12 @@ Fingerprint = tuple[tuple[str, int, int, int], ...]
 _SHARED: OrderedDict[tuple[str, str | None, str], tuple[Fingerprint, dict[str, Any]]] = (
     OrderedDict()
 )
+# How often what is kept here changed: a child forked before a change lacks it (forked.py).
+_changes = 0
+
+
+def changes() -> int:
+    return _changes
 
 
 def shared_config(
@@ -53,6 +61,7 @@ def shared_config(
 ) -> dict[str, Any] | None:
     """The config every run of this shape reads (key -> value), read now if not read yet or
     changed since; None when it must be read by each run (see the module's docstring)."""
+    global _changes
     conf = _local_conf_source(project_path)
     if conf is None:
         return None
@@ -65,6 +74,7 @@ def shared_config(
     if kept is not None and kept[0] == fingerprint:
         _SHARED.move_to_end(shape)
         return kept[1]
+    _changes += 1
     _SHARED.pop(shape, None)
     values = _read(conf, env, runtime_params, fingerprint)
     if values is not None:
@@ -74,7 +84,7 @@ def shared_config(
     return values
 
 
-class SharedConfigHook:
+class SharedConfigHook(JobHooks):
     """Gives one run's config loader the shared config: Kedro reads a key that was set
     explicitly instead of the files. Each run gets its own copy."""
 

@@ -99,3 +99,27 @@ def test_a_jobs_context_has_its_env_and_parameters(hooked_project: Path, tmp_pat
     request = RunRequest("job-ctx", "two_nodes", {"x": 7}, {"env": "staging"})  # type: ignore[arg-type]
     context = job_session(hooked_project, request, plan).load_context()
     assert context.env == "staging" and context.params["x"] == 7
+
+
+def test_a_jobs_own_hooks_register_every_hook_they_implement() -> None:
+    """They show Kedro's hook manager only their hook implementations (registering is then
+    quicker): none may be left out."""
+    from kedro.framework.hooks import _create_hook_manager
+
+    from kedro_jobs.runner.handover import ExportHook
+    from kedro_jobs.runner.hooks import DataPlanHook, ProgressHook
+    from kedro_jobs.runner.shared_config import SharedConfigHook
+
+    manager = _create_hook_manager()
+    expected = {
+        ProgressHook: {"before_pipeline_run", "before_node_run", "after_node_run",
+                       "after_dataset_saved", "on_pipeline_error"},
+        DataPlanHook: {"before_pipeline_run"},
+        SharedConfigHook: {"after_context_created"},
+        ExportHook: {"after_node_run"},
+    }  # fmt: skip
+    for kind, hooks in expected.items():
+        plugin = kind.__new__(kind)
+        manager.register(plugin)
+        assert {caller.name for caller in manager.get_hookcallers(plugin) or []} == hooks
+        manager.unregister(plugin)
