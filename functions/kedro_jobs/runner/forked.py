@@ -126,6 +126,9 @@ class _Ahead:
 
 
 _ahead: _Ahead | None = None
+# What Lambda's runtime sets anew for each invocation (its X-Ray trace header): not part of a
+# child's token (it would be let go at every invocation), but sent with the work instead.
+INVOCATION_ENV = ("_X_AMZN_TRACE_ID",)
 _SIZE_BYTES = 8  # the work's size, before it
 _ahead_lock = threading.Lock()  # a child forked ahead is taken by one run only
 
@@ -194,7 +197,13 @@ def _receive(fd: int) -> Work | None:  # pragma: no cover - runs in the child
         if size is None and len(data) >= _SIZE_BYTES:
             size = _SIZE_BYTES + int.from_bytes(data[:_SIZE_BYTES], "big")
     os.close(fd)
-    work: Work = pickle.loads(data[_SIZE_BYTES:])  # noqa: S301  # nosec B301 - from our parent
+    work: Work
+    work, invocation = pickle.loads(data[_SIZE_BYTES:])  # noqa: S301  # nosec B301 - our parent's
+    for name, value in invocation.items():  # as a child forked for this job would see them
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return work
 
 
@@ -210,7 +219,8 @@ def _take_ahead(work: Work, token: Hashable | None) -> tuple[int, int, int] | No
         _discard(ahead)
         return None
     try:
-        payload = pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL)
+        invocation = {name: os.environ.get(name) for name in INVOCATION_ENV}
+        payload = pickle.dumps((work, invocation), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # a work of closures (tests): forked as it is
         logger.debug("work not picklable; forking for it", exc_info=True)
         _discard(ahead)

@@ -263,9 +263,10 @@ class KedroRunner:
     def _fork_token(self) -> tuple[object, ...]:
         """All that a child forked now might hold differently from one forked later: this
         runner, the project Kedro is configured for, what runs prepared before forking, the
-        environment and the import path."""
+        environment (but for what Lambda sets anew each invocation) and the import path."""
         from kedro.framework import project
 
+        from kedro_jobs.runner.forked import INVOCATION_ENV
         from kedro_jobs.runner.session import prepared
 
         return (
@@ -273,7 +274,7 @@ class KedroRunner:
             self._number,
             project.PACKAGE_NAME,
             prepared(),
-            tuple(sorted(os.environ.items())),
+            tuple(sorted(kv for kv in os.environ.items() if kv[0] not in INVOCATION_ENV)),
             tuple(sys.path),
         )
 

@@ -122,6 +122,27 @@ def test_a_child_forked_ahead_of_a_change_of_environment_is_let_go(
     assert no_zombies_soon()
 
 
+def test_lambdas_trace_header_of_each_invocation_keeps_the_child_and_reaches_the_job(
+    forking: KedroRunner, record: Path, forks: list[int], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # The record's path, sent as Lambda's trace header is: the job shows what it saw.
+    monkeypatch.setattr(forked, "INVOCATION_ENV", (*forked.INVOCATION_ENV, RECORD_VAR))
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-00000001-a")
+    prepared_twice(forking, "two_nodes", {"x": 3})
+    forking.fork_ahead()
+    one_waiting_soon()
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-00000002-b")  # the next invocation
+    later = tmp_path / "later.txt"
+    monkeypatch.setenv(RECORD_VAR, str(later))
+    forks.clear()
+    outcome = run(forking, "two_nodes", {"x": 3})
+    assert outcome.results == {"doubled": 6}
+    assert forks == []
+    assert executions(later) == {"start": 1, "double": 1}
+    assert no_zombies_soon()
+
+
 def test_a_child_forked_ahead_that_died_is_replaced_by_a_fork(
     forking: KedroRunner, record: Path, forks: list[int]
 ) -> None:
