@@ -123,9 +123,14 @@ def _profile(consumer: Any, job: Callable[[], None], rounds: int) -> dict[str, l
         return run
 
     class _NoKedro:
+        def fan_out_plan(self, request: Any) -> None:
+            return None  # one worker, as the two-node hello job is run
+
         def run(self, request: Any, progress: Any, *, deadline: float) -> RunOutcome:
             progress(1, 2, "double")  # the one progress write a two-node job makes
-            return RunOutcome("completed", {"doubled": 2}, None, None, "a log line\n", 0.0)
+            return RunOutcome(
+                "completed", {"doubled": 2}, error_message=None, log="a log line\n", duration=0.0
+            )
 
     samples: dict[str, list[float]] = {
         "runner_inline_no_aws": [],
