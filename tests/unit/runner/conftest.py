@@ -269,3 +269,16 @@ def rerunning(
     finally:
         rerun_runner.isolation = "inline"
         rerun_runner.data_root = ""
+
+
+@pytest.fixture
+def forking(runner: KedroRunner) -> Iterator[KedroRunner]:
+    """The runner, forking a child per job (and letting a child forked ahead go after)."""
+    from kedro_jobs.runner import forked
+
+    runner.isolation = "fork"
+    try:
+        yield runner
+    finally:
+        runner.isolation = "inline"
+        forked.discard_ahead()

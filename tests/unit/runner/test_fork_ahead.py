@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ from kedro_jobs.runner.runner import KedroRunner
 from kedro_jobs_local.counting_project import RECORD_VAR, executions
 
 from .conftest import no_zombies_soon, run
-
-
-@pytest.fixture
-def forking(runner: KedroRunner) -> Iterator[KedroRunner]:
-    runner.isolation = "fork"
-    try:
-        yield runner
-    finally:
-        runner.isolation = "inline"
-        forked.discard_ahead()
 
 
 @pytest.fixture
@@ -70,12 +59,18 @@ def one_waiting_soon(seconds: float = 5.0) -> int:
     return waiting[0]
 
 
-def prepared_twice(runner: KedroRunner, pipeline: str, params: dict[str, object],
-                   seconds: float = 30) -> None:  # fmt: skip
-    """Runs that make this shape of job one whose runs find it prepared (the first prepares
-    it, the second finds it): the runner then forks the next child ahead."""
+def child_forked_ahead(
+    runner: KedroRunner,
+    pipeline: str = "two_nodes",
+    params: dict[str, object] | None = None,
+    seconds: float = 30,
+) -> int:
+    """A child forked ahead for this shape of job, waiting (its pid). Two runs first: the
+    first prepares the shape, the second finds it prepared; the runner then forks ahead."""
     for _ in range(2):
-        run(runner, pipeline, params, seconds=seconds)
+        run(runner, pipeline, {"x": 3} if params is None else params, seconds=seconds)
+    runner.fork_ahead()
+    return one_waiting_soon()
 
 
 def none_waiting_soon(seconds: float = 5.0) -> bool:
@@ -90,9 +85,7 @@ def none_waiting_soon(seconds: float = 5.0) -> bool:
 def test_a_job_runs_in_the_child_forked_ahead_without_a_fork_of_its_own(
     forking: KedroRunner, record: Path, forks: list[int]
 ) -> None:
-    prepared_twice(forking, "two_nodes", {"x": 3})
-    forking.fork_ahead()
-    one_waiting_soon()
+    child_forked_ahead(forking)
     forks.clear()
     outcome = run(forking, "two_nodes", {"x": 3})
     assert outcome.status == "completed"
@@ -108,9 +101,7 @@ def test_a_child_forked_ahead_of_a_change_of_environment_is_let_go(
     forking: KedroRunner, record: Path, forks: list[int], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    prepared_twice(forking, "two_nodes", {"x": 3})
-    forking.fork_ahead()
-    one_waiting_soon()
+    child_forked_ahead(forking)
     later = tmp_path / "later.txt"
     monkeypatch.setenv(RECORD_VAR, str(later))
     forks.clear()
@@ -129,9 +120,7 @@ def test_lambdas_trace_header_of_each_invocation_keeps_the_child_and_reaches_the
     # The record's path, sent as Lambda's trace header is: the job shows what it saw.
     monkeypatch.setattr(forked, "INVOCATION_ENV", (*forked.INVOCATION_ENV, RECORD_VAR))
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-00000001-a")
-    prepared_twice(forking, "two_nodes", {"x": 3})
-    forking.fork_ahead()
-    one_waiting_soon()
+    child_forked_ahead(forking)
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-00000002-b")  # the next invocation
     later = tmp_path / "later.txt"
     monkeypatch.setenv(RECORD_VAR, str(later))
@@ -146,9 +135,7 @@ def test_lambdas_trace_header_of_each_invocation_keeps_the_child_and_reaches_the
 def test_a_child_forked_ahead_that_died_is_replaced_by_a_fork(
     forking: KedroRunner, record: Path, forks: list[int]
 ) -> None:
-    prepared_twice(forking, "two_nodes", {"x": 3})
-    forking.fork_ahead()
-    os.kill(one_waiting_soon(), signal.SIGKILL)
+    os.kill(child_forked_ahead(forking), signal.SIGKILL)
     time.sleep(0.1)
     forks.clear()
     outcome = run(forking, "two_nodes", {"x": 3})
@@ -161,9 +148,7 @@ def test_a_child_forked_ahead_that_died_is_replaced_by_a_fork(
 def test_the_deadline_kills_a_job_run_in_a_child_forked_ahead(
     forking: KedroRunner, record: Path, forks: list[int]
 ) -> None:
-    prepared_twice(forking, "slow", {"seconds": 20}, seconds=0.3)
-    forking.fork_ahead()
-    one_waiting_soon()
+    child_forked_ahead(forking, "slow", {"seconds": 20}, seconds=0.3)
     forks.clear()
     started = time.monotonic()
     outcome = run(forking, "slow", {"seconds": 20}, seconds=0.8)
@@ -179,9 +164,7 @@ def test_the_deadline_kills_a_job_run_in_a_child_forked_ahead(
 def test_a_cancel_stops_a_job_run_in_a_child_forked_ahead(
     forking: KedroRunner, record: Path, forks: list[int]
 ) -> None:
-    prepared_twice(forking, "two_nodes", {"x": 3})
-    forking.fork_ahead()
-    one_waiting_soon()
+    child_forked_ahead(forking)
     forks.clear()
     outcome = run(forking, "two_nodes", {"x": 3}, progress=lambda done, *_: done >= 1)
     assert forks == []

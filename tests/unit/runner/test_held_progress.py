@@ -7,7 +7,6 @@ expected to be long."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,15 +38,6 @@ class Sink:
         self.held_reports.append((completed, total, current))
 
 
-@pytest.fixture
-def forked(runner: KedroRunner) -> Iterator[KedroRunner]:
-    runner.isolation = "fork"
-    try:
-        yield runner
-    finally:
-        runner.isolation = "inline"
-
-
 def _run(
     runner: KedroRunner, pipeline: str, sink: Sink, estimates: dict[str, float], **params: float
 ) -> RunOutcome:
@@ -56,45 +46,45 @@ def _run(
 
 
 def test_a_quick_job_writes_no_progress_and_its_sink_still_learns_each_boundary(
-    forked: KedroRunner, record: Path
+    forking: KedroRunner, record: Path
 ) -> None:
     sink = Sink()
-    outcome = _run(forked, "two_nodes", sink, QUICK)
+    outcome = _run(forking, "two_nodes", sink, QUICK)
     assert outcome.status == "completed"
     assert sink.held_reports == [(1, 2, "double")]
     assert sink.writes == [(2, 2, None)]  # the end only, which the final write records
     assert outcome.node_durations.keys() == {"start", "double"}
 
 
-def test_without_past_timings_every_boundary_is_written(forked: KedroRunner, record: Path) -> None:
+def test_without_past_timings_every_boundary_is_written(forking: KedroRunner, record: Path) -> None:
     sink = Sink()
-    assert _run(forked, "two_nodes", sink, {}).status == "completed"
+    assert _run(forking, "two_nodes", sink, {}).status == "completed"
     assert sink.held_reports == []
     assert sink.writes == [(1, 2, "double"), (2, 2, None)]
 
 
 def test_a_cancel_stops_the_run_before_a_node_not_known_to_be_quick(
-    forked: KedroRunner, record: Path
+    forking: KedroRunner, record: Path
 ) -> None:
     sink = Sink(cancel=True)
-    outcome = _run(forked, "steps", sink, {"step1": 0.01}, x=1, seconds=0.01)
+    outcome = _run(forking, "steps", sink, {"step1": 0.01}, x=1, seconds=0.01)
     assert outcome.status == "cancelled"
     assert executions(record) == {"step": 1}  # step2's past time is unknown: written
 
 
 def test_a_cancel_is_seen_once_the_quiet_time_since_the_last_report_is_over(
-    forked: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
+    forking: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(control, "REPORT_QUIET_SECONDS", 0.0)  # as if a second had passed
     sink = Sink(cancel=True)
-    outcome = _run(forked, "steps", sink, QUICK, x=1, seconds=0.01)
+    outcome = _run(forking, "steps", sink, QUICK, x=1, seconds=0.01)
     assert outcome.status == "cancelled"
     assert executions(record) == {"step": 1}
     assert sink.held_reports == []
 
 
 def test_a_held_report_is_written_when_its_quick_node_runs_on_and_a_cancel_it_reads_stops_the_run(
-    forked: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
+    forking: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(control, "REPORT_QUIET_SECONDS", 600.0)  # every boundary may be held
     monkeypatch.setattr(control, "QUICK_NODE_SECONDS", 2.0)  # a 1 s node counts as quick
@@ -102,7 +92,7 @@ def test_a_held_report_is_written_when_its_quick_node_runs_on_and_a_cancel_it_re
     sink = Sink(cancel=True, writes_before_cancel=1)
     # Each step takes 1 s, though past runs timed them quick: step2's held report is written
     # 0.25 s into it, reads the cancel, and the run stops when step2 ends.
-    outcome = _run(forked, "steps", sink, QUICK, x=1, seconds=1.0)
+    outcome = _run(forking, "steps", sink, QUICK, x=1, seconds=1.0)
     assert outcome.status == "cancelled"
     assert executions(record) == {"step": 2}
     assert sink.held_reports == [(1, 3, "step2")]
@@ -110,24 +100,24 @@ def test_a_held_report_is_written_when_its_quick_node_runs_on_and_a_cancel_it_re
 
 
 def test_a_cancel_asked_while_a_node_ran_long_is_seen_at_its_end_even_within_the_quiet_time(
-    forked: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
+    forking: KedroRunner, record: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(control, "REPORT_QUIET_SECONDS", 600.0)  # every boundary may be held
     # The cancel is asked after the start's report (0.25 s into step1), while step1 runs on.
     sink = Sink(cancel=True, writes_before_cancel=1)
-    outcome = _run(forked, "steps", sink, QUICK, x=1, seconds=0.4)  # past runs: quick
+    outcome = _run(forking, "steps", sink, QUICK, x=1, seconds=0.4)  # past runs: quick
     assert outcome.status == "cancelled"
     assert executions(record) == {"step": 1}  # step1 ran 0.4 s: its boundary was written
     assert sink.held_reports == []
 
 
 def test_a_boundary_is_written_when_the_sinks_last_read_of_the_cancel_flag_is_old(
-    forked: KedroRunner, record: Path
+    forking: KedroRunner, record: Path
 ) -> None:
     # The claim read the flag long before the run began (a cold container's project load).
     sink = Sink(cancel=True)
     sink.read_at = time.monotonic() - 5
-    outcome = _run(forked, "steps", sink, QUICK, x=1, seconds=0.01)
+    outcome = _run(forking, "steps", sink, QUICK, x=1, seconds=0.01)
     assert outcome.status == "cancelled"
     assert executions(record) == {"step": 1}
     assert sink.held_reports == []
