@@ -246,7 +246,7 @@ def _run(
 
     def after_moto_restart() -> None:
         prepare()  # an in-memory emulator comes back empty; a kept one, as it was
-        subscribe_console()  # EventBridge's rules are not kept with the state
+        subscribe_console()  # an in-memory emulator's rules are gone with the rest
         if ManifestReader(ArtifactStore(res.bucket), ttl=0).get() is None:
             from kedro_jobs.consumer.publish_manifest import main as publish
 

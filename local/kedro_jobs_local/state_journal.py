@@ -35,6 +35,12 @@ _SQS_READS = {
     "ListDeadLetterSourceQueues", "ListMessageMoveTasks",
 }  # fmt: skip
 
+_EVENTS_WRITES = {
+    "PutRule", "DeleteRule", "EnableRule", "DisableRule", "PutTargets", "RemoveTargets",
+    "CreateEventBus", "DeleteEventBus", "PutPermission", "RemovePermission", "TagResource",
+    "UntagResource",
+}  # fmt: skip
+
 
 # -- which requests change what is kept -----------------------------------------------------
 
@@ -63,6 +69,10 @@ def classify(environ: dict[str, Any], body: bytes | None = None) -> Request:
         return Request("dynamodb", target.rpartition(".")[2] not in _DYNAMODB_READS)
     if target.startswith("AmazonSQS"):
         return Request("sqs", target.rpartition(".")[2] not in _SQS_READS)
+    if target.startswith("AWSEvents"):
+        # Rules and their targets are kept; the events put are delivered, not kept (replayed,
+        # they would be delivered again).
+        return Request("events", target.rpartition(".")[2] in _EVENTS_WRITES)
     if path.startswith("/moto-api/"):
         return Request(None, method == "POST" and "reset" in path)
     service = _signing_service(environ)

@@ -1,7 +1,7 @@
-"""Snapshots of the embedded moto's DynamoDB, SQS and S3 backends: pickled whole (a restart
-loads them in a fraction of a second), safely from a child forked at a consistent cut (locks
-made anew, S3 object bodies read without their locks), in a file that says which journal
-segment it covers and which moto wrote it."""
+"""Snapshots of the embedded moto's kept backends (DynamoDB, SQS, S3, Scheduler and
+EventBridge's rules): pickled whole (a restart loads them in a fraction of a second), safely
+from a child forked at a consistent cut (locks made anew, S3 object bodies read without their
+locks), in a file that says which journal segment it covers and which moto wrote it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 1
-PERSISTED = ("dynamodb", "sqs", "s3", "scheduler")
+PERSISTED = ("dynamodb", "sqs", "s3", "scheduler", "events")
 SNAPSHOT = "snapshot.pickle"
 
 
