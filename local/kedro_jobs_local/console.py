@@ -60,7 +60,7 @@ def line(detail: dict[str, Any]) -> str:
     return f"{when}  {str(detail.get('id'))[:8]}  {detail.get('pipeline_name')}  {what}"
 
 
-def run(out: TextIO = sys.stdout, retry_after: float = 1.0) -> None:
+def run(out: TextIO = sys.stdout) -> None:
     signals = StopSignals()
     # Few retries: at a stop, a call to an emulator that has gone fails at once.
     quick = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2)
@@ -78,7 +78,7 @@ def run(out: TextIO = sys.stdout, retry_after: float = 1.0) -> None:
             # The emulator is down (make dev says so, and restarts it), or came back without
             # its state (no state folder): no traceback here, the lines resume once it is back.
             url = ""
-            time.sleep(retry_after)
+            time.sleep(1.0)
             continue
         # In the order the changes were made (a receive may hold several jobs' events).
         events_seen = sorted(

@@ -76,28 +76,7 @@ def _fork() -> int:
 
 def run_forked(work: Work, control: RunControl, token: Hashable | None = None) -> Ended:
     """Run ``work`` in a child: the one forked ahead with ``token``, else one forked now."""
-    taken = _take_ahead(work, token)
-    if taken is not None:
-        pid, events_r, replies_w = taken
-    else:
-        events_r, events_w = os.pipe()
-        replies_r, replies_w = os.pipe()
-        pid = _fork()
-        if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
-            code = _CHILD_CRASH_CODE
-            try:
-                os.close(events_r)
-                os.close(replies_w)
-                child = _Child(events_w, replies_r)
-                child.enter()
-                child.main(work)
-                code = 0
-            finally:
-                os._exit(code)
-        with contextlib.suppress(OSError):  # the child does the same; whichever runs first
-            os.setpgid(pid, pid)
-        os.close(events_w)
-        os.close(replies_r)
+    pid, events_r, replies_w = _take_ahead(work, token) or _start_child(work)
     parent = _Parent(pid, events_r, replies_w, control)
     ended = False
     try:
@@ -111,6 +90,32 @@ def run_forked(work: Work, control: RunControl, token: Hashable | None = None) -
             threading.Thread(target=parent.close, name=f"reap-{pid}", daemon=True).start()
         else:
             parent.close()
+
+
+def _start_child(work: Work | int, close_in_child: tuple[int, ...] = ()) -> tuple[int, int, int]:
+    """Fork a job's child, to run ``work``, or (forked ahead) the work it will read from that
+    pipe. Its pid and the parent's ends of its pipes (events from it, replies to it)."""
+    events_r, events_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    pid = _fork()
+    if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
+        code = _CHILD_CRASH_CODE
+        try:
+            for fd in (events_r, replies_w, *close_in_child):
+                os.close(fd)
+            child = _Child(events_w, replies_r)
+            child.enter()
+            received = _receive(work) if isinstance(work, int) else work
+            if received is not None:  # else it was let go
+                child.main(received)
+            code = 0
+        finally:
+            os._exit(code)
+    with contextlib.suppress(OSError):  # the child does the same; whichever runs first
+        os.setpgid(pid, pid)
+    os.close(events_w)
+    os.close(replies_r)
+    return pid, events_r, replies_w
 
 
 # -- the child forked ahead ---------------------------------------------------------------------
@@ -147,30 +152,9 @@ def fork_ahead(token: Hashable) -> bool:
             _ahead = ahead
             return True
         _discard(ahead)
-    events_r, events_w = os.pipe()
-    replies_r, replies_w = os.pipe()
     work_r, work_w = os.pipe()
-    pid = _fork()
-    if pid == 0:  # pragma: no cover - the child; its effects are what the tests check
-        code = _CHILD_CRASH_CODE
-        try:
-            for fd in (events_r, replies_w, work_w):
-                os.close(fd)
-            child = _Child(events_w, replies_r)
-            child.enter()
-            name = process_name()
-            set_process_name(FORKED_AHEAD_NAME)
-            work = _receive(work_r)
-            if work is not None:  # else it was discarded
-                set_process_name(name)
-                child.main(work)
-            code = 0
-        finally:
-            os._exit(code)
-    with contextlib.suppress(OSError):
-        os.setpgid(pid, pid)
-    for fd in (events_w, replies_r, work_r):
-        os.close(fd)
+    pid, events_r, replies_w = _start_child(work_r, close_in_child=(work_w,))
+    os.close(work_r)
     _ahead = _Ahead(pid, events_r, replies_w, work_w, token)
     return True
 
@@ -186,7 +170,10 @@ def discard_ahead() -> None:
 
 def _receive(fd: int) -> Work | None:  # pragma: no cover - runs in the child
     """The work, its size first (not the end of the pipe, which a process forked meanwhile
-    may hold open); None if the pipe ends first (the child was let go)."""
+    may hold open); None if the pipe ends first (the child was let go). Meanwhile the child
+    is named FORKED_AHEAD_NAME."""
+    name = process_name()
+    set_process_name(FORKED_AHEAD_NAME)
     data = b""
     size: int | None = None
     while size is None or len(data) < size:
@@ -197,6 +184,7 @@ def _receive(fd: int) -> Work | None:  # pragma: no cover - runs in the child
         if size is None and len(data) >= _SIZE_BYTES:
             size = _SIZE_BYTES + int.from_bytes(data[:_SIZE_BYTES], "big")
     os.close(fd)
+    set_process_name(name)
     work: Work
     work, invocation = pickle.loads(data[_SIZE_BYTES:])  # noqa: S301  # nosec B301 - our parent's
     for name, value in invocation.items():  # as a child forked for this job would see them
